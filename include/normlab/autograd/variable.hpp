@@ -1,0 +1,249 @@
+// normlab/autograd/variable.hpp — Variable, graph nodes and reverse-mode backward().
+//
+// Define-by-run: every op on Variables that require grad records a Node that
+// holds what its backward pass needs. backward() walks the graph from the
+// output in reverse topological order, then releases it (nodes and the
+// tensors they saved), like PyTorch without retain_graph.
+//
+// Gradient convention (llm.c): a node's backward *adds* into the gradients of
+// its inputs. The engine gives every input that requires grad a zeroed
+// gradient before the first node writes to it, so a variable used twice
+// receives the sum, and a leaf's gradient accumulates across backward() calls
+// until zero_grad().
+#pragma once
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "normlab/autograd/grad_mode.hpp"
+#include "normlab/core/tensor.hpp"
+
+namespace normlab::inline v0 {
+
+template <FloatingElement T, class B>
+struct Node;
+
+namespace detail {
+
+/// The state a Variable handle points to.
+template <FloatingElement T, class B>
+struct VariableState {
+  Tensor<T, B> data;
+  Tensor<T, B> grad;                  // undefined until a backward pass reaches it
+  bool requires_grad = false;
+  std::shared_ptr<Node<T, B>> grad_fn;  // null for leaves and after release
+  bool released = false;              // was an op output whose graph backward() freed
+};
+
+}  // namespace detail
+
+/// The gradients a node's backward adds into: `d[i]` is the gradient of input
+/// i, or nullptr when input i does not require grad (skip its computation).
+template <FloatingElement T, class B>
+using GradSlots = std::vector<Tensor<T, B>*>;
+
+/// One recorded op: its inputs and a function that, given the gradient of its
+/// output, adds the gradients of its inputs.
+template <FloatingElement T, class B>
+struct Node {
+  using BackwardFn = std::function<void(const Tensor<T, B>& dout, const GradSlots<T, B>& d)>;
+
+  std::string name;  // the op, for error messages
+  std::vector<std::shared_ptr<detail::VariableState<T, B>>> inputs;
+  BackwardFn backward;
+};
+
+/// A tensor that can take part in automatic differentiation.
+///
+/// A Variable is a handle: copies share data, gradient and graph position.
+/// Leaves are made by the user (parameters, inputs); op results are interior
+/// and carry the node that produced them.
+template <FloatingElement T, class B>
+class Variable {
+ public:
+  using value_type = T;
+  using backend_type = B;
+  using TensorType = Tensor<T, B>;
+
+  Variable() = default;
+  /// A leaf holding `data` (not copied); `requires_grad` makes backward() fill its grad().
+  explicit Variable(TensorType data, bool requires_grad = false)
+      : state_(std::make_shared<detail::VariableState<T, B>>()) {
+    detail::check(data.defined(), "Variable: cannot wrap an undefined tensor");
+    state_->data = std::move(data);
+    state_->requires_grad = requires_grad;
+  }
+
+  bool defined() const { return state_ != nullptr; }
+  /// The value. The tensor is a handle: writing into it (copy_from) updates the
+  /// variable in place, which is how optimizers step parameters.
+  const TensorType& data() const { return state().data; }
+  const Shape& shape() const { return state().data.shape(); }
+  int ndim() const { return shape().ndim(); }
+  int64_t numel() const { return shape().numel(); }
+  int64_t size(int axis) const { return shape().size(axis); }
+  T item() const { return data().item(); }
+
+  /// The accumulated gradient of a leaf after backward(); undefined before.
+  const TensorType& grad() const { return state().grad; }
+  bool has_grad() const { return state().grad.defined(); }
+  bool requires_grad() const { return state().requires_grad; }
+  bool is_leaf() const { return state().grad_fn == nullptr && !state().released; }
+
+  /// Marks a leaf as needing (or not) a gradient.
+  /// Contract: only on leaves; throws Error on an op result.
+  Variable& set_requires_grad(bool on) {
+    detail::check(state().grad_fn == nullptr && !state().released,
+                  "set_requires_grad: only leaf variables can change requires_grad; this one "
+                  "was produced by ", state().grad_fn ? state().grad_fn->name : "an op");
+    state_->requires_grad = on;
+    return *this;
+  }
+  /// Sets the gradient to zero (keeps the buffer).
+  void zero_grad() {
+    if (state().grad.defined()) state_->grad.fill_(T(0));
+  }
+  /// Drops the gradient buffer.
+  void clear_grad() { state_->grad = TensorType(); }
+
+  /// A leaf that shares this variable's data but is cut from the graph and
+  /// does not require grad.
+  Variable detach() const { return Variable(state().data, false); }
+
+  /// Backpropagates from this scalar (numel 1) output: afterwards every leaf
+  /// that requires grad and reaches it holds d(this)/d(leaf) added to its grad.
+  /// Releases the graph. Throws when this is not a scalar, does not require
+  /// grad, or its graph was already released.
+  void backward() const {
+    detail::check(numel() == 1, "backward: an implicit gradient needs a scalar output, got shape ",
+                  shape(), "; pass the upstream gradient explicitly");
+    run_backward(TensorType::ones(shape()));
+  }
+  /// Backpropagates with the given gradient of this output (same shape).
+  void backward(const TensorType& upstream) const {
+    detail::check(upstream.shape() == shape(), "backward: upstream gradient has shape ",
+                  upstream.shape(), " but the output has shape ", shape());
+    run_backward(upstream);
+  }
+
+  /// For ops: the shared state (the graph links to it).
+  const std::shared_ptr<detail::VariableState<T, B>>& state_ptr() const { return state_; }
+
+ private:
+  detail::VariableState<T, B>& state() const {
+    detail::check(state_ != nullptr, "Variable: use of an undefined (default-constructed) variable");
+    return *state_;
+  }
+
+  void run_backward(const TensorType& upstream) const;
+
+  std::shared_ptr<detail::VariableState<T, B>> state_;
+};
+
+template <FloatingElement T, class B>
+void Variable<T, B>::run_backward(const TensorType& upstream) const {
+  using State = detail::VariableState<T, B>;
+  detail::check(!state().released,
+                "backward: the graph behind this variable was already released by an earlier "
+                "backward(); run the forward pass again");
+  detail::check(state().requires_grad,
+                "backward: the output does not require grad (no input requires grad, or it "
+                "was computed under NoGradGuard)");
+
+  // Reverse topological order by iterative depth-first search. `order` owns
+  // the states: releasing a node below may drop the last other reference.
+  std::vector<std::shared_ptr<State>> order;
+  std::unordered_set<State*> seen;
+  std::vector<std::pair<std::shared_ptr<State>, size_t>> stack{{state_, 0}};
+  seen.insert(state_.get());
+  while (!stack.empty()) {
+    auto& [s, next] = stack.back();
+    if (s->grad_fn && next < s->grad_fn->inputs.size()) {
+      const std::shared_ptr<State>& in = s->grad_fn->inputs[next++];
+      detail::check(!in->released,
+                    "backward: part of this graph was already released by an earlier "
+                    "backward() (", s->grad_fn->name, " reads a freed intermediate)");
+      if (in->requires_grad && seen.insert(in.get()).second) stack.push_back({in, 0});
+      continue;
+    }
+    order.push_back(std::move(s));
+    stack.pop_back();
+  }
+
+  State& root = *state_;
+  if (!root.grad_fn) {  // backward on a leaf: its gradient is the upstream one
+    if (!root.grad.defined()) root.grad = TensorType::zeros(root.data.shape());
+    accumulate(B{}, root.grad.data(), upstream.data(), upstream.numel(), T(1));
+    return;
+  }
+  root.grad = upstream.clone();
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    State* s = it->get();
+    if (!s->grad_fn) continue;  // leaf: keeps its grad
+    std::shared_ptr<Node<T, B>> node = std::move(s->grad_fn);
+    s->released = true;
+    if (s->grad.defined()) {
+      GradSlots<T, B> slots(node->inputs.size(), nullptr);
+      for (size_t i = 0; i < node->inputs.size(); ++i) {
+        State& in = *node->inputs[i];
+        if (!in.requires_grad) continue;
+        if (!in.grad.defined()) in.grad = TensorType::zeros(in.data.shape());
+        slots[i] = &in.grad;
+      }
+      node->backward(s->grad, slots);
+    }
+    s->grad = TensorType();  // interior gradients are not kept
+  }
+}
+
+namespace detail {
+template <FloatingElement T, class B>
+Variable<T, B> record_node(std::string name, Tensor<T, B> out,
+                           std::vector<std::shared_ptr<VariableState<T, B>>> inputs,
+                           typename Node<T, B>::BackwardFn backward) {
+  bool needs_grad = false;
+  if (grad_enabled())
+    for (const auto& s : inputs) needs_grad = needs_grad || s->requires_grad;
+  Variable<T, B> result(std::move(out), false);
+  if (!needs_grad) return result;
+  auto node = std::make_shared<Node<T, B>>();
+  node->name = std::move(name);
+  node->inputs = std::move(inputs);
+  node->backward = std::move(backward);
+  result.state_ptr()->requires_grad = true;
+  result.state_ptr()->grad_fn = std::move(node);
+  return result;
+}
+}  // namespace detail
+
+/// For ops: wraps `out` as the result of op `name` on `inputs`. When grad mode
+/// is on and some input requires grad, records a node whose backward is
+/// `backward` (its GradSlots follow the order of `inputs`); otherwise the
+/// result is a leaf that needs no grad.
+template <FloatingElement T, class B>
+Variable<T, B> make_result(std::string name, Tensor<T, B> out,
+                           std::initializer_list<const Variable<T, B>*> inputs,
+                           typename Node<T, B>::BackwardFn backward) {
+  std::vector<std::shared_ptr<detail::VariableState<T, B>>> states;
+  for (const auto* v : inputs) states.push_back(v->state_ptr());
+  return detail::record_node(std::move(name), std::move(out), std::move(states),
+                             std::move(backward));
+}
+
+/// Same, for ops with a run-time number of inputs (concat).
+template <FloatingElement T, class B>
+Variable<T, B> make_result(std::string name, Tensor<T, B> out,
+                           const std::vector<Variable<T, B>>& inputs,
+                           typename Node<T, B>::BackwardFn backward) {
+  std::vector<std::shared_ptr<detail::VariableState<T, B>>> states;
+  for (const auto& v : inputs) states.push_back(v.state_ptr());
+  return detail::record_node(std::move(name), std::move(out), std::move(states),
+                             std::move(backward));
+}
+
+}  // namespace normlab::inline v0

@@ -1,0 +1,44 @@
+// normlab/backend/backend.hpp — the Backend concept.
+//
+// A backend is an empty tag type. Its memory functions and kernels are free
+// functions taking the tag as first argument, found by argument-dependent
+// lookup in the tag's namespace (normlab::cpu, normlab::cuda). Ops, autograd,
+// nn and optim are written once against this interface; a new backend
+// implements the same signatures and every op runs on it unchanged.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
+#include "normlab/backend/functors.hpp"
+#include "normlab/core/shape.hpp"
+
+namespace normlab::inline v0 {
+
+/// The kernels a backend must provide for element type T (float or double).
+template <class B, class T>
+concept BackendKernelsFor =
+    requires(B b, T* p, const T* cp, int64_t n, uint64_t u, T v, const BroadcastPlan& plan) {
+      copy_to_host(b, p, cp, n);
+      copy_from_host(b, p, cp, n);
+      copy(b, p, cp, n);
+      fill(b, p, n, v);
+      fill_uniform(b, p, n, u, u, v, v);
+      fill_normal(b, p, n, u, u, v, v);
+      accumulate(b, p, cp, n, v);
+      map_unary_forward(b, p, cp, n, fn::Exp{});
+      map_unary_backward(b, p, cp, cp, cp, n, fn::Exp{});
+      map_binary_forward(b, p, cp, cp, plan, n, fn::Add{});
+      map_binary_backward(b, p, p, cp, cp, cp, plan, n, fn::Add{});
+    };
+
+/// A backend tag: a name, byte allocation, and the kernels for float and double.
+template <class B>
+concept Backend = std::default_initializable<B> && requires(B b, void* p, size_t bytes) {
+  { B::name } -> std::convertible_to<const char*>;
+  { allocate_bytes(b, bytes) } -> std::same_as<void*>;
+  deallocate_bytes(b, p);
+} && BackendKernelsFor<B, float> && BackendKernelsFor<B, double>;
+
+}  // namespace normlab::inline v0

@@ -1,0 +1,81 @@
+// normlab/backend/cpu/cpu.hpp — the CPU backend tag and its memory functions.
+//
+// Kernels are free functions in namespace normlab::cpu taking the tag `Cpu`
+// as first argument; ops call them unqualified, so argument-dependent lookup
+// picks the backend from the tag type. The CUDA backend mirrors every
+// signature in namespace normlab::cuda.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "normlab/backend/functors.hpp"
+#include "normlab/core/error.hpp"
+#include "normlab/core/random.hpp"
+
+namespace normlab::inline v0::cpu {
+
+/// CPU backend: Eigen for GEMM, OpenMP for element-wise and row-wise loops
+/// (thread count from OMP_NUM_THREADS, as OpenMP reads it).
+struct Cpu {
+  static constexpr const char* name = "cpu";
+};
+
+/// Loops shorter than this run on one thread: forking costs more than it saves.
+inline constexpr int64_t kParallelGrain = 1 << 14;
+
+/// 64-byte aligned memory (one cache line, the widest SIMD load).
+inline void* allocate_bytes(Cpu, size_t bytes) {
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  detail::check(p != nullptr, "cpu: cannot allocate ", bytes, " bytes");
+  return p;
+}
+inline void deallocate_bytes(Cpu, void* p) { std::free(p); }
+
+template <class T>
+void copy_to_host(Cpu, T* host_dst, const T* src, int64_t n) {
+  std::memcpy(host_dst, src, static_cast<size_t>(n) * sizeof(T));
+}
+template <class T>
+void copy_from_host(Cpu, T* dst, const T* host_src, int64_t n) {
+  std::memcpy(dst, host_src, static_cast<size_t>(n) * sizeof(T));
+}
+template <class T>
+void copy(Cpu, T* dst, const T* src, int64_t n) {
+  std::memmove(dst, src, static_cast<size_t>(n) * sizeof(T));
+}
+template <class T>
+void fill(Cpu, T* dst, int64_t n, T value) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dst[i] = value;
+}
+
+/// dst[i] = uniform(seed, first_block, i) in [lo, hi) — see core/random.hpp.
+template <class T>
+void fill_uniform(Cpu, T* dst, int64_t n, uint64_t seed, uint64_t first_block, T lo, T hi) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dst[i] = philox_uniform<T>(seed, first_block, i, lo, hi);
+}
+/// dst[i] = normal(seed, first_block, i) with the given mean and std.
+template <class T>
+void fill_normal(Cpu, T* dst, int64_t n, uint64_t seed, uint64_t first_block, T mean, T std) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dst[i] = philox_normal<T>(seed, first_block, i, mean, std);
+}
+
+/// dst[i] += alpha * src[i]
+template <class T>
+void accumulate(Cpu, T* dst, const T* src, int64_t n, T alpha) {
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dst[i] += alpha * src[i];
+}
+
+}  // namespace normlab::inline v0::cpu
+
+namespace normlab::inline v0 {
+using cpu::Cpu;
+}  // namespace normlab::inline v0

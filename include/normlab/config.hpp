@@ -1,0 +1,26 @@
+// normlab/config.hpp — version, portability decorations, ABI namespace.
+//
+// Every public name lives in `normlab::inline v0`, so two incompatible normlab
+// versions linked into one program cannot silently mix their types.
+#pragma once
+
+#define NORMLAB_VERSION_MAJOR 0
+#define NORMLAB_VERSION_MINOR 1
+#define NORMLAB_VERSION_PATCH 0
+
+// Functions that must be callable from host code and from CUDA kernels.
+#if defined(__CUDACC__)
+#define NL_HOST_DEVICE __host__ __device__
+#define NL_KERNEL __global__
+#else
+#define NL_HOST_DEVICE
+#define NL_KERNEL
+#endif
+
+namespace normlab::inline v0 {
+
+inline constexpr int version_major = NORMLAB_VERSION_MAJOR;
+inline constexpr int version_minor = NORMLAB_VERSION_MINOR;
+inline constexpr int version_patch = NORMLAB_VERSION_PATCH;
+
+}  // namespace normlab::inline v0

@@ -1,0 +1,29 @@
+// normlab/core/dtype.hpp — element types a Tensor may hold.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <type_traits>
+
+#include "normlab/config.hpp"
+
+namespace normlab::inline v0 {
+
+/// Element types of differentiable tensors.
+template <class T>
+concept FloatingElement = std::same_as<T, float> || std::same_as<T, double>;
+
+/// Element types a Tensor may hold: float, double, and int64_t for indices
+/// (token ids, targets).
+template <class T>
+concept Element = FloatingElement<T> || std::same_as<T, int64_t>;
+
+/// "float32", "float64" or "int64".
+template <Element T>
+constexpr const char* dtype_name() {
+  if constexpr (std::is_same_v<T, float>) return "float32";
+  else if constexpr (std::is_same_v<T, double>) return "float64";
+  else return "int64";
+}
+
+}  // namespace normlab::inline v0

@@ -1,0 +1,250 @@
+// normlab/core/tensor.hpp — Tensor<T, Backend>: contiguous row-major storage
+// shared by views.
+//
+// A Tensor is a cheap handle: copying it shares the storage (like
+// torch.Tensor). `reshape` returns a view of the same storage; `clone` and
+// `copy_from` copy elements. The element memory belongs to the backend and is
+// only touched through the backend's functions (found by argument-dependent
+// lookup on the backend tag `B`), so host code never dereferences it.
+//
+// What a backend tag B must provide (checked by the Backend concept in
+// normlab/backend/backend.hpp):
+//   void* allocate_bytes(B, size_t bytes);         void deallocate_bytes(B, void*);
+//   copy_to_host(B, T* host, const T* src, n);     copy_from_host(B, T* dst, const T* host, n);
+//   copy(B, T* dst, const T* src, n);              fill(B, T* dst, n, T value);
+//   fill_uniform(B, T* dst, n, seed, first_block, lo, hi);
+//   fill_normal(B, T* dst, n, seed, first_block, mean, std);
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "normlab/core/dtype.hpp"
+#include "normlab/core/error.hpp"
+#include "normlab/core/random.hpp"
+#include "normlab/core/shape.hpp"
+
+namespace normlab::inline v0 {
+
+/// A block of backend memory holding `size` elements of T; frees it on destruction.
+template <Element T, class B>
+class Storage {
+ public:
+  explicit Storage(int64_t size)
+      : size_(size),
+        data_(size > 0 ? static_cast<T*>(allocate_bytes(B{}, static_cast<size_t>(size) * sizeof(T)))
+                       : nullptr) {}
+  ~Storage() {
+    if (data_) deallocate_bytes(B{}, data_);
+  }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  int64_t size() const { return size_; }
+  T* data() const { return data_; }
+
+ private:
+  int64_t size_;
+  T* data_;
+};
+
+/// A dense, contiguous, row-major array of T on backend B.
+///
+/// Contract: a default-constructed Tensor is *undefined* (`defined()` is
+/// false) and only `defined()`, `shape()` and assignment may be used on it.
+template <Element T, class B>
+class Tensor {
+ public:
+  using value_type = T;
+  using backend_type = B;
+
+  Tensor() = default;
+  /// Allocates an uninitialized tensor of `shape`.
+  explicit Tensor(const Shape& shape)
+      : storage_(std::make_shared<Storage<T, B>>(shape.numel())), shape_(shape) {}
+
+  // ---- factories -------------------------------------------------------
+  static Tensor empty(const Shape& shape) { return Tensor(shape); }
+  static Tensor full(const Shape& shape, T value) {
+    Tensor t(shape);
+    fill(B{}, t.data(), t.numel(), value);
+    return t;
+  }
+  static Tensor zeros(const Shape& shape) { return full(shape, T(0)); }
+  static Tensor ones(const Shape& shape) { return full(shape, T(1)); }
+  /// A 0-d tensor holding `value`.
+  static Tensor scalar(T value) { return full(Shape{}, value); }
+  /// [start, start + step, ...) up to but excluding `stop`, as a 1-d tensor.
+  static Tensor arange(T start, T stop, T step = T(1)) {
+    detail::check(step != T(0), "arange: step must be non-zero");
+    std::vector<T> v;
+    for (T x = start; step > 0 ? x < stop : x > stop; x += step) v.push_back(x);
+    const int64_t n = static_cast<int64_t>(v.size());
+    return from_vector(Shape{n}, v);
+  }
+  /// Copies `values` (row-major) into a new tensor of `shape`.
+  static Tensor from_vector(const Shape& shape, const std::vector<T>& values) {
+    detail::check(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: shape ",
+                  shape, " needs ", shape.numel(), " values, got ", values.size());
+    Tensor t(shape);
+    if (!values.empty()) copy_from_host(B{}, t.data(), values.data(), shape.numel());
+    return t;
+  }
+  /// A 1-d tensor: Tensor::from({1, 2, 3}).
+  static Tensor from(std::initializer_list<T> values) {
+    return from_vector(Shape{static_cast<int64_t>(values.size())}, std::vector<T>(values));
+  }
+  /// A 2-d tensor: Tensor::from({{1, 2}, {3, 4}}); rows must have equal length.
+  static Tensor from(std::initializer_list<std::initializer_list<T>> rows) {
+    std::vector<T> v;
+    const int64_t cols = rows.size() ? static_cast<int64_t>(rows.begin()->size()) : 0;
+    for (const auto& r : rows) {
+      detail::check(static_cast<int64_t>(r.size()) == cols,
+                    "from: all rows must have the same length, expected ", cols, ", found ",
+                    r.size());
+      v.insert(v.end(), r.begin(), r.end());
+    }
+    return from_vector(Shape{static_cast<int64_t>(rows.size()), cols}, v);
+  }
+  /// Uniform [lo, hi) values drawn from `gen` (same values on every backend).
+  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0), T hi = T(1))
+    requires FloatingElement<T>
+  {
+    Tensor t(shape);
+    fill_uniform(B{}, t.data(), t.numel(), gen.seed(), gen.reserve<T>(t.numel()), lo, hi);
+    return t;
+  }
+  /// Normal(mean, std) values drawn from `gen` (same values on every backend).
+  static Tensor normal(const Shape& shape, Generator& gen, T mean = T(0), T std = T(1))
+    requires FloatingElement<T>
+  {
+    Tensor t(shape);
+    fill_normal(B{}, t.data(), t.numel(), gen.seed(), gen.reserve<T>(t.numel()), mean, std);
+    return t;
+  }
+
+  // ---- properties ------------------------------------------------------
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int ndim() const { return shape_.ndim(); }
+  int64_t numel() const { return shape_.numel(); }
+  int64_t size(int axis) const { return shape_.size(axis); }
+  /// Backend pointer to the first element; for backend kernels only.
+  T* data() const { return storage_ ? storage_->data() + offset_ : nullptr; }
+  bool shares_storage_with(const Tensor& o) const { return storage_ && storage_ == o.storage_; }
+
+  // ---- views and copies -----------------------------------------------
+  /// A view with the same elements in a new shape; one dim may be -1 (inferred).
+  /// Throws when the element counts differ.
+  Tensor reshape(const std::vector<int64_t>& dims) const {
+    std::vector<int64_t> d = dims;
+    int infer = -1;
+    int64_t known = 1;
+    for (size_t i = 0; i < d.size(); ++i) {
+      if (d[i] == -1) {
+        detail::check(infer < 0, "reshape: only one dim may be -1, got more in a view of shape ",
+                      shape_);
+        infer = static_cast<int>(i);
+      } else {
+        detail::check(d[i] >= 0, "reshape: dims must be >= 0 or -1, got ", d[i]);
+        known *= d[i];
+      }
+    }
+    if (infer >= 0) {
+      detail::check(known > 0 && numel() % known == 0, "reshape: cannot infer the -1 dim of a ",
+                    "view of ", numel(), " elements (shape ", shape_, ")");
+      d[static_cast<size_t>(infer)] = numel() / known;
+    }
+    Shape s(std::move(d));
+    detail::check(s.numel() == numel(), "reshape: cannot view a tensor of shape ", shape_, " (",
+                  numel(), " elements) as ", s, " (", s.numel(), " elements)");
+    Tensor v = *this;
+    v.shape_ = s;
+    return v;
+  }
+  Tensor reshape(std::initializer_list<int64_t> dims) const {
+    return reshape(std::vector<int64_t>(dims));
+  }
+  Tensor reshape(const Shape& s) const { return reshape(s.dims()); }
+
+  /// A new tensor with a copy of the elements.
+  Tensor clone() const {
+    Tensor t(shape_);
+    if (numel()) copy(B{}, t.data(), data(), numel());
+    return t;
+  }
+  /// Copies the elements of `src` into this tensor's storage (shapes must match).
+  void copy_from(const Tensor& src) {
+    detail::check(src.shape() == shape_, "copy_from: destination shape ", shape_,
+                  " differs from source shape ", src.shape());
+    if (numel() && data() != src.data()) copy(B{}, data(), src.data(), numel());
+  }
+  /// Sets every element to `value`.
+  void fill_(T value) {
+    if (numel()) fill(B{}, data(), numel(), value);
+  }
+
+  /// The elements, row-major, on the host.
+  std::vector<T> to_vector() const {
+    std::vector<T> v(static_cast<size_t>(numel()));
+    if (numel()) copy_to_host(B{}, v.data(), data(), numel());
+    return v;
+  }
+  /// The single element of a tensor with numel 1.
+  T item() const {
+    detail::check(numel() == 1, "item: needs a tensor with one element, got shape ", shape_);
+    return to_vector()[0];
+  }
+
+ private:
+  std::shared_ptr<Storage<T, B>> storage_;
+  int64_t offset_ = 0;
+  Shape shape_;
+};
+
+namespace detail {
+template <class T>
+void print_elements(std::ostream& os, const std::vector<T>& v, const Shape& s, int dim,
+                    int64_t offset, int64_t stride, int indent) {
+  constexpr int64_t kEdge = 3;  // elements shown at each end of a long dim
+  const int64_t n = s[dim];
+  const int64_t inner = stride / (n ? n : 1);
+  os << '[';
+  for (int64_t i = 0; i < n; ++i) {
+    if (n > 2 * kEdge + 1 && i == kEdge) {
+      os << "...";
+      i = n - kEdge - 1;
+      os << (dim + 1 == s.ndim() ? ", " : ",\n" + std::string(static_cast<size_t>(indent + 1), ' '));
+      continue;
+    }
+    if (dim + 1 == s.ndim())
+      os << v[static_cast<size_t>(offset + i)];
+    else
+      print_elements(os, v, s, dim + 1, offset + i * inner, inner, indent + 1);
+    if (i + 1 < n)
+      os << (dim + 1 == s.ndim() ? ", " : ",\n" + std::string(static_cast<size_t>(indent + 1), ' '));
+  }
+  os << ']';
+}
+}  // namespace detail
+
+/// Prints `Tensor(shape=(2, 3), dtype=float32, backend=cpu)` followed by the
+/// values, nested like NumPy, eliding the middle of dims longer than 7.
+template <Element T, class B>
+std::ostream& operator<<(std::ostream& os, const Tensor<T, B>& t) {
+  if (!t.defined()) return os << "Tensor(undefined)";
+  os << "Tensor(shape=" << t.shape() << ", dtype=" << dtype_name<T>() << ", backend=" << B::name
+     << ")\n";
+  const auto v = t.to_vector();
+  if (t.ndim() == 0) return os << v[0];
+  if (t.numel() == 0) return os << "[]";
+  detail::print_elements(os, v, t.shape(), 0, 0, t.numel(), 0);
+  return os;
+}
+
+}  // namespace normlab::inline v0

@@ -1,0 +1,37 @@
+// normlab/normlab.hpp — the whole library in one include.
+//
+// normlab is a header-only C++20 tensor and autograd library for transformer
+// research. Tensors live on a backend chosen by template parameter (Cpu here;
+// Cuda when compiled with nvcc), and every op records itself for reverse-mode
+// differentiation:
+//
+//   #include <normlab/normlab.hpp>
+//   using V = normlab::Variable<float, normlab::Cpu>;
+//   using T = normlab::Tensor<float, normlab::Cpu>;
+//   normlab::Generator gen(42);
+//   V x(T::normal({4, 8}, gen));                       // (B, C) input
+//   V w(T::normal({8, 8}, gen, 0.f, 0.1f), true);      // (C, C) weight, needs grad
+//   V gamma(T::ones({8}), true), beta(T::zeros({8}), true);
+//   V h = normlab::layer_norm(normlab::matmul(x, w), gamma, beta);   // (B, C)
+//   V loss = normlab::mean(normlab::gelu(h) * h);                    // ()
+//   loss.backward();                                   // w.grad(), gamma.grad(), ...
+//
+// Layers: core (Tensor, Shape, RNG) <- backend (kernels) <- autograd
+// (Variable, backward, gradcheck) <- ops (differentiable functions).
+#pragma once
+
+#include "normlab/config.hpp"
+#include "normlab/core/dtype.hpp"
+#include "normlab/core/error.hpp"
+#include "normlab/core/random.hpp"
+#include "normlab/core/shape.hpp"
+#include "normlab/core/tensor.hpp"
+#include "normlab/backend/backend.hpp"
+#include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/elementwise.hpp"
+#include "normlab/autograd/grad_mode.hpp"
+#include "normlab/autograd/variable.hpp"
+#include "normlab/autograd/gradcheck.hpp"
+#include "normlab/ops/elementwise.hpp"
+
+static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

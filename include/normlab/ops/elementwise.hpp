@@ -1,0 +1,159 @@
+// normlab/ops/elementwise.hpp — differentiable element-wise ops.
+//
+// Binary ops broadcast by NumPy's rules: shapes are aligned at their last
+// dim, and two dims are compatible when equal or when one is 1 (a missing
+// leading dim counts as 1); the result takes the larger size. The gradient of
+// a broadcast operand is the sum over the elements that reused it.
+#pragma once
+
+#include "normlab/autograd/variable.hpp"
+#include "normlab/backend/functors.hpp"
+
+namespace normlab::inline v0 {
+
+namespace detail {
+
+/// c = f(a, b) with broadcasting, and its backward.
+template <FloatingElement T, class B, class F>
+Variable<T, B> binary_op(const char* name, const Variable<T, B>& a, const Variable<T, B>& b, F f) {
+  const Shape out_shape = broadcast_shapes(name, a.shape(), b.shape());
+  const BroadcastPlan plan = make_broadcast_plan(out_shape, a.shape(), b.shape());
+  Tensor<T, B> out(out_shape);  // broadcast(a, b)
+  const Tensor<T, B> ta = a.data(), tb = b.data();
+  map_binary_forward(B{}, out.data(), ta.data(), tb.data(), plan, out.numel(), f);
+  return make_result<T, B>(
+      name, out, {&a, &b}, [ta, tb, plan, f](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {
+        map_binary_backward(B{}, d[0] ? d[0]->data() : nullptr, d[1] ? d[1]->data() : nullptr,
+                            dout.data(), ta.data(), tb.data(), plan, dout.numel(), f);
+      });
+}
+
+/// y = f(x) element-wise, and its backward dx += dy * f.grad(x, y).
+template <FloatingElement T, class B, class F>
+Variable<T, B> unary_op(const char* name, const Variable<T, B>& x, F f) {
+  const Tensor<T, B> tx = x.data();
+  Tensor<T, B> y(tx.shape());  // same shape as x
+  map_unary_forward(B{}, y.data(), tx.data(), tx.numel(), f);
+  return make_result<T, B>(name, y, {&x},
+                           [tx, y, f](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+                             map_unary_backward(B{}, d[0]->data(), dy.data(), tx.data(), y.data(),
+                                                dy.numel(), f);
+                           });
+}
+
+}  // namespace detail
+
+/// a + b (broadcasting).
+template <FloatingElement T, class B>
+Variable<T, B> add(const Variable<T, B>& a, const Variable<T, B>& b) {
+  return detail::binary_op("add", a, b, fn::Add{});
+}
+/// a - b (broadcasting).
+template <FloatingElement T, class B>
+Variable<T, B> sub(const Variable<T, B>& a, const Variable<T, B>& b) {
+  return detail::binary_op("sub", a, b, fn::Sub{});
+}
+/// a * b element-wise (broadcasting).
+template <FloatingElement T, class B>
+Variable<T, B> mul(const Variable<T, B>& a, const Variable<T, B>& b) {
+  return detail::binary_op("mul", a, b, fn::Mul{});
+}
+/// a / b element-wise (broadcasting).
+template <FloatingElement T, class B>
+Variable<T, B> div(const Variable<T, B>& a, const Variable<T, B>& b) {
+  return detail::binary_op("div", a, b, fn::Div{});
+}
+
+/// x + s, x * s, s - x, s / x, x ^ p for a scalar s (no gradient for s).
+template <FloatingElement T, class B>
+Variable<T, B> add_scalar(const Variable<T, B>& x, double s) {
+  return detail::unary_op("add_scalar", x, fn::AddScalar{s});
+}
+template <FloatingElement T, class B>
+Variable<T, B> mul_scalar(const Variable<T, B>& x, double s) {
+  return detail::unary_op("mul_scalar", x, fn::MulScalar{s});
+}
+template <FloatingElement T, class B>
+Variable<T, B> rsub_scalar(const Variable<T, B>& x, double s) {
+  return detail::unary_op("rsub_scalar", x, fn::RSubScalar{s});
+}
+template <FloatingElement T, class B>
+Variable<T, B> rdiv_scalar(const Variable<T, B>& x, double s) {
+  return detail::unary_op("rdiv_scalar", x, fn::RDivScalar{s});
+}
+template <FloatingElement T, class B>
+Variable<T, B> pow(const Variable<T, B>& x, double p) {
+  return detail::unary_op("pow", x, fn::PowScalar{p});
+}
+
+/// -x
+template <FloatingElement T, class B>
+Variable<T, B> neg(const Variable<T, B>& x) {
+  return detail::unary_op("neg", x, fn::Neg{});
+}
+/// e^x
+template <FloatingElement T, class B>
+Variable<T, B> exp(const Variable<T, B>& x) {
+  return detail::unary_op("exp", x, fn::Exp{});
+}
+/// ln x (x > 0; NaN or -inf otherwise, as in IEEE arithmetic)
+template <FloatingElement T, class B>
+Variable<T, B> log(const Variable<T, B>& x) {
+  return detail::unary_op("log", x, fn::Log{});
+}
+/// sqrt x (x >= 0)
+template <FloatingElement T, class B>
+Variable<T, B> sqrt(const Variable<T, B>& x) {
+  return detail::unary_op("sqrt", x, fn::Sqrt{});
+}
+/// tanh x
+template <FloatingElement T, class B>
+Variable<T, B> tanh(const Variable<T, B>& x) {
+  return detail::unary_op("tanh", x, fn::Tanh{});
+}
+/// max(x, 0); the gradient at 0 is taken as 0.
+template <FloatingElement T, class B>
+Variable<T, B> relu(const Variable<T, B>& x) {
+  return detail::unary_op("relu", x, fn::Relu{});
+}
+
+/// Which GELU: the exact x * Phi(x) (torch's default, approximate="none"), or
+/// the tanh approximation (approximate="tanh", GPT-2's).
+enum class GeluApproximation { none, tanh };
+
+/// GELU(x) = x * Phi(x), exactly through erf or by the tanh approximation.
+template <FloatingElement T, class B>
+Variable<T, B> gelu(const Variable<T, B>& x, GeluApproximation approx = GeluApproximation::none) {
+  return approx == GeluApproximation::none ? detail::unary_op("gelu", x, fn::GeluErf{})
+                                           : detail::unary_op("gelu_tanh", x, fn::GeluTanh{});
+}
+
+// ---- operators ------------------------------------------------------------
+template <FloatingElement T, class B>
+Variable<T, B> operator+(const Variable<T, B>& a, const Variable<T, B>& b) { return add(a, b); }
+template <FloatingElement T, class B>
+Variable<T, B> operator-(const Variable<T, B>& a, const Variable<T, B>& b) { return sub(a, b); }
+template <FloatingElement T, class B>
+Variable<T, B> operator*(const Variable<T, B>& a, const Variable<T, B>& b) { return mul(a, b); }
+template <FloatingElement T, class B>
+Variable<T, B> operator/(const Variable<T, B>& a, const Variable<T, B>& b) { return div(a, b); }
+template <FloatingElement T, class B>
+Variable<T, B> operator-(const Variable<T, B>& x) { return neg(x); }
+template <FloatingElement T, class B>
+Variable<T, B> operator+(const Variable<T, B>& x, double s) { return add_scalar(x, s); }
+template <FloatingElement T, class B>
+Variable<T, B> operator+(double s, const Variable<T, B>& x) { return add_scalar(x, s); }
+template <FloatingElement T, class B>
+Variable<T, B> operator-(const Variable<T, B>& x, double s) { return add_scalar(x, -s); }
+template <FloatingElement T, class B>
+Variable<T, B> operator-(double s, const Variable<T, B>& x) { return rsub_scalar(x, s); }
+template <FloatingElement T, class B>
+Variable<T, B> operator*(const Variable<T, B>& x, double s) { return mul_scalar(x, s); }
+template <FloatingElement T, class B>
+Variable<T, B> operator*(double s, const Variable<T, B>& x) { return mul_scalar(x, s); }
+template <FloatingElement T, class B>
+Variable<T, B> operator/(const Variable<T, B>& x, double s) { return mul_scalar(x, 1.0 / s); }
+template <FloatingElement T, class B>
+Variable<T, B> operator/(double s, const Variable<T, B>& x) { return rdiv_scalar(x, s); }
+
+}  // namespace normlab::inline v0

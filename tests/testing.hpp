@@ -1,0 +1,59 @@
+// tests/testing.hpp — helpers shared by the normlab tests.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "normlab/normlab.hpp"
+
+namespace normlab::testing {
+
+using TensorF = Tensor<float, Cpu>;
+using TensorD = Tensor<double, Cpu>;
+using TensorI = Tensor<int64_t, Cpu>;
+using VarF = Variable<float, Cpu>;
+using VarD = Variable<double, Cpu>;
+
+/// Element-wise |actual - expected| <= tol * max(1, |expected|).
+template <class T>
+void expect_close(const std::vector<T>& actual, const std::vector<double>& expected,
+                  double tol = 1e-6) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i)
+    EXPECT_NEAR(static_cast<double>(actual[i]), expected[i],
+                tol * std::max(1.0, std::abs(expected[i])))
+        << "at flat index " << i;
+}
+
+/// Runs `f`, expects a normlab::Error whose message contains every fragment.
+template <class F>
+void expect_error(F&& f, const std::vector<std::string>& fragments) {
+  try {
+    f();
+    ADD_FAILURE() << "expected normlab::Error, nothing was thrown";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const auto& frag : fragments)
+      EXPECT_NE(msg.find(frag), std::string::npos)
+          << "message \"" << msg << "\" lacks \"" << frag << "\"";
+  }
+}
+
+/// A double leaf of `shape` with normal(0, 1) values from `seed`, requiring grad.
+inline VarD random_var(const Shape& shape, uint64_t seed, double mean = 0, double std = 1) {
+  Generator gen(seed);
+  return VarD(TensorD::normal(shape, gen, mean, std), true);
+}
+
+/// gradcheck with the tolerance the project asks for (max relative error <= 1e-6).
+template <class F>
+void expect_gradcheck(F&& f, std::vector<VarD> inputs, const GradcheckOptions& opt = {}) {
+  const GradcheckResult r = gradcheck<Cpu>(f, std::move(inputs), opt);
+  EXPECT_TRUE(r.ok) << r.report();
+  EXPECT_GT(r.checked, 0) << "gradcheck compared no element";
+}
+
+}  // namespace normlab::testing
