@@ -48,6 +48,13 @@ inline VarD random_var(const Shape& shape, uint64_t seed, double mean = 0, doubl
   return VarD(TensorD::normal(shape, gen, mean, std), true);
 }
 
+/// The same values in double precision (to compare a float computation with a
+/// double one on identical inputs).
+inline TensorD to_double(const TensorF& t) {
+  const std::vector<float> v = t.to_vector();
+  return TensorD::from_vector(t.shape(), std::vector<double>(v.begin(), v.end()));
+}
+
 /// gradcheck with the tolerance the project asks for (max relative error <= 1e-6).
 template <class F>
 void expect_gradcheck(F&& f, std::vector<VarD> inputs, const GradcheckOptions& opt = {}) {

@@ -38,6 +38,23 @@ struct VariableState {
   bool requires_grad = false;
   std::shared_ptr<Node<T, B>> grad_fn;  // null for leaves and after release
   bool released = false;              // was an op output whose graph backward() freed
+
+  VariableState() = default;
+  VariableState(const VariableState&) = delete;
+  VariableState& operator=(const VariableState&) = delete;
+  // Tears a graph down iteratively: dropping the last handle to the output
+  // of a long chain must not recurse once per op and overflow the stack.
+  ~VariableState() {
+    std::vector<std::shared_ptr<Node<T, B>>> pending;
+    if (grad_fn) pending.push_back(std::move(grad_fn));
+    while (!pending.empty()) {
+      std::shared_ptr<Node<T, B>> node = std::move(pending.back());
+      pending.pop_back();
+      if (node.use_count() != 1) continue;  // still referenced elsewhere
+      for (auto& in : node->inputs)
+        if (in.use_count() == 1 && in->grad_fn) pending.push_back(std::move(in->grad_fn));
+    }
+  }
 };
 
 }  // namespace detail
