@@ -1,0 +1,2 @@
+// normlab/backend/cpu/dropout.hpp — dropout mask kernels.
+#pragma once

@@ -1,0 +1,2 @@
+// normlab/backend/cpu/loss.hpp — cross-entropy forward/backward kernels.
+#pragma once

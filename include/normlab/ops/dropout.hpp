@@ -1,0 +1,2 @@
+// normlab/ops/dropout.hpp — dropout.
+#pragma once

@@ -1,0 +1,2 @@
+// normlab/ops/embedding.hpp — embedding lookup.
+#pragma once

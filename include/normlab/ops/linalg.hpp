@@ -1,0 +1,2 @@
+// normlab/ops/linalg.hpp — matmul.
+#pragma once

@@ -1,0 +1,2 @@
+// normlab/ops/loss.hpp — cross_entropy.
+#pragma once

@@ -1,0 +1,2 @@
+// normlab/ops/normalization.hpp — layer_norm and rms_norm.
+#pragma once

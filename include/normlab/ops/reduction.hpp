@@ -1,0 +1,2 @@
+// normlab/ops/reduction.hpp — sum and mean.
+#pragma once

@@ -1,0 +1,2 @@
+// normlab/ops/shape.hpp — reshape, transpose, permute, slice, concat.
+#pragma once

@@ -1,0 +1,2 @@
+// normlab/ops/softmax.hpp — softmax and log_softmax.
+#pragma once
