@@ -146,4 +146,37 @@ inline BroadcastPlan make_broadcast_plan(const Shape& out, const Shape& a, const
   return p;
 }
 
+/// Index plan for reading a contiguous destination of shape `sizes` out of a
+/// strided source: destination element with multi-index (i_0..i_{n-1}) reads
+/// the source at sum_d i_d * strides[d]. Plain data, like BroadcastPlan.
+struct StridedPlan {
+  int ndim = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[kMaxDims] = {};
+
+  /// Source offset of flat destination index `i`.
+  NL_HOST_DEVICE int64_t offset(int64_t i) const {
+    int64_t o = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+      o += (i % sizes[d]) * strides[d];
+      i /= sizes[d];
+    }
+    return o;
+  }
+};
+
+/// The plan of y = x.permute(perm): y's dim d is x's dim perm[d], so y reads
+/// x with x's stride of dim perm[d] along its dim d.
+/// Requires: perm is a permutation of [0, x.ndim()) (checked by the caller).
+inline StridedPlan make_permute_plan(const Shape& x, const std::vector<int>& perm) {
+  StridedPlan p;
+  p.ndim = x.ndim();
+  const auto strides = contiguous_strides(x);
+  for (int d = 0; d < x.ndim(); ++d) {
+    p.sizes[d] = x[perm[static_cast<size_t>(d)]];
+    p.strides[d] = strides[static_cast<size_t>(perm[static_cast<size_t>(d)])];
+  }
+  return p;
+}
+
 }  // namespace normlab::inline v0

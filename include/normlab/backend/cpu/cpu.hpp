@@ -12,6 +12,10 @@
 #include <cstring>
 #include <new>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "normlab/backend/functors.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
@@ -26,6 +30,15 @@ struct Cpu {
 
 /// Loops shorter than this run on one thread: forking costs more than it saves.
 inline constexpr int64_t kParallelGrain = 1 << 14;
+
+/// The number of threads an OpenMP parallel region would use (1 without OpenMP).
+inline int thread_count() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
 
 /// 64-byte aligned memory (one cache line, the widest SIMD load).
 inline void* allocate_bytes(Cpu, size_t bytes) {

@@ -1,2 +1,102 @@
 // normlab/backend/cpu/gemm.hpp — GEMM kernels on Eigen maps (plain and strided-batched).
+//
+// Row-major with cuBLAS-like arguments, so that the CUDA backend can mirror
+// the signatures: op(X) is X or X^T as stored, `ld` is the distance between
+// rows of the stored matrix, and C = alpha * op(A) op(B) + beta * C.
+// Eigen parallelizes one large product with OpenMP; batches of small
+// products are spread over threads instead (Eigen then runs each product on
+// its thread alone, as it does inside any OpenMP parallel region).
 #pragma once
+
+#include <Eigen/Core>
+#include <cstdint>
+
+#include "normlab/backend/cpu/cpu.hpp"
+
+namespace normlab::inline v0::cpu {
+
+/// Row-major Eigen views of our storage, with a row stride.
+template <class T>
+using RowMajorMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using ConstMatrixMap = Eigen::Map<const RowMajorMatrix<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using MatrixMap = Eigen::Map<RowMajorMatrix<T>, 0, Eigen::OuterStride<>>;
+
+/// C (M, N) = alpha * op(A) op(B) + beta * C, where op(A) is (M, K) and op(B) is (K, N).
+///
+/// Requires: A holds (M, K) with row stride lda >= K, or (K, M) with lda >= M
+/// when trans_a; likewise B; ldc >= N. With beta == 0, C is only written
+/// (it may hold garbage or NaN before).
+template <class T>
+void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  MatrixMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));  // (M, N)
+  if (K == 0) {                                        // empty product: C = beta * C
+    if (beta == T(0))
+      c.setZero();
+    else
+      c *= beta;
+    return;
+  }
+  const ConstMatrixMap<T> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
+  const ConstMatrixMap<T> b(B, trans_b ? N : K, trans_b ? K : N, Eigen::OuterStride<>(ldb));
+  auto run = [&](const auto& op_a, const auto& op_b) {
+    if (beta == T(0)) {
+      c.noalias() = alpha * op_a * op_b;
+    } else {
+      if (beta != T(1)) c *= beta;
+      c.noalias() += alpha * op_a * op_b;
+    }
+  };
+  if (!trans_a && !trans_b)
+    run(a, b);
+  else if (!trans_a && trans_b)
+    run(a, b.transpose());
+  else if (trans_a && !trans_b)
+    run(a.transpose(), b);
+  else
+    run(a.transpose(), b.transpose());
+}
+
+/// For p in [0, batch): C_p = alpha * op(A_p) op(B_p) + beta * C_p, where
+/// X_p = X + p * stride_x. A stride of 0 reuses one matrix for the whole
+/// batch; a C stride of 0 sums every product into one C (beta applies once).
+///
+/// Two common cases become one large GEMM: a shared B under untransposed,
+/// back-to-back A_p (a linear layer over (batch, M, K) input) stacks the A_p
+/// along M; and a shared C fed by back-to-back A_p^T and B_p (its weight
+/// gradient) stacks them along K.
+template <class T>
+void gemm_strided_batched(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                          const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb,
+                          int64_t stride_b, T beta, T* C, int64_t ldc, int64_t stride_c,
+                          int64_t batch) {
+  if (batch == 0) return;
+  if (batch > 1 && stride_b == 0 && stride_c != 0 && !trans_a && lda == K && stride_a == M * K &&
+      ldc == N && stride_c == M * N) {
+    gemm(Cpu{}, false, trans_b, M * batch, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (batch > 1 && stride_c == 0 && trans_a && !trans_b && lda == M && stride_a == K * M &&
+      ldb == N && stride_b == K * N) {
+    gemm(Cpu{}, true, false, M, N, K * batch, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (stride_c == 0) {  // every product adds into the same C: in order, on one thread
+    for (int64_t p = 0; p < batch; ++p)
+      gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A + p * stride_a, lda, B + p * stride_b, ldb,
+           p == 0 ? beta : T(1), C, ldc);
+    return;
+  }
+  // Spread the batch over threads when it has enough members for all of
+  // them, or when each product is too small for Eigen to parallelize well.
+  const bool over_batch = batch >= thread_count() || M * N * K < int64_t{128} * 128 * 128;
+#pragma omp parallel for schedule(static) if (over_batch && batch > 1)
+  for (int64_t p = 0; p < batch; ++p)
+    gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A + p * stride_a, lda, B + p * stride_b, ldb,
+         beta, C + p * stride_c, ldc);
+}
+
+}  // namespace normlab::inline v0::cpu
