@@ -1,2 +1,40 @@
 // normlab/ops/dropout.hpp — dropout.
 #pragma once
+
+#include <cstdint>
+
+#include "normlab/autograd/variable.hpp"
+#include "normlab/backend/functors.hpp"
+#include "normlab/core/random.hpp"
+
+namespace normlab::inline v0 {
+
+/// Inverted dropout: y = x * m, m_i = [u_i >= p] / (1 - p) with u_i uniform
+/// in [0, 1) from `gen`, so E[y] = x and evaluation needs no rescaling.
+/// Backward: dx += dy * m.
+///
+/// Requires: 0 <= p <= 1 (throws Error otherwise).
+/// Ensures: when p == 0 or !training, returns `x` itself (no node, no draw
+/// from `gen`); p == 1 gives zeros (and a zero gradient). Otherwise the mask
+/// takes gen.reserve<T>(numel) Philox blocks: successive calls use fresh
+/// masks, and a seed reproduces them on every backend and thread count.
+template <FloatingElement T, class B>
+Variable<T, B> dropout(const Variable<T, B>& x /*(...)*/, double p, Generator& gen,
+                       bool training = true) {
+  detail::check(p >= 0 && p <= 1, "dropout: p = ", p, " not in [0, 1]");
+  if (p == 0 || !training) return x;
+  const Tensor<T, B> tx = x.data();  // (...)
+  const int64_t n = tx.numel();
+  Tensor<T, B> mask(tx.shape());  // (...) 0 or 1 / (1 - p)
+  dropout_mask(B{}, mask.data(), n, gen.seed(), gen.reserve<T>(n), p);
+  Tensor<T, B> y(tx.shape());  // (...)
+  const BroadcastPlan plan = make_broadcast_plan(tx.shape(), tx.shape(), tx.shape());
+  map_binary_forward(B{}, y.data(), tx.data(), mask.data(), plan, n, fn::Mul{});
+  return make_result<T, B>(
+      "dropout", y, {&x}, [tx, mask, plan](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+        map_binary_backward(B{}, d[0]->data(), static_cast<T*>(nullptr), dy.data(), tx.data(),
+                            mask.data(), plan, dy.numel(), fn::Mul{});
+      });
+}
+
+}  // namespace normlab::inline v0

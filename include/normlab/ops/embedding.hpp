@@ -1,2 +1,84 @@
 // normlab/ops/embedding.hpp — embedding lookup.
 #pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "normlab/autograd/variable.hpp"
+
+namespace normlab::inline v0 {
+
+namespace detail {
+
+/// "3" for an index into a 1-d tensor, "(1, 2)" for the multi-index of flat
+/// position `flat` in a tensor of any other rank.
+inline std::string position_string(const Shape& s, int64_t flat) {
+  if (s.ndim() == 1) return std::to_string(flat);
+  std::vector<int64_t> idx(static_cast<size_t>(s.ndim()));
+  for (int d = s.ndim() - 1; d >= 0; --d) {
+    idx[static_cast<size_t>(d)] = flat % s[d];
+    flat /= s[d];
+  }
+  std::string out = "(";
+  for (size_t d = 0; d < idx.size(); ++d) out += (d ? ", " : "") + std::to_string(idx[d]);
+  return out + ")";
+}
+
+/// Checks on the host that every element of `indices` is in [0, v) or equals
+/// `ignore_index` (when given); returns how many are not ignored.
+/// Throws an Error naming `op`, the first bad value (called `noun`), its
+/// position in the tensor (called `name`) and v. Kernels rely on this: they
+/// must not throw.
+template <class B>
+int64_t check_index_range(const char* op, const char* noun, const char* name,
+                          const Tensor<int64_t, B>& indices, int64_t v,
+                          std::optional<int64_t> ignore_index = std::nullopt) {
+  const std::vector<int64_t> idx = indices.to_vector();
+  int64_t kept = 0;
+  for (size_t i = 0; i < idx.size(); ++i) {
+    if (ignore_index && idx[i] == *ignore_index) continue;
+    if (idx[i] < 0 || idx[i] >= v)  // the message is built only on failure
+      throw Error(
+          concat(op, ": ", noun, " ", idx[i], " out of range [0, ", v, ") at position ",
+                 position_string(indices.shape(), static_cast<int64_t>(i)), " of ", name, " shape ",
+                 indices.shape(),
+                 ignore_index ? concat(" (ignore_index is ", *ignore_index, ")") : std::string()));
+    ++kept;
+  }
+  return kept;
+}
+
+}  // namespace detail
+
+/// out[p, :] = weight[indices[p], :] for every position p of `indices`: a row
+/// lookup (torch's F.embedding). Backward scatter-adds: dweight[indices[p], :]
+/// += dout[p, :], so an index used k times receives the sum of k rows.
+///
+/// Requires: weight is 2-D (V, C); every index is in [0, V); indices has
+/// fewer than kMaxDims dims. Throws Error naming the bad index, its position and V.
+/// Ensures: out has shape (indices..., C); the indices are copied, so the
+/// caller may refill its buffer before backward().
+template <FloatingElement T, class B>
+Variable<T, B> embedding(const Tensor<int64_t, B>& indices /*(...)*/,
+                         const Variable<T, B>& weight /*(V, C)*/) {
+  detail::check(indices.defined(), "embedding: indices is an undefined tensor");
+  detail::check(weight.ndim() == 2, "embedding: weight must be 2-D (V, C), got shape ",
+                weight.shape());
+  detail::check(indices.ndim() < kMaxDims, "embedding: indices of shape ", indices.shape(),
+                " would give an output of more than ", kMaxDims, " dims");
+  const int64_t v = weight.size(0), c = weight.size(1), n = indices.numel();
+  detail::check_index_range("embedding", "index", "indices", indices, v);
+  const Tensor<int64_t, B> idx = indices.clone();  // (N)
+  std::vector<int64_t> dims = indices.shape().dims();
+  dims.push_back(c);
+  Tensor<T, B> out{Shape(std::move(dims))};  // (..., C)
+  embedding_forward(B{}, out.data(), weight.data().data(), idx.data(), n, c);
+  return make_result<T, B>("embedding", out, {&weight},
+                           [idx, n, c](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {
+                             embedding_backward(B{}, d[0]->data(), dout.data(), idx.data(), n, c);
+                           });
+}
+
+}  // namespace normlab::inline v0

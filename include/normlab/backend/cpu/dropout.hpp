@@ -1,2 +1,25 @@
 // normlab/backend/cpu/dropout.hpp — dropout mask kernels.
 #pragma once
+
+#include <cstdint>
+
+#include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/core/random.hpp"
+
+namespace normlab::inline v0::cpu {
+
+/// The scaled keep-mask of inverted dropout:
+///   mask[i] = u_i >= p ? 1 / (1 - p) : 0,  u_i = philox_uniform<T>(seed, first_block, i, 0, 1),
+/// compared in double. Element i depends only on (seed, first_block, i), so a
+/// seed gives the same mask on every backend and for every thread count.
+/// Requires: 0 <= p <= 1 (p == 1 gives an all-zero mask, since u_i < 1).
+template <class T>
+void dropout_mask(Cpu, T* mask /*(n)*/, int64_t n, uint64_t seed, uint64_t first_block, double p) {
+  const T keep = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+#pragma omp parallel for if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i)
+    mask[i] =
+        static_cast<double>(philox_uniform<T>(seed, first_block, i, T(0), T(1))) >= p ? keep : T(0);
+}
+
+}  // namespace normlab::inline v0::cpu

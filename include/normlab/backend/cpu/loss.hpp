@@ -1,2 +1,68 @@
 // normlab/backend/cpu/loss.hpp — cross-entropy forward/backward kernels.
+//
+// Rows are the N = prod(leading dims) positions of (N, V) logits. A row whose
+// target equals `ignore_index` contributes nothing to the loss or gradient.
+// The kernels trust their targets: the op validates them on the host first
+// (nothing may throw inside an OpenMP region).
 #pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "normlab/backend/cpu/cpu.hpp"
+
+namespace normlab::inline v0::cpu {
+
+/// Per row r: lse[r] = log sum_j exp(logits[r, j]) (computed as m + log sum_j exp(x_j - m),
+/// m = max_j x_j, so large logits do not overflow) and losses[r] = lse[r] - logits[r, t_r];
+/// both are 0 on ignored rows. Then total[0] = scale * sum_r losses[r], summed in row
+/// order in double (the same value for every thread count).
+///
+/// Requires: every target is ignore_index or in [0, v); v >= 1 unless all rows are ignored.
+template <class T>
+void cross_entropy_forward(Cpu, T* total /*()*/, T* losses /*(N)*/, T* lse /*(N)*/,
+                           const T* logits /*(N, V)*/, const int64_t* targets /*(N)*/, int64_t n,
+                           int64_t v, int64_t ignore_index, T scale) {
+#pragma omp parallel for if (n * v > kParallelGrain)
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t t = targets[r];
+    if (t == ignore_index) {
+      lse[r] = T(0);
+      losses[r] = T(0);
+      continue;
+    }
+    const T* x = logits + r * v;  // (V)
+    T m = x[0];
+    for (int64_t j = 1; j < v; ++j) m = x[j] > m ? x[j] : m;
+    T s = T(0);
+    for (int64_t j = 0; j < v; ++j) s += std::exp(x[j] - m);
+    lse[r] = m + std::log(s);
+    losses[r] = lse[r] - x[t];
+  }
+  double sum = 0;
+  for (int64_t r = 0; r < n; ++r) sum += static_cast<double>(losses[r]);
+  total[0] = static_cast<T>(static_cast<double>(scale) * sum);
+}
+
+/// For every row r that is not ignored:
+///   dlogits[r, j] += dtotal[0] * scale * (exp(logits[r, j] - lse[r]) - [j == t_r]),
+/// the gradient of total = scale * sum_r losses[r]; `lse` is what the forward saved.
+/// `dtotal` is a backend pointer to the scalar upstream gradient.
+template <class T>
+void cross_entropy_backward(Cpu, T* dlogits /*(N, V)*/, const T* dtotal /*()*/,
+                            const T* logits /*(N, V)*/, const T* lse /*(N)*/,
+                            const int64_t* targets /*(N)*/, int64_t n, int64_t v,
+                            int64_t ignore_index, T scale) {
+  const T g = dtotal[0] * scale;
+#pragma omp parallel for if (n * v > kParallelGrain)
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t t = targets[r];
+    if (t == ignore_index) continue;
+    const T* x = logits + r * v;  // (V)
+    T* dx = dlogits + r * v;      // (V)
+    for (int64_t j = 0; j < v; ++j) dx[j] += g * std::exp(x[j] - lse[r]);
+    dx[t] -= g;
+  }
+}
+
+}  // namespace normlab::inline v0::cpu
