@@ -1,2 +1,176 @@
 // normlab/backend/cpu/normalization.hpp — LayerNorm and RMSNorm forward/backward kernels.
+//
+// x is (rows, C) row-major and each row is normalized on its own. Forward
+// saves per-row statistics (mean and rstd = 1 / sqrt(var + eps)) for the
+// backward pass. Backward kernels add into their gradient outputs (+=), and
+// any gradient output may be null to skip it.
+//
+// dweight and dbias are sums over rows. Rows are cut into chunks whose size
+// depends only on (rows, C), each chunk sums into its own partial row, and the
+// partials are added in chunk order: the result has the same bits for any
+// thread count, and no two threads write the same element.
 #pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "normlab/backend/cpu/cpu.hpp"
+
+namespace normlab::inline v0::cpu {
+
+/// Upper bound on the chunks of a column-sum reduction, so the partial rows
+/// take at most this many rows of C elements.
+inline constexpr int64_t kMaxReductionChunks = 64;
+
+/// Calls row_fn(r, acc_a, acc_b) for every row r < rows, in parallel over
+/// chunks of rows; row_fn adds the row's contribution to the column sums into
+/// acc_a[0, C) and acc_b[0, C) (null when sum_a / sum_b is null). Ensures:
+/// sum_a[c] and sum_b[c] received the total over all rows, in an order fixed by
+/// (rows, C) alone.
+template <class T, class RowFn>
+void rows_with_column_sums(int64_t rows, int64_t C, T* sum_a, T* sum_b, RowFn row_fn) {
+  const int64_t chunk = std::max({int64_t{1}, kParallelGrain / std::max(C, int64_t{1}),
+                                  (rows + kMaxReductionChunks - 1) / kMaxReductionChunks});
+  const int64_t chunks = (rows + chunk - 1) / chunk;
+  const bool partial = chunks > 1 && (sum_a || sum_b);
+  // Per-chunk partial column sums, (chunks, C) each; none when one chunk adds in place.
+  std::vector<T> part_a(partial && sum_a ? static_cast<size_t>(chunks * C) : 0, T(0));
+  std::vector<T> part_b(partial && sum_b ? static_cast<size_t>(chunks * C) : 0, T(0));
+#pragma omp parallel for if (chunks > 1)
+  for (int64_t k = 0; k < chunks; ++k) {
+    T* acc_a = sum_a && partial ? part_a.data() + k * C : sum_a;
+    T* acc_b = sum_b && partial ? part_b.data() + k * C : sum_b;
+    const int64_t end = std::min(rows, (k + 1) * chunk);
+    for (int64_t r = k * chunk; r < end; ++r) row_fn(r, acc_a, acc_b);
+  }
+  if (!partial) return;
+#pragma omp parallel for if (chunks * C > kParallelGrain)
+  for (int64_t c = 0; c < C; ++c) {
+    T a = 0, b = 0;
+    for (int64_t k = 0; k < chunks; ++k) {
+      if (sum_a) a += part_a[static_cast<size_t>(k * C + c)];
+      if (sum_b) b += part_b[static_cast<size_t>(k * C + c)];
+    }
+    if (sum_a) sum_a[c] += a;
+    if (sum_b) sum_b[c] += b;
+  }
+}
+
+/// out = (x - mean) * rstd * weight + bias per row, with mean, the biased
+/// variance var (two passes: mean first, then the deviations from it) and
+/// rstd = 1 / sqrt(var + eps) stored per row.
+/// Requires: C > 0; out, x (rows, C); mean, rstd (rows,); weight, bias (C,) or null
+/// (null: scale 1 / shift 0).
+template <class T>
+void layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, const T* weight, const T* bias,
+                        int64_t rows, int64_t C, T eps) {
+#pragma omp parallel for if (rows * C > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * C;  // (C,)
+    T* yr = out + r * C;      // (C,)
+    T m = 0;
+    for (int64_t c = 0; c < C; ++c) m += xr[c];
+    m /= static_cast<T>(C);
+    // Second pass over the deviations from m. Their sum is the rounding error
+    // of the first one: adding its mean back refines m, and subtracting its
+    // square leaves the variance about the refined mean (corrected two-pass,
+    // Chan, Golub & LeVeque 1983).
+    T dsum = 0, d2sum = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const T d = xr[c] - m;
+      dsum += d;
+      d2sum += d * d;
+    }
+    const T dm = dsum / static_cast<T>(C);
+    m += dm;
+    const T v = std::max(d2sum / static_cast<T>(C) - dm * dm, T(0));
+    const T s = T(1) / std::sqrt(v + eps);
+    for (int64_t c = 0; c < C; ++c) {
+      const T w = weight ? weight[c] : T(1), b = bias ? bias[c] : T(0);
+      yr[c] = (xr[c] - m) * s * w + b;
+    }
+    mean[r] = m;
+    rstd[r] = s;
+  }
+}
+
+/// With xhat = (x - mean) * rstd and g = dout * weight:
+///   dx += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),
+///   dweight += sum_rows dout * xhat,   dbias += sum_rows dout.
+/// Requires: the forward's x, weight, mean, rstd; dout, dx (rows, C); dweight,
+/// dbias (C,). Null dx / dweight / dbias are skipped; null weight means 1.
+template <class T>
+void layer_norm_backward(Cpu, T* dx, T* dweight, T* dbias, const T* dout, const T* x,
+                         const T* weight, const T* mean, const T* rstd, int64_t rows, int64_t C) {
+  rows_with_column_sums(rows, C, dweight, dbias, [&](int64_t r, T* dw, T* db) {
+    const T* dyr = dout + r * C;  // (C,)
+    const T* xr = x + r * C;      // (C,)
+    const T m = mean[r], s = rstd[r];
+    if (dw)
+      for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * ((xr[c] - m) * s);
+    if (db)
+      for (int64_t c = 0; c < C; ++c) db[c] += dyr[c];
+    if (!dx) return;
+    T g_mean = 0, gx_mean = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const T g = weight ? dyr[c] * weight[c] : dyr[c];
+      g_mean += g;
+      gx_mean += g * ((xr[c] - m) * s);
+    }
+    g_mean /= static_cast<T>(C);
+    gx_mean /= static_cast<T>(C);
+    T* dxr = dx + r * C;  // (C,)
+    for (int64_t c = 0; c < C; ++c) {
+      const T g = weight ? dyr[c] * weight[c] : dyr[c];
+      dxr[c] += s * (g - g_mean - (xr[c] - m) * s * gx_mean);
+    }
+  });
+}
+
+/// out = x * rstd * weight per row, with rstd = 1 / sqrt(mean_c(x^2) + eps)
+/// stored per row.
+/// Requires: C > 0; out, x (rows, C); rstd (rows,); weight (C,) or null (scale 1).
+template <class T>
+void rms_norm_forward(Cpu, T* out, T* rstd, const T* x, const T* weight, int64_t rows, int64_t C,
+                      T eps) {
+#pragma omp parallel for if (rows * C > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * C;  // (C,)
+    T* yr = out + r * C;      // (C,)
+    T ms = 0;
+    for (int64_t c = 0; c < C; ++c) ms += xr[c] * xr[c];
+    ms /= static_cast<T>(C);
+    const T s = T(1) / std::sqrt(ms + eps);
+    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * s * (weight ? weight[c] : T(1));
+    rstd[r] = s;
+  }
+}
+
+/// With xhat = x * rstd and g = dout * weight:
+///   dx += rstd * (g - xhat * mean_c(g * xhat)),   dweight += sum_rows dout * xhat.
+/// Requires: the forward's x, weight, rstd; dout, dx (rows, C); dweight (C,).
+/// Null dx / dweight are skipped; null weight means 1.
+template <class T>
+void rms_norm_backward(Cpu, T* dx, T* dweight, const T* dout, const T* x, const T* weight,
+                       const T* rstd, int64_t rows, int64_t C) {
+  rows_with_column_sums(rows, C, dweight, static_cast<T*>(nullptr), [&](int64_t r, T* dw, T*) {
+    const T* dyr = dout + r * C;  // (C,)
+    const T* xr = x + r * C;      // (C,)
+    const T s = rstd[r];
+    if (dw)
+      for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * (xr[c] * s);
+    if (!dx) return;
+    T gx_mean = 0;
+    for (int64_t c = 0; c < C; ++c) gx_mean += (weight ? dyr[c] * weight[c] : dyr[c]) * (xr[c] * s);
+    gx_mean /= static_cast<T>(C);
+    T* dxr = dx + r * C;  // (C,)
+    for (int64_t c = 0; c < C; ++c) {
+      const T g = weight ? dyr[c] * weight[c] : dyr[c];
+      dxr[c] += s * (g - xr[c] * s * gx_mean);
+    }
+  });
+}
+
+}  // namespace normlab::inline v0::cpu

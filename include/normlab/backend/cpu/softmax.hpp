@@ -1,2 +1,102 @@
 // normlab/backend/cpu/softmax.hpp — softmax and log-softmax forward/backward kernels.
+//
+// x is (rows, n) row-major; each row is normalized on its own, after
+// subtracting its max so exp never overflows. Backward kernels add into dx.
+//
+// Causal mask: with causal_tq > 0 the rows form (causal_tq, n) matrices
+// (row r is query i = r % causal_tq) and entry j of row i is masked when
+// j > i + (n - causal_tq): the mask is aligned to the bottom-right corner, so a
+// square matrix loses its strict upper triangle. causal_tq == 0: no mask.
 #pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "normlab/backend/cpu/cpu.hpp"
+
+namespace normlab::inline v0::cpu {
+
+/// How many leading entries of row r the causal mask keeps (n when causal_tq
+/// is 0; 0 for a query that sees no key, when causal_tq > n).
+inline int64_t causal_row_length(int64_t r, int64_t n, int64_t causal_tq) {
+  if (causal_tq == 0) return n;
+  return std::clamp<int64_t>(r % causal_tq + n - causal_tq + 1, 0, n);
+}
+
+/// out = exp(x - max) / sum(exp(x - max)) per row over the unmasked entries;
+/// masked entries are exactly 0 (so is a row with every entry masked).
+/// Requires: out, x (rows, n); causal_tq >= 0 and, when > 0, divides rows.
+template <class T>
+void softmax_forward(Cpu, T* out, const T* x, int64_t rows, int64_t n, int64_t causal_tq) {
+#pragma omp parallel for if (rows * n > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * n;  // (n,)
+    T* yr = out + r * n;      // (n,)
+    const int64_t len = causal_row_length(r, n, causal_tq);
+    if (len > 0) {
+      T mx = xr[0];
+      for (int64_t j = 1; j < len; ++j) mx = std::max(mx, xr[j]);
+      T sum = 0;
+      for (int64_t j = 0; j < len; ++j) {
+        yr[j] = std::exp(xr[j] - mx);
+        sum += yr[j];
+      }
+      const T inv = T(1) / sum;
+      for (int64_t j = 0; j < len; ++j) yr[j] *= inv;
+    }
+    for (int64_t j = len; j < n; ++j) yr[j] = T(0);
+  }
+}
+
+/// dx += y * (dy - sum(dy * y)) per row; masked entries (y == 0) get nothing.
+/// Requires: the forward's y and causal_tq; dx, dout, y (rows, n).
+template <class T>
+void softmax_backward(Cpu, T* dx, const T* dout, const T* y, int64_t rows, int64_t n,
+                      int64_t causal_tq) {
+#pragma omp parallel for if (rows * n > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* dyr = dout + r * n;  // (n,)
+    const T* yr = y + r * n;      // (n,)
+    T* dxr = dx + r * n;          // (n,)
+    const int64_t len = causal_row_length(r, n, causal_tq);
+    T dot = 0;
+    for (int64_t j = 0; j < len; ++j) dot += dyr[j] * yr[j];
+    for (int64_t j = 0; j < len; ++j) dxr[j] += yr[j] * (dyr[j] - dot);
+  }
+}
+
+/// out = (x - max) - log(sum(exp(x - max))) per row.
+/// Requires: out, x (rows, n).
+template <class T>
+void log_softmax_forward(Cpu, T* out, const T* x, int64_t rows, int64_t n) {
+#pragma omp parallel for if (rows * n > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * n;  // (n,)
+    T* yr = out + r * n;      // (n,)
+    if (n == 0) continue;
+    T mx = xr[0];
+    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, xr[j]);
+    T sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += std::exp(xr[j] - mx);
+    const T log_sum = std::log(sum);
+    for (int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - mx) - log_sum;
+  }
+}
+
+/// dx += dy - exp(y) * sum(dy) per row.
+/// Requires: the forward's y; dx, dout, y (rows, n).
+template <class T>
+void log_softmax_backward(Cpu, T* dx, const T* dout, const T* y, int64_t rows, int64_t n) {
+#pragma omp parallel for if (rows * n > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* dyr = dout + r * n;  // (n,)
+    const T* yr = y + r * n;      // (n,)
+    T* dxr = dx + r * n;          // (n,)
+    T sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += dyr[j];
+    for (int64_t j = 0; j < n; ++j) dxr[j] += dyr[j] - std::exp(yr[j]) * sum;
+  }
+}
+
+}  // namespace normlab::inline v0::cpu
