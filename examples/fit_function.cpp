@@ -68,7 +68,8 @@ void adam_step(Var& p, AdamState& s, int t, float lr) {
   s.v = s.v * b2 + g * g * (1 - b2);
   const double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
   const Var update = (s.m / c1) / (nl::sqrt(s.v / c2) + eps) * lr;
-  p.data().copy_from((p.detach() - update).data());
+  Tensor value = p.data();  // a handle: writing through it updates p in place
+  value.copy_from((p.detach() - update).data());
 }
 
 }  // namespace
