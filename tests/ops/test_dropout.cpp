@@ -40,9 +40,17 @@ TEST(Dropout, SameSeedSameMaskAndSuccessiveCallsDiffer) {
   EXPECT_EQ(a, b);
   const auto c = dropout(x, 0.4, g1).data().to_vector();  // the next call draws fresh blocks
   EXPECT_NE(a, c);
-  EXPECT_EQ(g1.offset(), 1000u);  // two calls of 500 double blocks each
+  EXPECT_EQ(g1.offset(), 500u);  // two calls of 250 blocks (4 elements a block) each
   Generator g3(8);
   EXPECT_NE(a, dropout(x, 0.4, g3).data().to_vector());
+}
+
+TEST(Dropout, FloatAndDoubleModelsDrawTheSameMask) {
+  Generator gf(11), gd(11);
+  const auto f = dropout(VarF(TensorF::ones({999})), 0.3, gf).data().to_vector();
+  const auto d = dropout(VarD(TensorD::ones({999})), 0.3, gd).data().to_vector();
+  for (size_t i = 0; i < f.size(); ++i) ASSERT_EQ(f[i] != 0, d[i] != 0) << "at " << i;
+  EXPECT_EQ(gf.offset(), gd.offset());
 }
 
 TEST(DropoutKernel, MaskIsPhiloxUniformThresholdOnTheParallelPath) {

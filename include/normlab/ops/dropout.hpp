@@ -16,8 +16,9 @@ namespace normlab::inline v0 {
 /// Requires: 0 <= p <= 1 (throws Error otherwise).
 /// Ensures: when p == 0 or !training, returns `x` itself (no node, no draw
 /// from `gen`); p == 1 gives zeros (and a zero gradient). Otherwise the mask
-/// takes gen.reserve<T>(numel) Philox blocks: successive calls use fresh
-/// masks, and a seed reproduces them on every backend and thread count.
+/// takes gen.reserve<float>(numel) Philox blocks whatever T is: successive
+/// calls use fresh masks, and a seed reproduces them on every backend and
+/// thread count, in float and in double.
 template <FloatingElement T, class B>
 Variable<T, B> dropout(const Variable<T, B>& x /*(...)*/, double p, Generator& gen,
                        bool training = true) {
@@ -26,7 +27,7 @@ Variable<T, B> dropout(const Variable<T, B>& x /*(...)*/, double p, Generator& g
   const Tensor<T, B> tx = x.data();  // (...)
   const int64_t n = tx.numel();
   Tensor<T, B> mask(tx.shape());  // (...) 0 or 1 / (1 - p)
-  dropout_mask(B{}, mask.data(), n, gen.seed(), gen.reserve<T>(n), p);
+  dropout_mask(B{}, mask.data(), n, gen.seed(), gen.reserve<float>(n), p);
   Tensor<T, B> y(tx.shape());  // (...)
   const BroadcastPlan plan = make_broadcast_plan(tx.shape(), tx.shape(), tx.shape());
   map_binary_forward(B{}, y.data(), tx.data(), mask.data(), plan, n, fn::Mul{});
