@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# tools/test.sh — set up and run all of normlab's tests: the README's test command.
+#
+#   bash tools/test.sh
+#
+#   1. deps:    install the Debian packages the build needs (tools/deps.sh)
+#   2. release: Release build in build/release (tests, examples, benchmarks, CUDA when
+#               nvcc is found), then ctest, including the package tests (tests/package)
+#   3. asan:    AddressSanitizer + UBSan build of the tests in build/asan (Debug, -O1),
+#               then ctest
+#
+# A failing release phase does not stop the asan phase; the summary at the end lists every
+# phase, and the exit status is non-zero when any failed. Set NORMLAB_JOBS to change the
+# number of parallel build and test jobs (default: all cores).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+jobs="${NORMLAB_JOBS:-$(nproc)}"
+
+phase() { printf '\n==== test.sh [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+results=()
+failed=0
+# record NAME STATUS START: keeps one line of the summary.
+record() {
+  local took=$(($(date +%s) - $3))
+  results+=("$(printf '%-8s %-6s %4ds' "$1" "$2" "$took")")
+  [[ "$2" == ok ]] || failed=1
+}
+
+phase "1/3 deps: checking the Debian packages"
+start=$(date +%s)
+bash tools/deps.sh
+record deps ok "$start"
+
+phase "2/3 release: configure, build and test build/release"
+start=$(date +%s)
+if cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DNORMLAB_BUILD_TESTS=ON &&
+   cmake --build build/release --parallel "$jobs"; then
+  if ctest --test-dir build/release --output-on-failure --parallel "$jobs"; then
+    record release ok "$start"
+  else
+    record release FAILED "$start"
+  fi
+else
+  record release FAILED "$start"
+fi
+
+phase "3/3 asan: configure, build and test build/asan (AddressSanitizer + UBSan)"
+start=$(date +%s)
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_stack_use_after_return=1:strict_init_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+if cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
+         -DNORMLAB_SANITIZE=ON -DNORMLAB_BUILD_TESTS=ON -DNORMLAB_BUILD_EXAMPLES=OFF \
+         -DNORMLAB_BUILD_BENCH=OFF -DNORMLAB_PACKAGE_TESTS=OFF -DNORMLAB_ENABLE_CUDA=OFF &&
+   cmake --build build/asan --parallel "$jobs"; then
+  if ctest --test-dir build/asan --output-on-failure --parallel "$jobs"; then
+    record asan ok "$start"
+  else
+    record asan FAILED "$start"
+  fi
+else
+  record asan FAILED "$start"
+fi
+
+phase "summary"
+printf '  %s\n' "${results[@]}"
+if ((failed)); then
+  echo "test.sh: FAILED"
+  exit 1
+fi
+echo "test.sh: all phases passed"
