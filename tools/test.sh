@@ -20,6 +20,22 @@ jobs="${NORMLAB_JOBS:-$(nproc)}"
 phase() { printf '\n==== test.sh [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 results=()
 failed=0
+passed_tests=0
+failed_tests=0
+# run_ctest DIR: ctest with its output shown, adding its counts to the totals.
+run_ctest() {
+  local log status=0 total bad
+  log=$(mktemp)
+  ctest --test-dir "$1" --output-on-failure --parallel "$jobs" 2>&1 | tee "$log" || status=$?
+  # "100% tests passed, 0 tests failed out of 113"
+  read -r bad total < <(sed -n 's/.* \([0-9][0-9]*\) tests failed out of \([0-9][0-9]*\).*/\1 \2/p' "$log" | tail -n 1)
+  rm -f "$log"
+  if [[ -n "${total:-}" ]]; then
+    passed_tests=$((passed_tests + total - bad))
+    failed_tests=$((failed_tests + bad))
+  fi
+  return "$status"
+}
 # record NAME STATUS START: keeps one line of the summary.
 record() {
   local took=$(($(date +%s) - $3))
@@ -36,7 +52,7 @@ phase "2/3 release: configure, build and test build/release"
 start=$(date +%s)
 if cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DNORMLAB_BUILD_TESTS=ON &&
    cmake --build build/release --parallel "$jobs"; then
-  if ctest --test-dir build/release --output-on-failure --parallel "$jobs"; then
+  if run_ctest build/release; then
     record release ok "$start"
   else
     record release FAILED "$start"
@@ -53,7 +69,7 @@ if cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g
          -DNORMLAB_SANITIZE=ON -DNORMLAB_BUILD_TESTS=ON -DNORMLAB_BUILD_EXAMPLES=OFF \
          -DNORMLAB_BUILD_BENCH=OFF -DNORMLAB_PACKAGE_TESTS=OFF -DNORMLAB_ENABLE_CUDA=OFF &&
    cmake --build build/asan --parallel "$jobs"; then
-  if ctest --test-dir build/asan --output-on-failure --parallel "$jobs"; then
+  if run_ctest build/asan; then
     record asan ok "$start"
   else
     record asan FAILED "$start"
@@ -66,6 +82,9 @@ phase "summary"
 printf '  %s\n' "${results[@]}"
 if ((failed)); then
   echo "test.sh: FAILED"
-  exit 1
+else
+  echo "test.sh: all phases passed"
 fi
-echo "test.sh: all phases passed"
+# The closing line: the tests of both builds together.
+echo "tests: $passed_tests passed, $failed_tests failed"
+exit "$failed"
