@@ -49,5 +49,13 @@
 #include "normlab/ops/loss.hpp"
 #include "normlab/ops/embedding.hpp"
 #include "normlab/ops/dropout.hpp"
+#include "normlab/policy/policy.hpp"
+#include "normlab/nn/module.hpp"
+#include "normlab/nn/layers.hpp"
+#include "normlab/nn/attention.hpp"
+#include "normlab/nn/config.hpp"
+#include "normlab/nn/init.hpp"
+#include "normlab/nn/transformer_layer.hpp"
+#include "normlab/nn/gpt.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

@@ -1,0 +1,93 @@
+// normlab/nn/attention.hpp — multi-head self-attention with optional head scaling.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "normlab/nn/layers.hpp"
+#include "normlab/ops/dropout.hpp"
+#include "normlab/ops/softmax.hpp"
+
+namespace normlab::inline v0 {
+
+/// Self-attention over x (B, T, C) with H heads of size D = C / H:
+///
+///   q = (x W_q^T + b_q) / sqrt(D),  k = x W_k^T + b_k,  v = x W_v^T + b_v   // (B, H, T, D)
+///   h = softmax(q k^T + mask) v                                           // (B, H, T, D)
+///   y = Concat(h_1, ..., h_H) W_O^T + b_O                                  // (B, T, C)
+///
+/// q is scaled after its projection, bias included, as fairseq does. With a
+/// head scale gamma (H,) the heads are scaled either before the output
+/// projection (y = Concat(gamma_1 h_1, ...) W_O^T + b_O, the NormFormer paper)
+/// or after it (each group of D channels of y times gamma_h, fairseq's code).
+/// Parameters: q_proj, k_proj, v_proj, out_proj (fairseq names).
+template <FloatingElement T, class B>
+class MultiHeadAttention : public Module<T, B> {
+ public:
+  using Var = Variable<T, B>;
+
+  /// Contract: d_model and n_heads positive, d_model divisible by n_heads.
+  MultiHeadAttention(int64_t d_model, int64_t n_heads, Generator& gen)
+      : q_proj(d_model, d_model, gen),
+        k_proj(d_model, d_model, gen),
+        v_proj(d_model, d_model, gen),
+        out_proj(d_model, d_model, gen),
+        n_heads(n_heads) {
+    detail::check(n_heads > 0 && d_model % n_heads == 0, "MultiHeadAttention: d_model ", d_model,
+                  " must be divisible by n_heads ", n_heads);
+  }
+
+  /// What a forward pass needs besides x.
+  struct Options {
+    bool causal = false;  ///< mask key j > query i
+    /// Additive (B, 1, 1, T) bias on the scores: 0 for keys to attend, a large
+    /// negative number for padding; undefined for none.
+    Variable<T, B> key_bias;
+    const Variable<T, B>* head_scale = nullptr;  ///< gamma (H,), or null
+    HeadScalePlacement head_scale_at = HeadScalePlacement::none;
+    double dropout = 0;        ///< on the attention probabilities
+    Generator* gen = nullptr;  ///< for dropout
+  };
+
+  /// (B, T, C) -> (B, T, C). Throws when x is not 3-D with C = d_model.
+  Var forward(const Var& x, const Options& opt) const {
+    const int64_t C = q_proj.weight.size(0);
+    detail::check(x.ndim() == 3 && x.size(2) == C, "MultiHeadAttention: expected input (B, T, ", C,
+                  "), got ", x.shape());
+    const int64_t Bn = x.size(0), Tn = x.size(1), H = n_heads, D = C / H;
+    auto split_heads = [&](const Var& y) {  // (B, T, C) -> (B, H, T, D)
+      return transpose(reshape(y, {Bn, Tn, H, D}), 1, 2);
+    };
+    const Var q = split_heads(q_proj.forward(x) * (1.0 / std::sqrt(static_cast<double>(D))));
+    const Var k = split_heads(k_proj.forward(x));
+    const Var v = split_heads(v_proj.forward(x));
+    Var scores = matmul(q, k, false, true);  // (B, H, T, T)
+    if (opt.key_bias.defined()) scores = scores + opt.key_bias;
+    Var probs = softmax(scores, opt.causal);  // (B, H, T, T)
+    if (opt.dropout > 0 && this->training()) {
+      detail::check(opt.gen != nullptr, "MultiHeadAttention: attention dropout ", opt.dropout,
+                    " in training mode needs Options::gen");
+      probs = dropout(probs, opt.dropout, *opt.gen, true);
+    }
+    Var heads = matmul(probs, v);  // (B, H, T, D)
+    if (opt.head_scale_at == HeadScalePlacement::before_out_proj)
+      heads = heads * reshape(*opt.head_scale, {H, 1, 1});
+    const Var merged = reshape(transpose(heads, 1, 2), {Bn, Tn, C});  // (B, T, C)
+    Var y = out_proj.forward(merged);                                 // (B, T, C)
+    if (opt.head_scale_at == HeadScalePlacement::after_out_proj)
+      y = reshape(reshape(y, {Bn, Tn, H, D}) * reshape(*opt.head_scale, {H, 1}), {Bn, Tn, C});
+    return y;
+  }
+
+  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+    f("q_proj", q_proj);
+    f("k_proj", k_proj);
+    f("v_proj", v_proj);
+    f("out_proj", out_proj);
+  }
+
+  Linear<T, B> q_proj, k_proj, v_proj, out_proj;
+  int64_t n_heads;
+};
+
+}  // namespace normlab::inline v0

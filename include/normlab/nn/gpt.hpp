@@ -1,0 +1,122 @@
+// normlab/nn/gpt.hpp — GPT: a decoder-only causal language model.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "normlab/nn/init.hpp"
+#include "normlab/nn/transformer_layer.hpp"
+#include "normlab/ops/loss.hpp"
+
+namespace normlab::inline v0 {
+
+namespace detail {
+/// Throws unless the config's policy is the one the model type was built for.
+template <class Policy>
+void check_config_policy(const char* model, const ModelConfig& cfg) {
+  const PolicyTraits wanted = cfg.policy_traits();
+  check(wanted == traits_of<Policy>(), model, "<", Policy::name(), ">: the config asks for policy ",
+        wanted.describe(), " but this model type computes ", traits_of<Policy>().describe());
+}
+}  // namespace detail
+
+/// A decoder-only causal LM (fairseq's transformer_lm names):
+///
+///   h_0 = embed_tokens[tokens] + P[0..T-1]              // (B, T, C)
+///   h_i = layers[i](h_{i-1})  for i = 1..N, causal       // (B, T, C)
+///   h   = layer_norm(h_N)  when the model has a final norm
+///   logits = h E^T                                       // (B, T, V)
+///
+/// P is `embed_positions.weight` (learned) or fixed sinusoids; E is
+/// `embed_tokens.weight` when tied, else `output_projection.weight`.
+/// Embeddings are not scaled.
+template <class Policy, class B, FloatingElement T = float>
+class GPT : public Module<T, B> {
+ public:
+  using Var = Variable<T, B>;
+  using Layer = TransformerLayer<Policy, B, T>;
+  using Norm = typename Layer::Norm;
+  using policy_type = Policy;
+
+  /// Builds the model `cfg` describes and initializes it by `init` from `seed`.
+  /// Contract: cfg validates and names this Policy (throws Error otherwise).
+  explicit GPT(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::gpt2)
+      : config_(validated(cfg)),
+        construction_gen_(seed),
+        embed_tokens(cfg.vocab_size, cfg.d_model, construction_gen_),
+        dropout_gen_(seed ^ 0x9E3779B97F4A7C15ull) {
+    if (cfg.position_kind() == PositionKind::learned)
+      embed_positions.emplace(cfg.max_seq_len, cfg.d_model, construction_gen_,
+                              ParamKind::position_embedding);
+    else
+      sinusoids_ = Var(sinusoidal_positions<T, B>(cfg.max_seq_len, cfg.d_model));
+    layers.reserve(static_cast<size_t>(cfg.n_layers));
+    for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, construction_gen_);
+    if (cfg.uses_final_norm()) layer_norm.emplace(cfg.d_model, cfg.ln_eps);
+    if (!cfg.tie_embeddings)
+      output_projection = Var(Tensor<T, B>::zeros({cfg.vocab_size, cfg.d_model}), true);
+    initialize(*this, init, cfg.n_layers, seed);
+  }
+
+  const ModelConfig& config() const { return config_; }
+
+  /// tokens (B, T) int64 -> logits (B, T, V).
+  /// Throws when tokens is not 2-D, T exceeds max_seq_len or a token is not in [0, V).
+  Var forward(const Tensor<int64_t, B>& tokens) const {
+    detail::check(tokens.ndim() == 2, "GPT: tokens must be (B, T), got shape ", tokens.shape());
+    const int64_t Tn = tokens.size(1);
+    detail::check(Tn >= 1 && Tn <= config_.max_seq_len, "GPT: sequence length ", Tn,
+                  " is outside [1, max_seq_len = ", config_.max_seq_len, "]");
+    const Var positions = embed_positions ? slice(embed_positions->weight, 0, 0, Tn)  // (T, C)
+                                          : slice(sinusoids_, 0, 0, Tn);
+    Var h = embed_tokens.forward(tokens) + positions;  // (B, T, C)
+    typename Layer::Options opt;
+    opt.causal = true;
+    opt.gen = &dropout_gen_;
+    for (const Layer& layer : layers) h = layer.forward(h, opt);  // (B, T, C)
+    if (layer_norm) h = layer_norm->forward(h);
+    const Var& table = output_projection.defined() ? output_projection : embed_tokens.weight;
+    return matmul(h, table, false, true);  // (B, T, V)
+  }
+
+  /// Mean next-token cross-entropy of forward(tokens) against targets (B, T);
+  /// targets equal to ignore_index do not count.
+  Var loss(const Tensor<int64_t, B>& tokens, const Tensor<int64_t, B>& targets,
+           int64_t ignore_index = -100) const {
+    return cross_entropy(forward(tokens), targets, ignore_index);
+  }
+
+  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    if (output_projection.defined())
+      f("output_projection.weight", output_projection, ParamKind::weight);
+  }
+  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+    f("embed_tokens", embed_tokens);
+    if (embed_positions) f("embed_positions", *embed_positions);
+    for (size_t i = 0; i < layers.size(); ++i) f("layers." + std::to_string(i), layers[i]);
+    if (layer_norm) f("layer_norm", *layer_norm);
+  }
+
+ private:
+  static const ModelConfig& validated(const ModelConfig& cfg) {
+    cfg.validate();
+    detail::check_config_policy<Policy>("GPT", cfg);
+    return cfg;
+  }
+
+  ModelConfig config_;
+  Generator construction_gen_;  // feeds the constructors; initialize() redraws everything
+
+ public:
+  Embedding<T, B> embed_tokens;                    ///< (V, C)
+  std::optional<Embedding<T, B>> embed_positions;  ///< (max_seq_len, C), when learned
+  std::vector<Layer> layers;
+  std::optional<Norm> layer_norm;  ///< the final norm, when the model has one
+  Var output_projection;           ///< (V, C), only when untied
+
+ private:
+  Var sinusoids_;                  // (max_seq_len, C), when sinusoidal
+  mutable Generator dropout_gen_;  // dropout masks in training mode
+};
+
+}  // namespace normlab::inline v0

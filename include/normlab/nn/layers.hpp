@@ -1,0 +1,200 @@
+// normlab/nn/layers.hpp — Linear, LayerNorm, RMSNorm, Embedding, position
+// embeddings, FeedForward.
+//
+// Constructors initialize like torch's defaults; model-wide schemes
+// (nn/init.hpp) re-initialize every parameter by name and kind.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "normlab/core/random.hpp"
+#include "normlab/nn/module.hpp"
+#include "normlab/ops/elementwise.hpp"
+#include "normlab/ops/embedding.hpp"
+#include "normlab/ops/linalg.hpp"
+#include "normlab/ops/normalization.hpp"
+#include "normlab/ops/shape.hpp"
+#include "normlab/policy/policy.hpp"
+
+namespace normlab::inline v0 {
+
+/// y = x W^T + b, with W (out, in) stored like torch's nn.Linear.
+/// Init: W and b uniform in [-1/sqrt(in), 1/sqrt(in)] (torch's default).
+template <FloatingElement T, class B>
+class Linear : public Module<T, B> {
+ public:
+  using Var = Variable<T, B>;
+  using Tens = Tensor<T, B>;
+
+  /// Contract: in, out > 0 (throws Error otherwise).
+  Linear(int64_t in, int64_t out, Generator& gen, bool with_bias = true) {
+    detail::check(in > 0 && out > 0, "Linear: sizes must be positive, got in ", in, ", out ", out);
+    const T bound = T(1) / std::sqrt(static_cast<T>(in));
+    weight = Var(Tens::uniform({out, in}, gen, -bound, bound), true);           // (out, in)
+    if (with_bias) bias = Var(Tens::uniform({out}, gen, -bound, bound), true);  // (out,)
+  }
+
+  /// (..., in) -> (..., out). Throws when the last dim of x is not `in`.
+  Var forward(const Var& x) const {
+    detail::check(x.ndim() >= 1 && x.size(-1) == weight.size(1), "Linear: input of shape ",
+                  x.shape(), " does not end in in_features ", weight.size(1));
+    const std::vector<int64_t> lead(x.shape().begin(), x.shape().end() - 1);
+    const Var x2 = x.ndim() == 2 ? x : reshape(x, {-1, weight.size(1)});  // (N, in)
+    Var y = matmul(x2, weight, false, true);                              // (N, out)
+    if (bias.defined()) y = y + bias;
+    if (x.ndim() == 2) return y;
+    std::vector<int64_t> dims = lead;
+    dims.push_back(weight.size(0));
+    return reshape(y, dims);  // (..., out)
+  }
+
+  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    f("weight", weight, ParamKind::weight);
+    if (bias.defined()) f("bias", bias, ParamKind::bias);
+  }
+
+  Var weight;  ///< (out, in)
+  Var bias;    ///< (out,), or undefined without bias
+};
+
+/// y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over the last axis
+/// (biased variance, like torch.nn.LayerNorm). Init: weight 1, bias 0.
+template <FloatingElement T, class B>
+class LayerNorm : public Module<T, B> {
+ public:
+  using Var = Variable<T, B>;
+  static constexpr NormKind kind = NormKind::layer_norm;
+
+  explicit LayerNorm(int64_t dim, double eps = 1e-5)
+      : weight(Tensor<T, B>::ones({dim}), true), bias(Tensor<T, B>::zeros({dim}), true), eps(eps) {}
+
+  Var forward(const Var& x) const { return layer_norm(x, weight, bias, eps); }  // (..., dim)
+
+  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    f("weight", weight, ParamKind::norm_weight);
+    f("bias", bias, ParamKind::norm_bias);
+  }
+
+  Var weight, bias;  ///< (dim,) each
+  double eps;
+};
+
+/// y = x / sqrt(mean(x^2) + eps) * weight over the last axis (Zhang & Sennrich
+/// 2019). Init: weight 1. No bias.
+template <FloatingElement T, class B>
+class RMSNorm : public Module<T, B> {
+ public:
+  using Var = Variable<T, B>;
+  static constexpr NormKind kind = NormKind::rms_norm;
+
+  explicit RMSNorm(int64_t dim, double eps = 1e-5)
+      : weight(Tensor<T, B>::ones({dim}), true), eps(eps) {}
+
+  Var forward(const Var& x) const { return rms_norm(x, weight, eps); }  // (..., dim)
+
+  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    f("weight", weight, ParamKind::norm_weight);
+  }
+
+  Var weight;  ///< (dim,)
+  double eps;
+};
+
+/// The norm module a policy's NormKind names.
+template <NormKind K, FloatingElement T, class B>
+using NormLayer = std::conditional_t<K == NormKind::rms_norm, RMSNorm<T, B>, LayerNorm<T, B>>;
+
+/// A token table: out[p] = weight[tokens[p]]. Init: N(0, 1) (torch's default).
+template <FloatingElement T, class B>
+class Embedding : public Module<T, B> {
+ public:
+  using Var = Variable<T, B>;
+
+  Embedding(int64_t num, int64_t dim, Generator& gen, ParamKind kind = ParamKind::token_embedding)
+      : weight(Tensor<T, B>::normal({num, dim}, gen), true), kind_(kind) {}
+
+  /// (...) int64 -> (..., dim). Throws on an index outside [0, num).
+  Var forward(const Tensor<int64_t, B>& indices) const { return embedding(indices, weight); }
+
+  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    f("weight", weight, kind_);
+  }
+
+  Var weight;  ///< (num, dim)
+
+ private:
+  ParamKind kind_;
+};
+
+/// How positions enter the residual stream.
+enum class PositionKind {
+  learned,     ///< a trained (max_seq_len, C) table, `embed_positions.weight`
+  sinusoidal,  ///< fixed sin/cos features, no parameters
+};
+
+/// The fixed sinusoidal position features of fairseq's
+/// SinusoidalPositionalEmbedding: for position t and i < C/2,
+/// pe[t, i] = sin(t w_i), pe[t, C/2 + i] = cos(t w_i), w_i = 10000^(-i / (C/2 - 1));
+/// a zero last column when C is odd. Returns a (T, C) tensor.
+template <FloatingElement T, class B>
+Tensor<T, B> sinusoidal_positions(int64_t length, int64_t dim) {
+  const int64_t half = dim / 2;
+  std::vector<T> pe(static_cast<size_t>(length * dim), T(0));
+  const double step = half > 1 ? std::log(10000.0) / static_cast<double>(half - 1) : 0.0;
+  for (int64_t t = 0; t < length; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(t) * std::exp(-step * static_cast<double>(i));
+      pe[static_cast<size_t>(t * dim + i)] = static_cast<T>(std::sin(angle));
+      pe[static_cast<size_t>(t * dim + half + i)] = static_cast<T>(std::cos(angle));
+    }
+  return Tensor<T, B>::from_vector({length, dim}, pe);
+}
+
+/// The activation between fc1 and fc2.
+enum class Activation {
+  gelu,       ///< exact x Phi(x) (torch's default)
+  gelu_tanh,  ///< tanh approximation (GPT-2)
+  relu,
+};
+
+/// FFN(z) = fc2(act(fc1(z))), split at the activation so that a policy can
+/// normalize the hidden units (NormFormer's ffn_layernorm) in between.
+template <FloatingElement T, class B>
+class FeedForward : public Module<T, B> {
+ public:
+  using Var = Variable<T, B>;
+
+  FeedForward(int64_t d_model, int64_t d_ff, Activation act, Generator& gen)
+      : fc1(d_model, d_ff, gen), fc2(d_ff, d_model, gen), activation(act) {}
+
+  /// act(fc1(z)): (..., C) -> (..., d_ff)
+  Var hidden(const Var& z) const {
+    const Var h = fc1.forward(z);
+    switch (activation) {
+      case Activation::gelu:
+        return gelu(h);
+      case Activation::gelu_tanh:
+        return gelu(h, GeluApproximation::tanh);
+      case Activation::relu:
+        return relu(h);
+    }
+    return h;
+  }
+  /// fc2(h): (..., d_ff) -> (..., C)
+  Var output(const Var& h) const { return fc2.forward(h); }
+  Var forward(const Var& z) const { return output(hidden(z)); }
+
+  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+    f("fc1", fc1);
+    f("fc2", fc2);
+  }
+
+  Linear<T, B> fc1, fc2;
+  Activation activation;
+};
+
+}  // namespace normlab::inline v0

@@ -1,0 +1,272 @@
+// Transformer layers and GPT for every policy: parameter names and counts
+// against the analytic formulas, gradients by finite differences, errors.
+#include <cmath>
+#include <set>
+
+#include "testing.hpp"
+
+namespace normlab::testing {
+namespace {
+
+using TensorI64 = Tensor<int64_t, Cpu>;
+
+/// A config whose policy keys describe the policy type P.
+template <class P>
+ModelConfig config_for(int64_t C = 8, int64_t H = 2, int64_t L = 2, int64_t d_ff = 12) {
+  ModelConfig c;
+  c.vocab_size = 11;
+  c.d_model = C;
+  c.n_heads = H;
+  c.n_layers = L;
+  c.d_ff = d_ff;
+  c.max_seq_len = 6;
+  constexpr PolicyTraits t = traits_of<P>();
+  c.policy = t.deepnorm_residual             ? "deepnorm"
+             : t.placement == Placement::pre ? "pre_ln"
+                                             : "post_ln";
+  if (t.head_scale != HeadScalePlacement::none) {
+    c.extras.push_back("head_scale");
+    c.head_scale = to_string(t.head_scale);
+  }
+  if (t.attn_out_norm) c.extras.push_back("attn_ln");
+  if (t.ffn_norm) c.extras.push_back("ffn_ln");
+  if (t.ffn_out_norm) c.extras.push_back("ffn_out_ln");
+  c.resid_scale = t.resid_scale;
+  c.norm = to_string(t.norm);
+  return c;
+}
+
+/// Parameters of one layer, from the equations: 4 projections with bias,
+/// fc1/fc2 with bias, two norms, and the extras a policy adds.
+template <class P>
+int64_t layer_parameter_count(int64_t C, int64_t H, int64_t d_ff) {
+  const int64_t norm = P::norm == NormKind::rms_norm ? 1 : 2;  // gain (+ shift)
+  int64_t n = 4 * (C * C + C) + (C * d_ff + d_ff) + (d_ff * C + C) + 2 * norm * C;
+  if (P::head_scale != HeadScalePlacement::none) n += H;
+  if (P::attn_out_norm) n += norm * C;
+  if (P::ffn_norm) n += norm * d_ff;
+  if (P::ffn_out_norm) n += norm * C;
+  if (P::resid_scale) n += C;
+  return n;
+}
+
+template <class P>
+class EveryPolicy : public ::testing::Test {};
+using Policies =
+    ::testing::Types<PostLN, PreLN, NormFormer, NormFormerFairseq, compose<NormFormer, ResidScale>,
+                     compose<PreLN, HeadScale<before_out_proj>>, compose<PreLN, AttnOutNorm>,
+                     compose<PreLN, FfnNorm>, compose<PreLN, ResidScale>, SandwichLN, DeepNorm,
+                     compose<PreLN, UseRMSNorm>>;
+TYPED_TEST_SUITE(EveryPolicy, Policies);
+
+TYPED_TEST(EveryPolicy, ParameterCountMatchesTheFormula) {
+  using P = TypeParam;
+  const ModelConfig cfg = config_for<P>();
+  GPT<P, Cpu, double> model(cfg, 1);
+  const int64_t C = cfg.d_model, V = cfg.vocab_size;
+  const int64_t norm = P::norm == NormKind::rms_norm ? 1 : 2;
+  const int64_t expected = V * C + cfg.max_seq_len * C +
+                           cfg.n_layers * layer_parameter_count<P>(C, cfg.n_heads, cfg.d_ff) +
+                           (P::final_norm ? norm * C : 0);
+  EXPECT_EQ(model.parameter_count(), expected);
+  EXPECT_EQ(model.layers[0].parameter_count(), layer_parameter_count<P>(C, cfg.n_heads, cfg.d_ff));
+}
+
+TYPED_TEST(EveryPolicy, ParameterNamesAreFairseqKeysAndOnlyEnabledFeaturesOwnAny) {
+  using P = TypeParam;
+  GPT<P, Cpu, double> model(config_for<P>(), 1);
+  std::set<std::string> names;
+  for (const auto& p : model.named_parameters()) EXPECT_TRUE(names.insert(p.name).second) << p.name;
+  for (const char* key :
+       {"embed_tokens.weight", "embed_positions.weight", "layers.0.self_attn.q_proj.weight",
+        "layers.0.self_attn.k_proj.bias", "layers.0.self_attn.v_proj.weight",
+        "layers.1.self_attn.out_proj.bias", "layers.0.self_attn_layer_norm.weight",
+        "layers.1.fc1.weight", "layers.1.fc2.bias", "layers.1.final_layer_norm.weight"})
+    EXPECT_TRUE(names.count(key)) << key;
+  const bool ln = P::norm == NormKind::layer_norm;
+  EXPECT_EQ(names.count("layers.1.final_layer_norm.bias"), ln ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.c_attn"), P::head_scale != HeadScalePlacement::none ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.attn_ln.weight"), P::attn_out_norm ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.ffn_layernorm.weight"), P::ffn_norm ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.ffn_out_ln.weight"), P::ffn_out_norm ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.w_resid"), P::resid_scale ? 1u : 0u);
+  EXPECT_EQ(names.count("layer_norm.weight"), P::final_norm ? 1u : 0u);
+  EXPECT_EQ(names.count("output_projection.weight"), 0u);  // tied by default
+}
+
+TYPED_TEST(EveryPolicy, GradcheckOfTheLossOverEveryParameter) {
+  using P = TypeParam;
+  ModelConfig cfg = config_for<P>(4, 2, 2, 6);
+  cfg.vocab_size = 7;
+  GPT<P, Cpu, double> model(cfg, 3, InitScheme::fairseq);
+  // Move norms and scales away from 1/0 so that every path carries gradient.
+  Generator gen(4);
+  for (auto& p : model.named_parameters())
+    if (p.kind == ParamKind::norm_weight || p.kind == ParamKind::scale ||
+        p.kind == ParamKind::norm_bias) {
+      Tensor<double, Cpu> v = p.value.data();
+      v.copy_from(
+          TensorD::normal(p.value.shape(), gen, p.kind == ParamKind::norm_bias ? 0 : 1, 0.3));
+    }
+  const TensorI64 tokens = TensorI64::from_vector({2, 3}, {1, 5, 2, 6, 0, 3});
+  const TensorI64 targets = TensorI64::from_vector({2, 3}, {5, 2, -100, 0, 3, 4});
+  GradcheckOptions opt;
+  opt.eps = 1e-6;
+  expect_gradcheck([&](const std::vector<VarD>&) { return model.loss(tokens, targets); },
+                   model.parameters(), opt);
+}
+
+TYPED_TEST(EveryPolicy, SameSeedSameModelAndLogits) {
+  using P = TypeParam;
+  const ModelConfig cfg = config_for<P>();
+  GPT<P, Cpu, float> a(cfg, 9), b(cfg, 9), c(cfg, 10);
+  const TensorI64 tokens = TensorI64::from_vector({1, 4}, {3, 1, 4, 1});
+  const auto la = a.forward(tokens).data().to_vector();
+  EXPECT_EQ(la, b.forward(tokens).data().to_vector());
+  EXPECT_NE(la, c.forward(tokens).data().to_vector());
+  EXPECT_EQ(a.forward(tokens).shape(), (Shape{1, 4, 11}));
+}
+
+TEST(TransformerLayer, NormFormerOverPreLNIsTwoCPlusTwoDffPlusH) {
+  // DESIGN.md §1: 2C + 2 d_ff + H per layer (+ C with residual scaling).
+  const int64_t C = 16, H = 4, d_ff = 40;
+  const int64_t pre = layer_parameter_count<PreLN>(C, H, d_ff);
+  EXPECT_EQ(layer_parameter_count<NormFormer>(C, H, d_ff) - pre, 2 * C + 2 * d_ff + H);
+  EXPECT_EQ((layer_parameter_count<compose<NormFormer, ResidScale>>(C, H, d_ff)) - pre,
+            2 * C + 2 * d_ff + H + C);
+  Generator gen(1);
+  TransformerLayer<NormFormer, Cpu, float> nf(config_for<NormFormer>(C, H, 2, d_ff), gen);
+  TransformerLayer<PreLN, Cpu, float> pl(config_for<PreLN>(C, H, 2, d_ff), gen);
+  EXPECT_EQ(nf.parameter_count() - pl.parameter_count(), 2 * C + 2 * d_ff + H);
+}
+
+TEST(TransformerLayer, HeadScaleOfOneIsTheIdentityAndPlacementsDifferOtherwise) {
+  const ModelConfig cfg = config_for<compose<PreLN, HeadScale<before_out_proj>>>();
+  GPT<compose<PreLN, HeadScale<before_out_proj>>, Cpu, double> before(cfg, 5);
+  ModelConfig cfg_after = cfg;
+  cfg_after.head_scale = "after_out_proj";
+  GPT<compose<PreLN, HeadScale<after_out_proj>>, Cpu, double> after(cfg_after, 5);
+  GPT<PreLN, Cpu, double> plain(config_for<PreLN>(), 5);
+  const TensorI64 tokens = TensorI64::from_vector({1, 5}, {1, 2, 3, 4, 5});
+  // Same seed, same draws (c_attn is set to 1 by init, not drawn): identical models.
+  const auto lp = plain.forward(tokens).data().to_vector();
+  expect_close(before.forward(tokens).data().to_vector(), lp, 1e-12);
+  expect_close(after.forward(tokens).data().to_vector(), lp, 1e-12);
+  for (auto* layer : {&before.layers[0], &before.layers[1]}) {
+    TensorD g = layer->c_attn.data();
+    g.copy_from(TensorD::from({0.5, 2.0}));
+  }
+  for (auto* layer : {&after.layers[0], &after.layers[1]}) {
+    TensorD g = layer->c_attn.data();
+    g.copy_from(TensorD::from({0.5, 2.0}));
+  }
+  const auto lb = before.forward(tokens).data().to_vector();
+  const auto la = after.forward(tokens).data().to_vector();
+  double diff = 0, diff_plain = 0;
+  for (size_t i = 0; i < lb.size(); ++i) {
+    diff = std::max(diff, std::abs(lb[i] - la[i]));
+    diff_plain = std::max(diff_plain, std::abs(lb[i] - lp[i]));
+  }
+  EXPECT_GT(diff, 1e-3);  // out_proj's bias is scaled only after it
+  EXPECT_GT(diff_plain, 1e-3);
+}
+
+TEST(TransformerLayer, DeepNormResidualWeight) {
+  ModelConfig cfg = config_for<DeepNorm>();
+  cfg.n_layers = 8;
+  GPT<DeepNorm, Cpu, float> model(cfg, 1, InitScheme::deepnorm);
+  EXPECT_DOUBLE_EQ(model.layers[3].residual_weight, std::pow(16.0, 0.25));
+  GPT<PostLN, Cpu, float> post(config_for<PostLN>(), 1);
+  EXPECT_EQ(post.layers[0].residual_weight, 1.0);
+}
+
+TEST(Gpt, UntiedHeadSinusoidsAndFinalNormOverride) {
+  ModelConfig cfg = config_for<PreLN>();
+  cfg.tie_embeddings = false;
+  cfg.positions = "sinusoidal";
+  cfg.final_norm = false;
+  GPT<PreLN, Cpu, float> model(cfg, 2);
+  std::set<std::string> names;
+  for (const auto& p : model.named_parameters()) names.insert(p.name);
+  EXPECT_TRUE(names.count("output_projection.weight"));
+  EXPECT_FALSE(names.count("embed_positions.weight"));
+  EXPECT_FALSE(names.count("layer_norm.weight"));
+  EXPECT_EQ(model.forward(TensorI64::from_vector({2, 3}, {1, 2, 3, 4, 5, 6})).shape(),
+            (Shape{2, 3, 11}));
+}
+
+TEST(Gpt, SinusoidalPositionsFollowFairseq) {
+  const auto pe = sinusoidal_positions<double, Cpu>(3, 6).to_vector();  // half = 3
+  // position 2, i = 1: w = 10000^(-1/2) = 0.01
+  EXPECT_NEAR(pe[2 * 6 + 1], std::sin(2 * 0.01), 1e-15);
+  EXPECT_NEAR(pe[2 * 6 + 3 + 1], std::cos(2 * 0.01), 1e-15);
+  EXPECT_EQ(pe[0 * 6 + 3], 1.0);  // cos(0)
+}
+
+TEST(Gpt, InitSchemesDrawTheDocumentedScales) {
+  ModelConfig cfg = config_for<PreLN>(64, 4, 4, 256);
+  cfg.vocab_size = 300;
+  auto std_of = [](const VarF& v) {
+    const auto x = v.data().to_vector();
+    double s = 0;
+    for (float f : x) s += static_cast<double>(f) * f;
+    return std::sqrt(s / static_cast<double>(x.size()));
+  };
+  GPT<PreLN, Cpu, float> gpt2(cfg, 1, InitScheme::gpt2);
+  EXPECT_NEAR(std_of(gpt2.layers[0].self_attn.q_proj.weight), 0.02, 0.002);
+  EXPECT_NEAR(std_of(gpt2.layers[0].ffn.fc2.weight), 0.02 / std::sqrt(8.0), 0.0005);
+  EXPECT_NEAR(std_of(gpt2.embed_tokens.weight), 0.02, 0.002);
+  EXPECT_EQ(gpt2.layers[0].self_attn.q_proj.bias.data().to_vector(), std::vector<float>(64, 0.f));
+  EXPECT_EQ(gpt2.layers[0].final_layer_norm.weight.data().to_vector(), std::vector<float>(64, 1.f));
+  GPT<PreLN, Cpu, float> fs(cfg, 1, InitScheme::fairseq);
+  // Xavier-uniform: std = gain * sqrt(2 / (fan_in + fan_out)).
+  EXPECT_NEAR(std_of(fs.layers[0].ffn.fc1.weight), std::sqrt(2.0 / (64 + 256)), 0.003);
+  EXPECT_NEAR(std_of(fs.layers[0].self_attn.k_proj.weight), std::sqrt(2.0 / 128) / std::sqrt(2.0),
+              0.003);
+  EXPECT_NEAR(std_of(fs.embed_tokens.weight), 1 / 8.0, 0.005);
+  ModelConfig dcfg = cfg;
+  dcfg.policy = "deepnorm";
+  GPT<DeepNorm, Cpu, float> dn(dcfg, 1, InitScheme::deepnorm);
+  const double beta = std::pow(32.0, -0.25);
+  EXPECT_NEAR(std_of(dn.layers[0].self_attn.v_proj.weight), beta * std::sqrt(2.0 / 128), 0.003);
+  EXPECT_NEAR(std_of(dn.layers[0].self_attn.q_proj.weight), std::sqrt(2.0 / 128), 0.005);
+}
+
+TEST(Gpt, ErrorsNameWhatWasExpected) {
+  ModelConfig cfg = config_for<PreLN>();
+  expect_error([&] { GPT<PostLN, Cpu, float> m(cfg); },
+               {"GPT<post_ln>", "config asks for policy pre_ln", "computes post_ln"});
+  cfg.n_heads = 3;
+  expect_error([&] { GPT<PreLN, Cpu, float> m(cfg); }, {"d_model 8", "n_heads 3"});
+  cfg = config_for<PreLN>();
+  cfg.d_ff = 0;
+  expect_error([&] { GPT<PreLN, Cpu, float> m(cfg); }, {"d_ff must be positive, got 0"});
+  GPT<PreLN, Cpu, float> model(config_for<PreLN>());
+  expect_error(
+      [&] {
+        (void)model.forward(TensorI64::zeros({2, 7}));
+      },
+      {"sequence length 7", "max_seq_len = 6"});
+  expect_error([&] { (void)model.forward(TensorI64::zeros({7})); },
+               {"tokens must be (B, T)", "(7,)"});
+  expect_error(
+      [&] {
+        (void)model.forward(TensorI64::from_vector({1, 2}, {3, 11}));
+      },
+      {"embedding", "11", "[0, 11)"});
+}
+
+TEST(Gpt, DropoutOnlyInTrainingMode) {
+  ModelConfig cfg = config_for<PreLN>();
+  cfg.dropout = 0.3;
+  cfg.attention_dropout = 0.2;
+  GPT<PreLN, Cpu, float> model(cfg, 1);
+  const TensorI64 tokens = TensorI64::from_vector({1, 4}, {3, 1, 4, 1});
+  EXPECT_NE(model.forward(tokens).data().to_vector(), model.forward(tokens).data().to_vector());
+  model.eval();
+  EXPECT_FALSE(model.layers[1].self_attn.training());
+  EXPECT_EQ(model.forward(tokens).data().to_vector(), model.forward(tokens).data().to_vector());
+}
+
+}  // namespace
+}  // namespace normlab::testing
