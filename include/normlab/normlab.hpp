@@ -57,5 +57,6 @@
 #include "normlab/nn/init.hpp"
 #include "normlab/nn/transformer_layer.hpp"
 #include "normlab/nn/gpt.hpp"
+#include "normlab/nn/encoder.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

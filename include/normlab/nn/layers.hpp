@@ -161,6 +161,20 @@ enum class Activation {
   relu,
 };
 
+/// act(x) element-wise.
+template <FloatingElement T, class B>
+Variable<T, B> activate(const Variable<T, B>& x, Activation act) {
+  switch (act) {
+    case Activation::gelu_tanh:
+      return gelu(x, GeluApproximation::tanh);
+    case Activation::relu:
+      return relu(x);
+    case Activation::gelu:
+      break;
+  }
+  return gelu(x);
+}
+
 /// FFN(z) = fc2(act(fc1(z))), split at the activation so that a policy can
 /// normalize the hidden units (NormFormer's ffn_layernorm) in between.
 template <FloatingElement T, class B>
