@@ -20,19 +20,7 @@ ModelConfig config_for(int64_t C = 8, int64_t H = 2, int64_t L = 2, int64_t d_ff
   c.n_layers = L;
   c.d_ff = d_ff;
   c.max_seq_len = 6;
-  constexpr PolicyTraits t = traits_of<P>();
-  c.policy = t.deepnorm_residual             ? "deepnorm"
-             : t.placement == Placement::pre ? "pre_ln"
-                                             : "post_ln";
-  if (t.head_scale != HeadScalePlacement::none) {
-    c.extras.push_back("head_scale");
-    c.head_scale = to_string(t.head_scale);
-  }
-  if (t.attn_out_norm) c.extras.push_back("attn_ln");
-  if (t.ffn_norm) c.extras.push_back("ffn_ln");
-  if (t.ffn_out_norm) c.extras.push_back("ffn_out_ln");
-  c.resid_scale = t.resid_scale;
-  c.norm = to_string(t.norm);
+  c.set_policy<P>();
   return c;
 }
 

@@ -68,6 +68,22 @@ TEST(Policy, ConfigNamesMapToTheSameTraits) {
   EXPECT_EQ(e.policy_traits(), (traits_of<compose<PreLN, AttnOutNorm, UseRMSNorm>>()));
 }
 
+template <class P>
+void expect_round_trip_through_config() {
+  ModelConfig c;
+  c.set_policy<P>();
+  EXPECT_EQ(c.policy_traits(), traits_of<P>()) << P::name();
+}
+
+TEST(Policy, AnyPolicyCanBeDescribedByAConfig) {
+  expect_round_trip_through_config<PostLN>();
+  expect_round_trip_through_config<DeepNorm>();
+  expect_round_trip_through_config<NormFormerFairseq>();
+  expect_round_trip_through_config<PreLNWithAttnLN>();
+  expect_round_trip_through_config<compose<SandwichLN, ResidScale, UseRMSNorm>>();
+  expect_round_trip_through_config<compose<PostLN, HeadScale<after_out_proj>, FfnNorm>>();
+}
+
 TEST(Policy, ConfigErrorsNameKeyAndChoices) {
   ModelConfig c;
   c.policy = "postln";

@@ -87,6 +87,27 @@ struct ModelConfig {
     return t;
   }
 
+  /// Sets the policy keys (policy, extras, head_scale, resid_scale, norm) so
+  /// that policy_traits() == traits_of<P>(): any policy, a user's own too,
+  /// can be described by a config.
+  template <NormPolicy P>
+  void set_policy() {
+    constexpr PolicyTraits t = traits_of<P>();
+    policy = t.deepnorm_residual             ? "deepnorm"
+             : t.placement == Placement::pre ? "pre_ln"
+                                             : "post_ln";
+    extras.clear();
+    if (t.head_scale != HeadScalePlacement::none) {
+      extras.push_back("head_scale");
+      head_scale = to_string(t.head_scale);
+    }
+    if (t.attn_out_norm) extras.push_back("attn_ln");
+    if (t.ffn_norm) extras.push_back("ffn_ln");
+    if (t.ffn_out_norm) extras.push_back("ffn_out_ln");
+    resid_scale = t.resid_scale;
+    norm = to_string(t.norm);
+  }
+
   HeadScalePlacement head_scale_placement() const {
     if (head_scale == "before_out_proj") return HeadScalePlacement::before_out_proj;
     if (head_scale == "after_out_proj") return HeadScalePlacement::after_out_proj;
