@@ -50,6 +50,7 @@
 #include "normlab/ops/embedding.hpp"
 #include "normlab/ops/dropout.hpp"
 #include "normlab/policy/policy.hpp"
+#include "normlab/policy/registry.hpp"
 #include "normlab/nn/module.hpp"
 #include "normlab/nn/layers.hpp"
 #include "normlab/nn/attention.hpp"

@@ -84,6 +84,27 @@ TEST(Policy, AnyPolicyCanBeDescribedByAConfig) {
   expect_round_trip_through_config<compose<PostLN, HeadScale<after_out_proj>, FfnNorm>>();
 }
 
+TEST(Policy, RegistryFindsTheTypeAConfigNames) {
+  auto name_of = [](const ModelConfig& c) {
+    std::string found;
+    with_policy(c.policy_traits(), [&]<class P>() { found = P::name(); });
+    return found;
+  };
+  ModelConfig c;
+  c.policy = "normformer";
+  EXPECT_EQ(name_of(c), NormFormer::name());
+  c.head_scale = "after_out_proj";
+  c.resid_scale = true;
+  EXPECT_EQ(name_of(c), (compose<NormFormerFairseq, ResidScale>::name()));
+  c.policy = "sandwich";
+  c.resid_scale = false;
+  EXPECT_EQ(name_of(c), SandwichLN::name());
+  c.policy = "post_ln";
+  c.extras = {"ffn_out_ln"};
+  expect_error([&] { (void)name_of(c); },
+               {"policy post_ln+ffn_out_ln is not among", "pre_ln+attn_ln", "deepnorm"});
+}
+
 TEST(Policy, ConfigErrorsNameKeyAndChoices) {
   ModelConfig c;
   c.policy = "postln";
