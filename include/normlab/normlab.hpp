@@ -59,5 +59,6 @@
 #include "normlab/nn/transformer_layer.hpp"
 #include "normlab/nn/gpt.hpp"
 #include "normlab/nn/encoder.hpp"
+#include "normlab/io/io.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

@@ -1,6 +1,9 @@
-// normlab/io/io.hpp — file formats: JSON (configs, headers) and safetensors
-// (checkpoints interchangeable with PyTorch / Hugging Face).
+// normlab/io/io.hpp — file formats: JSON (configs, headers), safetensors
+// (checkpoints interchangeable with PyTorch / Hugging Face), checkpoints, and
+// the file-driven forward pass of `normlab forward`.
 #pragma once
 
 #include "normlab/io/json.hpp"
 #include "normlab/io/safetensors.hpp"
+#include "normlab/io/checkpoint.hpp"
+#include "normlab/io/forward.hpp"

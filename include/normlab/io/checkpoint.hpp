@@ -1,0 +1,193 @@
+// normlab/io/checkpoint.hpp — model configs as JSON, parameters as
+// safetensors, and checkpoints (config + named parameters in one file).
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "normlab/io/json.hpp"
+#include "normlab/io/safetensors.hpp"
+#include "normlab/nn/config.hpp"
+#include "normlab/nn/module.hpp"
+
+namespace normlab::inline v0 {
+
+/// The config as a JSON object with the documented keys (final_norm resolved).
+inline json::Value config_to_json(const ModelConfig& c) {
+  json::Array extras;
+  for (const std::string& e : c.extras) extras.emplace_back(e);
+  return json::Object{
+      {"vocab_size", c.vocab_size},
+      {"d_model", c.d_model},
+      {"n_heads", c.n_heads},
+      {"n_layers", c.n_layers},
+      {"d_ff", c.d_ff},
+      {"max_seq_len", c.max_seq_len},
+      {"policy", c.policy},
+      {"extras", std::move(extras)},
+      {"head_scale", c.head_scale},
+      {"resid_scale", c.resid_scale},
+      {"activation", c.activation},
+      {"norm", c.norm},
+      {"ln_eps", c.ln_eps},
+      {"final_norm", c.uses_final_norm()},
+      {"tie_embeddings", c.tie_embeddings},
+      {"positions", c.positions},
+      {"dropout", c.dropout},
+      {"attention_dropout", c.attention_dropout},
+  };
+}
+
+/// A config from a JSON object. The six sizes and `policy` are required; the
+/// other keys default as in ModelConfig. Unknown keys, values of the wrong
+/// type and invalid values are errors naming `source` and the key.
+inline ModelConfig config_from_json(const json::Value& v, const std::string& source) {
+  detail::check(v.is_object(), source, ": a config must be a JSON object, found ", v.describe());
+  static const std::set<std::string> known = {
+      "vocab_size",  "d_model", "n_heads",          "n_layers",   "d_ff",
+      "max_seq_len", "policy",  "extras",           "head_scale", "resid_scale",
+      "activation",  "norm",    "ln_eps",           "final_norm", "tie_embeddings",
+      "positions",   "dropout", "attention_dropout"};
+  for (const auto& [key, value] : v.as_object()) {
+    (void)value;
+    detail::check(known.contains(key), source, ": unknown config key \"", key,
+                  "\" (known keys: vocab_size, d_model, n_heads, n_layers, d_ff, max_seq_len, "
+                  "policy, extras, head_scale, resid_scale, activation, norm, ln_eps, final_norm, "
+                  "tie_embeddings, positions, dropout, attention_dropout)");
+  }
+  auto get = [&](const char* key, json::Type type, const char* what) -> const json::Value* {
+    const json::Value* x = v.find(key);
+    if (!x) return nullptr;
+    detail::check(x->type() == type, source, ": config key \"", key, "\" must be ", what,
+                  ", found ", x->describe());
+    return x;
+  };
+  ModelConfig c;
+  auto size = [&](const char* key, int64_t& out) {
+    const json::Value* x = get(key, json::Type::number, "an integer");
+    detail::check(x != nullptr, source, ": missing config key \"", key, "\"");
+    detail::check(x->is_int(), source, ": config key \"", key, "\" must be an integer, found ",
+                  x->describe());
+    out = x->as_int();
+  };
+  size("vocab_size", c.vocab_size);
+  size("d_model", c.d_model);
+  size("n_heads", c.n_heads);
+  size("n_layers", c.n_layers);
+  size("d_ff", c.d_ff);
+  size("max_seq_len", c.max_seq_len);
+  auto text = [&](const char* key, std::string& out, bool required) {
+    const json::Value* x = get(key, json::Type::string, "a string");
+    detail::check(x != nullptr || !required, source, ": missing config key \"", key, "\"");
+    if (x) out = x->as_string();
+  };
+  text("policy", c.policy, true);
+  text("head_scale", c.head_scale, false);
+  text("activation", c.activation, false);
+  text("norm", c.norm, false);
+  text("positions", c.positions, false);
+  auto flag = [&](const char* key, bool& out) {
+    if (const json::Value* x = get(key, json::Type::boolean, "true or false")) out = x->as_bool();
+  };
+  flag("resid_scale", c.resid_scale);
+  flag("tie_embeddings", c.tie_embeddings);
+  if (const json::Value* x = get("final_norm", json::Type::boolean, "true or false"))
+    c.final_norm = x->as_bool();
+  auto number = [&](const char* key, double& out) {
+    if (const json::Value* x = get(key, json::Type::number, "a number")) out = x->as_double();
+  };
+  number("ln_eps", c.ln_eps);
+  number("dropout", c.dropout);
+  number("attention_dropout", c.attention_dropout);
+  if (const json::Value* x = get("extras", json::Type::array, "an array of strings")) {
+    for (const json::Value& e : x->as_array()) {
+      detail::check(e.is_string(), source, ": config key \"extras\" must hold strings, found ",
+                    e.describe());
+      c.extras.push_back(e.as_string());
+    }
+  }
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+  return c;
+}
+
+/// config_from_json of the file at `path`; errors name the file.
+inline ModelConfig load_config(const std::string& path) {
+  return config_from_json(json::parse_file(path), path);
+}
+
+/// How load_parameters treats a stored dtype that differs from the model's.
+enum class DTypeMatch {
+  exact,    ///< an error (checkpoints)
+  convert,  ///< F32 <-> F64 by value (comparing with PyTorch in another precision)
+};
+
+/// Copies every parameter of `model` from `file`, by name.
+///
+/// Requires: `file` holds exactly the model's parameters, each with the
+/// model's shape (and dtype under DTypeMatch::exact); keys listed in
+/// `ignored` may be present besides. Throws Error naming the file, the key
+/// and the expected and found shape or dtype for the first missing, extra,
+/// misshapen or mistyped tensor, before any parameter changes.
+template <FloatingElement T, class B>
+void load_parameters(Module<T, B>& model, const io::SafetensorsReader& file,
+                     DTypeMatch dtypes = DTypeMatch::exact,
+                     const std::set<std::string>& ignored = {}) {
+  const std::vector<NamedParameter<T, B>> params = model.named_parameters();
+  std::set<std::string> wanted;
+  for (const auto& p : params) {
+    wanted.insert(p.name);
+    detail::check(file.contains(p.name), file.source_name(), ": missing parameter '", p.name,
+                  "' (expected shape ", p.value.shape(), ")");
+    const io::TensorInfo& info = file.info(p.name);
+    detail::check(info.shape == p.value.shape(), file.source_name(), ": parameter '", p.name,
+                  "' has shape ", info.shape, ", expected ", p.value.shape());
+    detail::check(dtypes == DTypeMatch::convert || info.dtype == io::default_dtype<T>(),
+                  file.source_name(), ": parameter '", p.name, "' has dtype ",
+                  io::to_string(info.dtype), ", expected ", io::to_string(io::default_dtype<T>()),
+                  " (the model's ", dtype_name<T>(), ")");
+  }
+  for (const io::TensorInfo& t : file.tensors())
+    detail::check(wanted.contains(t.name) || ignored.contains(t.name), file.source_name(),
+                  ": unexpected tensor '", t.name, "' (shape ", t.shape,
+                  "): the model has no parameter of that name");
+  for (const auto& p : params) {
+    Tensor<T, B> value = p.value.data();  // a handle: copying into it sets the parameter
+    value.copy_from(file.read<T, B>(p.name));
+  }
+}
+
+/// Metadata key under which a checkpoint stores its config.
+inline constexpr const char* kCheckpointConfigKey = "normlab.config";
+
+/// Writes `model`'s parameters (in its dtype) and `config` to `path`.
+template <FloatingElement T, class B>
+void save_checkpoint(const std::string& path, Module<T, B>& model, const ModelConfig& config) {
+  io::SafetensorsWriter w;
+  for (const auto& p : model.named_parameters()) w.add(p.name, p.value.data());
+  w.set_metadata(kCheckpointConfigKey, json::dump_compact(config_to_json(config)));
+  w.write(path);
+}
+
+/// The config stored in a checkpoint; throws when the file has none.
+inline ModelConfig checkpoint_config(const io::SafetensorsReader& file) {
+  const auto it = file.metadata().find(kCheckpointConfigKey);
+  detail::check(it != file.metadata().end(), file.source_name(),
+                ": not a normlab checkpoint (no \"", kCheckpointConfigKey, "\" metadata)");
+  return config_from_json(json::parse(it->second, file.source_name() + " config"),
+                          file.source_name() + " config");
+}
+
+/// Loads a checkpoint written by save_checkpoint into `model` (built from
+/// checkpoint_config of the same file). Throws on any mismatch.
+template <FloatingElement T, class B>
+void load_checkpoint(const io::SafetensorsReader& file, Module<T, B>& model) {
+  load_parameters(model, file, DTypeMatch::exact);
+}
+
+}  // namespace normlab::inline v0

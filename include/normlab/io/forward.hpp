@@ -1,0 +1,63 @@
+// normlab/io/forward.hpp — one forward and backward pass of a GPT described
+// by files: what `normlab forward` computes, shared with the parity tests.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "normlab/io/checkpoint.hpp"
+#include "normlab/nn/gpt.hpp"
+#include "normlab/policy/registry.hpp"
+
+namespace normlab::inline v0 {
+
+/// The outputs of forward_and_gradients.
+template <FloatingElement T, class B>
+struct ForwardReport {
+  Tensor<T, B> logits;                                      ///< (B, T, V)
+  Tensor<T, B> loss;                                        ///< () mean next-token cross-entropy
+  std::vector<std::pair<std::string, Tensor<T, B>>> grads;  ///< d loss / d parameter, by name
+};
+
+/// Builds the GPT `cfg` describes (its policy dispatched through the
+/// registry), loads `weights` by name (F32/F64 converted to T), and computes
+///   logits = model(tokens), loss = cross_entropy(logits, targets)
+/// and the gradient of the loss for every parameter, in eval mode.
+///
+/// Requires: tokens and targets (B, T) int64 of one shape; weights holding
+/// exactly the model's parameters. Throws Error naming what did not fit.
+template <FloatingElement T, class B>
+ForwardReport<T, B> forward_and_gradients(const ModelConfig& cfg,
+                                          const io::SafetensorsReader& weights,
+                                          const Tensor<int64_t, B>& tokens,
+                                          const Tensor<int64_t, B>& targets) {
+  detail::check(targets.shape() == tokens.shape(), "forward: targets of shape ", targets.shape(),
+                " do not match tokens of shape ", tokens.shape());
+  ForwardReport<T, B> report;
+  with_policy(cfg.policy_traits(), [&]<class P>() {
+    GPT<P, B, T> model(cfg);
+    model.eval();
+    load_parameters(model, weights, DTypeMatch::convert);
+    const Variable<T, B> logits = model.forward(tokens);  // (B, T, V)
+    const Variable<T, B> loss = cross_entropy(logits, targets);
+    loss.backward();
+    report.logits = logits.data();
+    report.loss = loss.data();
+    for (const auto& p : model.named_parameters())
+      report.grads.emplace_back(p.name, p.value.grad());
+  });
+  return report;
+}
+
+/// Writes `logits`, `loss` and `grad.<name>` for every parameter to `path`.
+template <FloatingElement T, class B>
+void write_forward_report(const std::string& path, const ForwardReport<T, B>& report) {
+  io::SafetensorsWriter w;
+  w.add("logits", report.logits);
+  w.add("loss", report.loss);
+  for (const auto& [name, grad] : report.grads) w.add("grad." + name, grad);
+  w.write(path);
+}
+
+}  // namespace normlab::inline v0

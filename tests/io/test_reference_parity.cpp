@@ -1,0 +1,90 @@
+// Parity with the PyTorch reference (tools/reference): for every policy and
+// extra, the logits, the loss and the gradient of every parameter that
+// `normlab forward` computes match the committed fixtures.
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "testing.hpp"
+
+namespace normlab::testing {
+namespace {
+
+const std::string kFixtures = std::string(NORMLAB_TEST_FIXTURES) + "/reference/";
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+/// max |a - b| / max |b| over a tensor: the error relative to the tensor's
+/// own scale. A tensor that is zero in exact arithmetic (the gradient of
+/// k_proj's bias: softmax ignores a shift shared by all keys) holds only
+/// rounding noise in the reference; it is measured against `floor`, the
+/// scale of all gradients, instead.
+template <class T>
+double relative_error(const std::vector<T>& a, const std::vector<double>& b, double floor) {
+  double diff = 0;
+  for (size_t i = 0; i < b.size(); ++i)
+    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+  const double scale = max_abs(b);
+  return diff / (scale > 1e-12 * floor ? scale : floor);
+}
+
+template <class T>
+void expect_parity(const std::string& name, double tolerance) {
+  const std::string dir = kFixtures + name + "/";
+  const ModelConfig cfg = load_config(dir + "config.json");
+  const auto weights = io::SafetensorsReader::open(dir + "weights.safetensors");
+  const auto tokens = io::SafetensorsReader::open(dir + "tokens.safetensors");
+  const auto expected = io::SafetensorsReader::open(dir + "expected.safetensors");
+  const auto report = forward_and_gradients<T, Cpu>(
+      cfg, weights, tokens.read<int64_t, Cpu>("tokens"), tokens.read<int64_t, Cpu>("targets"));
+
+  double gradient_scale = 0;  // the largest gradient entry of the reference
+  for (const io::TensorInfo& t : expected.tensors())
+    if (t.name.rfind("grad.", 0) == 0)
+      gradient_scale =
+          std::max(gradient_scale, max_abs(expected.read<double, Cpu>(t.name).to_vector()));
+  ASSERT_GT(gradient_scale, 0);
+
+  auto check = [&](const std::string& key, const Tensor<T, Cpu>& ours) {
+    const TensorD theirs = expected.read<double, Cpu>(key);
+    ASSERT_EQ(ours.shape(), theirs.shape()) << key;
+    const double err = relative_error(ours.to_vector(), theirs.to_vector(), gradient_scale);
+    EXPECT_LE(err, tolerance) << name << ": " << key << " differs from PyTorch by " << err;
+  };
+  check("logits", report.logits);
+  check("loss", report.loss);
+  std::set<std::string> compared;
+  for (const auto& [param, grad] : report.grads) {
+    check("grad." + param, grad);
+    compared.insert("grad." + param);
+  }
+  // Every gradient in the fixture has a parameter here (and the reverse, above).
+  for (const io::TensorInfo& t : expected.tensors()) {
+    const bool is_grad = t.name != "logits" && t.name != "loss";
+    EXPECT_TRUE(!is_grad || compared.count(t.name)) << t.name;
+  }
+}
+
+class ReferenceParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ReferenceParity, DoubleWithin1e10) {
+  expect_parity<double>(GetParam(), 1e-10);
+}
+TEST_P(ReferenceParity, FloatWithin1e5) {
+  expect_parity<float>(GetParam(), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceParity,
+                         ::testing::Values("post_ln", "pre_ln", "normformer",
+                                           "normformer_after_out_proj", "normformer_resid_scale",
+                                           "pre_ln_head_scale_before", "pre_ln_head_scale_after",
+                                           "pre_ln_attn_ln", "pre_ln_ffn_ln", "pre_ln_resid_scale",
+                                           "sandwich", "deepnorm", "pre_ln_rms_norm",
+                                           "pre_ln_untied", "post_ln_relu", "pre_ln_gelu_tanh"));
+
+}  // namespace
+}  // namespace normlab::testing
