@@ -40,6 +40,14 @@ inline std::string known_policy_names() {
   return detail::describe_all(static_cast<KnownPolicies*>(nullptr));
 }
 
+/// Calls `f.template operator()<P>()` for every known policy P, in list order.
+template <class F>
+void for_each_known_policy(F&& f) {
+  [&]<class... Ps>(std::tuple<Ps...>*) {
+    (f.template operator()<Ps>(), ...);
+  }(static_cast<KnownPolicies*>(nullptr));
+}
+
 /// Calls `f.template operator()<P>()` for the known policy P whose traits are
 /// `t`. Throws Error listing the known policies when none is.
 template <class F>
