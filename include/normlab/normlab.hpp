@@ -16,8 +16,17 @@
 //   V loss = normlab::mean(normlab::gelu(h) * h);                    // ()
 //   loss.backward();                                   // w.grad(), gamma.grad(), ...
 //
+// Transformer models are configured by a normalization-placement policy:
+//
+//   normlab::ModelConfig cfg;                              // sizes and policy keys
+//   cfg.policy = "normformer";
+//   normlab::GPT<normlab::NormFormer, normlab::Cpu, float> model(cfg, /*seed=*/1);
+//   V loss = model.loss(tokens, targets);                  // tokens, targets: int64 (B, T)
+//
 // Layers: core (Tensor, Shape, RNG) <- backend (kernels) <- autograd
-// (Variable, backward, gradcheck) <- ops (differentiable functions).
+// (Variable, backward, gradcheck) <- ops (differentiable functions) <- policy
+// and nn (placement policies, modules, TransformerLayer, GPT, Encoder) <- io
+// (JSON, safetensors, checkpoints).
 #pragma once
 
 #include "normlab/config.hpp"
