@@ -1,0 +1,556 @@
+// Checkpoints: configs as JSON (round trips, the committed fixture, every
+// error), strict parameter loading, checkpoint files, and the file-driven
+// forward pass of `normlab forward`.
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "normlab/io/io.hpp"
+#include "testing.hpp"
+
+namespace normlab::testing {
+namespace {
+
+using io::DType;
+using io::SafetensorsReader;
+using io::SafetensorsWriter;
+
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "normlab_test_checkpoint_" + name;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+/// Expects every field of `actual` to equal `expected`'s.
+void expect_same_config(const ModelConfig& actual, const ModelConfig& expected) {
+  EXPECT_EQ(actual.vocab_size, expected.vocab_size);
+  EXPECT_EQ(actual.d_model, expected.d_model);
+  EXPECT_EQ(actual.n_heads, expected.n_heads);
+  EXPECT_EQ(actual.n_layers, expected.n_layers);
+  EXPECT_EQ(actual.d_ff, expected.d_ff);
+  EXPECT_EQ(actual.max_seq_len, expected.max_seq_len);
+  EXPECT_EQ(actual.policy, expected.policy);
+  EXPECT_EQ(actual.extras, expected.extras);
+  EXPECT_EQ(actual.head_scale, expected.head_scale);
+  EXPECT_EQ(actual.resid_scale, expected.resid_scale);
+  EXPECT_EQ(actual.activation, expected.activation);
+  EXPECT_EQ(actual.norm, expected.norm);
+  EXPECT_EQ(actual.ln_eps, expected.ln_eps);
+  EXPECT_EQ(actual.final_norm, expected.final_norm);
+  EXPECT_EQ(actual.tie_embeddings, expected.tie_embeddings);
+  EXPECT_EQ(actual.positions, expected.positions);
+  EXPECT_EQ(actual.dropout, expected.dropout);
+  EXPECT_EQ(actual.attention_dropout, expected.attention_dropout);
+}
+
+/// A config whose every key differs from ModelConfig's default.
+ModelConfig every_key_config() {
+  ModelConfig c;
+  c.vocab_size = 50;
+  c.d_model = 24;
+  c.n_heads = 3;
+  c.n_layers = 5;
+  c.d_ff = 40;
+  c.max_seq_len = 33;
+  c.policy = "sandwich";
+  c.extras = {"head_scale", "ffn_ln"};
+  c.head_scale = "after_out_proj";
+  c.resid_scale = true;
+  c.activation = "gelu_tanh";
+  c.norm = "rms_norm";
+  c.ln_eps = 1e-6;
+  c.final_norm = false;
+  c.tie_embeddings = false;
+  c.positions = "sinusoidal";
+  c.dropout = 0.1;
+  c.attention_dropout = 0.25;
+  return c;
+}
+
+/// The small model of the parameter and checkpoint tests.
+ModelConfig small_config(const std::string& policy = "normformer") {
+  ModelConfig c;
+  c.vocab_size = 11;
+  c.d_model = 8;
+  c.n_heads = 2;
+  c.n_layers = 2;
+  c.d_ff = 12;
+  c.max_seq_len = 6;
+  c.policy = policy;
+  return c;
+}
+
+/// `v` (an object) without member `key`.
+json::Value without(const json::Value& v, const std::string& key) {
+  json::Object o;
+  for (const auto& [k, x] : v.as_object())
+    if (k != key) o.set(k, x);
+  return o;
+}
+
+/// `v` (an object) with member `key` set to `x`.
+json::Value with(json::Value v, const std::string& key, json::Value x) {
+  v.as_object().set(key, std::move(x));
+  return v;
+}
+
+void expect_config_error(const json::Value& v, const std::vector<std::string>& fragments) {
+  expect_error([&] { (void)config_from_json(v, "test.json"); }, fragments);
+}
+
+/// Two batches of five tokens in [0, 11).
+TensorI tokens() {
+  return TensorI::from_vector({2, 5}, {1, 4, 7, 10, 0, 3, 3, 9, 2, 6});
+}
+
+/// Each element's bits equal (not only its value).
+template <class T>
+void expect_bitwise_equal(const std::vector<T>& actual, const std::vector<T>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i)
+    EXPECT_EQ(std::memcmp(&actual[i], &expected[i], sizeof(T)), 0)
+        << "at flat index " << i << ": " << actual[i] << " vs " << expected[i];
+}
+
+/// Whether any element differs (a precondition: the models start different).
+template <class T>
+bool differs(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() != b.size() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) != 0;
+}
+
+template <class P, class T>
+std::vector<T> logits_of(const GPT<P, Cpu, T>& model) {
+  return model.forward(tokens()).data().to_vector();
+}
+
+/// A writer holding every parameter of `model`, stored as `as` (default: its dtype).
+template <class T>
+SafetensorsWriter parameters_of(Module<T, Cpu>& model, std::optional<DType> as = {}) {
+  SafetensorsWriter w;
+  for (const auto& p : model.named_parameters()) w.add(p.name, p.value.data(), as);
+  return w;
+}
+
+SafetensorsReader reader(const SafetensorsWriter& w, const std::string& name = "params.st") {
+  return SafetensorsReader::from_bytes(w.to_bytes(), name);
+}
+
+/// Every parameter's values, by name order of named_parameters().
+template <class T>
+std::vector<std::vector<T>> parameter_values(Module<T, Cpu>& model) {
+  std::vector<std::vector<T>> out;
+  for (const auto& p : model.named_parameters()) out.push_back(p.value.data().to_vector());
+  return out;
+}
+
+using SmallGPT = GPT<NormFormer, Cpu, float>;
+
+// ---- config JSON ----------------------------------------------------------
+
+TEST(ConfigJson, RoundTripsEveryKey) {
+  const ModelConfig c = every_key_config();
+  const json::Value j = config_to_json(c);
+  // Every documented key is written, each with a value other than the default's.
+  ModelConfig defaults;
+  defaults.final_norm = true;
+  const json::Value d = config_to_json(defaults);
+  EXPECT_EQ(j.size(), 18u);
+  for (const auto& [key, value] : d.as_object()) {
+    ASSERT_TRUE(j.contains(key)) << key;
+    EXPECT_NE(j.at(key), value) << key << " keeps its default, so the round trip does not test it";
+  }
+  expect_same_config(config_from_json(j, "value"), c);
+  expect_same_config(config_from_json(json::parse(json::dump(j), "text"), "text"), c);
+  expect_same_config(config_from_json(json::parse(json::dump_compact(j), "compact"), "compact"), c);
+}
+
+TEST(ConfigJson, WritesTheResolvedFinalNorm) {
+  ModelConfig pre = small_config("pre_ln");
+  ModelConfig post = small_config("post_ln");
+  EXPECT_EQ(config_to_json(pre).at("final_norm"), json::Value(true));
+  EXPECT_EQ(config_to_json(post).at("final_norm"), json::Value(false));
+  EXPECT_EQ(config_from_json(config_to_json(pre), "pre").final_norm, std::optional<bool>(true));
+  EXPECT_EQ(config_from_json(config_to_json(post), "post").final_norm, std::optional<bool>(false));
+}
+
+TEST(ConfigJson, OptionalKeysDefault) {
+  const json::Value j = json::parse(
+      R"({"vocab_size": 11, "d_model": 8, "n_heads": 2, "n_layers": 2, "d_ff": 12,
+          "max_seq_len": 6, "policy": "normformer"})",
+      "minimal");
+  expect_same_config(config_from_json(j, "minimal"), small_config("normformer"));
+}
+
+TEST(ConfigJson, LoadsTheNormFormerFixture) {
+  const ModelConfig c =
+      load_config(std::string(NORMLAB_TEST_FIXTURES) + "/reference/normformer/config.json");
+  EXPECT_EQ(c.policy_traits(), traits_of<NormFormer>());
+  EXPECT_EQ(c.vocab_size, 13);
+  EXPECT_EQ(c.d_model, 8);
+  EXPECT_EQ(c.max_seq_len, 7);
+  EXPECT_EQ(c.final_norm, std::optional<bool>(true));
+}
+
+TEST(ConfigJson, UnknownKeyIsNamedWithTheKnownKeys) {
+  expect_config_error(with(config_to_json(small_config()), "d_modle", 8),
+                      {"test.json", "unknown config key \"d_modle\"",
+                       "known keys: vocab_size, d_model, n_heads", "attention_dropout)"});
+}
+
+TEST(ConfigJson, MissingRequiredKey) {
+  const json::Value full = config_to_json(small_config());
+  for (const char* key :
+       {"vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_seq_len", "policy"}) {
+    SCOPED_TRACE(key);
+    expect_config_error(without(full, key),
+                        {"test.json", std::string("missing config key \"") + key + "\""});
+  }
+}
+
+TEST(ConfigJson, WrongTypes) {
+  const json::Value full = config_to_json(small_config());
+  expect_config_error(
+      with(full, "d_model", "8"),
+      {"test.json", "config key \"d_model\" must be an integer, found string \"8\""});
+  expect_config_error(
+      with(full, "n_layers", 3.5),
+      {"test.json", "config key \"n_layers\" must be an integer, found number 3.5"});
+  expect_config_error(
+      with(full, "n_layers", 2.0),
+      {"test.json", "config key \"n_layers\" must be an integer, found number 2.0"});
+  expect_config_error(
+      with(full, "resid_scale", 1),
+      {"test.json", "config key \"resid_scale\" must be true or false, found number 1"});
+  expect_config_error(with(full, "policy", json::Array{}),
+                      {"test.json", "config key \"policy\" must be a string, found array"});
+  expect_config_error(with(full, "ln_eps", "1e-5"),
+                      {"test.json", "config key \"ln_eps\" must be a number, found string"});
+  expect_config_error(with(full, "extras", "attn_ln"),
+                      {"test.json", "config key \"extras\" must be an array of strings"});
+  expect_config_error(with(full, "extras", json::Array{"attn_ln", 3}),
+                      {"test.json", "config key \"extras\" must hold strings, found number 3"});
+}
+
+TEST(ConfigJson, InvalidValues) {
+  const json::Value full = config_to_json(small_config());
+  expect_config_error(with(with(full, "d_model", 10), "n_heads", 3),
+                      {"test.json: config: d_model 10 must be divisible by n_heads 3"});
+  expect_config_error(
+      with(full, "policy", "layer_ln"),
+      {"test.json: config: unknown policy \"layer_ln\"", "post_ln, pre_ln, normformer"});
+  expect_config_error(with(full, "dropout", -0.5),
+                      {"test.json: config: dropout must be in [0, 1), got -0.5"});
+  expect_config_error(with(full, "vocab_size", 0),
+                      {"test.json: config: vocab_size must be positive, got 0"});
+  expect_config_error(with(full, "extras", json::Array{"attn_norm"}),
+                      {"test.json: config: extras: unknown extra \"attn_norm\""});
+}
+
+TEST(ConfigJson, NotAnObject) {
+  expect_config_error(json::Array{1, 2},
+                      {"test.json", "a config must be a JSON object, found array of 2 elements"});
+}
+
+TEST(ConfigJson, MalformedFileGivesLineAndColumn) {
+  const std::string path = temp_path("malformed.json");
+  write_text(path, "{\"vocab_size\": 11,\n  \"d_model\": }\n");
+  expect_error([&] { (void)load_config(path); }, {path + ":2:14:", "found '}'"});
+}
+
+TEST(ConfigJson, MissingFileNamesThePath) {
+  const std::string path = temp_path("no_such_dir/config.json");
+  expect_error([&] { (void)load_config(path); }, {"cannot read '" + path + "'"});
+}
+
+TEST(ConfigJson, ErrorsInAFileNameTheFile) {
+  const std::string path = temp_path("bad_value.json");
+  write_text(path, json::dump(with(config_to_json(small_config()), "n_heads", 3)));
+  expect_error([&] { (void)load_config(path); },
+               {path + ": config: d_model 8 must be divisible by n_heads 3"});
+}
+
+// ---- load_parameters -------------------------------------------------------
+
+TEST(LoadParameters, ReproducesTheForwardPassBitForBit) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  source.eval();
+  target.eval();
+  ASSERT_TRUE(differs(logits_of(source), logits_of(target))) << "the seeds give the same model";
+  load_parameters(target, reader(parameters_of(source)));
+  expect_bitwise_equal(logits_of(target), logits_of(source));
+  const auto loaded = parameter_values(target);
+  const auto saved = parameter_values(source);
+  ASSERT_EQ(loaded.size(), saved.size());
+  for (size_t i = 0; i < loaded.size(); ++i) expect_bitwise_equal(loaded[i], saved[i]);
+}
+
+TEST(LoadParameters, LoadsFromAFile) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  const std::string path = temp_path("params.safetensors");
+  parameters_of(source).write(path);
+  load_parameters(target, SafetensorsReader::open(path));
+  expect_bitwise_equal(logits_of(target), logits_of(source));
+}
+
+TEST(LoadParameters, MissingKey) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  SafetensorsWriter w;
+  for (const auto& p : source.named_parameters())
+    if (p.name != "layers.1.fc2.bias") w.add(p.name, p.value.data());
+  expect_error([&] { load_parameters(target, reader(w)); },
+               {"params.st", "missing parameter 'layers.1.fc2.bias'", "expected shape (8,)"});
+}
+
+TEST(LoadParameters, ExtraKey) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  SafetensorsWriter w = parameters_of(source);
+  w.add("layers.2.fc1.weight", TensorF::zeros({12, 8}));
+  expect_error([&] { load_parameters(target, reader(w)); },
+               {"params.st", "unexpected tensor 'layers.2.fc1.weight'", "(shape (12, 8))",
+                "the model has no parameter of that name"});
+}
+
+TEST(LoadParameters, WrongShape) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  SafetensorsWriter w;
+  for (const auto& p : source.named_parameters())
+    w.add(p.name, p.name == "layers.0.fc1.weight" ? TensorF::zeros({8, 12}) : p.value.data());
+  expect_error(
+      [&] { load_parameters(target, reader(w)); },
+      {"params.st", "parameter 'layers.0.fc1.weight' has shape (8, 12), expected (12, 8)"});
+}
+
+TEST(LoadParameters, DTypeExactRefusesF64ConvertAcceptsIt) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  const SafetensorsReader f64 = reader(parameters_of(source, DType::F64), "f64.st");
+  ASSERT_EQ(f64.info("embed_tokens.weight").dtype, DType::F64);
+  expect_error([&] { load_parameters(target, f64, DTypeMatch::exact); },
+               {"f64.st", "parameter 'embed_tokens.weight' has dtype F64, expected F32",
+                "(the model's float32)"});
+  expect_error([&] { load_parameters(target, f64); }, {"f64.st", "has dtype F64, expected F32"});
+  load_parameters(target, f64, DTypeMatch::convert);
+  // float -> double -> float is exact.
+  expect_bitwise_equal(logits_of(target), logits_of(source));
+}
+
+TEST(LoadParameters, IgnoredKeyIsAccepted) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  SafetensorsWriter w = parameters_of(source);
+  w.add("version", TensorI::from({3}));
+  expect_error([&] { load_parameters(target, reader(w)); }, {"unexpected tensor 'version'"});
+  load_parameters(target, reader(w), DTypeMatch::exact, {"version"});
+  expect_bitwise_equal(logits_of(target), logits_of(source));
+}
+
+TEST(LoadParameters, AFailedLoadChangesNoParameter) {
+  SmallGPT source(small_config(), 1);
+  const std::vector<NamedParameter<float, Cpu>> params = source.named_parameters();
+  const std::string last = params.back().name;  // checked last: all others would load first
+  const Shape last_shape = params.back().value.shape();
+
+  std::vector<std::pair<std::string, SafetensorsWriter>> bad;  // (message fragment, file)
+  {
+    SafetensorsWriter w;
+    for (const auto& p : params)
+      if (p.name != last) w.add(p.name, p.value.data());
+    bad.emplace_back("missing parameter '" + last + "'", std::move(w));
+  }
+  {
+    SafetensorsWriter w;
+    for (const auto& p : params)
+      w.add(p.name, p.name == last ? TensorF::zeros({last_shape.numel() + 1}) : p.value.data());
+    bad.emplace_back("parameter '" + last + "' has shape", std::move(w));
+  }
+  {
+    SafetensorsWriter w;
+    for (const auto& p : params)
+      w.add(p.name, p.value.data(), p.name == last ? DType::F64 : DType::F32);
+    bad.emplace_back("parameter '" + last + "' has dtype F64", std::move(w));
+  }
+  {
+    SafetensorsWriter w = parameters_of(source);
+    w.add("zzz.extra", TensorF::zeros({2}));
+    bad.emplace_back("unexpected tensor 'zzz.extra'", std::move(w));
+  }
+
+  SmallGPT target(small_config(), 2);
+  const auto before = parameter_values(target);
+  ASSERT_NE(before, parameter_values(source));
+  for (const auto& [what, w] : bad) {
+    SCOPED_TRACE(what);
+    expect_error([&] { load_parameters(target, reader(w)); }, {"params.st", what});
+    const auto after = parameter_values(target);
+    ASSERT_EQ(after.size(), before.size());
+    for (size_t i = 0; i < after.size(); ++i) {
+      SCOPED_TRACE(params[i].name);
+      expect_bitwise_equal(after[i], before[i]);
+    }
+  }
+}
+
+// ---- checkpoints -------------------------------------------------------------
+
+template <class P, class T>
+void expect_checkpoint_round_trip(const std::string& policy) {
+  ModelConfig cfg = small_config(policy);
+  cfg.activation = "relu";  // a key off its default travels too
+  GPT<P, Cpu, T> saved(cfg, 3);
+  saved.eval();
+  const std::string path = temp_path(policy + "_" + dtype_name<T>() + ".safetensors");
+  save_checkpoint(path, saved, cfg);
+
+  const SafetensorsReader file = SafetensorsReader::open(path);
+  const ModelConfig loaded_cfg = checkpoint_config(file);
+  ModelConfig resolved = cfg;
+  resolved.final_norm = cfg.uses_final_norm();
+  expect_same_config(loaded_cfg, resolved);
+  for (const io::TensorInfo& t : file.tensors()) EXPECT_EQ(t.dtype, io::default_dtype<T>());
+
+  GPT<P, Cpu, T> loaded(loaded_cfg, 4);
+  loaded.eval();
+  ASSERT_TRUE(differs(logits_of(loaded), logits_of(saved)));
+  load_checkpoint(file, loaded);
+  expect_bitwise_equal(logits_of(loaded), logits_of(saved));
+}
+
+TEST(Checkpoint, RoundTripsPreLNFloat) {
+  expect_checkpoint_round_trip<PreLN, float>("pre_ln");
+}
+TEST(Checkpoint, RoundTripsPreLNDouble) {
+  expect_checkpoint_round_trip<PreLN, double>("pre_ln");
+}
+TEST(Checkpoint, RoundTripsDeepNormFloat) {
+  expect_checkpoint_round_trip<DeepNorm, float>("deepnorm");
+}
+TEST(Checkpoint, RoundTripsDeepNormDouble) {
+  expect_checkpoint_round_trip<DeepNorm, double>("deepnorm");
+}
+
+TEST(Checkpoint, FloatCheckpointIntoDoubleModelIsRefused) {
+  GPT<PreLN, Cpu, float> saved(small_config("pre_ln"), 3);
+  const std::string path = temp_path("dtype.safetensors");
+  save_checkpoint(path, saved, small_config("pre_ln"));
+  const SafetensorsReader file = SafetensorsReader::open(path);
+  GPT<PreLN, Cpu, double> loaded(checkpoint_config(file), 4);
+  expect_error([&] { load_checkpoint(file, loaded); },
+               {path, "has dtype F32, expected F64 (the model's float64)"});
+}
+
+TEST(Checkpoint, FileWithoutConfigIsNotACheckpoint) {
+  SmallGPT model(small_config(), 1);
+  expect_error([&] { (void)checkpoint_config(reader(parameters_of(model), "plain.st")); },
+               {"plain.st", "not a normlab checkpoint", "normlab.config"});
+}
+
+TEST(Checkpoint, InvalidStoredConfigNamesTheFile) {
+  SmallGPT model(small_config(), 1);
+  SafetensorsWriter w = parameters_of(model);
+  w.set_metadata(kCheckpointConfigKey, R"({"vocab_size": 11})");
+  expect_error([&] { (void)checkpoint_config(reader(w, "odd.st")); },
+               {"odd.st config", "missing config key \"d_model\""});
+  w.set_metadata(kCheckpointConfigKey, "{");
+  expect_error([&] { (void)checkpoint_config(reader(w, "odd.st")); }, {"odd.st config:1:2:"});
+}
+
+TEST(Checkpoint, TruncatedFileNamesTheFile) {
+  SmallGPT model(small_config(), 1);
+  const std::string path = temp_path("truncated.safetensors");
+  save_checkpoint(path, model, small_config());
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 10);
+  expect_error([&] { (void)SafetensorsReader::open(path); }, {path, "truncated file"});
+}
+
+TEST(Checkpoint, CorruptedHeaderLengthNamesTheFile) {
+  SmallGPT model(small_config(), 1);
+  const std::string path = temp_path("bad_length.safetensors");
+  save_checkpoint(path, model, small_config());
+  {
+    std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+    const char huge[8] = {0, 0, 0, 0, 0, 0, 0, 0x40};  // 2^62, little-endian
+    f.write(huge, 8);
+  }
+  expect_error([&] { (void)SafetensorsReader::open(path); },
+               {path, "header length 4611686018427387904 is larger than the file"});
+}
+
+TEST(Checkpoint, PreLNCheckpointIntoPostLNModelIsRefused) {
+  GPT<PreLN, Cpu, float> saved(small_config("pre_ln"), 3);
+  const std::string path = temp_path("pre_ln_for_post.safetensors");
+  save_checkpoint(path, saved, small_config("pre_ln"));
+  const ModelConfig cfg = checkpoint_config(SafetensorsReader::open(path));
+  expect_error(
+      [&] { GPT<PostLN, Cpu, float> model(cfg); },
+      {"GPT<post_ln>", "config asks for policy pre_ln", "this model type computes post_ln"});
+}
+
+// ---- forward_and_gradients ---------------------------------------------------
+
+TEST(ForwardAndGradients, TargetsOfAnotherShape) {
+  SmallGPT model(small_config(), 1);
+  const SafetensorsReader weights = reader(parameters_of(model));
+  const TensorI targets = TensorI::zeros({2, 4});
+  expect_error(
+      [&] { (void)forward_and_gradients<float, Cpu>(small_config(), weights, tokens(), targets); },
+      {"targets of shape (2, 4)", "tokens of shape (2, 5)"});
+}
+
+TEST(ForwardAndGradients, WeightsMissingAParameter) {
+  SmallGPT model(small_config(), 1);
+  SafetensorsWriter w;
+  for (const auto& p : model.named_parameters())
+    if (p.name != "layers.0.c_attn") w.add(p.name, p.value.data());
+  const TensorI targets = TensorI::zeros({2, 5});
+  expect_error(
+      [&] {
+        (void)forward_and_gradients<double, Cpu>(small_config(), reader(w, "weights.st"), tokens(),
+                                                 targets);
+      },
+      {"weights.st", "missing parameter 'layers.0.c_attn'", "expected shape (2,)"});
+}
+
+TEST(ForwardAndGradients, ReportHoldsLogitsLossAndEveryGradient) {
+  SmallGPT model(small_config(), 1);
+  model.eval();
+  const SafetensorsReader weights = reader(parameters_of(model));
+  const TensorI targets = TensorI::from_vector({2, 5}, {4, 7, 10, 0, 5, 3, 9, 2, 6, 1});
+  const auto report = forward_and_gradients<float, Cpu>(small_config(), weights, tokens(), targets);
+  expect_bitwise_equal(report.logits.to_vector(), logits_of(model));
+
+  const std::string path = temp_path("report.safetensors");
+  write_forward_report(path, report);
+  const SafetensorsReader file = SafetensorsReader::open(path);
+  const auto params = model.named_parameters();
+  EXPECT_EQ(file.tensors().size(), params.size() + 2);
+  EXPECT_EQ(file.info("logits").shape, Shape({2, 5, 11}));
+  EXPECT_EQ(file.info("loss").shape, Shape{});
+  expect_bitwise_equal(file.read<float, Cpu>("logits").to_vector(), report.logits.to_vector());
+  expect_bitwise_equal(file.read<float, Cpu>("loss").to_vector(), report.loss.to_vector());
+  EXPECT_GT(report.loss.item(), 0.f);
+  ASSERT_EQ(report.grads.size(), params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    SCOPED_TRACE(params[i].name);
+    const std::string key = "grad." + params[i].name;
+    ASSERT_TRUE(file.contains(key));
+    EXPECT_EQ(report.grads[i].first, params[i].name);
+    EXPECT_EQ(file.info(key).shape, params[i].value.shape());
+    expect_bitwise_equal(file.read<float, Cpu>(key).to_vector(),
+                         report.grads[i].second.to_vector());
+  }
+}
+
+}  // namespace
+}  // namespace normlab::testing
