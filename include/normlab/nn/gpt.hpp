@@ -20,28 +20,38 @@ void check_config_policy(const char* model, const ModelConfig& cfg) {
 }
 }  // namespace detail
 
-/// A decoder-only causal LM (fairseq's transformer_lm names):
+/// What GPT and Encoder share: token and position embeddings, the layers and
+/// the final norm, turning tokens (B, T) into hidden states (B, T, C):
 ///
-///   h_0 = embed_tokens[tokens] + P[0..T-1]              // (B, T, C)
-///   h_i = layers[i](h_{i-1})  for i = 1..N, causal       // (B, T, C)
+///   h_0 = embed_tokens[tokens] + P[0..T-1]   // (B, T, C)
+///   h_i = layers[i](h_{i-1})  for i = 1..N
 ///   h   = layer_norm(h_N)  when the model has a final norm
-///   logits = h E^T                                       // (B, T, V)
 ///
-/// P is `embed_positions.weight` (learned) or fixed sinusoids; E is
-/// `embed_tokens.weight` when tied, else `output_projection.weight`.
-/// Embeddings are not scaled.
-template <class Policy, class B, FloatingElement T = float>
-class GPT : public Module<T, B> {
+/// P is `embed_positions.weight` (learned) or fixed sinusoids. Embeddings are
+/// not scaled.
+template <class Policy, class B, FloatingElement T>
+class TransformerStack : public Module<T, B> {
  public:
   using Var = Variable<T, B>;
   using Layer = TransformerLayer<Policy, B, T>;
   using Norm = typename Layer::Norm;
   using policy_type = Policy;
 
-  /// Builds the model `cfg` describes and initializes it by `init` from `seed`.
-  /// Contract: cfg validates and names this Policy (throws Error otherwise).
-  explicit GPT(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::gpt2)
-      : config_(validated(cfg)),
+  const ModelConfig& config() const { return config_; }
+
+  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+    f("embed_tokens", embed_tokens);
+    if (embed_positions) f("embed_positions", *embed_positions);
+    for (size_t i = 0; i < layers.size(); ++i) f("layers." + std::to_string(i), layers[i]);
+    if (layer_norm) f("layer_norm", *layer_norm);
+  }
+
+ protected:
+  /// `model` names the model in errors. Contract: cfg validates and names this
+  /// Policy (throws Error otherwise). The derived model initializes.
+  TransformerStack(const char* model, const ModelConfig& cfg, uint64_t seed)
+      : config_(validated(model, cfg)),
+        model_(model),
         construction_gen_(seed),
         embed_tokens(cfg.vocab_size, cfg.d_model, construction_gen_),
         dropout_gen_(seed ^ 0x9E3779B97F4A7C15ull) {
@@ -53,29 +63,77 @@ class GPT : public Module<T, B> {
     layers.reserve(static_cast<size_t>(cfg.n_layers));
     for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, construction_gen_);
     if (cfg.uses_final_norm()) layer_norm.emplace(cfg.d_model, cfg.ln_eps);
-    if (!cfg.tie_embeddings)
-      output_projection = Var(Tensor<T, B>::zeros({cfg.vocab_size, cfg.d_model}), true);
-    initialize(*this, init, cfg.n_layers, seed);
   }
 
-  const ModelConfig& config() const { return config_; }
-
-  /// tokens (B, T) int64 -> logits (B, T, V).
-  /// Throws when tokens is not 2-D, T exceeds max_seq_len or a token is not in [0, V).
-  Var forward(const Tensor<int64_t, B>& tokens) const {
-    detail::check(tokens.ndim() == 2, "GPT: tokens must be (B, T), got shape ", tokens.shape());
+  /// tokens (B, T) int64 -> hidden states (B, T, C). Throws when tokens is not
+  /// 2-D, T exceeds max_seq_len or a token is not in [0, V).
+  Var hidden_states(const Tensor<int64_t, B>& tokens, bool causal, const Var& key_bias) const {
+    detail::check(tokens.ndim() == 2, model_, ": tokens must be (B, T), got shape ",
+                  tokens.shape());
     const int64_t Tn = tokens.size(1);
-    detail::check(Tn >= 1 && Tn <= config_.max_seq_len, "GPT: sequence length ", Tn,
+    detail::check(Tn >= 1 && Tn <= config_.max_seq_len, model_, ": sequence length ", Tn,
                   " is outside [1, max_seq_len = ", config_.max_seq_len, "]");
     const Var positions = embed_positions ? slice(embed_positions->weight, 0, 0, Tn)  // (T, C)
                                           : slice(sinusoids_, 0, 0, Tn);
     Var h = embed_tokens.forward(tokens) + positions;  // (B, T, C)
     typename Layer::Options opt;
-    opt.causal = true;
+    opt.causal = causal;
+    opt.key_bias = key_bias;
     opt.gen = &dropout_gen_;
     for (const Layer& layer : layers) h = layer.forward(h, opt);  // (B, T, C)
     if (layer_norm) h = layer_norm->forward(h);
-    const Var& table = output_projection.defined() ? output_projection : embed_tokens.weight;
+    return h;
+  }
+
+ private:
+  static const ModelConfig& validated(const char* model, const ModelConfig& cfg) {
+    cfg.validate();
+    detail::check_config_policy<Policy>(model, cfg);
+    return cfg;
+  }
+
+  ModelConfig config_;
+  const char* model_;
+
+ protected:
+  Generator construction_gen_;  // feeds the constructors; the model's init redraws everything
+
+ public:
+  Embedding<T, B> embed_tokens;                    ///< (V, C)
+  std::optional<Embedding<T, B>> embed_positions;  ///< (max_seq_len, C), when learned
+  std::vector<Layer> layers;
+  std::optional<Norm> layer_norm;  ///< the final norm, when the model has one
+
+ private:
+  Var sinusoids_;                  // (max_seq_len, C), when sinusoidal
+  mutable Generator dropout_gen_;  // dropout masks in training mode
+};
+
+/// A decoder-only causal LM (fairseq's transformer_lm names): the stack's
+/// hidden states h (B, T, C) with causal attention, then
+///
+///   logits = h E^T   // (B, T, V)
+///
+/// where E is `embed_tokens.weight` when tied, else `output_projection.weight`.
+template <class Policy, class B, FloatingElement T = float>
+class GPT : public TransformerStack<Policy, B, T> {
+ public:
+  using Var = Variable<T, B>;
+
+  /// Builds the model `cfg` describes and initializes it by `init` from `seed`.
+  /// Contract: cfg validates and names this Policy (throws Error otherwise).
+  explicit GPT(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::gpt2)
+      : TransformerStack<Policy, B, T>("GPT", cfg, seed) {
+    if (!cfg.tie_embeddings)
+      output_projection = Var(Tensor<T, B>::zeros({cfg.vocab_size, cfg.d_model}), true);
+    initialize(*this, init, cfg.n_layers, seed);
+  }
+
+  /// tokens (B, T) int64 -> logits (B, T, V).
+  /// Throws when tokens is not 2-D, T exceeds max_seq_len or a token is not in [0, V).
+  Var forward(const Tensor<int64_t, B>& tokens) const {
+    const Var h = this->hidden_states(tokens, true, Var());  // (B, T, C)
+    const Var& table = output_projection.defined() ? output_projection : this->embed_tokens.weight;
     return matmul(h, table, false, true);  // (B, T, V)
   }
 
@@ -90,33 +148,8 @@ class GPT : public Module<T, B> {
     if (output_projection.defined())
       f("output_projection.weight", output_projection, ParamKind::weight);
   }
-  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
-    f("embed_tokens", embed_tokens);
-    if (embed_positions) f("embed_positions", *embed_positions);
-    for (size_t i = 0; i < layers.size(); ++i) f("layers." + std::to_string(i), layers[i]);
-    if (layer_norm) f("layer_norm", *layer_norm);
-  }
 
- private:
-  static const ModelConfig& validated(const ModelConfig& cfg) {
-    cfg.validate();
-    detail::check_config_policy<Policy>("GPT", cfg);
-    return cfg;
-  }
-
-  ModelConfig config_;
-  Generator construction_gen_;  // feeds the constructors; initialize() redraws everything
-
- public:
-  Embedding<T, B> embed_tokens;                    ///< (V, C)
-  std::optional<Embedding<T, B>> embed_positions;  ///< (max_seq_len, C), when learned
-  std::vector<Layer> layers;
-  std::optional<Norm> layer_norm;  ///< the final norm, when the model has one
-  Var output_projection;           ///< (V, C), only when untied
-
- private:
-  Var sinusoids_;                  // (max_seq_len, C), when sinusoidal
-  mutable Generator dropout_gen_;  // dropout masks in training mode
+  Var output_projection;  ///< (V, C), only when untied
 };
 
 }  // namespace normlab::inline v0
