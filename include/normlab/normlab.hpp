@@ -69,5 +69,6 @@
 #include "normlab/nn/gpt.hpp"
 #include "normlab/nn/encoder.hpp"
 #include "normlab/io/io.hpp"
+#include "normlab/diag/diagnostics.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

@@ -64,7 +64,7 @@ class Encoder : public TransformerStack<Policy, B, T> {
       for (int64_t p : padding.to_vector()) bias.push_back(p != 0 ? T(-1e9) : T(0));
       key_bias = Var(Tensor<T, B>::from_vector({tokens.size(0), 1, 1, tokens.size(1)}, bias));
     }
-    const Var h = this->hidden_states(tokens, false, key_bias);  // (B, T, C)
+    const Var h = this->hidden_states(tokens, false, key_bias, {});  // (B, T, C)
     const Var z =
         lm_head.layer_norm.forward(activate(lm_head.dense.forward(h), lm_head.activation));
     return matmul(z, this->embed_tokens.weight, false, true) + lm_head.bias;  // (B, T, V)

@@ -1,6 +1,7 @@
 // normlab/nn/gpt.hpp — GPT: a decoder-only causal language model.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -36,6 +37,10 @@ class TransformerStack : public Module<T, B> {
   using Layer = TransformerLayer<Policy, B, T>;
   using Norm = typename Layer::Norm;
   using policy_type = Policy;
+  /// Called with (i, h_i) for the residual stream entering the first layer
+  /// (i = 0) and leaving each layer (i = 1..N), before the final norm: how
+  /// diagnostics watch activations without changing the forward pass.
+  using LayerObserver = std::function<void(int64_t index, const Var& h)>;
 
   const ModelConfig& config() const { return config_; }
 
@@ -67,7 +72,8 @@ class TransformerStack : public Module<T, B> {
 
   /// tokens (B, T) int64 -> hidden states (B, T, C). Throws when tokens is not
   /// 2-D, T exceeds max_seq_len or a token is not in [0, V).
-  Var hidden_states(const Tensor<int64_t, B>& tokens, bool causal, const Var& key_bias) const {
+  Var hidden_states(const Tensor<int64_t, B>& tokens, bool causal, const Var& key_bias,
+                    const LayerObserver& observe) const {
     detail::check(tokens.ndim() == 2, model_, ": tokens must be (B, T), got shape ",
                   tokens.shape());
     const int64_t Tn = tokens.size(1);
@@ -80,7 +86,11 @@ class TransformerStack : public Module<T, B> {
     opt.causal = causal;
     opt.key_bias = key_bias;
     opt.gen = &dropout_gen_;
-    for (const Layer& layer : layers) h = layer.forward(h, opt);  // (B, T, C)
+    if (observe) observe(0, h);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      h = layers[i].forward(h, opt);  // (B, T, C)
+      if (observe) observe(static_cast<int64_t>(i) + 1, h);
+    }
     if (layer_norm) h = layer_norm->forward(h);
     return h;
   }
@@ -129,10 +139,13 @@ class GPT : public TransformerStack<Policy, B, T> {
     initialize(*this, init, cfg.n_layers, seed);
   }
 
-  /// tokens (B, T) int64 -> logits (B, T, V).
+  using typename TransformerStack<Policy, B, T>::LayerObserver;
+
+  /// tokens (B, T) int64 -> logits (B, T, V); `observe`, when set, sees the
+  /// residual stream around every layer.
   /// Throws when tokens is not 2-D, T exceeds max_seq_len or a token is not in [0, V).
-  Var forward(const Tensor<int64_t, B>& tokens) const {
-    const Var h = this->hidden_states(tokens, true, Var());  // (B, T, C)
+  Var forward(const Tensor<int64_t, B>& tokens, const LayerObserver& observe = {}) const {
+    const Var h = this->hidden_states(tokens, true, Var(), observe);  // (B, T, C)
     const Var& table = output_projection.defined() ? output_projection : this->embed_tokens.weight;
     return matmul(h, table, false, true);  // (B, T, V)
   }
