@@ -69,6 +69,7 @@
 #include "normlab/nn/gpt.hpp"
 #include "normlab/nn/encoder.hpp"
 #include "normlab/io/io.hpp"
+#include "normlab/data/data.hpp"
 #include "normlab/diag/diagnostics.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");
