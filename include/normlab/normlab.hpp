@@ -46,6 +46,7 @@
 #include "normlab/backend/cpu/loss.hpp"
 #include "normlab/backend/cpu/embedding.hpp"
 #include "normlab/backend/cpu/dropout.hpp"
+#include "normlab/backend/cpu/optim.hpp"
 #include "normlab/autograd/grad_mode.hpp"
 #include "normlab/autograd/variable.hpp"
 #include "normlab/autograd/gradcheck.hpp"
@@ -69,6 +70,7 @@
 #include "normlab/nn/gpt.hpp"
 #include "normlab/nn/encoder.hpp"
 #include "normlab/io/io.hpp"
+#include "normlab/optim/optim.hpp"
 #include "normlab/data/data.hpp"
 #include "normlab/diag/diagnostics.hpp"
 

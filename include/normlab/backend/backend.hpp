@@ -12,47 +12,51 @@
 #include <cstdint>
 
 #include "normlab/backend/functors.hpp"
+#include "normlab/backend/optim_args.hpp"
 #include "normlab/core/shape.hpp"
 
 namespace normlab::inline v0 {
 
 /// The kernels a backend must provide for element type T (float or double).
 template <class B, class T>
-concept BackendKernelsFor =
-    requires(B b, T* p, const T* cp, int64_t n, uint64_t u, T v, bool flag, double f,
-             const int64_t* cip, const BroadcastPlan& plan,
-             const StridedPlan& strided) {
-      copy_to_host(b, p, cp, n);
-      copy_from_host(b, p, cp, n);
-      copy(b, p, cp, n);
-      fill(b, p, n, v);
-      fill_uniform(b, p, n, u, u, v, v);
-      fill_normal(b, p, n, u, u, v, v);
-      accumulate(b, p, cp, n, v);
-      map_unary_forward(b, p, cp, n, fn::Exp{});
-      map_unary_backward(b, p, cp, cp, cp, n, fn::Exp{});
-      map_binary_forward(b, p, cp, cp, plan, n, fn::Add{});
-      map_binary_backward(b, p, p, cp, cp, cp, plan, n, fn::Add{});
-      gemm(b, flag, flag, n, n, n, v, cp, n, cp, n, v, p, n);
-      gemm_strided_batched(b, flag, flag, n, n, n, v, cp, n, n, cp, n, n, v, p, n, n, n);
-      sum_axis_forward(b, p, cp, n, n, n, v);
-      sum_axis_backward(b, p, cp, n, n, n, v);
-      gather_strided(b, p, cp, strided, n, flag);
-      copy_rows(b, p, n, cp, n, n, n, flag);
-      layer_norm_forward(b, p, p, p, cp, cp, cp, n, n, v);
-      layer_norm_backward(b, p, p, p, cp, cp, cp, cp, cp, n, n);
-      rms_norm_forward(b, p, p, cp, cp, n, n, v);
-      rms_norm_backward(b, p, p, cp, cp, cp, cp, n, n);
-      softmax_forward(b, p, cp, n, n, n);
-      softmax_backward(b, p, cp, cp, n, n, n);
-      log_softmax_forward(b, p, cp, n, n);
-      log_softmax_backward(b, p, cp, cp, n, n);
-      cross_entropy_forward(b, p, p, p, cp, cip, n, n, n, v);
-      cross_entropy_backward(b, p, cp, cp, cp, cip, n, n, n, v);
-      embedding_forward(b, p, cp, cip, n, n);
-      embedding_backward(b, p, cp, cip, n, n);
-      dropout_mask(b, p, n, u, u, f);
-    };
+concept BackendKernelsFor = requires(B b, T* p, const T* cp, int64_t n, uint64_t u, T v, bool flag,
+                                     double f, const int64_t* cip, const BroadcastPlan& plan,
+                                     const StridedPlan& strided) {
+  copy_to_host(b, p, cp, n);
+  copy_from_host(b, p, cp, n);
+  copy(b, p, cp, n);
+  fill(b, p, n, v);
+  fill_uniform(b, p, n, u, u, v, v);
+  fill_normal(b, p, n, u, u, v, v);
+  accumulate(b, p, cp, n, v);
+  map_unary_forward(b, p, cp, n, fn::Exp{});
+  map_unary_backward(b, p, cp, cp, cp, n, fn::Exp{});
+  map_binary_forward(b, p, cp, cp, plan, n, fn::Add{});
+  map_binary_backward(b, p, p, cp, cp, cp, plan, n, fn::Add{});
+  gemm(b, flag, flag, n, n, n, v, cp, n, cp, n, v, p, n);
+  gemm_strided_batched(b, flag, flag, n, n, n, v, cp, n, n, cp, n, n, v, p, n, n, n);
+  sum_axis_forward(b, p, cp, n, n, n, v);
+  sum_axis_backward(b, p, cp, n, n, n, v);
+  gather_strided(b, p, cp, strided, n, flag);
+  copy_rows(b, p, n, cp, n, n, n, flag);
+  layer_norm_forward(b, p, p, p, cp, cp, cp, n, n, v);
+  layer_norm_backward(b, p, p, p, cp, cp, cp, cp, cp, n, n);
+  rms_norm_forward(b, p, p, cp, cp, n, n, v);
+  rms_norm_backward(b, p, p, cp, cp, cp, cp, n, n);
+  softmax_forward(b, p, cp, n, n, n);
+  softmax_backward(b, p, cp, cp, n, n, n);
+  log_softmax_forward(b, p, cp, n, n);
+  log_softmax_backward(b, p, cp, cp, n, n);
+  cross_entropy_forward(b, p, p, p, cp, cip, n, n, n, v);
+  cross_entropy_backward(b, p, cp, cp, cp, cip, n, n, n, v);
+  embedding_forward(b, p, cp, cip, n, n);
+  embedding_backward(b, p, cp, cip, n, n);
+  dropout_mask(b, p, n, u, u, f);
+  adamw_step(b, p, cp, p, p, n, AdamWStepArgs{});
+  sgd_step(b, p, cp, p, n, SgdStepArgs{});
+  { sum_of_squares(b, cp, n) } -> std::same_as<double>;
+  scale_in_place(b, p, n, v);
+};
 
 /// A backend tag: a name, byte allocation, and the kernels for float and double.
 template <class B>
