@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "normlab/normlab.hpp"
 
 namespace normlab::testing {
@@ -16,6 +20,32 @@ using TensorD = Tensor<double, Cpu>;
 using TensorI = Tensor<int64_t, Cpu>;
 using VarF = Variable<float, Cpu>;
 using VarD = Variable<double, Cpu>;
+
+/// Runs the enclosing scope with `n` OpenMP threads, then restores the count.
+/// The test command runs every test with one thread (OMP_NUM_THREADS=1,
+/// because ctest runs one test per core); tests of the threaded paths ask for
+/// threads with this guard.
+class ThreadCountGuard {
+ public:
+  explicit ThreadCountGuard(int n) {
+#ifdef _OPENMP
+    saved_ = omp_get_max_threads();
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+  }
+  ~ThreadCountGuard() {
+#ifdef _OPENMP
+    omp_set_num_threads(saved_);
+#endif
+  }
+  ThreadCountGuard(const ThreadCountGuard&) = delete;
+  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
+
+ private:
+  int saved_ = 1;
+};
 
 /// Element-wise |actual - expected| <= tol * max(1, |expected|).
 template <class T>

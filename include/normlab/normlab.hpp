@@ -73,5 +73,6 @@
 #include "normlab/optim/optim.hpp"
 #include "normlab/data/data.hpp"
 #include "normlab/diag/diagnostics.hpp"
+#include "normlab/train/trainer.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

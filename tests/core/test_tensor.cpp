@@ -19,8 +19,11 @@ TEST(Shape, NumelStridesAndAxes) {
 TEST(Shape, BroadcastFollowsNumpyRules) {
   EXPECT_EQ(broadcast_shapes("t", Shape{4, 1, 3}, Shape{5, 1}), (Shape{4, 5, 3}));
   EXPECT_EQ(broadcast_shapes("t", Shape{}, Shape{2, 2}), (Shape{2, 2}));
-  expect_error([] { broadcast_shapes("add", Shape{2, 3}, Shape{4}); },
-               {"add", "(2, 3)", "(4,)", "cannot be broadcast"});
+  expect_error(
+      [] {
+        broadcast_shapes("add", Shape{2, 3}, Shape{4});
+      },
+      {"add", "(2, 3)", "(4,)", "cannot be broadcast"});
 }
 
 TEST(Tensor, FactoriesAndToVector) {
@@ -33,7 +36,11 @@ TEST(Tensor, FactoriesAndToVector) {
   EXPECT_EQ(m.shape(), (Shape{2, 3}));
   EXPECT_EQ(m.to_vector(), (std::vector<float>{1, 2, 3, 4, 5, 6}));
   EXPECT_EQ(TensorD::scalar(7).item(), 7);
-  expect_error([] { TensorF::from_vector({2, 2}, {1, 2, 3}); }, {"from_vector", "(2, 2)", "4", "3"});
+  expect_error(
+      [] {
+        TensorF::from_vector({2, 2}, {1, 2, 3});
+      },
+      {"from_vector", "(2, 2)", "4", "3"});
   expect_error([] { TensorF::from({{1, 2}, {3}}); }, {"same length", "2", "1"});
   expect_error([&] { (void)m.item(); }, {"item", "(2, 3)"});
 }
@@ -70,7 +77,8 @@ TEST(Philox, MatchesPublishedKnownAnswers) {
     for (int i = 0; i < 4; ++i) EXPECT_EQ(b.w[i], want[static_cast<size_t>(i)]) << "word " << i;
   };
   eq(philox4x32_10({{0, 0, 0, 0}}, 0), {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8});
-  eq(philox4x32_10({{~0u, ~0u, ~0u, ~0u}}, ~0ull), {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd});
+  eq(philox4x32_10({{~0u, ~0u, ~0u, ~0u}}, ~0ull),
+     {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd});
   eq(philox4x32_10({{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}},
                    uint64_t{0x299f31d0} << 32 | 0xa4093822),
      {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1});
@@ -85,6 +93,7 @@ TEST(Philox, SameSeedSameNumbersAndSuccessiveFillsDiffer) {
 }
 
 TEST(Philox, ValuesDoNotDependOnThreadCountOrSplitting) {
+  const ThreadCountGuard threads(2);
   // Element i of a fill depends only on (seed, first block, i): a fill of 10
   // elements equals the first 10 of a fill of 100000 (which runs threaded).
   Generator g1(3), g2(3);

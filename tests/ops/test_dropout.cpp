@@ -54,6 +54,7 @@ TEST(Dropout, FloatAndDoubleModelsDrawTheSameMask) {
 }
 
 TEST(DropoutKernel, MaskIsPhiloxUniformThresholdOnTheParallelPath) {
+  const ThreadCountGuard threads(2);
   constexpr int64_t n = 50000;  // above the parallel grain
   constexpr double p = 0.25;
   for (uint64_t first : {uint64_t{0}, uint64_t{12345}}) {

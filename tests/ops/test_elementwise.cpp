@@ -15,8 +15,8 @@ TEST(Elementwise, BinaryForwardValues) {
 }
 
 TEST(Elementwise, BroadcastingForwardValues) {
-  VarD m(TensorD::from({{1, 2, 3}, {4, 5, 6}}));  // (2, 3)
-  VarD row(TensorD::from({10, 20, 30}));          // (3,)
+  VarD m(TensorD::from({{1, 2, 3}, {4, 5, 6}}));       // (2, 3)
+  VarD row(TensorD::from({10, 20, 30}));               // (3,)
   VarD col(TensorD::from_vector({2, 1}, {100, 200}));  // (2, 1)
   EXPECT_EQ((m + row).data().to_vector(), (std::vector<double>{11, 22, 33, 14, 25, 36}));
   EXPECT_EQ((m * col).data().to_vector(), (std::vector<double>{100, 200, 300, 800, 1000, 1200}));
@@ -108,7 +108,11 @@ TEST(Elementwise, FloatAgreesWithDouble) {
 TEST(Elementwise, ErrorsNameOpAndShapes) {
   VarD a(TensorD::zeros({2, 3})), b(TensorD::zeros({2}));
   expect_error([&] { (void)(a * b); }, {"mul", "(2, 3)", "(2,)"});
-  expect_error([&] { (void)(a / VarD(TensorD::zeros({4, 1, 5}))); }, {"div", "(2, 3)", "(4, 1, 5)"});
+  expect_error(
+      [&] {
+        (void)(a / VarD(TensorD::zeros({4, 1, 5})));
+      },
+      {"div", "(2, 3)", "(4, 1, 5)"});
 }
 
 TEST(Elementwise, EmptyTensorsAreFine) {

@@ -46,6 +46,7 @@ TEST(Embedding, GradcheckWithRepeatedIndices) {
 }
 
 TEST(EmbeddingKernel, ParallelScatterAddMatchesSerialReference) {
+  const ThreadCountGuard threads(2);
   // n * c above the parallel grain, c spanning several column blocks, many repeats.
   constexpr int64_t v = 7, c = 150, n = 300;
   Generator gen(43);

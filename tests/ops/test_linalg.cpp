@@ -110,6 +110,7 @@ TEST(Matmul, OperandUsedTwiceAndGradientAccumulation) {
 
 TEST(Matmul, LargeProductUsesTheParallelPathCorrectly) {
   // Big enough for Eigen's threaded GEMM and the batched threading.
+  const ThreadCountGuard threads(2);
   Generator gen(21);
   VarD a(TensorD::normal({8, 64, 96}, gen)), b(TensorD::normal({8, 96, 80}, gen));
   const auto c = matmul(a, b).data().to_vector();

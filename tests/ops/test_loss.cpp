@@ -127,6 +127,7 @@ std::vector<double> reference_row_losses(const std::vector<double>& x,
 }
 
 TEST(CrossEntropyKernel, RowLossesMatchReferenceOnTheParallelPath) {
+  const ThreadCountGuard threads(2);
   constexpr int64_t n = 40, v = 1000;  // n * v above the parallel grain
   Generator gen(31);
   const TensorD x = TensorD::normal({n, v}, gen, 0.0, 4.0);

@@ -24,7 +24,9 @@ struct OpCase {
 };
 
 /// Failure messages name the row rather than dumping its bytes.
-void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const OpCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 /// A row from one generic function, instantiated for double and float.
 template <class F>

@@ -38,6 +38,7 @@ TEST(Reduction, MiddleAxisValues) {
 }
 
 TEST(Reduction, LongSumIsAccurateAndThreadIndependent) {
+  const ThreadCountGuard threads(2);  // the chunked parallel path
   // 1e6 copies of 0.1f: a naive float running sum drifts by ~1%; double
   // accumulation in fixed-size chunks keeps it exact to float rounding.
   VarF x(TensorF::full({1000000}, 0.1f));

@@ -33,6 +33,7 @@ TEST(Softmax, ForwardKnownValues) {
 }
 
 TEST(Softmax, MatchesReferenceOnLargeInput) {
+  const ThreadCountGuard threads(2);
   // Large enough for the multi-threaded path.
   const auto x = random_var({4, 64, 129}, 1, 0.0, 3.0);
   expect_close(softmax(x).data().to_vector(), reference_softmax(x.data().to_vector(), 129, 0),

@@ -165,12 +165,19 @@ void load_parameters(Module<T, B>& model, const io::SafetensorsReader& file,
 /// Metadata key under which a checkpoint stores its config.
 inline constexpr const char* kCheckpointConfigKey = "normlab.config";
 
+/// Adds `model`'s parameters (in its dtype, by name) and `config` (as
+/// metadata) to `w`: the model part of every checkpoint.
+template <FloatingElement T, class B>
+void add_model(io::SafetensorsWriter& w, Module<T, B>& model, const ModelConfig& config) {
+  for (const auto& p : model.named_parameters()) w.add(p.name, p.value.data());
+  w.set_metadata(kCheckpointConfigKey, json::dump_compact(config_to_json(config)));
+}
+
 /// Writes `model`'s parameters (in its dtype) and `config` to `path`.
 template <FloatingElement T, class B>
 void save_checkpoint(const std::string& path, Module<T, B>& model, const ModelConfig& config) {
   io::SafetensorsWriter w;
-  for (const auto& p : model.named_parameters()) w.add(p.name, p.value.data());
-  w.set_metadata(kCheckpointConfigKey, json::dump_compact(config_to_json(config)));
+  add_model(w, model, config);
   w.write(path);
 }
 

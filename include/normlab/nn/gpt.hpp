@@ -43,6 +43,9 @@ class TransformerStack : public Module<T, B> {
   using LayerObserver = std::function<void(int64_t index, const Var& h)>;
 
   const ModelConfig& config() const { return config_; }
+  /// The generator of dropout masks in training mode (saved by checkpoints
+  /// that must resume exactly).
+  Generator& dropout_generator() const { return dropout_gen_; }
 
   void for_each_child(const typename Module<T, B>::ChildFn& f) override {
     f("embed_tokens", embed_tokens);

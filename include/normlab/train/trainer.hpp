@@ -1,0 +1,191 @@
+// normlab/train/trainer.hpp — the training loop: batches, steps, evaluation,
+// metrics, callbacks, checkpoints and exact resume.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "normlab/data/sampler.hpp"
+#include "normlab/io/checkpoint.hpp"
+#include "normlab/optim/clip.hpp"
+#include "normlab/optim/optimizer.hpp"
+#include "normlab/optim/schedule.hpp"
+#include "normlab/optim/state.hpp"
+
+namespace normlab::inline v0 {
+
+/// How a Trainer runs.
+struct TrainerOptions {
+  int64_t steps = 1000;       ///< optimizer steps in run()
+  int64_t batch_size = 8;     ///< B
+  int64_t seq_len = 64;       ///< T
+  int64_t eval_every = 100;   ///< evaluate after every this many steps (0: never during run())
+  int64_t eval_windows = 64;  ///< validation windows per evaluation (0: the whole split)
+  double clip_norm = 1.0;     ///< global gradient-norm clip (0: off)
+  uint64_t data_seed = 1;     ///< seed of the training batches
+};
+
+/// What one step measured.
+struct StepMetrics {
+  int64_t step = 0;         ///< steps done, this one included
+  double loss = 0;          ///< training loss of the batch (before the update)
+  double lr = 0;            ///< learning rate the update used
+  double grad_norm = 0;     ///< global gradient norm before clipping
+  double tokens_per_s = 0;  ///< B * T over the step's wall time
+};
+
+/// What one evaluation measured.
+struct EvalMetrics {
+  int64_t step = 0;
+  double loss = 0;        ///< mean next-token cross-entropy over the validation windows
+  double perplexity = 0;  ///< exp(loss)
+};
+
+/// Trains a model on windows of a corpus: each step draws a batch, computes
+/// the loss and its gradient, clips the global gradient norm, sets the
+/// schedule's learning rate and updates the parameters.
+///
+/// Model: GPT-like — `loss(tokens, targets)`, `parameters()`, `train()`,
+/// `eval()`, `config()` and `dropout_generator()`.
+/// Contract: the model, optimizer, corpus and split outlive the trainer. On
+/// the CPU a run resumed from save_checkpoint() reproduces the losses of the
+/// uninterrupted run bit for bit.
+template <class Model, FloatingElement T, class B>
+class Trainer {
+ public:
+  using StepCallback = std::function<void(const StepMetrics&)>;
+  using EvalCallback = std::function<void(const EvalMetrics&)>;
+
+  Trainer(Model& model, Optimizer<T, B>& optimizer, Schedule schedule, const TextCorpus& corpus,
+          const TrainValSplit& split, TrainerOptions options)
+      : model_(model),
+        optimizer_(optimizer),
+        schedule_(std::move(schedule)),
+        options_(options),
+        sampler_(corpus, split.train, options.batch_size, options.seq_len, options.data_seed),
+        eval_(corpus, split.val, options.batch_size, options.seq_len, options.eval_windows),
+        params_(model.parameters()) {
+    schedule_.validate();
+    detail::check(options.steps >= 0 && options.eval_every >= 0 && options.clip_norm >= 0,
+                  "Trainer: steps, eval_every and clip_norm must be >= 0, got ", options.steps,
+                  ", ", options.eval_every, ", ", options.clip_norm);
+  }
+
+  int64_t step_count() const { return step_; }
+  const TrainerOptions& options() const { return options_; }
+
+  /// One optimizer step on the next training batch.
+  StepMetrics step() {
+    const auto start = std::chrono::steady_clock::now();
+    const Batch<B> batch = sampler_.template next<B>();
+    model_.train();
+    optimizer_.zero_grad();
+    const Variable<T, B> loss = model_.loss(batch.tokens, batch.targets);
+    loss.backward();
+    StepMetrics m;
+    m.loss = static_cast<double>(loss.item());
+    m.grad_norm =
+        options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : grad_norm(params_);
+    m.lr = schedule_.lr(step_);
+    optimizer_.set_lr(m.lr);
+    optimizer_.step();
+    m.step = ++step_;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    m.tokens_per_s = static_cast<double>(options_.batch_size * options_.seq_len) / seconds;
+    return m;
+  }
+
+  /// Mean loss over the fixed validation windows, in eval mode, without a graph.
+  EvalMetrics evaluate() {
+    NoGradGuard no_grad;
+    model_.eval();
+    double total = 0;
+    int64_t windows = 0;
+    for (int64_t i = 0; i < eval_.num_batches(); ++i) {
+      const Batch<B> batch = eval_.template batch<B>(i);
+      const int64_t rows = batch.tokens.size(0);
+      total += static_cast<double>(model_.loss(batch.tokens, batch.targets).item()) *
+               static_cast<double>(rows);
+      windows += rows;
+    }
+    model_.train();
+    EvalMetrics e;
+    e.step = step_;
+    e.loss = total / static_cast<double>(windows);
+    e.perplexity = std::exp(e.loss);
+    return e;
+  }
+
+  /// Steps until options().steps are done, evaluating every eval_every steps
+  /// and after the last; calls the callbacks after each step / evaluation.
+  void run(const StepCallback& on_step = {}, const EvalCallback& on_eval = {}) {
+    while (step_ < options_.steps) {
+      const StepMetrics m = step();
+      if (on_step) on_step(m);
+      const bool due = options_.eval_every > 0 && step_ % options_.eval_every == 0;
+      if ((due || step_ == options_.steps) && on_eval) on_eval(evaluate());
+    }
+  }
+
+  /// Writes the model (parameters and config), the optimizer state under
+  /// `optim.`, and the step, batch-sampler and dropout positions as metadata.
+  void save_checkpoint(const std::string& path) const {
+    io::SafetensorsWriter w;
+    add_model(w, model_, model_.config());
+    write_state(w, optimizer_.state(), kOptimPrefix);
+    const SamplerState s = sampler_.state();
+    const Generator& d = model_.dropout_generator();
+    w.set_metadata(kTrainerKey, json::dump_compact(json::Object{
+                                    {"step", step_},
+                                    {"schedule", schedule_.to_string()},
+                                    {"sampler_seed", std::to_string(s.seed)},
+                                    {"sampler_offset", std::to_string(s.offset)},
+                                    {"dropout_seed", std::to_string(d.seed())},
+                                    {"dropout_offset", std::to_string(d.offset())},
+                                }));
+    w.write(path);
+  }
+
+  /// Restores everything save_checkpoint wrote into this trainer's model
+  /// (built from the checkpoint's config) and optimizer. Throws Error naming
+  /// the file when it is not a trainer checkpoint or does not fit.
+  void load_checkpoint(const std::string& path) {
+    const io::SafetensorsReader r = io::SafetensorsReader::open(path);
+    const auto meta = r.metadata().find(kTrainerKey);
+    detail::check(meta != r.metadata().end(), path, ": not a training checkpoint (no \"",
+                  kTrainerKey, "\" metadata)");
+    const json::Value v = json::parse(meta->second, path + " trainer state");
+    std::set<std::string> optim_keys;
+    for (const io::TensorInfo& t : r.tensors())
+      if (t.name.rfind(kOptimPrefix, 0) == 0) optim_keys.insert(t.name);
+    load_parameters(model_, r, DTypeMatch::exact, optim_keys);
+    optimizer_.load_state(read_state<T, B>(r, kOptimPrefix));
+    step_ = v.at("step").as_int();
+    sampler_.set_state({std::stoull(v.at("sampler_seed").as_string()),
+                        std::stoull(v.at("sampler_offset").as_string())});
+    model_.dropout_generator().set_state(std::stoull(v.at("dropout_seed").as_string()),
+                                         std::stoull(v.at("dropout_offset").as_string()));
+  }
+
+  static constexpr const char* kTrainerKey = "normlab.trainer";
+  static constexpr const char* kOptimPrefix = "optim.";
+
+ private:
+  Model& model_;
+  Optimizer<T, B>& optimizer_;
+  Schedule schedule_;
+  TrainerOptions options_;
+  WindowSampler sampler_;
+  EvalBatches eval_;
+  std::vector<Variable<T, B>> params_;
+  int64_t step_ = 0;
+};
+
+}  // namespace normlab::inline v0
