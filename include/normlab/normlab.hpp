@@ -74,5 +74,6 @@
 #include "normlab/data/data.hpp"
 #include "normlab/diag/diagnostics.hpp"
 #include "normlab/train/trainer.hpp"
+#include "normlab/train/compare.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

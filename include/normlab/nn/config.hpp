@@ -108,6 +108,41 @@ struct ModelConfig {
     norm = to_string(t.norm);
   }
 
+  /// Sets the policy keys from a spec like "normformer", "pre_ln+attn_ln" or
+  /// "pre_ln+head_scale(after_out_proj)+resid_scale+rms_norm": a preset, then
+  /// extras (head_scale, head_scale(before_out_proj|after_out_proj), attn_ln,
+  /// ffn_ln, ffn_out_ln, resid_scale, rms_norm) joined by '+'. The spelling of
+  /// PolicyTraits::describe() is accepted. Throws Error naming an unknown part.
+  void set_policy_spec(const std::string& spec) {
+    std::vector<std::string> parts;
+    size_t at = 0;
+    for (size_t plus; (plus = spec.find('+', at)) != std::string::npos; at = plus + 1)
+      parts.push_back(spec.substr(at, plus - at));
+    parts.push_back(spec.substr(at));
+    policy = parts[0];
+    extras.clear();
+    resid_scale = false;
+    norm = "layer_norm";
+    for (size_t i = 1; i < parts.size(); ++i) {
+      const std::string& e = parts[i];
+      if (e == "resid_scale") {
+        resid_scale = true;
+      } else if (e == "rms_norm") {
+        norm = "rms_norm";
+      } else if (e.rfind("head_scale(", 0) == 0 && e.back() == ')') {
+        extras.push_back("head_scale");
+        head_scale = e.substr(11, e.size() - 12);
+      } else {
+        extras.push_back(e);
+      }
+    }
+    try {
+      (void)policy_traits();
+    } catch (const Error& err) {
+      throw Error(detail::concat("policy \"", spec, "\": ", err.what()));
+    }
+  }
+
   HeadScalePlacement head_scale_placement() const {
     if (head_scale == "before_out_proj") return HeadScalePlacement::before_out_proj;
     if (head_scale == "after_out_proj") return HeadScalePlacement::after_out_proj;
