@@ -3,21 +3,22 @@
 #
 #   bash tools/main.sh [ARGS...]
 #
-# Installs the Debian packages the build needs (tools/deps.sh), configures the Release
-# build in build/release, builds only the fit_function example and runs it with ARGS
-# (see `bash tools/main.sh --help`): a two-layer network with a LayerNorm fitting
-# y = sin(3x) + 0.5 x^2, printing its loss as it falls.
+# Installs the Debian packages the build needs plus `fortunes` (the default corpus)
+# through tools/deps.sh, configures the Release build in build/release, builds only the
+# `normlab` command and runs `normlab compare ARGS` (see `bash tools/main.sh --help`):
+# Post-LN, Pre-LN and NormFormer trained alike on the text of Debian's fortunes, with a
+# table in the terminal and CSV/JSON curves and report.html in normlab-results/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 jobs="${NORMLAB_JOBS:-$(nproc)}"
 
 echo "==== main.sh: checking the Debian packages"
-bash tools/deps.sh
+bash tools/deps.sh fortunes
 
-echo "==== main.sh: configuring and building build/release (target fit_function)"
+echo "==== main.sh: configuring and building build/release (target normlab_cli)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release
-cmake --build build/release --parallel "$jobs" --target fit_function
+cmake --build build/release --parallel "$jobs" --target normlab_cli
 
-echo "==== main.sh: running build/release/examples/fit_function $*"
-exec build/release/examples/fit_function "$@"
+echo "==== main.sh: running build/release/examples/normlab compare $*"
+exec build/release/examples/normlab compare "$@"
