@@ -121,6 +121,20 @@ TEST(Matmul, LargeProductUsesTheParallelPathCorrectly) {
   expect_close(c7, naive_matmul(a7, b7, 64, 80, 96, false, false), 1e-12);
 }
 
+TEST(Matmul, OneLargeProductSplitsItsRowsOverThreads) {
+  // Above kGemmParallelWork multiply-adds: C's rows are split over the threads.
+  const ThreadCountGuard threads(2);
+  const int64_t M = 300, N = 260, K = 240;
+  ASSERT_GE(M * N * K, cpu::kGemmParallelWork);
+  for (bool ta : {false, true}) {
+    const VarD a = random_var(ta ? Shape{K, M} : Shape{M, K}, 31);
+    const VarD b = random_var({K, N}, 32);
+    expect_close(matmul(a, b, ta, false).data().to_vector(),
+                 naive_matmul(a.data().to_vector(), b.data().to_vector(), M, N, K, ta, false),
+                 1e-12);
+  }
+}
+
 TEST(Matmul, EmptyInnerDimensionGivesZeros) {
   VarD a(TensorD::zeros({2, 0}), true), b(TensorD::zeros({0, 3}), true);
   const VarD c = matmul(a, b);
