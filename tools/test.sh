@@ -6,7 +6,8 @@
 #   1. deps:    install the Debian packages the build needs (tools/deps.sh)
 #   2. release: Release build in build/release (tests, examples, benchmarks, CUDA when
 #               nvcc is found), then ctest, including the package tests (tests/package)
-#   3. asan:    AddressSanitizer + UBSan build of the tests in build/asan (Debug, -O1),
+#   3. asan:    AddressSanitizer + UBSan build of the tests in build/asan (Debug, -O1, line
+#               tables only: -g1 keeps file:line in reports with far less debug info than -g),
 #               then ctest
 #
 # A failing release phase does not stop the asan phase; the summary at the end lists every
@@ -69,7 +70,7 @@ phase "3/3 asan: configure, build and test build/asan (AddressSanitizer + UBSan)
 start=$(date +%s)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_stack_use_after_return=1:strict_init_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
-if cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
+if cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g1 -O1" \
          -DNORMLAB_SANITIZE=ON -DNORMLAB_BUILD_TESTS=ON -DNORMLAB_BUILD_EXAMPLES=OFF \
          -DNORMLAB_BUILD_BENCH=OFF -DNORMLAB_PACKAGE_TESTS=OFF -DNORMLAB_ENABLE_CUDA=OFF &&
    cmake --build build/asan --parallel "$jobs"; then
