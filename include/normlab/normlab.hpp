@@ -75,5 +75,6 @@
 #include "normlab/diag/diagnostics.hpp"
 #include "normlab/train/trainer.hpp"
 #include "normlab/train/compare.hpp"
+#include "normlab/train/generate.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");
