@@ -121,6 +121,13 @@ TEST(Trainer, CheckpointErrorsNameTheFile) {
   AdamW<float, Cpu> opt(model);
   Trainer trainer(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
   const std::string path = ::testing::TempDir() + "normlab_test_trainer_plain.safetensors";
+  trainer.save_checkpoint(path, {{"my.program", "{\"lr\": 0.001}"}});
+  EXPECT_EQ(io::SafetensorsReader::open(path).metadata().at("my.program"), "{\"lr\": 0.001}");
+  expect_error(
+      [&] {
+        trainer.save_checkpoint(path, {{"normlab.trainer", "x"}});
+      },
+      {"metadata key \"normlab.trainer\" is reserved"});
   save_checkpoint(path, model, model.config());  // a model checkpoint, not a training one
   expect_error([&] { trainer.load_checkpoint(path); }, {path, "not a training checkpoint"});
   std::filesystem::remove(path);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -135,9 +136,18 @@ class Trainer {
   }
 
   /// Writes the model (parameters and config), the optimizer state under
-  /// `optim.`, and the step, batch-sampler and dropout positions as metadata.
-  void save_checkpoint(const std::string& path) const {
+  /// `optim.`, and the step, batch-sampler and dropout positions as metadata;
+  /// `extra_metadata` (e.g. how a program built this run) is stored beside
+  /// them. Requires: no extra key is the config's or the trainer's own.
+  void save_checkpoint(const std::string& path,
+                       const std::map<std::string, std::string>& extra_metadata = {}) const {
     io::SafetensorsWriter w;
+    for (const auto& [key, value] : extra_metadata) {
+      detail::check(key != kTrainerKey && key != kCheckpointConfigKey,
+                    "Trainer::save_checkpoint: metadata key \"", key,
+                    "\" is reserved for the checkpoint itself");
+      w.set_metadata(key, value);
+    }
     add_model(w, model_, model_.config());
     write_state(w, optimizer_.state(), kOptimPrefix);
     const SamplerState s = sampler_.state();
