@@ -51,6 +51,12 @@ json::Value small_results() {
       "normformer": {"self_attn.out_proj": [0.2, 0.2, 0.2], "fc2": [0.3, null, 0.3],
                      "attn_ln": [0.05, 0.04, 0.03]}
     },
+    "grad_norms_training": [
+      {"step": 2, "moment": "end of warm-up",
+       "norms": {"pre_ln": {"fc2": [0.6, 0.4, 0.2]}, "normformer": {"fc2": [0.3, 0.3, 0.3]}}},
+      {"step": 4, "moment": "end of training",
+       "norms": {"pre_ln": {"fc2": [0.5, 0.4, 0.3]}, "normformer": {"fc1": [0.3, 0.3, 0.3]}}}
+    ],
     "training": {
       "post_ln": {"step": [1, 2, 3, 4], "train_loss": [5.5, 5.0, 4.6, 4.4],
                   "val_step": [2, 4], "val_loss": [5.1, 4.5], "lr": [1e-4, 2e-4, 3e-4, 4e-4]},
@@ -71,7 +77,7 @@ json::Value small_results() {
       "pre_ln": {"step": [1, 2, 3, 4], "lr": [1e-4, 2e-4, 4e-4, 8e-4],
                  "loss": [5.5, 5.1, 4.9, null], "survived": 3},
       "normformer": {"step": [1, 2, 3, 4], "lr": [1e-4, 2e-4, 4e-4, 8e-4],
-                     "loss": [5.5, 5.0, 4.8, 4.7], "survived": 4}
+                     "loss": [5.5, 5.0, 4.8, 4.7], "survived": 4, "censored": true}
     },
     "table": {"columns": ["policy", "parameters", "val loss (warm-up)"],
               "rows": [["post_ln", "101250", "4.5000"], ["pre_ln", "101378", "nan"],
@@ -88,9 +94,19 @@ json::Value small_results() {
 
 TEST(Report, OneChartPerGroupAndExperimentWithTablesAndFindings) {
   const std::string html = render_compare_report(small_results());
-  // Three parameter groups + training + no_warmup + lr_stress.
-  EXPECT_EQ(count(html, "<svg"), 6u);
-  EXPECT_EQ(count(html, "</svg>"), 6u);
+  // Three parameter groups + two moments of training + training + no_warmup + lr_stress.
+  EXPECT_EQ(count(html, "<svg"), 8u);
+  EXPECT_EQ(count(html, "</svg>"), 8u);
+  // During training: fc2 per moment, after the profiles at init.
+  const size_t early = html.find("Gradient norm of fc2 per layer, after 2 steps (end of warm-up)");
+  const size_t late = html.find("Gradient norm of fc2 per layer, after 4 steps (end of training)");
+  ASSERT_NE(early, std::string::npos);
+  ASSERT_NE(late, std::string::npos);
+  EXPECT_LT(html.find("Gradient norm of attn_ln per layer"), early);
+  EXPECT_LT(early, late);
+  EXPECT_TRUE(has(html,
+                  "after 4 training steps (end of training), one line per policy. No "
+                  "such group in normformer."));
   // fc2 first, then the groups in the order the policies list them.
   const size_t fc2 = html.find("Gradient norm of fc2 per layer");
   const size_t out_proj = html.find("Gradient norm of self_attn.out_proj per layer");
@@ -107,7 +123,9 @@ TEST(Report, OneChartPerGroupAndExperimentWithTablesAndFindings) {
   EXPECT_TRUE(has(html, "<span class=\"swatch\" style=\"background:#D55E00\"></span>pre_ln"));
   // The LR-stress legend carries the steps survived.
   EXPECT_TRUE(has(html, "post_ln (survived 2 steps)"));
-  EXPECT_TRUE(has(html, "normformer (survived 4 steps)"));
+  // A censored run (the cap reached without an explosion) survived at least that long.
+  EXPECT_TRUE(has(html, "normformer (survived &gt;= 4 steps)"));
+  EXPECT_TRUE(has(html, "pre_ln (survived 3 steps)"));
   // The terminal table.
   EXPECT_TRUE(has(html, "<th>val loss (warm-up)</th>"));
   EXPECT_TRUE(has(html, "<td class=\"num\">101250</td>"));
@@ -195,8 +213,8 @@ TEST(Report, EscapesEveryText) {
 TEST(Report, AbsentSectionsAreSkippedWithANote) {
   const std::string html = render_compare_report(json::parse("{}"));
   EXPECT_EQ(count(html, "<svg"), 0u);
-  for (const char* key : {"findings", "table", "grad_norms_at_init", "training", "no_warmup",
-                          "lr_stress", "run", "config"})
+  for (const char* key : {"findings", "table", "grad_norms_at_init", "grad_norms_training",
+                          "training", "no_warmup", "lr_stress", "run", "config"})
     EXPECT_TRUE(has(html, std::string("no &quot;") + key) || has(html, std::string("no \"") + key))
         << key;
   EXPECT_TRUE(has(html, "<title>normlab compare</title>"));
@@ -205,6 +223,7 @@ TEST(Report, AbsentSectionsAreSkippedWithANote) {
   json::Value some = small_results();
   some.as_object().set("grad_norms_at_init", json::Value());
   some.as_object().set("lr_stress", json::Object{});
+  some.as_object().set("grad_norms_training", json::Value());
   const std::string partial = render_compare_report(some);
   EXPECT_EQ(count(partial, "<svg"), 3u);  // training, no_warmup, empty lr_stress
   EXPECT_TRUE(has(partial, "no finite values to plot"));
@@ -222,6 +241,12 @@ TEST(Report, AbsentSectionsAreSkippedWithANote) {
             json::parse(R"({"grad_norms_at_init": {"pre_ln": {"fc2": [1, "two"]}}})"));
       },
       {"section \"grad_norms_at_init\"", "fc2", "expected a number or null"});
+  expect_error(
+      [] {
+        (void)render_compare_report(json::parse(
+            R"({"grad_norms_training": [{"step": 5, "moment": "m", "norms": {"pre_ln": 1}}]})"));
+      },
+      {"section \"grad_norms_training\"", "object"});
 }
 
 TEST(Report, SameJsonSameBytes) {
@@ -334,13 +359,30 @@ json::Value sample_results() {
   r["training"] = warm;
   r["no_warmup"] = cold;
   r["lr_stress"] = stress;
+  r["lr_stress"]["normformer"]["censored"] = true;
+  json::Array trained;
+  for (const int step : {50, 300}) {
+    json::Object norms;
+    for (size_t k = 0; k < policies.size(); ++k) {
+      json::Array v;
+      for (int l = 0; l < 6; ++l)
+        v.emplace_back((k == 1 ? 0.5 - 0.06 * l : 0.25 + 0.01 * l) * (step == 50 ? 2 : 1));
+      norms.set(policies[k], json::Object{{"fc2", std::move(v)}});
+    }
+    trained.push_back(json::Object{{"step", step},
+                                   {"moment", step == 50 ? "end of warm-up" : "end of training"},
+                                   {"norms", std::move(norms)}});
+  }
+  r["grad_norms_training"] = trained;
   r["run"]["seeds"] = json::Array{1, 2, 3};
   return r;
 }
 
 TEST(Report, WritesASampleReport) {
   const std::string html = render_compare_report(sample_results());
-  EXPECT_EQ(count(html, "<svg"), 7u);  // fc2, fc1, self_attn.out_proj, attn_ln + 3
+  EXPECT_EQ(count(html, "<svg"), 9u);  // fc2, fc1, self_attn.out_proj, attn_ln, 2 moments + 3
+  EXPECT_EQ(count(html, "one line per policy. Mean over the 3 seeds."), 2u);
+  EXPECT_TRUE(has(html, "normformer (survived &gt;= 110 steps)"));
   EXPECT_TRUE(has(html,
                   "<code>attn_ln</code> weights at initialization, one line per policy. No "
                   "such group in post_ln, pre_ln."));

@@ -514,6 +514,10 @@ class ReportWriter {
       section(key, [&](const json::Value& v) {
         for (const auto& [name, data] : v.as_object()) add_policy(name);
       });
+    section("grad_norms_training", [&](const json::Value& v) {
+      for (const json::Value& m : v.as_array())
+        for (const auto& [name, data] : m.at("norms").as_object()) add_policy(name);
+    });
   }
 
   std::string render() {
@@ -529,6 +533,7 @@ class ReportWriter {
     findings();
     table();
     grad_norms();
+    grad_norms_training();
     curves("training", "2. Training with learning-rate warm-up", "Loss with warm-up",
            "Each policy trains the same model on the same data and budget, with linear warm-up "
            "then decay. The NormFormer paper (Shleifer, Weston &amp; Ott 2021) reports that "
@@ -651,7 +656,7 @@ class ReportWriter {
           "any update. Xiong et al. (2020, Fig. 3 and Theorem 1) report that at initialization "
           "Post-LN's feed-forward weight gradients grow toward the last layers while Pre-LN's "
           "stay about flat. The NormFormer paper's per-layer fc2 picture is measured early in "
-          "training, not at initialization, so these charts do not test it. A log scale is used "
+          "training, not at initialization: the next section tests it. A log scale is used "
           "when a chart's values span more than two decades.</p>\n";
       const std::vector<std::string> names = ordered(v);
       std::vector<std::string> groups;
@@ -664,48 +669,82 @@ class ReportWriter {
         if (auto it = std::find(groups.begin(), groups.end(), g); it != groups.end())
           std::rotate(groups.begin(), it, it + 1);
       if (groups.empty()) out_ += "<p class=\"note\">No parameter group has values.</p>\n";
-      for (const std::string& group : groups) {
-        ChartSpec spec;
-        spec.title = "Gradient norm of " + group + " per layer, at initialization";
-        spec.x_title = "layer";
-        spec.x_integer = true;
-        spec.y_from_zero = true;
-        std::vector<Series> series;
-        std::vector<std::string> missing;
-        double lo = HUGE_VAL, hi = 0;
-        for (const std::string& p : names) {
-          const json::Value* values = v.at(p).find(group);
-          if (values == nullptr || values->is_null()) {
-            missing.push_back(p);
-            continue;
-          }
-          Series s;
-          try {
-            s.y = numbers(*values);
-          } catch (const Error& e) {
-            throw Error(normlab::detail::concat("\"", p, "\" group \"", group, "\": ", e.what()));
-          }
-          for (size_t l = 0; l < s.y.size(); ++l) {
-            s.x.push_back(static_cast<double>(l));
-            if (std::isfinite(s.y[l]) && s.y[l] > 0) {
-              lo = std::min(lo, s.y[l]);
-              hi = std::max(hi, s.y[l]);
-            }
-          }
-          s.color = color(p);
-          s.markers = true;
-          series.push_back(std::move(s));
-          spec.legend.push_back({p, color(p), 2, false, true});
-        }
-        spec.y_log = hi > 0 && hi > 100 * lo;
-        spec.y_title = spec.y_log ? "gradient norm (log scale)" : "gradient norm";
-        std::string caption = "Gradient norm of each layer's <code>" + escape_html(group) +
-                              "</code> weights at initialization, one line per policy.";
-        if (!missing.empty()) caption += " No such group in " + list(missing) + ".";
-        figure(line_chart(spec, series), caption);
-      }
+      for (const std::string& group : groups)
+        profile_chart(v, group, "Gradient norm of " + group + " per layer, at initialization",
+                      "Gradient norm of each layer's <code>" + escape_html(group) +
+                          "</code> weights at initialization, one line per policy.");
     });
     if (!present) skipped("grad_norms_at_init", "gradient-norm chart");
+    out_ += "</section>\n";
+  }
+
+  /// One chart of `group` per layer, one line per policy of `v` (policy ->
+  /// group -> per layer); the caption names the policies that lack the group.
+  void profile_chart(const json::Value& v, const std::string& group, const std::string& title,
+                     const std::string& caption) {
+    ChartSpec spec;
+    spec.title = title;
+    spec.x_title = "layer";
+    spec.x_integer = true;
+    spec.y_from_zero = true;
+    std::vector<Series> series;
+    std::vector<std::string> missing;
+    double lo = HUGE_VAL, hi = 0;
+    for (const std::string& p : ordered(v)) {
+      const json::Value* values = v.at(p).find(group);
+      if (values == nullptr || values->is_null()) {
+        missing.push_back(p);
+        continue;
+      }
+      Series s;
+      try {
+        s.y = numbers(*values);
+      } catch (const Error& e) {
+        throw Error(normlab::detail::concat("\"", p, "\" group \"", group, "\": ", e.what()));
+      }
+      for (size_t l = 0; l < s.y.size(); ++l) {
+        s.x.push_back(static_cast<double>(l));
+        if (std::isfinite(s.y[l]) && s.y[l] > 0) {
+          lo = std::min(lo, s.y[l]);
+          hi = std::max(hi, s.y[l]);
+        }
+      }
+      s.color = color(p);
+      s.markers = true;
+      series.push_back(std::move(s));
+      spec.legend.push_back({p, color(p), 2, false, true});
+    }
+    spec.y_log = hi > 0 && hi > 100 * lo;
+    spec.y_title = spec.y_log ? "gradient norm (log scale)" : "gradient norm";
+    std::string text = caption;
+    if (!missing.empty()) text += " No such group in " + list(missing) + ".";
+    figure(line_chart(spec, series), text);
+  }
+
+  /// The fc2 profile at each moment of grad_norms_training: one chart per moment.
+  void grad_norms_training() {
+    out_ +=
+        "<section id=\"grad-norms-training\">\n<h2>1b. Gradient norm per layer during "
+        "training</h2>\n";
+    const bool present = section("grad_norms_training", [&](const json::Value& v) {
+      out_ +=
+          "<p>The same measurement on the warm-up run of experiment 2, after some of its "
+          "updates. The NormFormer paper (Shleifer, Weston &amp; Ott 2021) reports that early "
+          "in training Pre-LN's early layers get larger fc2 gradients than its late ones, and "
+          "that NormFormer brings the layers closer together. Only fc2 is drawn; results.json "
+          "and grad_norms_training.csv hold every group.</p>\n";
+      if (v.as_array().empty()) out_ += "<p class=\"note\">No moment was measured.</p>\n";
+      for (const json::Value& m : v.as_array()) {
+        const std::string step = value_text(m.at("step"), 6);
+        const std::string moment = m.at("moment").as_string();
+        profile_chart(m.at("norms"), "fc2",
+                      "Gradient norm of fc2 per layer, after " + step + " steps (" + moment + ")",
+                      "Gradient norm of each layer's <code>fc2</code> weights after " +
+                          escape_html(step) + " training steps (" + escape_html(moment) +
+                          "), one line per policy." + seeds_mean_note());
+      }
+    });
+    if (!present) skipped("grad_norms_training", "chart of gradient norms during training");
     out_ += "</section>\n";
   }
 
@@ -744,7 +783,9 @@ class ReportWriter {
     const bool present = section("lr_stress", [&](const json::Value& v) {
       out_ +=
           "<p>The learning rate grows by a constant factor every step until the loss "
-          "explodes; the legend gives the steps each policy survived. The NormFormer paper "
+          "explodes (NaN, or above 3x its first value); the legend gives the steps each policy "
+          "survived, \"&gt;= N\" when it reached the cap of N steps without exploding. The "
+          "NormFormer paper "
           "(Shleifer, Weston &amp; Ott 2021) reports that NormFormer survives more steps than "
           "Pre-LN.</p>\n";
       ChartSpec spec;
@@ -758,9 +799,12 @@ class ReportWriter {
         const json::Value& c = v.at(p);
         series.push_back({numbers_at(c, "lr"), numbers_at(c, "loss"), color(p)});
         std::string label = p;
+        const json::Value* censored = c.find("censored");
+        const bool at_least = censored && censored->is_bool() && censored->as_bool();
         if (const json::Value* s = c.find("survived"))
-          label +=
-              s->is_number() ? " (survived " + value_text(*s, 4) + " steps)" : " (survived: n/a)";
+          label += s->is_number() ? std::string(" (survived ") + (at_least ? ">= " : "") +
+                                        value_text(*s, 4) + " steps)"
+                                  : " (survived: n/a)";
         spec.legend.push_back({label, color(p)});
       }
       figure(
@@ -788,6 +832,14 @@ class ReportWriter {
     key_values("run", "Run");
     key_values("config", "Model config");
     out_ += "</section>\n";
+  }
+
+  /// Gradient profiles are means over seeds.
+  std::string seeds_mean_note() const {
+    const json::Value* run = r_.find("run");
+    const json::Value* seeds = run && run->is_object() ? run->find("seeds") : nullptr;
+    if (seeds == nullptr || !seeds->is_array() || seeds->size() < 2) return "";
+    return " Mean over the " + std::to_string(seeds->size()) + " seeds.";
   }
 
   /// With several seeds compare_results_json keeps the first seed's curves.
@@ -847,15 +899,15 @@ class ReportWriter {
 ///
 /// Requires: `results` is an object in the schema compare_results_json writes
 /// (see normlab/train/compare.hpp): title, summary, config, run, policies,
-/// grad_norms_at_init, training, no_warmup, lr_stress, table, findings — each
-/// optional. Arrays of numbers may hold null (or NaN) for a value that is not
-/// finite; x and y arrays pair up to the shorter one.
-/// Throws: Error naming the section when a present section has the wrong
-/// shape (e.g. a string where an array of numbers belongs).
-/// Ensures: an absent section gives a note instead of its chart or table;
-/// every text from `results` is escaped; the page has one <svg> per
-/// parameter group of grad_norms_at_init plus one each for training,
-/// no_warmup and lr_stress; the same `results` gives the same bytes.
+/// grad_norms_at_init, grad_norms_training, training, no_warmup, lr_stress,
+/// table, findings — each optional. Arrays of numbers may hold null (or NaN) for a value that is
+/// not finite; x and y arrays pair up to the shorter one. Throws: Error naming the section when a
+/// present section has the wrong shape (e.g. a string where an array of numbers belongs). Ensures:
+/// an absent section gives a note instead of its chart or table; every text from `results` is
+/// escaped; the page has one <svg> per parameter group of grad_norms_at_init, one per moment of
+/// grad_norms_training (fc2), plus one each for training, no_warmup and
+/// lr_stress; an LR-stress entry with "censored": true is labelled
+/// "survived >= N"; the same `results` gives the same bytes.
 inline std::string render_compare_report(const json::Value& results) {
   return detail::report::ReportWriter(results).render();
 }
