@@ -598,16 +598,17 @@ void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::S
     if (!std::isfinite(m.loss))
       throw nl::Error("normlab train: the training loss is " + csv_number(m.loss) + " at step " +
                       std::to_string(m.step) + " (expected a finite loss; try a lower --lr)");
-    if (m.step % 10 == 0 || m.step == run.steps || e) {
+    if (m.step % 10 == 0 || m.step == last_step || e) {
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double eta =
-          elapsed / static_cast<double>(m.step - first) * static_cast<double>(run.steps - m.step);
+          elapsed / static_cast<double>(m.step - first) * static_cast<double>(last_step - m.step);
+      char val[48] = "";
+      if (e) std::snprintf(val, sizeof val, " | val loss %.4f", e->loss);
       char line[240];
       std::snprintf(line, sizeof line, "step %lld/%lld loss %.4f lr %.3g %.0f tok/s ETA %.0fs%s",
                     static_cast<long long>(m.step), static_cast<long long>(run.steps), m.loss, m.lr,
-                    m.tokens_per_s, eta,
-                    e ? (" | val loss " + csv_number(e->loss).substr(0, 6)).c_str() : "");
+                    m.tokens_per_s, eta, val);
       if (tty && !e)
         std::fprintf(stderr, "\r\033[K%s", line);
       else
