@@ -88,7 +88,7 @@ template <class T>
 __global__ void softmax_forward(T* out, const T* x, int64_t rows, int64_t n, int64_t causal_tq) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= rows) return;
-  const int64_t len = detail::causal_length(r, n, causal_tq);
+  const int64_t len = cuda::detail::causal_length(r, n, causal_tq);
   T mx = len > 0 ? x[r * n] : T(0);
   for (int64_t j = 1; j < len; ++j) mx = x[r * n + j] > mx ? x[r * n + j] : mx;
   T sum = 0;
@@ -101,7 +101,7 @@ __global__ void softmax_backward(T* dx, const T* dout, const T* y, int64_t rows,
                                  int64_t causal_tq) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= rows) return;
-  const int64_t len = detail::causal_length(r, n, causal_tq);
+  const int64_t len = cuda::detail::causal_length(r, n, causal_tq);
   T dot = 0;
   for (int64_t j = 0; j < len; ++j) dot += dout[r * n + j] * y[r * n + j];
   for (int64_t j = 0; j < len; ++j) dx[r * n + j] += y[r * n + j] * (dout[r * n + j] - dot);
@@ -204,33 +204,37 @@ __global__ void sum_of_squares(double* out, const T* x, int64_t n) {
 
 }  // namespace kernels
 
-namespace detail {
-inline unsigned blocks(int64_t n) { return static_cast<unsigned>((n + 63) / 64 > 0 ? (n + 63) / 64 : 1); }
-inline cudaStream_t stream() { return context().stream(); }
-}  // namespace detail
+namespace launch {
+inline unsigned blocks(int64_t n) {
+  return static_cast<unsigned>((n + 63) / 64 > 0 ? (n + 63) / 64 : 1);
+}
+inline cudaStream_t stream() {
+  return context().stream();
+}
+}  // namespace launch
 
 template <class T>
 void layer_norm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t rows,
                         int64_t C, T eps) {
   kernels::layer_norm_forward<T>
-      <<<detail::blocks(rows), 64, 0, detail::stream()>>>(out, mean, rstd, x, w, b, rows, C, eps);
+      <<<launch::blocks(rows), 64, 0, launch::stream()>>>(out, mean, rstd, x, w, b, rows, C, eps);
   NL_CUDA_LAUNCH_CHECK("reference::layer_norm_forward");
 }
 template <class T>
-void layer_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w,
-                         const T* mean, const T* rstd, int64_t rows, int64_t C) {
+void layer_norm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const T* mean,
+                         const T* rstd, int64_t rows, int64_t C) {
   if (dx)
     kernels::norm_backward_dx<T>
-        <<<detail::blocks(rows), 64, 0, detail::stream()>>>(dx, dout, x, w, mean, rstd, rows, C);
+        <<<launch::blocks(rows), 64, 0, launch::stream()>>>(dx, dout, x, w, mean, rstd, rows, C);
   if (dw || db)
     kernels::norm_backward_params<T>
-        <<<detail::blocks(C), 64, 0, detail::stream()>>>(dw, db, dout, x, mean, rstd, rows, C);
+        <<<launch::blocks(C), 64, 0, launch::stream()>>>(dw, db, dout, x, mean, rstd, rows, C);
   NL_CUDA_LAUNCH_CHECK("reference::layer_norm_backward");
 }
 template <class T>
 void rms_norm_forward(T* out, T* rstd, const T* x, const T* w, int64_t rows, int64_t C, T eps) {
   kernels::rms_norm_forward<T>
-      <<<detail::blocks(rows), 64, 0, detail::stream()>>>(out, rstd, x, w, rows, C, eps);
+      <<<launch::blocks(rows), 64, 0, launch::stream()>>>(out, rstd, x, w, rows, C, eps);
   NL_CUDA_LAUNCH_CHECK("reference::rms_norm_forward");
 }
 template <class T>
@@ -241,67 +245,66 @@ void rms_norm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, cons
 template <class T>
 void softmax_forward(T* out, const T* x, int64_t rows, int64_t n, int64_t causal_tq) {
   kernels::softmax_forward<T>
-      <<<detail::blocks(rows), 64, 0, detail::stream()>>>(out, x, rows, n, causal_tq);
+      <<<launch::blocks(rows), 64, 0, launch::stream()>>>(out, x, rows, n, causal_tq);
   NL_CUDA_LAUNCH_CHECK("reference::softmax_forward");
 }
 template <class T>
 void softmax_backward(T* dx, const T* dout, const T* y, int64_t rows, int64_t n,
                       int64_t causal_tq) {
   kernels::softmax_backward<T>
-      <<<detail::blocks(rows), 64, 0, detail::stream()>>>(dx, dout, y, rows, n, causal_tq);
+      <<<launch::blocks(rows), 64, 0, launch::stream()>>>(dx, dout, y, rows, n, causal_tq);
   NL_CUDA_LAUNCH_CHECK("reference::softmax_backward");
 }
 template <class T>
 void log_softmax_forward(T* out, const T* x, int64_t rows, int64_t n) {
-  kernels::log_softmax_forward<T><<<detail::blocks(rows), 64, 0, detail::stream()>>>(out, x, rows,
-                                                                                      n);
+  kernels::log_softmax_forward<T>
+      <<<launch::blocks(rows), 64, 0, launch::stream()>>>(out, x, rows, n);
   NL_CUDA_LAUNCH_CHECK("reference::log_softmax_forward");
 }
 template <class T>
 void log_softmax_backward(T* dx, const T* dout, const T* y, int64_t rows, int64_t n) {
   kernels::log_softmax_backward<T>
-      <<<detail::blocks(rows), 64, 0, detail::stream()>>>(dx, dout, y, rows, n);
+      <<<launch::blocks(rows), 64, 0, launch::stream()>>>(dx, dout, y, rows, n);
   NL_CUDA_LAUNCH_CHECK("reference::log_softmax_backward");
 }
 template <class T>
 void cross_entropy_forward(T* total, T* losses, T* lse, const T* logits, const int64_t* targets,
                            int64_t n, int64_t v, int64_t ignore_index, T scale) {
-  kernels::cross_entropy_forward<T><<<1, 1, 0, detail::stream()>>>(total, losses, lse, logits,
-                                                                   targets, n, v, ignore_index,
-                                                                   scale);
+  kernels::cross_entropy_forward<T><<<1, 1, 0, launch::stream()>>>(
+      total, losses, lse, logits, targets, n, v, ignore_index, scale);
   NL_CUDA_LAUNCH_CHECK("reference::cross_entropy_forward");
 }
 template <class T>
 void cross_entropy_backward(T* dlogits, const T* dtotal, const T* logits, const T* lse,
                             const int64_t* targets, int64_t n, int64_t v, int64_t ignore_index,
                             T scale) {
-  kernels::cross_entropy_backward<T><<<detail::blocks(n), 64, 0, detail::stream()>>>(
+  kernels::cross_entropy_backward<T><<<launch::blocks(n), 64, 0, launch::stream()>>>(
       dlogits, dtotal, logits, lse, targets, n, v, ignore_index, scale);
   NL_CUDA_LAUNCH_CHECK("reference::cross_entropy_backward");
 }
 template <class T>
 void embedding_backward(T* dweight, const T* dout, const int64_t* indices, int64_t n, int64_t c) {
   kernels::embedding_backward<T>
-      <<<detail::blocks(c), 64, 0, detail::stream()>>>(dweight, dout, indices, n, c);
+      <<<launch::blocks(c), 64, 0, launch::stream()>>>(dweight, dout, indices, n, c);
   NL_CUDA_LAUNCH_CHECK("reference::embedding_backward");
 }
 template <class T, class F>
 void map_binary_backward(T* da, T* db, const T* dout, const T* a, const T* b,
                          const BroadcastPlan& p, int64_t n, F f) {
-  kernels::map_binary_backward<T, F><<<1, 1, 0, detail::stream()>>>(da, db, dout, a, b, p, n, f);
+  kernels::map_binary_backward<T, F><<<1, 1, 0, launch::stream()>>>(da, db, dout, a, b, p, n, f);
   NL_CUDA_LAUNCH_CHECK("reference::map_binary_backward");
 }
 template <class T>
 void sum_axis_forward(T* out, const T* in, int64_t outer, int64_t n, int64_t inner, T scale) {
-  kernels::sum_axis_forward<T><<<detail::blocks(outer * inner), 64, 0, detail::stream()>>>(
-      out, in, outer, n, inner, scale);
+  kernels::sum_axis_forward<T>
+      <<<launch::blocks(outer * inner), 64, 0, launch::stream()>>>(out, in, outer, n, inner, scale);
   NL_CUDA_LAUNCH_CHECK("reference::sum_axis_forward");
 }
 /// Returns to the host (waits for the stream).
 template <class T>
 double sum_of_squares(const T* x, int64_t n) {
   double* d = static_cast<double*>(allocate_bytes(Cuda{}, sizeof(double)));
-  kernels::sum_of_squares<T><<<1, 1, 0, detail::stream()>>>(d, x, n);
+  kernels::sum_of_squares<T><<<1, 1, 0, launch::stream()>>>(d, x, n);
   const cudaError_t e = cudaGetLastError();
   double h = 0;
   if (e == cudaSuccess) copy_to_host(Cuda{}, &h, d, 1);

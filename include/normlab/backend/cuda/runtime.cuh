@@ -162,6 +162,7 @@ inline void* allocate_bytes(Cuda, size_t bytes) {
 /// Never throws (it runs in destructors); a failure other than the runtime
 /// shutting down is printed to stderr.
 inline void deallocate_bytes(Cuda, void* p) {
+  if (p == nullptr) return;
   const cudaError_t e = cudaFreeAsync(p, context().stream());
   if (e == cudaSuccess) return;
   (void)cudaGetLastError();
