@@ -63,8 +63,9 @@ NL_HOST_DEVICE inline double unit_from_u64(uint32_t hi, uint32_t lo) {
 }
 
 /// a * b rounded on its own. Device code would otherwise fuse it with a
-/// following add into one FMA (nvcc contracts by default; the host compiler
-/// does not), and the GPU's fills would differ from the CPU's in the last bit.
+/// following add into one FMA (nvcc contracts by default; a host build
+/// without FMA instructions cannot), and the GPU's fills would differ from
+/// the CPU's in the last bit.
 NL_HOST_DEVICE inline double mul_rn(double a, double b) {
 #if defined(__CUDA_ARCH__)
   return __dmul_rn(a, b);

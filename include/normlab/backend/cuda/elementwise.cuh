@@ -91,7 +91,7 @@ struct OperandSplit {
   int64_t kept_count = 1, red_count = 1;
 
   /// Output offset and X offset of kept index k.
-  __device__ void kept_offsets(int64_t k, int64_t& out, int64_t& x) const {
+  __host__ __device__ void kept_offsets(int64_t k, int64_t& out, int64_t& x) const {
     out = 0;
     x = 0;
     for (int d = kept - 1; d >= 0; --d) {
@@ -102,7 +102,7 @@ struct OperandSplit {
     }
   }
   /// Output offset of reduced index r.
-  __device__ int64_t reduced_offset(int64_t r) const {
+  __host__ __device__ int64_t reduced_offset(int64_t r) const {
     int64_t out = 0;
     for (int d = reduced - 1; d >= 0; --d) {
       out += (r % red_size[d]) * red_out[d];
