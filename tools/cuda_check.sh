@@ -2,11 +2,11 @@
 # On a machine with a GPU: build the CUDA targets, run the CUDA tests, run
 # them again under compute-sanitizer (memcheck; the tests provoke API errors on
 # purpose, so only memory errors count), time one layer with normlab
-# and with PyTorch eager. Logs go to $OUT (or ./cuda-session-out).
+# and with PyTorch eager. Logs go to $OUT (or ./cuda-check-out).
 #
-#   bash tools/cuda_session.sh [--quick]     (--quick: no sanitizer, 5 reps)
+#   bash tools/cuda_check.sh [--quick]     (--quick: no sanitizer, 5 reps)
 set -uo pipefail
-out=${OUT:-cuda-session-out}
+out=${OUT:-cuda-check-out}
 mkdir -p "$out"
 reps=20 sanitize=1
 [[ ${1:-} == --quick ]] && reps=5 sanitize=0
