@@ -286,11 +286,15 @@ struct Schedule {
   }
 
  private:
+  // Aliases, not member-pointer declarators: nvcc's host code would wrap those
+  // in parentheses, which g++ -Wparentheses rejects.
+  using IntField = int64_t Schedule::*;
+  using DoubleField = double Schedule::*;
   struct Key {
     const char* name;
     bool is_int;
-    int64_t Schedule::*int_field;
-    double Schedule::*double_field;
+    IntField int_field;
+    DoubleField double_field;
   };
   static constexpr Key dbl(const char* n, double Schedule::*f) { return {n, false, nullptr, f}; }
   static constexpr Key integer(const char* n, int64_t Schedule::*f) {

@@ -1,0 +1,159 @@
+// normlab/backend/cuda/optim.cuh — fused AdamW / SGD steps and the squared
+// norm used by gradient clipping.
+//
+// Same contracts and operation order as backend/cpu/optim.hpp: each update
+// reads and writes every element once, in one kernel.
+#pragma once
+
+#ifdef __CUDACC__
+
+#include <cmath>
+#include <cstdint>
+
+#include "normlab/backend/cuda/runtime.cuh"
+#include "normlab/backend/optim_args.hpp"
+
+namespace normlab::inline v0::cuda {
+namespace detail {
+
+template <class T>
+struct AdamWOp {
+  T* param;
+  const T* grad;
+  T* m;
+  T* v;
+  T decay, l2, beta1, beta2, one_minus_beta1, one_minus_beta2, neg_step_size, bias_correction2_sqrt,
+      eps;
+  bool coupled, decoupled;
+  __device__ void operator()(int64_t i) const {
+    T p = param[i];
+    const T g = coupled ? grad[i] + l2 * p : grad[i];
+    if (decoupled) p *= decay;
+    const T mi = m[i] * beta1 + one_minus_beta1 * g;
+    const T vi = v[i] * beta2 + one_minus_beta2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    const T denom = sqrt(vi) / bias_correction2_sqrt + eps;
+    param[i] = p + neg_step_size * mi / denom;
+  }
+};
+
+template <class T>
+struct SgdOp {
+  T* param;
+  const T* grad;
+  T* buffer;
+  T wd, momentum, one_minus_dampening, neg_lr;
+  bool decay, use_momentum, nesterov, first_step;
+  __device__ void operator()(int64_t i) const {
+    T g = decay ? grad[i] + wd * param[i] : grad[i];
+    if (use_momentum) {
+      const T buf = first_step ? g : buffer[i] * momentum + one_minus_dampening * g;
+      buffer[i] = buf;
+      g = nesterov ? g + momentum * buf : buf;
+    }
+    param[i] = param[i] + neg_lr * g;
+  }
+};
+
+/// Elements per partial sum of sum_of_squares (as on the CPU).
+inline constexpr int64_t kSquaresChunk = 4096;
+
+/// partial[c] = sum over chunk c of x^2, in double; one block per chunk.
+template <class T>
+__global__ void squares_chunks_kernel(double* partial, const T* x, int64_t n) {
+  __shared__ double scratch[32];
+  const int64_t chunks = (n + kSquaresChunk - 1) / kSquaresChunk;
+  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+    const int64_t end = (c + 1) * kSquaresChunk < n ? (c + 1) * kSquaresChunk : n;
+    double acc = 0;
+    for (int64_t k = c * kSquaresChunk + threadIdx.x; k < end; k += blockDim.x) {
+      const double v = static_cast<double>(x[k]);
+      acc += v * v;
+    }
+    acc = block_sum(acc, scratch);
+    if (threadIdx.x == 0) partial[c] = acc;
+  }
+}
+
+/// out[0] = sum_c partial[c], in chunk order (one thread: the partials are few).
+static __global__ void sum_partials_kernel(double* out, const double* partial, int64_t chunks) {
+  double total = 0;
+  for (int64_t c = 0; c < chunks; ++c) total += partial[c];
+  out[0] = total;
+}
+
+}  // namespace detail
+
+/// Adam (l2 > 0) or AdamW (weight_decay > 0) on n elements, in place; see
+/// backend/cpu/optim.hpp for the equations.
+template <class T>
+void adamw_step(Cuda, T* param /*(n)*/, const T* grad /*(n)*/, T* m /*(n)*/, T* v /*(n)*/,
+                int64_t n, AdamWStepArgs a) {
+  detail::AdamWOp<T> op{param,
+                        grad,
+                        m,
+                        v,
+                        static_cast<T>(1 - a.lr * a.weight_decay),
+                        static_cast<T>(a.l2),
+                        static_cast<T>(a.beta1),
+                        static_cast<T>(a.beta2),
+                        static_cast<T>(1 - a.beta1),
+                        static_cast<T>(1 - a.beta2),
+                        static_cast<T>(-(a.lr / a.bias_correction1)),
+                        static_cast<T>(std::sqrt(a.bias_correction2)),
+                        static_cast<T>(a.eps),
+                        a.l2 != 0,
+                        a.weight_decay != 0};
+  detail::for_each_index("adamw_step", n, op);
+}
+
+/// SGD with optional momentum on n elements, in place; see backend/cpu/optim.hpp.
+template <class T>
+void sgd_step(Cuda, T* param /*(n)*/, const T* grad /*(n)*/, T* momentum_buffer /*(n) or null*/,
+              int64_t n, SgdStepArgs a) {
+  detail::SgdOp<T> op{param,
+                      grad,
+                      momentum_buffer,
+                      static_cast<T>(a.weight_decay),
+                      static_cast<T>(a.momentum),
+                      static_cast<T>(1 - a.dampening),
+                      static_cast<T>(-a.lr),
+                      a.weight_decay != 0,
+                      a.momentum != 0,
+                      a.nesterov,
+                      a.first_step};
+  detail::for_each_index("sgd_step", n, op);
+}
+
+/// sum_i x[i]^2 in double, over fixed 4096-element chunks added in chunk
+/// order; returns to the host (waits for the stream).
+template <class T>
+double sum_of_squares(Cuda, const T* x /*(n)*/, int64_t n) {
+  if (n <= 0) return 0.0;
+  const cudaStream_t stream = context().stream();
+  const int64_t chunks = (n + detail::kSquaresChunk - 1) / detail::kSquaresChunk;
+  // (chunks + 1) doubles: the partials, then the total.
+  double* buf = static_cast<double*>(
+      allocate_bytes(Cuda{}, static_cast<size_t>(chunks + 1) * sizeof(double)));
+  detail::squares_chunks_kernel<T><<<detail::grid_for(chunks, 1), 256, 0, stream>>>(buf, x, n);
+  cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) {
+    detail::sum_partials_kernel<<<1, 1, 0, stream>>>(buf + chunks, buf, chunks);
+    e = cudaGetLastError();
+  }
+  double total = 0;
+  if (e == cudaSuccess)
+    e = cudaMemcpyAsync(&total, buf + chunks, sizeof(double), cudaMemcpyDeviceToHost, stream);
+  deallocate_bytes(Cuda{}, buf);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+  normlab::detail::cuda_check(e,
+                              "sum_of_squares (squares_chunks_kernel, sum_partials_kernel, "
+                              "cudaMemcpyAsync, cudaStreamSynchronize)",
+                              __FILE__, __LINE__);
+  return total;
+}
+
+}  // namespace normlab::inline v0::cuda
+
+#endif  // __CUDACC__

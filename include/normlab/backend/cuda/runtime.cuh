@@ -1,0 +1,343 @@
+// normlab/backend/cuda/runtime.cuh — the CUDA backend tag, its context (one
+// device, one stream, one cuBLAS handle, the stream-ordered memory pool), error
+// mapping, memory, copies, fills and the launch helpers the kernels share.
+//
+// Every function here enqueues its work on the context's stream, so work is
+// ordered as the host issued it; a host read (copy_to_host, sum_of_squares)
+// synchronizes that stream before it returns. Device memory comes from the
+// device's default memory pool through cudaMallocAsync / cudaFreeAsync on the
+// same stream (never managed memory); the pool keeps freed blocks for reuse.
+//
+// Compiled by nvcc only: include <normlab/cuda.hpp> from a .cu file.
+#pragma once
+
+#ifdef __CUDACC__
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <thrust/execution_policy.h>
+#include <thrust/fill.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/system_error.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+
+#include "normlab/core/error.hpp"
+#include "normlab/core/random.hpp"
+
+namespace normlab::inline v0 {
+namespace detail {
+
+/// Throws Error naming `call`, where it was made and CUDA's name and text for
+/// `e`, unless e is cudaSuccess. Clears the thread's last-error state first, so
+/// a non-sticky failure (an allocation, a bad argument) is not reported again
+/// by the next launch check.
+inline void cuda_check(cudaError_t e, const char* call, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  (void)cudaGetLastError();
+  throw Error(concat("cuda: ", call, " failed at ", file, ":", line, ": ", cudaGetErrorName(e),
+                     " (", cudaGetErrorString(e), ")"));
+}
+
+/// Throws Error naming `call`, file, line and cuBLAS's status, unless s is success.
+inline void cublas_check(cublasStatus_t s, const char* call, const char* file, int line) {
+  if (s == CUBLAS_STATUS_SUCCESS) return;
+  throw Error(concat("cuda: ", call, " failed at ", file, ":", line, ": ", cublasGetStatusName(s),
+                     " (", cublasGetStatusString(s), ")"));
+}
+
+}  // namespace detail
+}  // namespace normlab::inline v0
+
+// The call's text and place can only be captured by a macro.
+#define NL_CUDA_CHECK(call) ::normlab::detail::cuda_check((call), #call, __FILE__, __LINE__)
+#define NL_CUBLAS_CHECK(call) ::normlab::detail::cublas_check((call), #call, __FILE__, __LINE__)
+/// After a kernel launch: a bad configuration or an earlier asynchronous fault.
+#define NL_CUDA_LAUNCH_CHECK(kernel) \
+  ::normlab::detail::cuda_check(cudaGetLastError(), "launch of " kernel, __FILE__, __LINE__)
+
+namespace normlab::inline v0::cuda {
+
+/// CUDA backend: cuBLAS for GEMM, Thrust and normlab's own kernels for the
+/// rest, all on the stream of the process-wide Context.
+struct Cuda {
+  static constexpr const char* name = "cuda";
+};
+
+/// The number of CUDA devices this process can use (0 when there is no device
+/// or no driver). Asks once.
+inline int device_count() {
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+/// The process-wide CUDA state: the current device at first use, a
+/// non-blocking stream, a cuBLAS handle bound to it, and the device's default
+/// memory pool set to keep freed memory for reuse.
+///
+/// Contract: created on first use (throws Error when no device is visible);
+/// never destroyed, so tensors freed during static destruction still find
+/// their stream. Not meant to be used from several host threads at once.
+class Context {
+ public:
+  static Context& get() {
+    static Context* ctx = new Context();  // leaked on purpose, see above
+    return *ctx;
+  }
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t cublas() const { return cublas_; }
+  int device() const { return device_; }
+  /// Streaming multiprocessors: grid-stride loops launch a few blocks per SM.
+  int sm_count() const { return sm_count_; }
+
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+ private:
+  Context() {
+    normlab::detail::check(device_count() > 0,
+                           "cuda: no CUDA device is visible (cudaGetDeviceCount found none); "
+                           "use the Cpu backend or run on a machine with a GPU");
+    NL_CUDA_CHECK(cudaGetDevice(&device_));
+    NL_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
+    cudaMemPool_t pool;
+    NL_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+    uint64_t keep = std::numeric_limits<uint64_t>::max();
+    NL_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    NL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    NL_CUBLAS_CHECK(cublasCreate(&cublas_));
+    NL_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // Full float32 products (no TF32), so float runs match the CPU to 1e-5.
+    NL_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+  }
+
+  int device_ = 0;
+  int sm_count_ = 1;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+};
+
+inline Context& context() {
+  return Context::get();
+}
+
+/// Waits until every operation issued so far has finished; throws Error if
+/// one of them failed.
+inline void synchronize() {
+  NL_CUDA_CHECK(cudaStreamSynchronize(context().stream()));
+}
+
+// ---- memory -------------------------------------------------------------
+
+/// `bytes` of device memory from the stream-ordered pool.
+/// Throws Error naming the requested size (and the device's free memory) when
+/// the pool cannot provide it.
+inline void* allocate_bytes(Cuda, size_t bytes) {
+  Context& ctx = context();
+  void* p = nullptr;
+  const cudaError_t e = cudaMallocAsync(&p, bytes, ctx.stream());
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
+    throw Error(normlab::detail::concat(
+        "cuda: cannot allocate ", bytes, " bytes (", bytes >> 20, " MiB) on device ", ctx.device(),
+        ": cudaMallocAsync failed at ", __FILE__, ":", __LINE__, ": ", cudaGetErrorName(e), " (",
+        cudaGetErrorString(e), "); ", free_bytes >> 20, " of ", total_bytes >> 20, " MiB free"));
+  }
+  return p;
+}
+
+/// Returns memory to the pool once the stream's work so far has finished.
+/// Never throws (it runs in destructors); a failure other than the runtime
+/// shutting down is printed to stderr.
+inline void deallocate_bytes(Cuda, void* p) {
+  if (p == nullptr) return;
+  const cudaError_t e = cudaFreeAsync(p, context().stream());
+  if (e == cudaSuccess) return;
+  (void)cudaGetLastError();
+  if (e != cudaErrorCudartUnloading)
+    std::fprintf(stderr, "normlab: cuda: cudaFreeAsync failed: %s (%s)\n", cudaGetErrorName(e),
+                 cudaGetErrorString(e));
+}
+
+// ---- copies (any element type: float, double, int64 indices) --------------
+
+/// host_dst[0, n) = src[0, n); returns when the copy (and all earlier work) is done.
+template <class T>
+void copy_to_host(Cuda, T* host_dst, const T* src, int64_t n) {
+  if (n <= 0) return;
+  const cudaStream_t s = context().stream();
+  NL_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, static_cast<size_t>(n) * sizeof(T),
+                                cudaMemcpyDeviceToHost, s));
+  NL_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+/// dst[0, n) = host_src[0, n); returns when host_src may be reused.
+template <class T>
+void copy_from_host(Cuda, T* dst, const T* host_src, int64_t n) {
+  if (n <= 0) return;
+  const cudaStream_t s = context().stream();
+  NL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, static_cast<size_t>(n) * sizeof(T),
+                                cudaMemcpyHostToDevice, s));
+  NL_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+/// dst[0, n) = src[0, n) on the device (the ranges must not overlap).
+template <class T>
+void copy(Cuda, T* dst, const T* src, int64_t n) {
+  if (n <= 0 || dst == src) return;
+  NL_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(T),
+                                cudaMemcpyDeviceToDevice, context().stream()));
+}
+
+// ---- launch helpers -------------------------------------------------------
+
+namespace detail {
+
+/// Runs f(i) for i in [0, n) on the context's stream (Thrust, without a host
+/// synchronization); a Thrust failure becomes an Error naming `what`.
+template <class F>
+void for_each_index(const char* what, int64_t n, F f) {
+  if (n <= 0) return;
+  try {
+    thrust::for_each_n(thrust::cuda::par_nosync.on(context().stream()),
+                       thrust::counting_iterator<int64_t>(0), n, f);
+  } catch (const thrust::system_error& e) {
+    throw Error(
+        normlab::detail::concat("cuda: ", what, " (thrust::for_each_n) failed: ", e.what()));
+  }
+  NL_CUDA_LAUNCH_CHECK("thrust::for_each_n");
+}
+
+/// Blocks for a grid-stride loop over `work` items with `threads` per block:
+/// enough to fill the device, never more than the items need.
+inline unsigned grid_for(int64_t work, int threads) {
+  const int64_t need = (work + threads - 1) / threads;
+  const int64_t cap = int64_t{32} * context().sm_count();
+  return static_cast<unsigned>(need < 1 ? 1 : (need < cap ? need : cap));
+}
+
+/// Threads for one block per row of `n` elements: a multiple of 32 in [32, 256].
+inline int row_threads(int64_t n) {
+  const int64_t t = (n + 31) / 32 * 32;
+  return static_cast<int>(t < 32 ? 32 : (t > 256 ? 256 : t));
+}
+
+/// Blocks for one block per row over `rows` rows (grid-stride beyond the cap).
+inline unsigned row_blocks(int64_t rows) {
+  constexpr int64_t kCap = int64_t{1} << 20;
+  return static_cast<unsigned>(rows < 1 ? 1 : (rows < kCap ? rows : kCap));
+}
+
+/// The sum of v over the block, returned to every thread. Requires a 1-d block
+/// whose size is a multiple of 32 and `scratch` of 32 shared elements; every
+/// thread of the block must call it. Warps add by a fixed butterfly and the
+/// warp totals are added in warp order, so the result is the same every run.
+template <class T>
+__device__ T block_sum(T v, T* scratch) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();  // the previous call's readers are done with scratch
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  T total = scratch[0];
+  for (unsigned w = 1; w < blockDim.x / 32; ++w) total += scratch[w];
+  return total;
+}
+
+/// The maximum of v over the block, returned to every thread (as block_sum).
+template <class T>
+__device__ T block_max(T v, T* scratch) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const T u = __shfl_xor_sync(0xffffffffu, v, o);
+    v = u > v ? u : v;
+  }
+  __syncthreads();
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  T total = scratch[0];
+  for (unsigned w = 1; w < blockDim.x / 32; ++w) total = scratch[w] > total ? scratch[w] : total;
+  return total;
+}
+
+/// Thrust's temporary storage from the backend's pool, on the backend's stream.
+struct PoolAllocator {
+  using value_type = char;
+  char* allocate(std::ptrdiff_t n) {
+    return static_cast<char*>(allocate_bytes(Cuda{}, static_cast<size_t>(n)));
+  }
+  void deallocate(char* p, size_t) { deallocate_bytes(Cuda{}, p); }
+};
+
+template <class T>
+struct FillOp {
+  T* dst;
+  T value;
+  __device__ void operator()(int64_t i) const { dst[i] = value; }
+};
+template <class T>
+struct UniformOp {
+  T* dst;
+  uint64_t seed, first_block;
+  T lo, hi;
+  __device__ void operator()(int64_t i) const {
+    dst[i] = philox_uniform<T>(seed, first_block, i, lo, hi);
+  }
+};
+template <class T>
+struct NormalOp {
+  T* dst;
+  uint64_t seed, first_block;
+  T mean, std;
+  __device__ void operator()(int64_t i) const {
+    dst[i] = philox_normal<T>(seed, first_block, i, mean, std);
+  }
+};
+template <class T>
+struct AxpyOp {
+  T* dst;
+  const T* src;
+  T alpha;
+  __device__ void operator()(int64_t i) const { dst[i] += alpha * src[i]; }
+};
+
+}  // namespace detail
+
+// ---- fills ---------------------------------------------------------------
+
+/// dst[i] = value for i < n (any element type).
+template <class T>
+void fill(Cuda, T* dst, int64_t n, T value) {
+  detail::for_each_index("fill", n, detail::FillOp<T>{dst, value});
+}
+/// dst[i] = philox_uniform(seed, first_block, i, lo, hi): the CPU's values (core/random.hpp).
+template <class T>
+void fill_uniform(Cuda, T* dst, int64_t n, uint64_t seed, uint64_t first_block, T lo, T hi) {
+  detail::for_each_index("fill_uniform", n, detail::UniformOp<T>{dst, seed, first_block, lo, hi});
+}
+/// dst[i] = philox_normal(seed, first_block, i, mean, std) (core/random.hpp).
+template <class T>
+void fill_normal(Cuda, T* dst, int64_t n, uint64_t seed, uint64_t first_block, T mean, T std) {
+  detail::for_each_index("fill_normal", n, detail::NormalOp<T>{dst, seed, first_block, mean, std});
+}
+/// dst[i] += alpha * src[i]
+template <class T>
+void accumulate(Cuda, T* dst, const T* src, int64_t n, T alpha) {
+  detail::for_each_index("accumulate", n, detail::AxpyOp<T>{dst, src, alpha});
+}
+
+}  // namespace normlab::inline v0::cuda
+
+namespace normlab::inline v0 {
+using cuda::Cuda;
+}  // namespace normlab::inline v0
+
+#endif  // __CUDACC__
