@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "normlab/backend/cpu/allocator.hpp"
 #include "normlab/backend/functors.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
@@ -40,14 +41,14 @@ inline int thread_count() {
 #endif
 }
 
-/// 64-byte aligned memory (one cache line, the widest SIMD load).
+/// 64-byte aligned memory (one cache line, the widest SIMD load), from the
+/// caching allocator (backend/cpu/allocator.hpp): freed blocks are reused.
 inline void* allocate_bytes(Cpu, size_t bytes) {
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
-  detail::check(p != nullptr, "cpu: cannot allocate ", bytes, " bytes");
-  return p;
+  return CachingAllocator::instance().allocate(bytes);
 }
-inline void deallocate_bytes(Cpu, void* p) { std::free(p); }
+inline void deallocate_bytes(Cpu, void* p) {
+  CachingAllocator::instance().deallocate(p);
+}
 
 template <class T>
 void copy_to_host(Cpu, T* host_dst, const T* src, int64_t n) {
