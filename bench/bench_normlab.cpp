@@ -258,11 +258,74 @@ void gpt_steps(PolicyId p, const GptShape& g, int steps) {
   });
 }
 
+/// Moves every parameter away from its init (norm gains of 1, zero biases,
+/// unit head scales), so that a parameter the peer puts in the wrong place
+/// shows; returns them as param.<name>.
+Arrays perturbed_parameters(nl::Module<float, nl::Cpu>& m, nl::Generator& gen) {
+  Arrays out;
+  for (auto& [pname, p, kind] : m.named_parameters()) {
+    std::vector<float> v = p.data().to_vector();
+    const std::vector<float> noise = Tens::normal(p.shape(), gen, 0.f, 0.2f).to_vector();
+    for (size_t i = 0; i < v.size(); ++i) v[i] += noise[i];
+    Tens value = p.data();  // a handle: copying into it sets the parameter
+    value.copy_from(Tens::from_vector(p.shape(), v));
+    out["param." + pname] = v;
+  }
+  return out;
+}
+void add_gradients(nl::Module<float, nl::Cpu>& m, Arrays& out) {
+  for (auto& [pname, p, kind] : m.named_parameters()) out["grad." + pname] = p.grad().to_vector();
+}
+
+Arrays layer_check(PolicyId p, const LayerShape& s, const Arrays&) {
+  Arrays out;
+  with_policy(p, [&](auto policy) {
+    using Policy = decltype(policy);
+    nl::Generator gen(7);
+    nl::TransformerLayer<Policy, nl::Cpu, float> layer(layer_config(p, s.C, s.H, s.d_ff(), s.T, 1),
+                                                       gen);
+    out = perturbed_parameters(layer, gen);
+    const Var x = leaf({s.B, s.T, s.C}, gen, true);      // (B, T, C)
+    const Tens dy = Tens::normal({s.B, s.T, s.C}, gen);  // (B, T, C)
+    typename nl::TransformerLayer<Policy, nl::Cpu, float>::Options opt;
+    opt.causal = true;
+    const Var y = layer.forward(x, opt);  // (B, T, C)
+    y.backward(dy);
+    out["x"] = x.data().to_vector();
+    out["dy"] = dy.to_vector();
+    out["y"] = y.data().to_vector();
+    out["dx"] = x.grad().to_vector();
+    add_gradients(layer, out);
+  });
+  return out;
+}
+
+Arrays gpt_check(PolicyId p, const GptShape& g, const Arrays&) {
+  Arrays out;
+  with_policy(p, [&](auto policy) {
+    nl::Generator gen(7);
+    nl::GPT<decltype(policy), nl::Cpu, float> model(
+        layer_config(p, g.C, g.H, g.d_ff(), g.T, g.layers), 1);
+    out = perturbed_parameters(model, gen);
+    const std::vector<int64_t> tokens = token_ids(g.tokens(), g.vocab, 1),
+                               targets = token_ids(g.tokens(), g.vocab, 2);
+    const Var loss = model.loss(Tokens::from_vector({g.B, g.T}, tokens),
+                                Tokens::from_vector({g.B, g.T}, targets));  // ()
+    loss.backward();
+    out["tokens"].assign(tokens.begin(), tokens.end());
+    out["targets"].assign(targets.begin(), targets.end());
+    out["loss"] = {loss.item()};
+    add_gradients(model, out);
+  });
+  return out;
+}
+
 }  // namespace
 
 Suite suite() {
-  return {"normlab", sgemm_peak,    matmul,     attention,     softmax_causal, layer_norm,
-          gelu,      cross_entropy, adamw_step, layer_fwd_bwd, gpt_step,       gpt_steps};
+  return {"normlab",  sgemm_peak, matmul,        attention,  softmax_causal,
+          layer_norm, gelu,       cross_entropy, adamw_step, layer_fwd_bwd,
+          gpt_step,   gpt_steps,  layer_check,   gpt_check};
 }
 
 }  // namespace ours

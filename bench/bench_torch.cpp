@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -99,19 +100,26 @@ struct Layer {
         ffn_layernorm(d_ff),
         c_attn(param(at::ones({H}, at::kFloat))) {}
 
-  std::vector<at::Tensor> parameters() const {
-    std::vector<at::Tensor> out;
-    for (const Linear* l : {&q_proj, &k_proj, &v_proj, &out_proj, &fc1, &fc2}) {
-      out.push_back(l->weight);
-      out.push_back(l->bias);
+  /// The parameters this policy uses, with fairseq's names (normlab's too).
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    auto add = [&](const std::string& name, const at::Tensor& w, const at::Tensor& b) {
+      out.emplace_back(name + ".weight", w);
+      out.emplace_back(name + ".bias", b);
+    };
+    add("self_attn.q_proj", q_proj.weight, q_proj.bias);
+    add("self_attn.k_proj", k_proj.weight, k_proj.bias);
+    add("self_attn.v_proj", v_proj.weight, v_proj.bias);
+    add("self_attn.out_proj", out_proj.weight, out_proj.bias);
+    add("self_attn_layer_norm", self_attn_layer_norm.weight, self_attn_layer_norm.bias);
+    add("fc1", fc1.weight, fc1.bias);
+    add("fc2", fc2.weight, fc2.bias);
+    add("final_layer_norm", final_layer_norm.weight, final_layer_norm.bias);
+    if (policy == PolicyId::normformer) {
+      add("attn_ln", attn_ln.weight, attn_ln.bias);
+      add("ffn_layernorm", ffn_layernorm.weight, ffn_layernorm.bias);
+      out.emplace_back("c_attn", c_attn);
     }
-    std::vector<const LayerNorm*> norms = {&self_attn_layer_norm, &final_layer_norm};
-    if (policy == PolicyId::normformer) norms.insert(norms.end(), {&attn_ln, &ffn_layernorm});
-    for (const LayerNorm* n : norms) {
-      out.push_back(n->weight);
-      out.push_back(n->bias);
-    }
-    if (policy == PolicyId::normformer) out.push_back(c_attn);
     return out;
   }
 
@@ -178,12 +186,22 @@ struct Gpt {
   /// Parameters that AdamW decays (matrices, token embeddings) and the rest
   /// (biases, norms, head scales, positions), as normlab's AdamW splits them.
   std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>> parameter_groups() const {
-    std::vector<at::Tensor> decay = {embed_tokens}, no_decay = {embed_positions};
-    for (const Layer& l : layers)
-      for (const at::Tensor& t : l.parameters()) (t.dim() == 2 ? decay : no_decay).push_back(t);
-    if (policy != PolicyId::post_ln)
-      no_decay.insert(no_decay.end(), {layer_norm.weight, layer_norm.bias});
+    std::vector<at::Tensor> decay, no_decay;
+    for (const auto& [name, t] : named_parameters())
+      (t.dim() == 2 && name != "embed_positions.weight" ? decay : no_decay).push_back(t);
     return {decay, no_decay};
+  }
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const {
+    std::vector<std::pair<std::string, at::Tensor>> out = {
+        {"embed_tokens.weight", embed_tokens}, {"embed_positions.weight", embed_positions}};
+    for (size_t i = 0; i < layers.size(); ++i)
+      for (const auto& [name, t] : layers[i].named_parameters())
+        out.emplace_back("layers." + std::to_string(i) + "." + name, t);
+    if (policy != PolicyId::post_ln) {
+      out.emplace_back("layer_norm.weight", layer_norm.weight);
+      out.emplace_back("layer_norm.bias", layer_norm.bias);
+    }
+    return out;
   }
 
   /// tokens (B, T) -> mean next-token cross-entropy against targets (B, T).
@@ -321,6 +339,54 @@ void gpt_steps(PolicyId p, const GptShape& g, int steps) {
   for (int i = 0; i <= steps; ++i) run.step();  // one warm-up, then `steps`
 }
 
+/// A tensor of `shape` holding given[key]; throws std::runtime_error when absent or mis-sized.
+at::Tensor tensor_of(const Arrays& given, const std::string& key, std::vector<int64_t> shape) {
+  const auto it = given.find(key);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (it == given.end() || static_cast<int64_t>(it->second.size()) != n)
+    throw std::runtime_error("peer check: " + key + " is missing or has the wrong size");
+  return at::from_blob(const_cast<float*>(it->second.data()), shape, at::kFloat).clone();
+}
+std::vector<float> values(const at::Tensor& t) {
+  const at::Tensor c = t.detach().contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+/// Sets every named parameter from given["param.<name>"].
+void load(const std::vector<std::pair<std::string, at::Tensor>>& params, const Arrays& given) {
+  at::NoGradGuard no_grad;
+  for (const auto& [name, t] : params) {
+    at::Tensor target = t;
+    target.copy_(tensor_of(given, "param." + name, t.sizes().vec()));
+  }
+}
+void add_gradients(const std::vector<std::pair<std::string, at::Tensor>>& params, Arrays& out) {
+  for (const auto& [name, t] : params) out["grad." + name] = values(t.grad());
+}
+
+Arrays layer_check(PolicyId p, const LayerShape& s, const Arrays& given) {
+  const Layer layer(p, s.C, s.H, s.d_ff());
+  load(layer.named_parameters(), given);
+  const at::Tensor x = param(tensor_of(given, "x", {s.B, s.T, s.C}));
+  const at::Tensor y = layer.forward(x, causal_mask(s.T));
+  y.backward(tensor_of(given, "dy", {s.B, s.T, s.C}));
+  Arrays out = {{"y", values(y)}, {"dx", values(x.grad())}};
+  add_gradients(layer.named_parameters(), out);
+  return out;
+}
+
+Arrays gpt_check(PolicyId p, const GptShape& g, const Arrays& given) {
+  const Gpt model(p, g);
+  load(model.named_parameters(), given);
+  const at::Tensor tokens = tensor_of(given, "tokens", {g.B, g.T}).to(at::kLong);
+  const at::Tensor targets = tensor_of(given, "targets", {g.B, g.T}).to(at::kLong);
+  const at::Tensor loss = model.loss(tokens, targets);
+  loss.backward();
+  Arrays out = {{"loss", values(loss)}};
+  add_gradients(model.named_parameters(), out);
+  return out;
+}
+
 }  // namespace
 
 std::string version() {
@@ -333,8 +399,9 @@ void set_threads(int threads) {
 }
 
 Suite suite() {
-  return {"torch", sgemm_peak,    matmul,     attention,     softmax_causal, layer_norm,
-          gelu,    cross_entropy, adamw_step, layer_fwd_bwd, gpt_step,       gpt_steps};
+  return {"torch",    sgemm_peak, matmul,        attention,  softmax_causal,
+          layer_norm, gelu,       cross_entropy, adamw_step, layer_fwd_bwd,
+          gpt_step,   gpt_steps,  layer_check,   gpt_check};
 }
 
 }  // namespace normlab_bench::peer

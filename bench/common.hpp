@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,10 @@ double& gemm_peak_gflops();
 /// process, "peak_frac" (that rate over the reference's best).
 void add_gemm_counters(benchmark::State& state, double flops_per_iteration, double loop_seconds);
 
+/// Named float arrays: what the peer check (normlab_bench --check_peer) passes
+/// between the two sides: "param.<fairseq name>", inputs and results.
+using Arrays = std::map<std::string, std::vector<float>>;
+
 /// One side of the comparison: its name prefix and its benchmark bodies.
 /// Each body runs setup and one untimed warm-up, then the timed loop.
 struct Suite {
@@ -112,6 +117,14 @@ struct Suite {
   void (*gpt_step)(benchmark::State&, PolicyId, const GptShape&);
   /// One warm-up and `steps` GPT training steps, outside any benchmark.
   void (*gpt_steps)(PolicyId, const GptShape&, int steps);
+  /// The peer check of one layer: normlab's side ignores `given`, draws
+  /// parameters (param.*) and inputs x (B, T, C), dy (B, T, C) and returns them
+  /// with y = layer(x), dx and grad.<name> after y.backward(dy); the peer's
+  /// side computes y, dx and grad.* from the given parameters and inputs.
+  Arrays (*layer_check)(PolicyId, const LayerShape&, const Arrays& given);
+  /// The same for a GPT's loss: inputs "tokens" and "targets" (B, T) as
+  /// floats, results "loss" and grad.*.
+  Arrays (*gpt_check)(PolicyId, const GptShape&, const Arrays& given);
 };
 
 namespace ours {  // bench_normlab.cpp

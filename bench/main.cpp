@@ -9,6 +9,11 @@
 // sgemm's side.
 //
 //   normlab_bench [google benchmark flags]       run the benchmarks
+//   normlab_bench --check_peer
+//       checks that the libtorch peers compute what normlab does: one layer and
+//       a small GPT per policy on the same parameters and inputs, outputs and
+//       every gradient compared (exit status 1 when one differs);
+//       NORMLAB_CHECK_VERBOSE=1 prints each array's difference.
 //   normlab_bench --gpt_memory=IMPL/POLICY [--gpt_memory_steps=N]
 //       IMPL normlab or torch: runs one warm-up and N (default 3) GPT training
 //       steps in this process only, then prints one JSON line with the peak
@@ -17,6 +22,8 @@
 //       in this executable, and a process's peak never goes down.
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -82,6 +89,76 @@ void register_all(const std::vector<nb::Suite>& suites) {
   for (PolicyId p : {PolicyId::post_ln, PolicyId::pre_ln, PolicyId::normformer})
     each(suites, std::string("gpt_step/") + name(p) + "/" + g.name,
          [p, g](const Suite& x, State& st) { x.gpt_step(st, p, g); });
+}
+
+/// --check_peer: the libtorch layer and GPT against normlab's on the same
+/// parameters and inputs (see Suite::layer_check); returns 0 when every
+/// output and gradient agrees to float rounding.
+int check_peer(const std::vector<nb::Suite>& suites) {
+  if (suites.size() < 2) {
+    std::cerr << "normlab_bench: --check_peer needs the libtorch peer (built without it)\n";
+    return 2;
+  }
+  // Largest |ours - peer| over the largest |ours| of the array: float
+  // rounding in sums of a few hundred terms stays far below the bound.
+  constexpr double kTolerance = 1e-4;
+  const nb::LayerShape layer{"check", 2, 8, 16, 2};
+  const nb::GptShape gpt{
+      .name = "check", .layers = 2, .C = 16, .H = 2, .T = 8, .B = 2, .vocab = 256};
+  bool ok = true;
+  for (nb::PolicyId p : {nb::PolicyId::post_ln, nb::PolicyId::pre_ln, nb::PolicyId::normformer}) {
+    for (const char* what : {"layer", "gpt"}) {
+      const bool is_layer = std::string(what) == "layer";
+      const nb::Arrays ours =
+          is_layer ? suites[0].layer_check(p, layer, {}) : suites[0].gpt_check(p, gpt, {});
+      const nb::Arrays peer =
+          is_layer ? suites[1].layer_check(p, layer, ours) : suites[1].gpt_check(p, gpt, ours);
+      // The scale of an array is its largest |value|, but at least 1e-3 of the
+      // largest over all results of the check: some gradients are zero in
+      // exact arithmetic (k_proj's bias: softmax ignores a shift shared by all
+      // keys), and both sides return rounding noise there.
+      double floor = 0;
+      for (const auto& [key, b] : peer)
+        for (float v : b) floor = std::max(floor, 1e-3 * std::abs(static_cast<double>(v)));
+      double worst = 0;
+      std::string worst_key = "(none)";
+      size_t compared = 0;
+      for (const auto& [key, b] : peer) {
+        const auto it = ours.find(key);
+        if (it == ours.end() || it->second.size() != b.size()) {
+          std::cerr << "peer check " << name(p) << " " << what << ": normlab has no " << key
+                    << " of " << b.size() << " values\n";
+          ok = false;
+          continue;
+        }
+        double diff = 0, scale = floor;
+        for (size_t i = 0; i < b.size(); ++i) {
+          diff = std::max(diff, std::abs(static_cast<double>(it->second[i]) - b[i]));
+          scale = std::max(scale, std::abs(static_cast<double>(it->second[i])));
+        }
+        ++compared;
+        if (std::getenv("NORMLAB_CHECK_VERBOSE"))
+          std::printf("  %s: max |diff| %.3e, scale %.3e\n", key.c_str(), diff, scale);
+        if (!(diff / scale <= worst)) {  // NaN counts as worst
+          worst = diff / scale;
+          worst_key = key;
+        }
+      }
+      size_t expected = 0;  // results normlab produced: everything but param.* and the inputs
+      for (const auto& [key, v] : ours)
+        if (!key.starts_with("param.") && key != "x" && key != "dy" && key != "tokens" &&
+            key != "targets")
+          ++expected;
+      const bool pass = worst <= kTolerance && compared == expected;
+      ok = ok && pass;
+      std::printf(
+          "peer check %-10s %-5s: %zu of %zu arrays compared, worst %s relative error %.2e"
+          " (bound %.0e): %s\n",
+          name(p), what, compared, expected, worst_key.c_str(), worst, kTolerance,
+          pass ? "ok" : "FAILED");
+    }
+  }
+  return ok ? 0 : 1;
 }
 
 /// VmRSS of this process in KiB, from /proc/self/status (0 when unreadable).
@@ -154,6 +231,7 @@ int main(int argc, char** argv) {
     else if (arg.starts_with("--gpt_memory_steps="))
       memory_steps = std::atoi(argv[i] + 19);
   }
+  if (argc == 2 && std::string_view(argv[1]) == "--check_peer") return check_peer(suites);
   if (!memory_spec.empty()) {
     if (memory_steps < 1) {
       std::cerr << "normlab_bench: --gpt_memory_steps needs a positive number\n";
