@@ -245,6 +245,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("omp_threads", std::to_string(threads));
   const char* wait = std::getenv("OMP_WAIT_POLICY");
   benchmark::AddCustomContext("OMP_WAIT_POLICY", wait ? wait : "(unset)");
+  benchmark::AddCustomContext("march", NORMLAB_BENCH_MARCH);  // see bench/CMakeLists.txt
 #ifdef NORMLAB_BENCH_TORCH
   benchmark::AddCustomContext("peer", nb::peer::version());
 #else

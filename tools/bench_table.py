@@ -61,7 +61,8 @@ def load_run(path):
         else:
             ms = statistics.median(r["real_time"] * unit_ms[r.get("time_unit", "ns")] for r in reps)
             counters = {k: statistics.median(r[k] for r in reps if k in r) for k in counter_keys}
-        out[name] = {"ms": ms, "counters": counters, "setting": setting, "reps": max(len(reps), 1)}
+        out[name] = {"ms": ms, "counters": counters, "setting": setting, "reps": max(len(reps), 1),
+                     "march": context.get("march", "?")}
     return out
 
 
@@ -131,10 +132,12 @@ def main(argv):
     if len(settings) > 1:
         headers.append("OMP_WAIT_POLICY ours / torch")
     reps = sorted({e["reps"] for e in best.values()})
+    marches = sorted({e["march"] for e in best.values()})
     print(f"medians of {'/'.join(map(str, reps))} repetitions; best of {len(runs)} run(s) "
           f"({', '.join(settings)}) per benchmark; ratio = ours / libtorch (below 1: normlab faster); "
           f"%peak = GEMM GFLOP/s over the reference sgemm's "
-          f"{fmt(peak, '.1f')} GFLOP/s ({', '.join(peak_names) or 'not run'})")
+          f"{fmt(peak, '.1f')} GFLOP/s ({', '.join(peak_names) or 'not run'}); normlab_bench "
+          f"compiled with -march={'/'.join(marches)}")
     print()
     print_table(rows, headers)
 
