@@ -11,11 +11,12 @@
 #      OpenMP threads otherwise spin against OpenBLAS's on few cores); the table keeps
 #      each benchmark's better setting, for each side;
 #   4. measures the peak resident memory of the GPT step, one process per library and
-#      policy (normlab_bench --gpt_memory);
+#      policy (normlab_bench --gpt_memory: a warm-up step and 2 more);
 #   5. prints the table (tools/bench_table.py) and the targets.
 #
 # --quick: 3 repetitions of the reference sgemm, the S2 layers and the GPT steps only.
-# --filter: a Google Benchmark regex instead (e.g. 'layer_fwd_bwd/.*/S2').
+# --filter: a Google Benchmark regex instead (e.g. 'layer_fwd_bwd/.*/S2/'; names end in
+#   /real_time).
 # DIR (default build/bench-results) receives the JSON of each run, memory.jsonl and table.txt.
 # The timings of a machine shared with other work are noisy: compare medians, and say so.
 set -euo pipefail
@@ -27,7 +28,7 @@ filter='.'
 out=build/bench-results
 while (($#)); do
   case "$1" in
-    --quick) repetitions=3; filter='sgemm|layer_fwd_bwd/.*/S2$|gpt_step'; shift ;;
+    --quick) repetitions=3; filter='sgemm|layer_fwd_bwd/.*/S2/|gpt_step'; shift ;;
     --repetitions) repetitions="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --filter) filter="$2"; shift 2 ;;
@@ -70,7 +71,8 @@ impls=(normlab)
 "$bench" --benchmark_list_tests | grep -q '^torch/' && impls+=(torch)
 for policy in post_ln pre_ln normformer; do
   for impl in "${impls[@]}"; do
-    OMP_WAIT_POLICY=PASSIVE "$bench" --gpt_memory="$impl/$policy" | tee -a "$out/memory.jsonl"
+    OMP_WAIT_POLICY=PASSIVE "$bench" --gpt_memory="$impl/$policy" --gpt_memory_steps=2 |
+      tee -a "$out/memory.jsonl"
   done
 done
 
