@@ -262,5 +262,41 @@ TEST(BroadcastBackward, RowLoopsMatchTheComposedSumsAndIgnoreThreadCount) {
   expect_close(g1[2], expect_b, 1e-12);
 }
 
+// ---- a whole layer -----------------------------------------------------------
+
+TEST(FusedPaths, TransformerLayerBitsDoNotDependOnTheThreadCount) {
+  // Large enough for the threaded GEMM (row blocks), the attention batches and
+  // the parallel element-wise loops.
+  ModelConfig cfg;
+  cfg.d_model = 96;
+  cfg.n_heads = 4;
+  cfg.d_ff = 384;
+  cfg.policy = "normformer";
+  Generator gen(5);
+  TransformerLayer<NormFormer, Cpu, float> layer(cfg, gen);
+  const VarF x(TensorF::normal({4, 200, 96}, gen), true);
+  const TensorF up = TensorF::normal({4, 200, 96}, gen);
+  auto run = [&] {
+    for (auto& p : layer.named_parameters()) p.value.clear_grad();
+    x.clear_grad();
+    const VarF y = layer.forward(x, {});
+    y.backward(up);
+    std::vector<std::vector<float>> out{y.data().to_vector(), x.grad().to_vector()};
+    for (auto& p : layer.named_parameters()) out.push_back(p.value.grad().to_vector());
+    return out;
+  };
+  std::vector<std::vector<float>> one, two;
+  {
+    ThreadCountGuard g(1);
+    one = run();
+  }
+  {
+    ThreadCountGuard g(2);
+    two = run();
+  }
+  ASSERT_EQ(one.size(), two.size());
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(one[i], two[i]) << "tensor " << i;
+}
+
 }  // namespace
 }  // namespace normlab::testing

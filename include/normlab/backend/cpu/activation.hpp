@@ -10,12 +10,12 @@
 // without any change to the op.
 #pragma once
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
 #include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
 #include "normlab/backend/cpu/normalization.hpp"
 #include "normlab/backend/functors.hpp"
 

@@ -41,6 +41,37 @@ inline int thread_count() {
 #endif
 }
 
+/// sum_{c < n} term(c), accumulated in kSumLanes interleaved partial sums
+/// (lane j takes c = j mod kSumLanes) that are added in lane order at the end:
+/// the compiler vectorizes the lanes without reassociating anything, and the
+/// order depends on n alone.
+inline constexpr int64_t kSumLanes = 16;
+template <class T, class Term>
+T lane_sum(int64_t n, Term term) {
+  T acc[kSumLanes] = {};
+  int64_t c = 0;
+  for (; c + kSumLanes <= n; c += kSumLanes)
+    for (int64_t j = 0; j < kSumLanes; ++j) acc[j] += term(c + j);
+  for (int64_t j = 0; c < n; ++c, ++j) acc[j] += term(c);
+  T total = 0;
+  for (int64_t j = 0; j < kSumLanes; ++j) total += acc[j];
+  return total;
+}
+
+/// max_{c < n} term(c) (n > 0), over the same lanes as lane_sum.
+template <class T, class Term>
+T lane_max(int64_t n, Term term) {
+  T acc[kSumLanes];
+  for (int64_t j = 0; j < kSumLanes; ++j) acc[j] = term(0);
+  int64_t c = 0;
+  for (; c + kSumLanes <= n; c += kSumLanes)
+    for (int64_t j = 0; j < kSumLanes; ++j) acc[j] = std::max(acc[j], term(c + j));
+  for (int64_t j = 0; c < n; ++c, ++j) acc[j] = std::max(acc[j], term(c));
+  T total = acc[0];
+  for (int64_t j = 1; j < kSumLanes; ++j) total = std::max(total, acc[j]);
+  return total;
+}
+
 /// 64-byte aligned memory (one cache line, the widest SIMD load), from the
 /// caching allocator (backend/cpu/allocator.hpp): freed blocks are reused.
 inline void* allocate_bytes(Cpu, size_t bytes) {

@@ -86,9 +86,10 @@ void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan
 
 /// da[oa(i)] += dout[i] * f.grad_a(a, b) and db[ob(i)] += dout[i] * f.grad_b(a, b);
 /// a null da or db is skipped. Broadcast operands receive the sum over the
-/// output elements that read them, added in the order of i on one thread (the
-/// result does not depend on the thread count); an operand that is not
-/// broadcast is written in parallel.
+/// output elements that read them, added on one thread in an order fixed by
+/// the plan (the result does not depend on the thread count; a row of output
+/// that reads a single element of b is summed in lanes, see lane_sum); an
+/// operand that is not broadcast is written in parallel.
 template <class T, class F>
 void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* b,
                          const BroadcastPlan& p, int64_t n, F f) {
@@ -109,6 +110,11 @@ void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* 
         p, n, parallel,
         [&](int64_t first, int64_t width, int64_t oa, int64_t ob, int64_t sa, int64_t sb) {
           const T* g = dout + first;
+          if (!parallel && sb == 0 && !ga) {  // the row feeds one element of b
+            gb[ob] += lane_sum<T>(
+                width, [&](int64_t i) { return g[i] * f.grad_b(a[oa + i * sa], b[ob]); });
+            return;
+          }
           for (int64_t i = 0; i < width; ++i) {
             const T x = a[oa + i * sa], y = b[ob + i * sb];
             if (ga) ga[oa + i * sa] += g[i] * f.grad_a(x, y);
