@@ -274,7 +274,7 @@ TEST(FusedPaths, TransformerLayerBitsDoNotDependOnTheThreadCount) {
   cfg.policy = "normformer";
   Generator gen(5);
   TransformerLayer<NormFormer, Cpu, float> layer(cfg, gen);
-  const VarF x(TensorF::normal({4, 200, 96}, gen), true);
+  VarF x(TensorF::normal({4, 200, 96}, gen), true);
   const TensorF up = TensorF::normal({4, 200, 96}, gen);
   auto run = [&] {
     for (auto& p : layer.named_parameters()) p.value.clear_grad();
