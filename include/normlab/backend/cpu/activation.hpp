@@ -48,12 +48,18 @@ Array normal_cdf(const Array& x) {
   return (x >= T(0)).select(T(1) - half_erfc, half_erfc);
 }
 
-/// GELU(x) = x Phi(x) and dGELU/dx, exact or tanh-approximated. float runs on
+/// GELU(x) = x Phi(x) and dGELU/dx, exact or tanh-approximated, for at most
+/// kActivationBlock elements per call. float runs on
 /// Eigen arrays (vectorized exp); double keeps the C library's erf
 /// and tanh, element by element, for the accuracy that double tests expect.
 template <bool TanhApprox>
 struct GeluArrays {
-  /// y = GELU(x) for the n elements of x.
+  /// A temporary of up to kActivationBlock elements, on the stack: no heap
+  /// allocation per block.
+  template <class T>
+  using Block = Eigen::Array<T, Eigen::Dynamic, 1, Eigen::ColMajor, kActivationBlock, 1>;
+
+  /// y = GELU(x) for the n <= kActivationBlock elements of x.
   template <class T>
   static void forward(T* y, const T* x, int64_t n) {
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
@@ -68,10 +74,10 @@ struct GeluArrays {
           xa / (T(1) + (T(-2 * 0.79788456080286535588) * (xa + T(0.044715) * xa.cube())).exp());
     } else {  // x Phi(x)
       const Eigen::Map<const Array> xa(x, n);
-      Eigen::Map<Array>(y, n) = xa * normal_cdf(Array(xa));
+      Eigen::Map<Array>(y, n) = xa * normal_cdf(Block<T>(xa));
     }
   }
-  /// dx += dy * GELU'(x) for the n elements.
+  /// dx += dy * GELU'(x) for the n <= kActivationBlock elements.
   template <class T>
   static void backward(T* dx, const T* dy, const T* x, int64_t n) {
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
@@ -82,7 +88,7 @@ struct GeluArrays {
       // 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx with t = tanh(u), written with
       // s = sigmoid(2 u) = 0.5 (1 + t):  s + 2 x s (1 - s) du/dx.
       const Eigen::Map<const Array> xa(x, n), dya(dy, n);
-      const Array sg =
+      const Block<T> sg =
           T(1) / (T(1) + (T(-2 * 0.79788456080286535588) * (xa + T(0.044715) * xa.cube())).exp());
       Eigen::Map<Array>(dx, n) +=
           dya * (sg + T(2) * xa * sg * (T(1) - sg) *
@@ -90,8 +96,8 @@ struct GeluArrays {
     } else {  // Phi(x) + x phi(x)
       const Eigen::Map<const Array> xa(x, n), dya(dy, n);
       Eigen::Map<Array>(dx, n) +=
-          dya *
-          (normal_cdf(Array(xa)) + xa * (T(-0.5) * xa.square()).exp() * T(0.39894228040143267794));
+          dya * (normal_cdf(Block<T>(xa)) +
+                 xa * (T(-0.5) * xa.square()).exp() * T(0.39894228040143267794));
     }
   }
 };
