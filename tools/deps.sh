@@ -18,6 +18,8 @@ NORMLAB_DEBIAN_PACKAGES=(
   libeigen3-dev    # Eigen3 (find_package(Eigen3 3.3 NO_MODULE)): the CPU backend
   libgtest-dev     # GTest (find_package(GTest)): tests/
   libbenchmark-dev # Google Benchmark (find_package(benchmark)): bench/
+  libtorch-dev     # libtorch (find_package(Torch)): the peers in bench/normlab_bench
+  libopenblas0     # OpenBLAS for libtorch's GEMMs (Debian's recommendation; reference BLAS otherwise)
 )
 
 # Prints the packages among "$@" that dpkg does not report as installed.

@@ -129,6 +129,26 @@ TEST(Autograd, DeepChainDoesNotOverflowTheStack) {
   SUCCEED();
 }
 
+TEST(Autograd, ViewGradientIsHandedOverAndStillAccumulates) {
+  // x -> reshape -> * 3: the reshape node passes its gradient buffer to x
+  // (no zero fill, no copy) the first time, and adds into it afterwards.
+  VarD x(TensorD::from({{1, 2, 3}, {4, 5, 6}}), true);  // (2, 3)
+  VarD w(TensorD::from({1, 2, 3, 4, 5, 6}), true);      // (6,)
+  auto loss = [&] { return sum(reshape(x, {6}) * w * 3.0); };
+  loss().backward();
+  EXPECT_EQ(x.grad().shape(), (Shape{2, 3}));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{3, 6, 9, 12, 15, 18}));
+  loss().backward();  // x.grad exists now: the ordinary path adds into it
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{6, 12, 18, 24, 30, 36}));
+  // Used twice, once through a view: the sum of both paths.
+  x.zero_grad();
+  sum(reshape(x, {6}) + reshape(reshape(x, {3, 2}), {6}) * 0.0 + reshape(x, {6})).backward();
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{2, 2, 2, 2, 2, 2}));
+  VarD y(TensorD::from({1, 2}), true);
+  sum(reshape(y, {2, 1}) * 2.0 + reshape(reshape(y, {1, 2}), {2, 1})).backward();
+  EXPECT_EQ(y.grad().to_vector(), (std::vector<double>{3, 3}));
+}
+
 TEST(Gradcheck, DetectsAWrongBackward) {
   // An op whose backward is deliberately off by 10%: gradcheck must fail.
   auto wrong = [](const std::vector<VarD>& in) {

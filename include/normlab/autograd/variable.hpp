@@ -73,6 +73,11 @@ struct Node {
   std::string name;  // the op, for error messages
   std::vector<std::shared_ptr<detail::VariableState<T, B>>> inputs;
   BackwardFn backward;
+  /// A view op (reshape): its one input's gradient is the output's gradient
+  /// in the input's shape. When that input has no gradient yet, the engine
+  /// hands it the output's gradient buffer instead of zero-filling a new one
+  /// and running `backward` (which must compute the same thing).
+  bool gradient_is_view = false;
 };
 
 /// A tensor that can take part in automatic differentiation.
@@ -204,7 +209,11 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
     if (!s->grad_fn) continue;  // leaf: keeps its grad
     std::shared_ptr<Node<T, B>> node = std::move(s->grad_fn);
     s->released = true;
-    if (s->grad.defined()) {
+    if (s->grad.defined() && node->gradient_is_view && node->inputs.size() == 1 &&
+        node->inputs[0]->requires_grad && !node->inputs[0]->grad.defined()) {
+      State& in = *node->inputs[0];  // takes over the buffer: no zero fill, no copy
+      in.grad = s->grad.reshape(in.data.shape());
+    } else if (s->grad.defined()) {
       GradSlots<T, B> slots(node->inputs.size(), nullptr);
       for (size_t i = 0; i < node->inputs.size(); ++i) {
         State& in = *node->inputs[i];

@@ -5,6 +5,24 @@
 // lookup in the tag's namespace (normlab::cpu, normlab::cuda). Ops, autograd,
 // nn and optim are written once against this interface; a new backend
 // implements the same signatures and every op runs on it unchanged.
+//
+// Optional kernels. A backend may also provide fused kernels that no concept
+// requires; an op detects each with a requires-expression and otherwise runs
+// its composed path, so a backend without them works unchanged:
+//
+//   bias_gelu_forward(b, T* out, const T* x, const T* bias, rows, cols, bool tanh_approx)
+//       out[r, c] = GELU(x[r, c] + bias[c])  (exact erf GELU, or the tanh form)
+//   bias_gelu_backward(b, T* dx, T* dbias, const T* dout, const T* x, const T* bias,
+//                      rows, cols, bool tanh_approx)
+//       g = dout * GELU'(x + bias);  dx += g;  dbias += sum over rows of g
+//       (dx or dbias may be null; the sum must not depend on the thread count)
+//
+// Used by bias_gelu (ops/elementwise.hpp) and FeedForward; detected by
+// detail::HasFusedBiasGelu. The CPU backend has them (backend/cpu/activation.hpp).
+//
+// Memory: allocate_bytes may cache (the CPU backend's does, see
+// backend/cpu/allocator.hpp): ops allocate every output, and a warm training
+// step then makes no system allocation.
 #pragma once
 
 #include <concepts>

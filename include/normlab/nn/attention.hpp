@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "normlab/nn/layers.hpp"
+#include "normlab/ops/attention.hpp"
 #include "normlab/ops/dropout.hpp"
 #include "normlab/ops/softmax.hpp"
 
@@ -55,16 +56,30 @@ class MultiHeadAttention : public Module<T, B> {
     detail::check(x.ndim() == 3 && x.size(2) == C, "MultiHeadAttention: expected input (B, T, ", C,
                   "), got ", x.shape());
     const int64_t Bn = x.size(0), Tn = x.size(1), H = n_heads, D = C / H;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    const bool drop_probs = opt.dropout > 0 && this->training();
+    if (!opt.key_bias.defined() && !drop_probs) {
+      // Heads stay side by side in (B, T, C): one attention node, no permutes.
+      Var heads = multi_head_attention(q_proj.forward(x), k_proj.forward(x), v_proj.forward(x), H,
+                                       scale, opt.causal);  // (B, T, C)
+      if (opt.head_scale_at == HeadScalePlacement::before_out_proj)
+        heads = scale_heads(heads, *opt.head_scale);
+      Var y = out_proj.forward(heads);  // (B, T, C)
+      if (opt.head_scale_at == HeadScalePlacement::after_out_proj)
+        y = scale_heads(y, *opt.head_scale);
+      return y;
+    }
+    // With a padding bias or dropout on the probabilities: composed from ops.
     auto split_heads = [&](const Var& y) {  // (B, T, C) -> (B, H, T, D)
       return transpose(reshape(y, {Bn, Tn, H, D}), 1, 2);
     };
-    const Var q = split_heads(q_proj.forward(x) * (1.0 / std::sqrt(static_cast<double>(D))));
+    const Var q = split_heads(q_proj.forward(x) * scale);
     const Var k = split_heads(k_proj.forward(x));
     const Var v = split_heads(v_proj.forward(x));
     Var scores = matmul(q, k, false, true);  // (B, H, T, T)
     if (opt.key_bias.defined()) scores = scores + opt.key_bias;
     Var probs = softmax(scores, opt.causal);  // (B, H, T, T)
-    if (opt.dropout > 0 && this->training()) {
+    if (drop_probs) {
       detail::check(opt.gen != nullptr, "MultiHeadAttention: attention dropout ", opt.dropout,
                     " in training mode needs Options::gen");
       probs = dropout(probs, opt.dropout, *opt.gen, true);
@@ -75,8 +90,14 @@ class MultiHeadAttention : public Module<T, B> {
     const Var merged = reshape(transpose(heads, 1, 2), {Bn, Tn, C});  // (B, T, C)
     Var y = out_proj.forward(merged);                                 // (B, T, C)
     if (opt.head_scale_at == HeadScalePlacement::after_out_proj)
-      y = reshape(reshape(y, {Bn, Tn, H, D}) * reshape(*opt.head_scale, {H, 1}), {Bn, Tn, C});
+      y = scale_heads(y, *opt.head_scale);
     return y;
+  }
+
+  /// y (B, T, C) with each group of D = C / H channels h times gamma_h (H,).
+  static Var scale_heads(const Var& y, const Var& gamma) {
+    const int64_t Bn = y.size(0), Tn = y.size(1), C = y.size(2), H = gamma.size(0);
+    return reshape(reshape(y, {Bn, Tn, H, C / H}) * reshape(gamma, {H, 1}), {Bn, Tn, C});
   }
 
   void for_each_child(const typename Module<T, B>::ChildFn& f) override {

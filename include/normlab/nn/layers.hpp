@@ -38,19 +38,8 @@ class Linear : public Module<T, B> {
     if (with_bias) bias = Var(Tens::uniform({out}, gen, -bound, bound), true);  // (out,)
   }
 
-  /// (..., in) -> (..., out). Throws when the last dim of x is not `in`.
-  Var forward(const Var& x) const {
-    detail::check(x.ndim() >= 1 && x.size(-1) == weight.size(1), "Linear: input of shape ",
-                  x.shape(), " does not end in in_features ", weight.size(1));
-    const std::vector<int64_t> lead(x.shape().begin(), x.shape().end() - 1);
-    const Var x2 = x.ndim() == 2 ? x : reshape(x, {-1, weight.size(1)});  // (N, in)
-    Var y = matmul(x2, weight, false, true);                              // (N, out)
-    if (bias.defined()) y = y + bias;
-    if (x.ndim() == 2) return y;
-    std::vector<int64_t> dims = lead;
-    dims.push_back(weight.size(0));
-    return reshape(y, dims);  // (..., out)
-  }
+  /// (..., in) -> (..., out): one `linear` node. Throws when the last dim of x is not `in`.
+  Var forward(const Var& x) const { return linear(x, weight, bias); }
 
   void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
     f("weight", weight, ParamKind::weight);
@@ -185,8 +174,15 @@ class FeedForward : public Module<T, B> {
   FeedForward(int64_t d_model, int64_t d_ff, Activation act, Generator& gen)
       : fc1(d_model, d_ff, gen), fc2(d_ff, d_model, gen), activation(act) {}
 
-  /// act(fc1(z)): (..., C) -> (..., d_ff)
+  /// act(fc1(z)): (..., C) -> (..., d_ff). With GELU on a backend that fuses
+  /// bias + GELU, fc1's bias is added by the fused node after the GEMM.
   Var hidden(const Var& z) const {
+    if constexpr (detail::HasFusedBiasGelu<B, T>) {
+      if (activation != Activation::relu && fc1.bias.defined())
+        return bias_gelu(linear(z, fc1.weight, Var()), fc1.bias,
+                         activation == Activation::gelu_tanh ? GeluApproximation::tanh
+                                                             : GeluApproximation::none);
+    }
     const Var h = fc1.forward(z);
     switch (activation) {
       case Activation::gelu:

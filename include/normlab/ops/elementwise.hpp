@@ -6,6 +6,9 @@
 // a broadcast operand is the sum over the elements that reused it.
 #pragma once
 
+#include <cstdint>
+#include <type_traits>
+
 #include "normlab/autograd/variable.hpp"
 #include "normlab/backend/functors.hpp"
 
@@ -126,6 +129,50 @@ template <FloatingElement T, class B>
 Variable<T, B> gelu(const Variable<T, B>& x, GeluApproximation approx = GeluApproximation::none) {
   return approx == GeluApproximation::none ? detail::unary_op("gelu", x, fn::GeluErf{})
                                            : detail::unary_op("gelu_tanh", x, fn::GeluTanh{});
+}
+
+namespace detail {
+/// Whether backend B has the optional fused bias + GELU kernels (backend.hpp).
+template <class B, class T>
+concept HasFusedBiasGelu = requires(B b, T* p, const T* cp, int64_t n, bool flag) {
+  bias_gelu_forward(b, p, cp, cp, n, n, flag);
+  bias_gelu_backward(b, p, p, cp, cp, cp, n, n, flag);
+};
+}  // namespace detail
+
+/// y = GELU(x + bias), the bias broadcast over the last axis:
+///
+///   x: (..., n)   bias: (n,)   y: (..., n)
+///
+/// One graph node on a backend with the fused kernels (bias_gelu_forward /
+/// bias_gelu_backward), which recompute x + bias in the backward pass instead
+/// of storing it; gelu(x + bias) composed from two nodes otherwise. Either way
+/// dx += dy GELU'(x + bias) and dbias += its sum over the leading dims.
+///
+/// Requires: x has >= 1 dims and bias has shape (x.size(-1),). Throws Error
+/// naming the shapes otherwise.
+template <FloatingElement T, class B>
+Variable<T, B> bias_gelu(const Variable<T, B>& x, const std::type_identity_t<Variable<T, B>>& bias,
+                         GeluApproximation approx = GeluApproximation::none) {
+  detail::check(x.defined() && bias.defined() && x.ndim() >= 1 && bias.shape() == Shape{x.size(-1)},
+                "bias_gelu: bias of shape ", bias.defined() ? bias.shape() : Shape{},
+                " does not match the last dim of x ", x.defined() ? x.shape() : Shape{});
+  if constexpr (detail::HasFusedBiasGelu<B, T>) {
+    const int64_t cols = x.size(-1), rows = cols > 0 ? x.numel() / cols : 0;
+    const bool tanh_approx = approx == GeluApproximation::tanh;
+    const Tensor<T, B> tx = x.data(), tb = bias.data();  // (rows, cols), (cols,)
+    Tensor<T, B> y(tx.shape());                          // (rows, cols)
+    if (rows > 0) bias_gelu_forward(B{}, y.data(), tx.data(), tb.data(), rows, cols, tanh_approx);
+    return make_result<T, B>(
+        tanh_approx ? "bias_gelu_tanh" : "bias_gelu", y, {&x, &bias},
+        [tx, tb, rows, cols, tanh_approx](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+          if (rows == 0) return;
+          bias_gelu_backward(B{}, d[0] ? d[0]->data() : nullptr, d[1] ? d[1]->data() : nullptr,
+                             dy.data(), tx.data(), tb.data(), rows, cols, tanh_approx);
+        });
+  } else {
+    return gelu(x + bias, approx);
+  }
 }
 
 // ---- operators ------------------------------------------------------------

@@ -1,6 +1,7 @@
-// normlab/ops/linalg.hpp — matmul.
+// normlab/ops/linalg.hpp — matmul, and linear (x W^T + b as one node).
 #pragma once
 
+#include <type_traits>
 #include <vector>
 
 #include "normlab/autograd/variable.hpp"
@@ -74,6 +75,61 @@ Variable<T, B> matmul(const Variable<T, B>& a, const Variable<T, B>& b, bool tra
           else  // dB (N, K) = dC^T (N, M) op(A)
             gemm_strided_batched(B{}, true, trans_a, N, K, M, T(1), dc.data(), N, M * N, ta.data(),
                                  ca, stride_a, T(1), db, cb, stride_b, batch);
+        }
+      });
+}
+
+/// y = x W^T + b over the last axis (torch.nn.functional.linear), one graph node:
+///
+///   x: (..., in)   W: (out, in)   b: (out,) or undefined   y: (..., out)
+///
+/// The rows of x are one GEMM (no reshape nodes, no broadcast add). Backward:
+/// dx += dy W, dW += dy^T x, db += sum over rows of dy (summed in double, in
+/// an order fixed by the shapes, so the result does not depend on the thread
+/// count).
+///
+/// Requires: x has >= 1 dims and x.size(-1) == W.size(1); W is 2-D; b is
+/// undefined or of shape (out,). Throws Error naming the shapes otherwise.
+template <FloatingElement T, class B>
+Variable<T, B> linear(const Variable<T, B>& x, const std::type_identity_t<Variable<T, B>>& weight,
+                      const std::type_identity_t<Variable<T, B>>& bias) {
+  detail::check(weight.defined() && weight.ndim() == 2, "linear: weight must be (out, in), got ",
+                weight.defined() ? weight.shape() : Shape{});
+  const int64_t out = weight.size(0), in = weight.size(1);
+  detail::check(x.defined() && x.ndim() >= 1 && x.size(-1) == in, "linear: input of shape ",
+                x.defined() ? x.shape() : Shape{}, " does not end in in_features ", in,
+                " of weight ", weight.shape());
+  detail::check(!bias.defined() || bias.shape() == Shape{out}, "linear: bias of shape ",
+                bias.defined() ? bias.shape() : Shape{}, " does not match out_features ", out,
+                "; expected ", Shape{out});
+  const int64_t rows = x.numel() / in;
+  std::vector<int64_t> dims(x.shape().begin(), x.shape().end() - 1);
+  dims.push_back(out);
+  const Tensor<T, B> tx = x.data(), tw = weight.data();  // (rows, in), (out, in)
+  Tensor<T, B> y{Shape(dims)};                           // (rows, out)
+  const bool has_b = bias.defined();
+  if (rows > 0) {
+    if (has_b)  // every row of y starts as b, then the GEMM adds x W^T
+      copy_rows(B{}, y.data(), out, bias.data().data(), 0, rows, out, false);
+    gemm(B{}, false, true, rows, out, in, T(1), tx.data(), in, tw.data(), in, has_b ? T(1) : T(0),
+         y.data(), out);
+  }
+  std::vector<Variable<T, B>> inputs{x, weight};
+  if (has_b) inputs.push_back(bias);
+  return make_result<T, B>(
+      "linear", y, inputs,
+      [tx, tw, rows, in, out, has_b](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+        if (rows == 0) return;
+        if (d[0])  // dx (rows, in) += dy (rows, out) W (out, in)
+          gemm(B{}, false, false, rows, in, out, T(1), dy.data(), out, tw.data(), in, T(1),
+               d[0]->data(), in);
+        if (d[1])  // dW (out, in) += dy^T (out, rows) x (rows, in)
+          gemm(B{}, true, false, out, in, rows, T(1), dy.data(), out, tx.data(), in, T(1),
+               d[1]->data(), in);
+        if (has_b && d[2]) {                // db (out,) += sum over rows of dy
+          Tensor<T, B> colsum(Shape{out});  // (out,)
+          sum_axis_forward(B{}, colsum.data(), dy.data(), int64_t{1}, rows, out, T(1));
+          accumulate(B{}, d[2]->data(), colsum.data(), out, T(1));
         }
       });
 }

@@ -17,10 +17,13 @@ namespace normlab::inline v0 {
 template <FloatingElement T, class B>
 Variable<T, B> reshape(const Variable<T, B>& x, const std::vector<int64_t>& dims) {
   const Tensor<T, B> y = x.data().reshape(dims);
-  return make_result<T, B>("reshape", y, {&x},
-                           [](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-                             accumulate(B{}, d[0]->data(), dy.data(), dy.numel(), T(1));
-                           });
+  Variable<T, B> result =
+      make_result<T, B>("reshape", y, {&x}, [](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+        accumulate(B{}, d[0]->data(), dy.data(), dy.numel(), T(1));
+      });
+  // The engine may hand dy's buffer to x instead (see Node::gradient_is_view).
+  if (const auto& node = result.state_ptr()->grad_fn) node->gradient_is_view = true;
+  return result;
 }
 
 /// y with y.shape[d] = x.shape[perm[d]]: the dims of x reordered (a copy).

@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "normlab/backend/cpu/allocator.hpp"
 #include "normlab/backend/functors.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
@@ -40,14 +41,45 @@ inline int thread_count() {
 #endif
 }
 
-/// 64-byte aligned memory (one cache line, the widest SIMD load).
-inline void* allocate_bytes(Cpu, size_t bytes) {
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
-  detail::check(p != nullptr, "cpu: cannot allocate ", bytes, " bytes");
-  return p;
+/// sum_{c < n} term(c), accumulated in kSumLanes interleaved partial sums
+/// (lane j takes c = j mod kSumLanes) that are added in lane order at the end:
+/// the compiler vectorizes the lanes without reassociating anything, and the
+/// order depends on n alone.
+inline constexpr int64_t kSumLanes = 16;
+template <class T, class Term>
+T lane_sum(int64_t n, Term term) {
+  T acc[kSumLanes] = {};
+  int64_t c = 0;
+  for (; c + kSumLanes <= n; c += kSumLanes)
+    for (int64_t j = 0; j < kSumLanes; ++j) acc[j] += term(c + j);
+  for (int64_t j = 0; c < n; ++c, ++j) acc[j] += term(c);
+  T total = 0;
+  for (int64_t j = 0; j < kSumLanes; ++j) total += acc[j];
+  return total;
 }
-inline void deallocate_bytes(Cpu, void* p) { std::free(p); }
+
+/// max_{c < n} term(c) (n > 0), over the same lanes as lane_sum.
+template <class T, class Term>
+T lane_max(int64_t n, Term term) {
+  T acc[kSumLanes];
+  for (int64_t j = 0; j < kSumLanes; ++j) acc[j] = term(0);
+  int64_t c = 0;
+  for (; c + kSumLanes <= n; c += kSumLanes)
+    for (int64_t j = 0; j < kSumLanes; ++j) acc[j] = std::max(acc[j], term(c + j));
+  for (int64_t j = 0; c < n; ++c, ++j) acc[j] = std::max(acc[j], term(c));
+  T total = acc[0];
+  for (int64_t j = 1; j < kSumLanes; ++j) total = std::max(total, acc[j]);
+  return total;
+}
+
+/// 64-byte aligned memory (one cache line, the widest SIMD load), from the
+/// caching allocator (backend/cpu/allocator.hpp): freed blocks are reused.
+inline void* allocate_bytes(Cpu, size_t bytes) {
+  return CachingAllocator::instance().allocate(bytes);
+}
+inline void deallocate_bytes(Cpu, void* p) {
+  CachingAllocator::instance().deallocate(p);
+}
 
 template <class T>
 void copy_to_host(Cpu, T* host_dst, const T* src, int64_t n) {

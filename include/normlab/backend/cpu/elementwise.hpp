@@ -37,6 +37,36 @@ inline bool is_elementwise_identity(const BroadcastPlan& p) {
   return true;
 }
 
+/// True when operand `stride` (one of the plan's) reads every output element
+/// once, in order: no broadcasting on that side.
+inline bool is_full_operand(const BroadcastPlan& p, const int64_t* stride) {
+  int64_t expect = 1;
+  for (int d = p.ndim - 1; d >= 0; --d) {
+    if (p.sizes[d] != 1 && stride[d] != expect) return false;
+    expect *= p.sizes[d];
+  }
+  return true;
+}
+
+/// Calls row_fn(r, first, oa, ob, step_a, step_b) for each output row r of the
+/// plan's last dim (first = r * width; oa, ob the operands' offsets of its
+/// first element; step_a, step_b their strides along the row), so the inner
+/// loops run without index arithmetic. Rows run in parallel when `parallel`.
+template <class RowFn>
+void for_each_broadcast_row(const BroadcastPlan& p, int64_t n, bool parallel, RowFn row_fn) {
+  const int last = p.ndim - 1;
+  const int64_t width = p.ndim ? p.sizes[last] : 1;
+  if (width == 0) return;
+  const int64_t step_a = p.ndim ? p.stride_a[last] : 0, step_b = p.ndim ? p.stride_b[last] : 0;
+  const int64_t rows = n / width;
+#pragma omp parallel for schedule(static) if (parallel && n > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t oa, ob;
+    p.offsets(r * width, oa, ob);
+    row_fn(r * width, width, oa, ob, step_a, step_b);
+  }
+}
+
 /// out[i] = f(a[oa(i)], b[ob(i)]) for the n output elements of plan `p`.
 template <class T, class F>
 void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan& p, int64_t n,
@@ -46,17 +76,20 @@ void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan
     for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
     return;
   }
-#pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t oa, ob;
-    p.offsets(i, oa, ob);
-    out[i] = f(a[oa], b[ob]);
-  }
+  for_each_broadcast_row(
+      p, n, true,
+      [&](int64_t first, int64_t width, int64_t oa, int64_t ob, int64_t sa, int64_t sb) {
+        T* o = out + first;
+        for (int64_t i = 0; i < width; ++i) o[i] = f(a[oa + i * sa], b[ob + i * sb]);
+      });
 }
 
 /// da[oa(i)] += dout[i] * f.grad_a(a, b) and db[ob(i)] += dout[i] * f.grad_b(a, b);
 /// a null da or db is skipped. Broadcast operands receive the sum over the
-/// output elements that read them.
+/// output elements that read them, added on one thread in an order fixed by
+/// the plan (the result does not depend on the thread count; a row of output
+/// that reads a single element of b is summed in lanes, see lane_sum); an
+/// operand that is not broadcast is written in parallel.
 template <class T, class F>
 void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* b,
                          const BroadcastPlan& p, int64_t n, F f) {
@@ -68,12 +101,26 @@ void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* 
     }
     return;
   }
-  // Several output elements may read one operand element: accumulate serially.
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t oa, ob;
-    p.offsets(i, oa, ob);
-    if (da) da[oa] += dout[i] * f.grad_a(a[oa], b[ob]);
-    if (db) db[ob] += dout[i] * f.grad_b(a[oa], b[ob]);
+  const bool full_a = is_full_operand(p, p.stride_a), full_b = is_full_operand(p, p.stride_b);
+  for (const bool parallel : {true, false}) {  // the full operands, then the broadcast ones
+    T* ga = da && full_a == parallel ? da : nullptr;
+    T* gb = db && full_b == parallel ? db : nullptr;
+    if (!ga && !gb) continue;
+    for_each_broadcast_row(
+        p, n, parallel,
+        [&](int64_t first, int64_t width, int64_t oa, int64_t ob, int64_t sa, int64_t sb) {
+          const T* g = dout + first;
+          if (!parallel && sb == 0 && !ga) {  // the row feeds one element of b
+            gb[ob] += lane_sum<T>(
+                width, [&](int64_t i) { return g[i] * f.grad_b(a[oa + i * sa], b[ob]); });
+            return;
+          }
+          for (int64_t i = 0; i < width; ++i) {
+            const T x = a[oa + i * sa], y = b[ob + i * sb];
+            if (ga) ga[oa + i * sa] += g[i] * f.grad_a(x, y);
+            if (gb) gb[ob + i * sb] += g[i] * f.grad_b(x, y);
+          }
+        });
   }
 }
 

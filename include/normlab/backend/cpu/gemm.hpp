@@ -16,6 +16,7 @@
 #define EIGEN_DONT_PARALLELIZE
 #endif
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 
 #include "normlab/backend/cpu/cpu.hpp"
@@ -71,8 +72,12 @@ inline constexpr int64_t kGemmParallelWork = int64_t{1} << 24;
 /// Requires: A holds (M, K) with row stride lda >= K, or (K, M) with lda >= M
 /// when trans_a; likewise B; ldc >= N. With beta == 0, C is only written
 /// (it may hold garbage or NaN before).
-/// Ensures: large products split C's rows over the OpenMP threads; each
-/// block is one Eigen product on its thread.
+/// Ensures: large products split C's rows into blocks, about four per
+/// thread, which the OpenMP threads take in turn (schedule dynamic): on a
+/// machine shared with other processes, a thread the OS deschedules does not
+/// hold the others up at the barrier. Each block is one Eigen product on its
+/// thread; Eigen's depth blocking depends on K alone, so every element of C
+/// is summed in the same order however the rows are split.
 template <class T>
 void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
@@ -82,17 +87,17 @@ void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
     gemm_on_this_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-#pragma omp parallel num_threads(threads)
-  {
-#ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-#else
-    const int64_t t = 0, n = 1;
-#endif
-    const int64_t r0 = M * t / n, r1 = M * (t + 1) / n;  // this thread's rows of C
-    if (r1 > r0)
-      gemm_on_this_thread(trans_a, trans_b, r1 - r0, N, K, alpha, trans_a ? A + r0 : A + r0 * lda,
-                          lda, B, ldb, beta, C + r0 * ldc, ldc);
+  // Blocks of a multiple of 48 rows (Eigen's register block is 48 rows of
+  // float, or 24 of double, with AVX-512), at least 96 so that re-packing B
+  // for each block stays a small cost.
+  const int64_t target = (M + 4 * threads - 1) / (4 * threads);
+  const int64_t rows = std::max<int64_t>(96, (target + 47) / 48 * 48);
+  const int64_t blocks = (M + rows - 1) / rows;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t r0 = blk * rows, r1 = std::min(M, r0 + rows);  // this block's rows of C
+    gemm_on_this_thread(trans_a, trans_b, r1 - r0, N, K, alpha, trans_a ? A + r0 : A + r0 * lda,
+                        lda, B, ldb, beta, C + r0 * ldc, ldc);
   }
 }
 
@@ -129,7 +134,7 @@ void gemm_strided_batched(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N,
   // Spread the batch over threads when it has enough members for all of
   // them, or when each product is too small for Eigen to parallelize well.
   const bool over_batch = batch >= thread_count() || M * N * K < int64_t{128} * 128 * 128;
-#pragma omp parallel for schedule(static) if (over_batch && batch > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (over_batch && batch > 1)
   for (int64_t p = 0; p < batch; ++p)
     gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A + p * stride_a, lda, B + p * stride_b, ldb,
          beta, C + p * stride_c, ldc);

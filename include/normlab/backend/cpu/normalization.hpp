@@ -70,19 +70,13 @@ void layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, const T* weig
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * C;  // (C,)
     T* yr = out + r * C;      // (C,)
-    T m = 0;
-    for (int64_t c = 0; c < C; ++c) m += xr[c];
-    m /= static_cast<T>(C);
+    T m = lane_sum<T>(C, [&](int64_t c) { return xr[c]; }) / static_cast<T>(C);
     // Second pass over the deviations from m. Their sum is the rounding error
     // of the first one: adding its mean back refines m, and subtracting its
     // square leaves the variance about the refined mean (corrected two-pass,
     // Chan, Golub & LeVeque 1983).
-    T dsum = 0, d2sum = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      const T d = xr[c] - m;
-      dsum += d;
-      d2sum += d * d;
-    }
+    const T dsum = lane_sum<T>(C, [&](int64_t c) { return xr[c] - m; });
+    const T d2sum = lane_sum<T>(C, [&](int64_t c) { return (xr[c] - m) * (xr[c] - m); });
     const T dm = dsum / static_cast<T>(C);
     m += dm;
     const T v = std::max(d2sum / static_cast<T>(C) - dm * dm, T(0));
@@ -113,19 +107,12 @@ void layer_norm_backward(Cpu, T* dx, T* dweight, T* dbias, const T* dout, const 
     if (db)
       for (int64_t c = 0; c < C; ++c) db[c] += dyr[c];
     if (!dx) return;
-    T g_mean = 0, gx_mean = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      const T g = weight ? dyr[c] * weight[c] : dyr[c];
-      g_mean += g;
-      gx_mean += g * ((xr[c] - m) * s);
-    }
-    g_mean /= static_cast<T>(C);
-    gx_mean /= static_cast<T>(C);
+    auto g = [&](int64_t c) { return weight ? dyr[c] * weight[c] : dyr[c]; };
+    const T g_mean = lane_sum<T>(C, g) / static_cast<T>(C);
+    const T gx_mean =
+        lane_sum<T>(C, [&](int64_t c) { return g(c) * ((xr[c] - m) * s); }) / static_cast<T>(C);
     T* dxr = dx + r * C;  // (C,)
-    for (int64_t c = 0; c < C; ++c) {
-      const T g = weight ? dyr[c] * weight[c] : dyr[c];
-      dxr[c] += s * (g - g_mean - (xr[c] - m) * s * gx_mean);
-    }
+    for (int64_t c = 0; c < C; ++c) dxr[c] += s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
   });
 }
 
@@ -139,9 +126,7 @@ void rms_norm_forward(Cpu, T* out, T* rstd, const T* x, const T* weight, int64_t
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * C;  // (C,)
     T* yr = out + r * C;      // (C,)
-    T ms = 0;
-    for (int64_t c = 0; c < C; ++c) ms += xr[c] * xr[c];
-    ms /= static_cast<T>(C);
+    const T ms = lane_sum<T>(C, [&](int64_t c) { return xr[c] * xr[c]; }) / static_cast<T>(C);
     const T s = T(1) / std::sqrt(ms + eps);
     for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * s * (weight ? weight[c] : T(1));
     rstd[r] = s;
@@ -162,9 +147,10 @@ void rms_norm_backward(Cpu, T* dx, T* dweight, const T* dout, const T* x, const 
     if (dw)
       for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * (xr[c] * s);
     if (!dx) return;
-    T gx_mean = 0;
-    for (int64_t c = 0; c < C; ++c) gx_mean += (weight ? dyr[c] * weight[c] : dyr[c]) * (xr[c] * s);
-    gx_mean /= static_cast<T>(C);
+    const T gx_mean =
+        lane_sum<T>(
+            C, [&](int64_t c) { return (weight ? dyr[c] * weight[c] : dyr[c]) * (xr[c] * s); }) /
+        static_cast<T>(C);
     T* dxr = dx + r * C;  // (C,)
     for (int64_t c = 0; c < C; ++c) {
       const T g = weight ? dyr[c] * weight[c] : dyr[c];

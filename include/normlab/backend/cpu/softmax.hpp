@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
 
 namespace normlab::inline v0::cpu {
 
@@ -34,15 +35,11 @@ void softmax_forward(Cpu, T* out, const T* x, int64_t rows, int64_t n, int64_t c
     const T* xr = x + r * n;  // (n,)
     T* yr = out + r * n;      // (n,)
     const int64_t len = causal_row_length(r, n, causal_tq);
-    if (len > 0) {
-      T mx = xr[0];
-      for (int64_t j = 1; j < len; ++j) mx = std::max(mx, xr[j]);
-      T sum = 0;
-      for (int64_t j = 0; j < len; ++j) {
-        yr[j] = std::exp(xr[j] - mx);
-        sum += yr[j];
-      }
-      const T inv = T(1) / sum;
+    if (len > 0) {  // vectorized: Eigen's exp, lane-wise max and sum
+      using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+      const T mx = lane_max<T>(len, [&](int64_t j) { return xr[j]; });
+      Eigen::Map<Array>(yr, len) = (Eigen::Map<const Array>(xr, len) - mx).exp();
+      const T inv = T(1) / lane_sum<T>(len, [&](int64_t j) { return yr[j]; });
       for (int64_t j = 0; j < len; ++j) yr[j] *= inv;
     }
     for (int64_t j = len; j < n; ++j) yr[j] = T(0);
@@ -60,8 +57,7 @@ void softmax_backward(Cpu, T* dx, const T* dout, const T* y, int64_t rows, int64
     const T* yr = y + r * n;      // (n,)
     T* dxr = dx + r * n;          // (n,)
     const int64_t len = causal_row_length(r, n, causal_tq);
-    T dot = 0;
-    for (int64_t j = 0; j < len; ++j) dot += dyr[j] * yr[j];
+    const T dot = lane_sum<T>(len, [&](int64_t j) { return dyr[j] * yr[j]; });
     for (int64_t j = 0; j < len; ++j) dxr[j] += yr[j] * (dyr[j] - dot);
   }
 }

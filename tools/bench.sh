@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# tools/bench.sh — build normlab_bench in Release and print the comparison with libtorch.
+#
+#   bash tools/bench.sh [--quick] [--repetitions N] [--threads N] [--filter REGEX] [--out DIR]
+#
+#   1. installs the Debian packages as tools/deps.sh does (libtorch-dev and OpenBLAS
+#      included; python3 for the table);
+#   2. builds normlab_bench in build/bench (Release, benchmarks only);
+#   3. runs every benchmark with OMP_NUM_THREADS=N (default 2) and --repetitions
+#      (default 5), twice: with OMP_WAIT_POLICY unset and =PASSIVE (libtorch's idle
+#      OpenMP threads otherwise spin against OpenBLAS's on few cores); the table keeps
+#      each benchmark's better setting, for each side;
+#   4. measures the peak resident memory of the GPT step, one process per library and
+#      policy (normlab_bench --gpt_memory: a warm-up step and 2 more);
+#   5. prints the table (tools/bench_table.py) and the issue's targets.
+#
+# --quick: 3 repetitions of the reference sgemm, the S2 layers and the GPT steps only.
+# --filter: a Google Benchmark regex instead (e.g. 'layer_fwd_bwd/.*/S2/'; names end in
+#   /real_time).
+# DIR (default build/bench-results) receives the JSON of each run, memory.jsonl and table.txt.
+# The timings of a machine shared with other work are noisy: compare medians, and say so.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+threads=2
+repetitions=5
+filter='.'
+out=build/bench-results
+while (($#)); do
+  case "$1" in
+    --quick) repetitions=3; filter='sgemm|layer_fwd_bwd/.*/S2/|gpt_step'; shift ;;
+    --repetitions) repetitions="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --filter) filter="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+jobs="${NORMLAB_JOBS:-$(nproc)}"
+step() { printf '\n==== bench.sh [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+step "1/5 deps"
+bash tools/deps.sh python3
+
+step "2/5 build normlab_bench (build/bench, Release)"
+cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DNORMLAB_BUILD_TESTS=OFF \
+      -DNORMLAB_BUILD_EXAMPLES=OFF -DNORMLAB_BUILD_BENCH=ON -DNORMLAB_ENABLE_CUDA=OFF
+cmake --build build/bench --target normlab_bench --parallel "$jobs"
+bench=build/bench/bench/normlab_bench
+
+mkdir -p "$out"
+export OMP_NUM_THREADS="$threads"
+runs=()
+for wait in unset PASSIVE; do
+  step "3/5 benchmarks, OMP_NUM_THREADS=$threads, OMP_WAIT_POLICY=$wait, $repetitions repetitions"
+  json="$out/run-wait-$wait.json"
+  if [[ "$wait" == unset ]]; then
+    env -u OMP_WAIT_POLICY "$bench" --benchmark_filter="$filter" \
+      --benchmark_repetitions="$repetitions" --benchmark_out="$json" --benchmark_out_format=json
+  else
+    OMP_WAIT_POLICY="$wait" "$bench" --benchmark_filter="$filter" \
+      --benchmark_repetitions="$repetitions" --benchmark_out="$json" --benchmark_out_format=json
+  fi
+  runs+=("$json")
+done
+
+step "4/5 peak resident memory of the GPT step (one process each)"
+: >"$out/memory.jsonl"
+impls=(normlab)
+"$bench" --benchmark_list_tests | grep -q '^torch/' && impls+=(torch)
+for policy in post_ln pre_ln normformer; do
+  for impl in "${impls[@]}"; do
+    OMP_WAIT_POLICY=PASSIVE "$bench" --gpt_memory="$impl/$policy" --gpt_memory_steps=2 |
+      tee -a "$out/memory.jsonl"
+  done
+done
+
+step "5/5 table"
+/usr/bin/python3 tools/bench_table.py "${runs[@]}" --memory "$out/memory.jsonl" | tee "$out/table.txt"
+echo "bench.sh: JSON, memory.jsonl and table.txt in $out"
