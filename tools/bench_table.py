@@ -112,7 +112,7 @@ def main(argv):
                       if e and peak and "GFLOP/s" in e["counters"] else None)
 
     rows = []
-    settings = sorted({e["setting"] for e in best.values()})
+    settings = sorted({e["setting"] for run in runs for e in run.values()})
     for name in best:
         if not name.startswith("normlab/"):
             continue
