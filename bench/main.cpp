@@ -89,6 +89,10 @@ void register_all(const std::vector<nb::Suite>& suites) {
   for (PolicyId p : {PolicyId::post_ln, PolicyId::pre_ln, PolicyId::normformer})
     each(suites, std::string("gpt_step/") + name(p) + "/" + g.name,
          [p, g](const Suite& x, State& st) { x.gpt_step(st, p, g); });
+  // The reference again at the end: a shared machine's load changes during a
+  // run, and the table takes the better of the two as the peak.
+  each(suites, "sgemm/peak_end/" + std::to_string(kPeakSide),
+       [](const Suite& x, State& st) { x.sgemm_peak(st, kPeakSide); });
 }
 
 /// --check_peer: the libtorch layer and GPT against normlab's on the same
