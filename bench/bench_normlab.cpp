@@ -89,6 +89,13 @@ nl::ModelConfig layer_config(PolicyId p, int64_t C, int64_t H, int64_t d_ff, int
   return cfg;
 }
 
+/// The config of the benchmark GPT `g` (tied embeddings, learned positions).
+nl::ModelConfig gpt_config(PolicyId p, const GptShape& g) {
+  nl::ModelConfig cfg = layer_config(p, g.C, g.H, g.d_ff(), g.T, g.layers);
+  cfg.vocab_size = g.vocab;
+  return cfg;
+}
+
 template <class Policy>
 double layer_fwd_bwd_of(benchmark::State& state, PolicyId p, const LayerShape& s) {
   nl::Generator gen(1);
@@ -109,7 +116,7 @@ double layer_fwd_bwd_of(benchmark::State& state, PolicyId p, const LayerShape& s
 template <class Policy>
 struct GptTraining {
   GptTraining(PolicyId p, const GptShape& g)
-      : model(layer_config(p, g.C, g.H, g.d_ff(), g.T, g.layers), /*seed=*/1),
+      : model(gpt_config(p, g), /*seed=*/1),
         opt(model, {6e-4, 0.9, 0.98, 1e-8, 0.01}),
         tokens(Tokens::from_vector({g.B, g.T}, token_ids(g.tokens(), g.vocab, 1))),
         targets(Tokens::from_vector({g.B, g.T}, token_ids(g.tokens(), g.vocab, 2))) {}
@@ -224,7 +231,7 @@ void cross_entropy(benchmark::State& state, const GptShape& g) {
 
 void adamw_step(benchmark::State& state, const GptShape& g) {
   // One AdamW update of every parameter of the GPT (gradients from one backward).
-  const nl::ModelConfig cfg = layer_config(PolicyId::normformer, g.C, g.H, g.d_ff(), g.T, g.layers);
+  const nl::ModelConfig cfg = gpt_config(PolicyId::normformer, g);
   nl::GPT<nl::NormFormer, nl::Cpu, float> model(cfg, 1);
   nl::AdamW<float, nl::Cpu> opt(model, {6e-4, 0.9, 0.98, 1e-8, 0.01});
   const Tokens tokens = Tokens::from_vector({g.B, g.T}, token_ids(g.tokens(), g.vocab, 1));
@@ -304,8 +311,7 @@ Arrays gpt_check(PolicyId p, const GptShape& g, const Arrays&) {
   Arrays out;
   with_policy(p, [&](auto policy) {
     nl::Generator gen(7);
-    nl::GPT<decltype(policy), nl::Cpu, float> model(
-        layer_config(p, g.C, g.H, g.d_ff(), g.T, g.layers), 1);
+    nl::GPT<decltype(policy), nl::Cpu, float> model(gpt_config(p, g), 1);
     out = perturbed_parameters(model, gen);
     const std::vector<int64_t> tokens = token_ids(g.tokens(), g.vocab, 1),
                                targets = token_ids(g.tokens(), g.vocab, 2);

@@ -12,7 +12,7 @@
 #      each benchmark's better setting, for each side;
 #   4. measures the peak resident memory of the GPT step, one process per library and
 #      policy (normlab_bench --gpt_memory: a warm-up step and 2 more);
-#   5. prints the table (tools/bench_table.py) and the targets.
+#   5. prints the table (tools/bench_table.py) and the performance targets.
 #
 # --quick: 3 repetitions of the reference sgemm, the S2 layers and the GPT steps only.
 # --filter: a Google Benchmark regex instead (e.g. 'layer_fwd_bwd/.*/S2/'; names end in
