@@ -49,9 +49,7 @@ TEST(Autograd, NoGradGuardRecordsNothingAndNests) {
     VarD y = x * 2.0;
     EXPECT_FALSE(y.requires_grad());
     EXPECT_TRUE(y.is_leaf());
-    {
-      NoGradGuard inner;
-    }
+    { NoGradGuard inner; }
     EXPECT_FALSE(grad_enabled());
   }
   EXPECT_TRUE(grad_enabled());
@@ -113,7 +111,12 @@ TEST(Autograd, RequiresGradOnlyChangesOnLeaves) {
   x.set_requires_grad(true);
   VarD y = x * 2.0;
   expect_error([&] { y.set_requires_grad(false); }, {"set_requires_grad", "leaf", "mul_scalar"});
-  expect_error([] { VarD u; (void)u.shape(); }, {"undefined"});
+  expect_error(
+      [] {
+        VarD u;
+        (void)u.shape();
+      },
+      {"undefined"});
 }
 
 TEST(Autograd, DeepChainDoesNotOverflowTheStack) {

@@ -34,10 +34,10 @@ namespace detail {
 template <FloatingElement T, class B>
 struct VariableState {
   Tensor<T, B> data;
-  Tensor<T, B> grad;                  // undefined until a backward pass reaches it
+  Tensor<T, B> grad;  // undefined until a backward pass reaches it
   bool requires_grad = false;
   std::shared_ptr<Node<T, B>> grad_fn;  // null for leaves and after release
-  bool released = false;              // was an op output whose graph backward() freed
+  bool released = false;                // was an op output whose graph backward() freed
 
   VariableState() = default;
   VariableState(const VariableState&) = delete;
@@ -122,7 +122,8 @@ class Variable {
   Variable& set_requires_grad(bool on) {
     detail::check(state().grad_fn == nullptr && !state().released,
                   "set_requires_grad: only leaf variables can change requires_grad; this one "
-                  "was produced by ", state().grad_fn ? state().grad_fn->name : "an op");
+                  "was produced by ",
+                  state().grad_fn ? state().grad_fn->name : "an op");
     state_->requires_grad = on;
     return *this;
   }
@@ -158,7 +159,8 @@ class Variable {
 
  private:
   detail::VariableState<T, B>& state() const {
-    detail::check(state_ != nullptr, "Variable: use of an undefined (default-constructed) variable");
+    detail::check(state_ != nullptr,
+                  "Variable: use of an undefined (default-constructed) variable");
     return *state_;
   }
 
@@ -189,7 +191,8 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
       const std::shared_ptr<State>& in = s->grad_fn->inputs[next++];
       detail::check(!in->released,
                     "backward: part of this graph was already released by an earlier "
-                    "backward() (", s->grad_fn->name, " reads a freed intermediate)");
+                    "backward() (",
+                    s->grad_fn->name, " reads a freed intermediate)");
       if (in->requires_grad && seen.insert(in.get()).second) stack.push_back({in, 0});
       continue;
     }

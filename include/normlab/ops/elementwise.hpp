@@ -37,11 +37,10 @@ Variable<T, B> unary_op(const char* name, const Variable<T, B>& x, F f) {
   const Tensor<T, B> tx = x.data();
   Tensor<T, B> y(tx.shape());  // same shape as x
   map_unary_forward(B{}, y.data(), tx.data(), tx.numel(), f);
-  return make_result<T, B>(name, y, {&x},
-                           [tx, y, f](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-                             map_unary_backward(B{}, d[0]->data(), dy.data(), tx.data(), y.data(),
-                                                dy.numel(), f);
-                           });
+  return make_result<T, B>(
+      name, y, {&x}, [tx, y, f](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+        map_unary_backward(B{}, d[0]->data(), dy.data(), tx.data(), y.data(), dy.numel(), f);
+      });
 }
 
 }  // namespace detail
@@ -177,30 +176,56 @@ Variable<T, B> bias_gelu(const Variable<T, B>& x, const std::type_identity_t<Var
 
 // ---- operators ------------------------------------------------------------
 template <FloatingElement T, class B>
-Variable<T, B> operator+(const Variable<T, B>& a, const Variable<T, B>& b) { return add(a, b); }
+Variable<T, B> operator+(const Variable<T, B>& a, const Variable<T, B>& b) {
+  return add(a, b);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator-(const Variable<T, B>& a, const Variable<T, B>& b) { return sub(a, b); }
+Variable<T, B> operator-(const Variable<T, B>& a, const Variable<T, B>& b) {
+  return sub(a, b);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator*(const Variable<T, B>& a, const Variable<T, B>& b) { return mul(a, b); }
+Variable<T, B> operator*(const Variable<T, B>& a, const Variable<T, B>& b) {
+  return mul(a, b);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator/(const Variable<T, B>& a, const Variable<T, B>& b) { return div(a, b); }
+Variable<T, B> operator/(const Variable<T, B>& a, const Variable<T, B>& b) {
+  return div(a, b);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator-(const Variable<T, B>& x) { return neg(x); }
+Variable<T, B> operator-(const Variable<T, B>& x) {
+  return neg(x);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator+(const Variable<T, B>& x, double s) { return add_scalar(x, s); }
+Variable<T, B> operator+(const Variable<T, B>& x, double s) {
+  return add_scalar(x, s);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator+(double s, const Variable<T, B>& x) { return add_scalar(x, s); }
+Variable<T, B> operator+(double s, const Variable<T, B>& x) {
+  return add_scalar(x, s);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator-(const Variable<T, B>& x, double s) { return add_scalar(x, -s); }
+Variable<T, B> operator-(const Variable<T, B>& x, double s) {
+  return add_scalar(x, -s);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator-(double s, const Variable<T, B>& x) { return rsub_scalar(x, s); }
+Variable<T, B> operator-(double s, const Variable<T, B>& x) {
+  return rsub_scalar(x, s);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator*(const Variable<T, B>& x, double s) { return mul_scalar(x, s); }
+Variable<T, B> operator*(const Variable<T, B>& x, double s) {
+  return mul_scalar(x, s);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator*(double s, const Variable<T, B>& x) { return mul_scalar(x, s); }
+Variable<T, B> operator*(double s, const Variable<T, B>& x) {
+  return mul_scalar(x, s);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator/(const Variable<T, B>& x, double s) { return mul_scalar(x, 1.0 / s); }
+Variable<T, B> operator/(const Variable<T, B>& x, double s) {
+  return mul_scalar(x, 1.0 / s);
+}
 template <FloatingElement T, class B>
-Variable<T, B> operator/(double s, const Variable<T, B>& x) { return rdiv_scalar(x, s); }
+Variable<T, B> operator/(double s, const Variable<T, B>& x) {
+  return rdiv_scalar(x, s);
+}
 
 }  // namespace normlab::inline v0
