@@ -124,7 +124,8 @@ int64_t add_gradient_profile(Model& model, const TextCorpus& corpus, const Train
   const uint64_t dropout_seed = dropout.seed(), dropout_offset = dropout.offset();
   WindowSampler sampler(corpus, split.train, o.batch_size, o.seq_len, seed);
   for (int64_t b = 0; b < o.grad_batches; ++b) {
-    const Batch<Cpu> batch = sampler.next();  // tokens, targets (B, T)
+    using Backend = typename Model::Var::backend_type;
+    const Batch<Backend> batch = sampler.template next<Backend>();  // tokens, targets (B, T)
     model.zero_grad();
     model.loss(batch.tokens, batch.targets).backward();
     const LayerGradientNorms g = layer_gradient_norms(model);
@@ -200,11 +201,11 @@ Curve train_curve(Model& model, const TextCorpus& corpus, const TrainValSplit& s
   return c;
 }
 
-template <class P, FloatingElement T>
+template <class P, FloatingElement T, class B>
 PolicyResult run_policy(const std::string& spec, const ModelConfig& cfg, const TextCorpus& corpus,
                         const TrainValSplit& split, const CompareOptions& o,
                         const ProgressFn& progress) {
-  using Model = GPT<P, Cpu, T>;
+  using Model = GPT<P, B, T>;
   PolicyResult r;
   r.policy = spec;
   // (a) Gradient norms at initialization, averaged over batches and seeds.
@@ -240,7 +241,7 @@ PolicyResult run_policy(const std::string& spec, const ModelConfig& cfg, const T
     }
     {  // (d) LR stress
       Model model(cfg, seed, o.init);
-      AdamW<T, Cpu> opt(model, AdamWOptions{o.stress_start_lr, 0.9, 0.98, 1e-8, 0.01});
+      AdamW<T, B> opt(model, AdamWOptions{o.stress_start_lr, 0.9, 0.98, 1e-8, 0.01});
       TrainerOptions t;
       t.steps = o.stress_max_steps;
       t.batch_size = o.batch_size;
@@ -283,11 +284,16 @@ PolicyResult run_policy(const std::string& spec, const ModelConfig& cfg, const T
 }  // namespace detail
 
 /// Runs experiments (a)-(d) for every policy of `o` on `corpus` (split by
-/// `split`), in float, on the CPU. `progress` receives a line now and then.
+/// `split`), in float, on backend B. `progress` receives a line now and then.
 /// Throws Error naming a policy spec that no known policy type computes.
-inline std::vector<PolicyResult> run_compare(const CompareOptions& o, const TextCorpus& corpus,
-                                             const TrainValSplit& split,
-                                             const ProgressFn& progress = {}) {
+///
+/// A template (B defaults to Cpu) so that a translation unit instantiates
+/// the models of every known policy only when it calls run_compare: as an
+/// inline function it cost every includer of normlab.hpp seconds of compile
+/// time.
+template <class B = Cpu>
+std::vector<PolicyResult> run_compare(const CompareOptions& o, const TextCorpus& corpus,
+                                      const TrainValSplit& split, const ProgressFn& progress = {}) {
   detail::check(!o.policies.empty() && !o.seeds.empty(),
                 "compare: needs at least one policy and one seed");
   std::vector<PolicyResult> results;
@@ -297,7 +303,7 @@ inline std::vector<PolicyResult> run_compare(const CompareOptions& o, const Text
     cfg.final_norm.reset();
     cfg.max_seq_len = std::max(cfg.max_seq_len, o.seq_len);
     with_policy(cfg.policy_traits(), [&]<class P>() {
-      results.push_back(detail::run_policy<P, float>(spec, cfg, corpus, split, o, progress));
+      results.push_back(detail::run_policy<P, float, B>(spec, cfg, corpus, split, o, progress));
     });
   }
   return results;
