@@ -48,7 +48,9 @@ inline constexpr GptShape kGpt{};
 ///   q, k, v, out projections   4 x 2 N C C
 ///   fc1, fc2                   2 x 2 N C d_ff
 ///   scores q k^T, probs v      2 x 2 B H T T D = 4 B T^2 C   (all T^2 scores,
-///                              as a dense causal layer computes them)
+///                              as a dense causal layer computes them; normlab
+///                              skips most of the masked half, and is still
+///                              credited with the whole, as the peer is)
 ///
 /// The backward pass runs two GEMMs of the same size for each (the gradient
 /// of each operand), so forward + backward = 3 x forward:

@@ -106,6 +106,20 @@ TEST(FusedAttention, MatchesComposedOpsCausalAndNot) {
     }
 }
 
+TEST(FusedAttention, CausalRowBlocksMatchComposedOps) {
+  // Lengths over several row blocks, not multiples of the block: as many
+  // keys as queries, more keys, and fewer keys (the first queries see none).
+  const int64_t Tq = 2 * detail::kAttentionRowBlock + 22;
+  for (int64_t Tk : {Tq, Tq + 37, Tq - detail::kAttentionRowBlock - 5}) {
+    SCOPED_TRACE(::testing::Message() << "Tq " << Tq << ", Tk " << Tk);
+    const std::vector<VarD> in{random_var({2, Tq, 8}, 4), random_var({2, Tk, 8}, 5),
+                               random_var({2, Tk, 8}, 6)};
+    auto fused = [](const auto& v) { return multi_head_attention(v[0], v[1], v[2], 2, 0.3, true); };
+    auto composed = [](const auto& v) { return composed_attention(v, 2, 0.3, true); };
+    expect_same_function<double>(fused, composed, in, 1e-12);
+  }
+}
+
 TEST(FusedAttention, Gradcheck) {
   for (bool causal : {false, true})
     expect_gradcheck(
@@ -131,8 +145,9 @@ TEST(FusedAttention, ErrorsNameTheShapes) {
 }
 
 TEST(FusedAttention, ThreadCountDoesNotChangeTheBits) {
-  const std::vector<VarF> in = as_float(
-      {random_var({4, 33, 16}, 1), random_var({4, 33, 16}, 2), random_var({4, 33, 16}, 3)});
+  const int64_t T = detail::kAttentionRowBlock + 33;  // two causal row blocks
+  const std::vector<VarF> in =
+      as_float({random_var({4, T, 16}, 1), random_var({4, T, 16}, 2), random_var({4, T, 16}, 3)});
   auto f = [](const auto& v) { return multi_head_attention(v[0], v[1], v[2], 4, 0.25, true); };
   std::vector<float> y1, y2;
   std::vector<std::vector<float>> g1, g2;
