@@ -19,70 +19,27 @@
 
 namespace normlab::inline v0::cpu {
 
-/// Adam (l2 > 0) or AdamW (weight_decay > 0) on n elements, in place:
-///
-///   g  = grad + l2 * p                           (Adam's L2 term; l2 = 0 for AdamW)
-///   p  = p * (1 - lr * weight_decay)             (AdamW's decoupled decay)
-///   m  = beta1 * m + (1 - beta1) * g
-///   v  = beta2 * v + (1 - beta2) * g * g
-///   p  = p - (lr / bias_correction1) * m / (sqrt(v) / sqrt(bias_correction2) + eps)
-///
+/// Adam (l2 > 0) or AdamW (weight_decay > 0) on n elements, in place: the
+/// update of AdamWElementUpdate (backend/optim_args.hpp) on each element.
 /// Requires: param, grad, m, v hold n elements each; m and v start at zero.
-/// The coupled term reads p before the decoupled decay; using both at once is
-/// allowed but neither PyTorch optimizer does.
 template <class T>
 void adamw_step(Cpu, T* param /*(n)*/, const T* grad /*(n)*/, T* m /*(n)*/, T* v /*(n)*/, int64_t n,
                 AdamWStepArgs a) {
-  const T decay = static_cast<T>(1 - a.lr * a.weight_decay);
-  const T l2 = static_cast<T>(a.l2);
-  const T beta1 = static_cast<T>(a.beta1), beta2 = static_cast<T>(a.beta2);
-  const T one_minus_beta1 = static_cast<T>(1 - a.beta1);
-  const T one_minus_beta2 = static_cast<T>(1 - a.beta2);
-  const T neg_step_size = static_cast<T>(-(a.lr / a.bias_correction1));
-  const T bias_correction2_sqrt = static_cast<T>(std::sqrt(a.bias_correction2));
-  const T eps = static_cast<T>(a.eps);
-  const bool coupled = a.l2 != 0, decoupled = a.weight_decay != 0;
+  const AdamWElementUpdate<T> update(a);
 #pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    T p = param[i];
-    const T g = coupled ? grad[i] + l2 * p : grad[i];
-    if (decoupled) p *= decay;
-    const T mi = m[i] * beta1 + one_minus_beta1 * g;
-    const T vi = v[i] * beta2 + one_minus_beta2 * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    const T denom = std::sqrt(vi) / bias_correction2_sqrt + eps;
-    param[i] = p + neg_step_size * mi / denom;
-  }
+  for (int64_t i = 0; i < n; ++i) update(param, grad, m, v, i);
 }
 
-/// SGD with optional momentum (torch.optim.SGD) on n elements, in place:
-///
-///   g   = grad + weight_decay * p
-///   buf = first_step ? g : momentum * buf + (1 - dampening) * g   (when momentum != 0)
-///   g   = nesterov ? g + momentum * buf : buf                     (when momentum != 0)
-///   p   = p - lr * g
-///
+/// SGD with optional momentum (torch.optim.SGD) on n elements, in place: the
+/// update of SgdElementUpdate (backend/optim_args.hpp) on each element.
 /// Requires: param and grad hold n elements; momentum_buffer holds n elements
 /// when momentum != 0 (it may be null otherwise).
 template <class T>
 void sgd_step(Cpu, T* param /*(n)*/, const T* grad /*(n)*/, T* momentum_buffer /*(n) or null*/,
               int64_t n, SgdStepArgs a) {
-  const T wd = static_cast<T>(a.weight_decay);
-  const T momentum = static_cast<T>(a.momentum);
-  const T one_minus_dampening = static_cast<T>(1 - a.dampening);
-  const T neg_lr = static_cast<T>(-a.lr);
-  const bool decay = a.weight_decay != 0, use_momentum = a.momentum != 0;
+  const SgdElementUpdate<T> update(a);
 #pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    T g = decay ? grad[i] + wd * param[i] : grad[i];
-    if (use_momentum) {
-      const T buf = a.first_step ? g : momentum_buffer[i] * momentum + one_minus_dampening * g;
-      momentum_buffer[i] = buf;
-      g = a.nesterov ? g + momentum * buf : buf;
-    }
-    param[i] = param[i] + neg_lr * g;
-  }
+  for (int64_t i = 0; i < n; ++i) update(param, grad, momentum_buffer, i);
 }
 
 /// sum_i x[i]^2, accumulated in double over fixed 4096-element chunks that are

@@ -16,44 +16,25 @@
 namespace normlab::inline v0::cuda {
 namespace detail {
 
+/// Applies AdamWElementUpdate (backend/optim_args.hpp) to element i.
 template <class T>
 struct AdamWOp {
   T* param;
   const T* grad;
   T* m;
   T* v;
-  T decay, l2, beta1, beta2, one_minus_beta1, one_minus_beta2, neg_step_size, bias_correction2_sqrt,
-      eps;
-  bool coupled, decoupled;
-  __device__ void operator()(int64_t i) const {
-    T p = param[i];
-    const T g = coupled ? grad[i] + l2 * p : grad[i];
-    if (decoupled) p *= decay;
-    const T mi = m[i] * beta1 + one_minus_beta1 * g;
-    const T vi = v[i] * beta2 + one_minus_beta2 * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    const T denom = sqrt(vi) / bias_correction2_sqrt + eps;
-    param[i] = p + neg_step_size * mi / denom;
-  }
+  AdamWElementUpdate<T> update;
+  __device__ void operator()(int64_t i) const { update(param, grad, m, v, i); }
 };
 
+/// Applies SgdElementUpdate (backend/optim_args.hpp) to element i.
 template <class T>
 struct SgdOp {
   T* param;
   const T* grad;
   T* buffer;
-  T wd, momentum, one_minus_dampening, neg_lr;
-  bool decay, use_momentum, nesterov, first_step;
-  __device__ void operator()(int64_t i) const {
-    T g = decay ? grad[i] + wd * param[i] : grad[i];
-    if (use_momentum) {
-      const T buf = first_step ? g : buffer[i] * momentum + one_minus_dampening * g;
-      buffer[i] = buf;
-      g = nesterov ? g + momentum * buf : buf;
-    }
-    param[i] = param[i] + neg_lr * g;
-  }
+  SgdElementUpdate<T> update;
+  __device__ void operator()(int64_t i) const { update(param, grad, buffer, i); }
 };
 
 /// Elements per partial sum of sum_of_squares (as on the CPU).
@@ -85,44 +66,21 @@ static __global__ void sum_partials_kernel(double* out, const double* partial, i
 
 }  // namespace detail
 
-/// Adam (l2 > 0) or AdamW (weight_decay > 0) on n elements, in place; see
-/// backend/cpu/optim.hpp for the equations.
+/// Adam (l2 > 0) or AdamW (weight_decay > 0) on n elements, in place: the
+/// update of AdamWElementUpdate (backend/optim_args.hpp) on each element.
 template <class T>
 void adamw_step(Cuda, T* param /*(n)*/, const T* grad /*(n)*/, T* m /*(n)*/, T* v /*(n)*/,
                 int64_t n, AdamWStepArgs a) {
-  detail::AdamWOp<T> op{param,
-                        grad,
-                        m,
-                        v,
-                        static_cast<T>(1 - a.lr * a.weight_decay),
-                        static_cast<T>(a.l2),
-                        static_cast<T>(a.beta1),
-                        static_cast<T>(a.beta2),
-                        static_cast<T>(1 - a.beta1),
-                        static_cast<T>(1 - a.beta2),
-                        static_cast<T>(-(a.lr / a.bias_correction1)),
-                        static_cast<T>(std::sqrt(a.bias_correction2)),
-                        static_cast<T>(a.eps),
-                        a.l2 != 0,
-                        a.weight_decay != 0};
+  const detail::AdamWOp<T> op{param, grad, m, v, AdamWElementUpdate<T>(a)};
   detail::for_each_index("adamw_step", n, op);
 }
 
-/// SGD with optional momentum on n elements, in place; see backend/cpu/optim.hpp.
+/// SGD with optional momentum on n elements, in place: the update of
+/// SgdElementUpdate (backend/optim_args.hpp) on each element.
 template <class T>
 void sgd_step(Cuda, T* param /*(n)*/, const T* grad /*(n)*/, T* momentum_buffer /*(n) or null*/,
               int64_t n, SgdStepArgs a) {
-  detail::SgdOp<T> op{param,
-                      grad,
-                      momentum_buffer,
-                      static_cast<T>(a.weight_decay),
-                      static_cast<T>(a.momentum),
-                      static_cast<T>(1 - a.dampening),
-                      static_cast<T>(-a.lr),
-                      a.weight_decay != 0,
-                      a.momentum != 0,
-                      a.nesterov,
-                      a.first_step};
+  const detail::SgdOp<T> op{param, grad, momentum_buffer, SgdElementUpdate<T>(a)};
   detail::for_each_index("sgd_step", n, op);
 }
 
