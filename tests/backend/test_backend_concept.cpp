@@ -21,11 +21,11 @@ TEST(BackendConcept, CpuTagNamesItself) { EXPECT_STREQ(Cpu::name, "cpu"); }
 
 TEST(CpuKernels, BroadcastPlanIdentityDetection) {
   const Shape s{2, 3};
-  EXPECT_TRUE(cpu::is_elementwise_identity(make_broadcast_plan(s, s, s)));
-  EXPECT_FALSE(cpu::is_elementwise_identity(make_broadcast_plan(s, s, Shape{3})));
+  EXPECT_TRUE(make_broadcast_plan(s, s, s).is_elementwise_identity());
+  EXPECT_FALSE(make_broadcast_plan(s, s, Shape{3}).is_elementwise_identity());
   // Size-1 dims do not break the identity: (2, 1, 3) with itself.
   const Shape t{2, 1, 3};
-  EXPECT_TRUE(cpu::is_elementwise_identity(make_broadcast_plan(t, t, t)));
+  EXPECT_TRUE(make_broadcast_plan(t, t, t).is_elementwise_identity());
 }
 
 TEST(CpuKernels, BroadcastPlanOffsets) {

@@ -130,6 +130,19 @@ struct BroadcastPlan {
       ob += idx * stride_b[d];
     }
   }
+
+  /// True when the plan maps output element i to element i of both operands
+  /// (no broadcast: a plain element-wise loop will do).
+  bool is_elementwise_identity() const {
+    int64_t sa = 1, sb = 1;
+    for (int d = ndim - 1; d >= 0; --d) {
+      if (sizes[d] == 1) continue;
+      if (stride_a[d] != sa || stride_b[d] != sb) return false;
+      sa *= sizes[d];
+      sb *= sizes[d];
+    }
+    return true;
+  }
 };
 
 /// Builds the plan for broadcasting `a` and `b` to `out` (out = broadcast_shapes(a, b)).

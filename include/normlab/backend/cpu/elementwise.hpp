@@ -25,18 +25,6 @@ void map_unary_backward(Cpu, T* din, const T* dout, const T* in, const T* out, i
   for (int64_t i = 0; i < n; ++i) din[i] += dout[i] * f.grad(in[i], out[i]);
 }
 
-/// True when the plan maps output element i to element i of both operands.
-inline bool is_elementwise_identity(const BroadcastPlan& p) {
-  int64_t sa = 1, sb = 1;
-  for (int d = p.ndim - 1; d >= 0; --d) {
-    if (p.sizes[d] == 1) continue;
-    if (p.stride_a[d] != sa || p.stride_b[d] != sb) return false;
-    sa *= p.sizes[d];
-    sb *= p.sizes[d];
-  }
-  return true;
-}
-
 /// True when operand `stride` (one of the plan's) reads every output element
 /// once, in order: no broadcasting on that side.
 inline bool is_full_operand(const BroadcastPlan& p, const int64_t* stride) {
@@ -71,7 +59,7 @@ void for_each_broadcast_row(const BroadcastPlan& p, int64_t n, bool parallel, Ro
 template <class T, class F>
 void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan& p, int64_t n,
                         F f) {
-  if (is_elementwise_identity(p)) {
+  if (p.is_elementwise_identity()) {
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
     return;
@@ -93,7 +81,7 @@ void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan
 template <class T, class F>
 void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* b,
                          const BroadcastPlan& p, int64_t n, F f) {
-  if (is_elementwise_identity(p)) {
+  if (p.is_elementwise_identity()) {
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
       if (da) da[i] += dout[i] * f.grad_a(a[i], b[i]);

@@ -69,18 +69,6 @@ struct BinaryBackwardIdentityOp {
   }
 };
 
-/// True when the plan maps output element i to element i of both operands.
-inline bool is_identity(const BroadcastPlan& p) {
-  int64_t sa = 1, sb = 1;
-  for (int d = p.ndim - 1; d >= 0; --d) {
-    if (p.sizes[d] == 1) continue;
-    if (p.stride_a[d] != sa || p.stride_b[d] != sb) return false;
-    sa *= p.sizes[d];
-    sb *= p.sizes[d];
-  }
-  return true;
-}
-
 /// The output index space of a broadcast split for one operand X: the kept
 /// dims (X has them) enumerate X's elements, the reduced dims (X is broadcast
 /// along them) enumerate the output elements that read one X element.
@@ -276,8 +264,9 @@ void map_unary_backward(Cuda, T* din, const T* dout, const T* in, const T* out, 
 template <class T, class F>
 void map_binary_forward(Cuda, T* out, const T* a, const T* b, const BroadcastPlan& p, int64_t n,
                         F f) {
-  detail::for_each_index("map_binary_forward", n,
-                         detail::BinaryForwardOp<T, F>{out, a, b, p, detail::is_identity(p), f});
+  detail::for_each_index(
+      "map_binary_forward", n,
+      detail::BinaryForwardOp<T, F>{out, a, b, p, p.is_elementwise_identity(), f});
 }
 
 /// da[oa(i)] += dout[i] * f.grad_a(a, b) and db[ob(i)] += dout[i] * f.grad_b(a, b);
@@ -287,7 +276,7 @@ template <class T, class F>
 void map_binary_backward(Cuda, T* da, T* db, const T* dout, const T* a, const T* b,
                          const BroadcastPlan& p, int64_t n, F f) {
   if (n == 0) return;
-  if (detail::is_identity(p)) {
+  if (p.is_elementwise_identity()) {
     detail::for_each_index("map_binary_backward", n,
                            detail::BinaryBackwardIdentityOp<T, F>{da, db, dout, a, b, f});
     return;
