@@ -173,23 +173,26 @@ inline void deallocate_bytes(Cuda, void* p) {
 
 // ---- copies (any element type: float, double, int64 indices) --------------
 
+namespace detail {
+/// Copies `bytes` between host and device on the context's stream and waits
+/// for it (and all earlier work) to finish.
+inline void copy_and_wait(void* dst, const void* src, int64_t bytes, cudaMemcpyKind kind) {
+  if (bytes <= 0) return;
+  const cudaStream_t s = context().stream();
+  NL_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), kind, s));
+  NL_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+}  // namespace detail
+
 /// host_dst[0, n) = src[0, n); returns when the copy (and all earlier work) is done.
 template <class T>
 void copy_to_host(Cuda, T* host_dst, const T* src, int64_t n) {
-  if (n <= 0) return;
-  const cudaStream_t s = context().stream();
-  NL_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, static_cast<size_t>(n) * sizeof(T),
-                                cudaMemcpyDeviceToHost, s));
-  NL_CUDA_CHECK(cudaStreamSynchronize(s));
+  detail::copy_and_wait(host_dst, src, n * static_cast<int64_t>(sizeof(T)), cudaMemcpyDeviceToHost);
 }
 /// dst[0, n) = host_src[0, n); returns when host_src may be reused.
 template <class T>
 void copy_from_host(Cuda, T* dst, const T* host_src, int64_t n) {
-  if (n <= 0) return;
-  const cudaStream_t s = context().stream();
-  NL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, static_cast<size_t>(n) * sizeof(T),
-                                cudaMemcpyHostToDevice, s));
-  NL_CUDA_CHECK(cudaStreamSynchronize(s));
+  detail::copy_and_wait(dst, host_src, n * static_cast<int64_t>(sizeof(T)), cudaMemcpyHostToDevice);
 }
 /// dst[0, n) = src[0, n) on the device (the ranges must not overlap).
 template <class T>
