@@ -93,4 +93,24 @@ void expect_gradcheck(F&& f, std::vector<VarD> inputs, const GradcheckOptions& o
   EXPECT_GT(r.checked, 0) << "gradcheck compared no element";
 }
 
+/// The sizes of the tests' small models (defaults: the smallest model most tests use).
+struct ModelSizes {
+  int64_t vocab = 11, d_model = 8, heads = 2, layers = 2, d_ff = 12, max_seq_len = 6;
+};
+
+/// A ModelConfig of `policy` (a name or composition) with `sizes` and `dropout`.
+inline ModelConfig model_config(const std::string& policy, const ModelSizes& sizes = {},
+                                double dropout = 0) {
+  ModelConfig c;
+  c.vocab_size = sizes.vocab;
+  c.d_model = sizes.d_model;
+  c.n_heads = sizes.heads;
+  c.n_layers = sizes.layers;
+  c.d_ff = sizes.d_ff;
+  c.max_seq_len = sizes.max_seq_len;
+  c.policy = policy;
+  c.dropout = dropout;
+  return c;
+}
+
 }  // namespace normlab::testing

@@ -10,15 +10,7 @@ namespace {
 using TensorI64 = Tensor<int64_t, Cpu>;
 
 ModelConfig small() {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.d_model = 8;
-  c.n_heads = 2;
-  c.n_layers = 3;
-  c.d_ff = 12;
-  c.max_seq_len = 6;
-  c.policy = "normformer";
-  return c;
+  return model_config("normformer", {.layers = 3});
 }
 
 TEST(Diagnostics, GradientNormsAreFrobeniusNormsPerLayerAndGroup) {

@@ -76,15 +76,7 @@ ModelConfig every_key_config() {
 
 /// The small model of the parameter and checkpoint tests.
 ModelConfig small_config(const std::string& policy = "normformer") {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.d_model = 8;
-  c.n_heads = 2;
-  c.n_layers = 2;
-  c.d_ff = 12;
-  c.max_seq_len = 6;
-  c.policy = policy;
-  return c;
+  return model_config(policy);
 }
 
 /// `v` (an object) without member `key`.

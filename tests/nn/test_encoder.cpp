@@ -9,15 +9,8 @@ namespace {
 using TensorI64 = Tensor<int64_t, Cpu>;
 
 ModelConfig small(const std::string& policy) {
-  ModelConfig c;
-  c.vocab_size = 9;
-  c.d_model = 4;
-  c.n_heads = 2;
-  c.n_layers = 2;
-  c.d_ff = 6;
-  c.max_seq_len = 5;
-  c.policy = policy;
-  return c;
+  return model_config(
+      policy, {.vocab = 9, .d_model = 4, .heads = 2, .layers = 2, .d_ff = 6, .max_seq_len = 5});
 }
 
 TEST(Encoder, ParameterNamesFollowRoberta) {

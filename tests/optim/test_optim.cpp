@@ -228,13 +228,7 @@ TEST(TorchFixture, NesterovSGDMatchesTorchOptimSGD) {
 // ---- weight decay groups ---------------------------------------------------
 
 ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.d_model = 8;
-  c.n_heads = 2;
-  c.n_layers = 2;
-  c.d_ff = 12;
-  c.max_seq_len = 6;
+  ModelConfig c = model_config("pre_ln");
   c.set_policy<compose<NormFormer, ResidScale>>();
   return c;
 }

@@ -13,16 +13,10 @@ namespace normlab::testing {
 namespace {
 
 ModelConfig tiny(double dropout = 0) {
-  ModelConfig c;
-  c.vocab_size = 256;
-  c.d_model = 16;
-  c.n_heads = 2;
-  c.n_layers = 2;
-  c.d_ff = 32;
-  c.max_seq_len = 8;
-  c.policy = "pre_ln";
-  c.dropout = dropout;
-  return c;
+  return model_config(
+      "pre_ln",
+      {.vocab = 256, .d_model = 16, .heads = 2, .layers = 2, .d_ff = 32, .max_seq_len = 8},
+      dropout);
 }
 
 std::vector<int64_t> prompt_of(const std::string& text) {

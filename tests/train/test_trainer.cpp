@@ -10,16 +10,10 @@ namespace normlab::testing {
 namespace {
 
 ModelConfig tiny(double dropout = 0) {
-  ModelConfig c;
-  c.vocab_size = 256;
-  c.d_model = 32;
-  c.n_heads = 4;
-  c.n_layers = 2;
-  c.d_ff = 64;
-  c.max_seq_len = 32;
-  c.policy = "normformer";
-  c.dropout = dropout;
-  return c;
+  return model_config(
+      "normformer",
+      {.vocab = 256, .d_model = 32, .heads = 4, .layers = 2, .d_ff = 64, .max_seq_len = 32},
+      dropout);
 }
 
 struct SyntheticData {
