@@ -65,7 +65,11 @@ class Flags {
       values_[flag] = argv[++i];
     }
   }
-  bool help() const { return help_; }
+  /// When --help was given: prints `description` and the flags' usage, and returns true.
+  bool print_help(const char* description) const {
+    if (help_) std::printf("%s%s", description, usage().c_str());
+    return help_;
+  }
   /// Whether the value flag `flag` was given.
   bool given(const std::string& flag) const { return values_.contains(flag); }
   bool on(const std::string& flag) const { return on_.contains(flag); }
@@ -120,16 +124,13 @@ int forward(int argc, char** argv) {
                      {"--out", "OUT.safetensors     where logits, loss and grad.<name> go"},
                      {"--dtype", "f32|f64             precision of the computation (default f32)"}},
                     argc, argv, 2);
-  if (flags.help()) {
-    std::printf(
-        "usage: normlab forward --config CONFIG.json --weights WEIGHTS.safetensors\n"
-        "                       --tokens TOKENS.safetensors --out OUT.safetensors [--dtype "
-        "f32|f64]\n"
-        "Runs the GPT the files describe and writes its logits (B, T, V), the mean next-token\n"
-        "cross-entropy `loss` and `grad.<name>` for every parameter.\n%s",
-        flags.usage().c_str());
+  if (flags.print_help(
+          "usage: normlab forward --config CONFIG.json --weights WEIGHTS.safetensors\n"
+          "                       --tokens TOKENS.safetensors --out OUT.safetensors [--dtype "
+          "f32|f64]\n"
+          "Runs the GPT the files describe and writes its logits (B, T, V), the mean next-token\n"
+          "cross-entropy `loss` and `grad.<name>` for every parameter.\n"))
     return 0;
-  }
   const std::string config_path = flags.required("--config");
   const nl::ModelConfig cfg = nl::load_config(config_path);
   const std::string dtype = flags.get("--dtype", "f32");
@@ -295,16 +296,13 @@ int compare(int argc, char** argv) {
        {"--stress-factor", "X   LR multiplier per step in the LR-stress test"},
        {"--init", "SCHEME       fairseq (Xavier, default), gpt2 or deepnorm"}},
       argc, argv, 2, {{"--quick", "            a smaller model and budget (about a minute)"}});
-  if (flags.help()) {
-    std::printf(
-        "usage: normlab compare [flags]\n"
-        "Trains each policy with the same seed, data, model size and budget and runs four\n"
-        "experiments: (a) gradient norm per layer at initialization, (b) training with warm-up,\n"
-        "(c) the same peak learning rate without warm-up, (d) the LR-stress test. Prints a\n"
-        "table and writes CSV/JSON curves and report.html to the results folder.\n%s",
-        flags.usage().c_str());
+  if (flags.print_help(
+          "usage: normlab compare [flags]\n"
+          "Trains each policy with the same seed, data, model size and budget and runs four\n"
+          "experiments: (a) gradient norm per layer at initialization, (b) training with warm-up,\n"
+          "(c) the same peak learning rate without warm-up, (d) the LR-stress test. Prints a\n"
+          "table and writes CSV/JSON curves and report.html to the results folder.\n"))
     return 0;
-  }
   nl::CompareOptions o;
   if (flags.on("--quick")) {
     o.model.d_model = 32;
@@ -686,20 +684,17 @@ int train(int argc, char** argv) {
         "spans --steps); --resume continues"},
        {"--resume", "CHECKPOINT    continue the run a checkpoint of normlab train holds"}},
       argc, argv, 2);
-  if (flags.help()) {
-    std::printf(
-        "usage: normlab train [flags]\n"
-        "       normlab train --resume CHECKPOINT [--out DIR] [--corpus PATH] "
-        "[--checkpoint-every N] [--stop-at N]\n"
-        "Trains one GPT on a byte-level corpus with AdamW and the library's Trainer. Prints a\n"
-        "progress line every 10 steps and a validation loss every --eval-every steps; writes\n"
-        "DIR/checkpoint-<step>.safetensors (model, optimizer, schedule, batch and dropout\n"
-        "position, run settings) every --checkpoint-every steps and at the end, and\n"
-        "DIR/metrics.csv (one row per step). --resume continues a run exactly: its losses are\n"
-        "those of the uninterrupted run; its settings come from the checkpoint.\n%s",
-        flags.usage().c_str());
+  if (flags.print_help(
+          "usage: normlab train [flags]\n"
+          "       normlab train --resume CHECKPOINT [--out DIR] [--corpus PATH] "
+          "[--checkpoint-every N] [--stop-at N]\n"
+          "Trains one GPT on a byte-level corpus with AdamW and the library's Trainer. Prints a\n"
+          "progress line every 10 steps and a validation loss every --eval-every steps; writes\n"
+          "DIR/checkpoint-<step>.safetensors (model, optimizer, schedule, batch and dropout\n"
+          "position, run settings) every --checkpoint-every steps and at the end, and\n"
+          "DIR/metrics.csv (one row per step). --resume continues a run exactly: its losses are\n"
+          "those of the uninterrupted run; its settings come from the checkpoint.\n"))
     return 0;
-  }
   const std::string resume = flags.get("--resume", "");
   const int64_t checkpoint_every =
       int_at_least("--checkpoint-every", flags.get("--checkpoint-every", "250"), 0);
@@ -807,17 +802,14 @@ int generate(int argc, char** argv) {
        {"--top-k", "K              sample among the K likeliest bytes, 0 = all (default 0)"},
        {"--seed", "S               seed of the sampling (default 1)"}},
       argc, argv, 2);
-  if (flags.help()) {
-    std::printf(
-        "usage: normlab generate --checkpoint CHECKPOINT [--prompt TEXT] [--tokens N]\n"
-        "                        [--temperature X] [--top-k K] [--seed S]\n"
-        "Loads the model of a checkpoint and continues the prompt one byte at a time, in eval\n"
-        "mode, from the softmax of logits / temperature over the top-k bytes (temperature 0:\n"
-        "always the likeliest). The model sees the last max_seq_len bytes. Prints the prompt\n"
-        "and its continuation; the same checkpoint, prompt and flags give the same text.\n%s",
-        flags.usage().c_str());
+  if (flags.print_help(
+          "usage: normlab generate --checkpoint CHECKPOINT [--prompt TEXT] [--tokens N]\n"
+          "                        [--temperature X] [--top-k K] [--seed S]\n"
+          "Loads the model of a checkpoint and continues the prompt one byte at a time, in eval\n"
+          "mode, from the softmax of logits / temperature over the top-k bytes (temperature 0:\n"
+          "always the likeliest). The model sees the last max_seq_len bytes. Prints the prompt\n"
+          "and its continuation; the same checkpoint, prompt and flags give the same text.\n"))
     return 0;
-  }
   nl::SamplingOptions o;
   o.max_new_tokens = int_at_least("--tokens", flags.get("--tokens", "200"), 0);
   o.temperature = number_in("--temperature", flags.get("--temperature", "1"), 0, HUGE_VAL);
@@ -844,13 +836,10 @@ int generate(int argc, char** argv) {
 
 int info(int argc, char** argv) {
   const Flags flags("info", {{"--config", "CONFIG.json  model config"}}, argc, argv, 2);
-  if (flags.help()) {
-    std::printf(
-        "usage: normlab info --config CONFIG.json\n"
-        "Prints the config and the parameter count of every selectable policy at its sizes.\n%s",
-        flags.usage().c_str());
+  if (flags.print_help(
+          "usage: normlab info --config CONFIG.json\n"
+          "Prints the config and the parameter count of every selectable policy at its sizes.\n"))
     return 0;
-  }
   const nl::ModelConfig cfg = nl::load_config(flags.required("--config"));
   std::printf("%s\n\n", nl::json::dump(nl::config_to_json(cfg)).c_str());
   struct Row {
