@@ -18,8 +18,10 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/sgemm_avx512.hpp"
 
 namespace normlab::inline v0::cpu {
 
@@ -67,22 +69,46 @@ void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t M, int64_t N, int64
 /// Products with fewer multiply-adds than this run on one thread.
 inline constexpr int64_t kGemmParallelWork = int64_t{1} << 24;
 
+/// Whether float products run normlab's AVX-512 kernel (sgemm_avx512.hpp)
+/// rather than Eigen's: built for x86-64 with GCC or Clang, and this CPU
+/// has AVX-512F.
+inline bool sgemm_uses_avx512_kernel() {
+#ifdef NORMLAB_AVX512_GEMM
+  return detail::cpu_has_avx512f();
+#else
+  return false;
+#endif
+}
+
 /// C (M, N) = alpha * op(A) op(B) + beta * C, where op(A) is (M, K) and op(B) is (K, N).
 ///
 /// Requires: A holds (M, K) with row stride lda >= K, or (K, M) with lda >= M
 /// when trans_a; likewise B; ldc >= N. With beta == 0, C is only written
 /// (it may hold garbage or NaN before).
-/// Ensures: large products split C's rows into blocks, about four per
-/// thread, which the OpenMP threads take in turn (schedule dynamic): on a
+/// Ensures: float products on a CPU with AVX-512F run the packed kernel of
+/// sgemm_avx512.hpp, its row blocks spread over the OpenMP threads. Other
+/// products are Eigen's: large ones split C's rows into blocks, about four
+/// per thread, which the threads take in turn (schedule dynamic): on a
 /// machine shared with other processes, a thread the OS deschedules does not
 /// hold the others up at the barrier. Each block is one Eigen product on its
-/// thread; Eigen's depth blocking depends on K alone, so every element of C
-/// is summed in the same order however the rows are split.
+/// thread; Eigen's depth blocking depends on K alone. Either way every
+/// element of C is summed in the same order however the rows are split:
+/// results do not depend on the thread count.
 template <class T>
 void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   const int threads = thread_count();
+#ifdef NORMLAB_AVX512_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (K > 0 && detail::cpu_has_avx512f()) {
+      const bool parallel = threads > 1 && M * N * K >= kGemmParallelWork;
+      detail::sgemm_avx512({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc},
+                           parallel ? threads : 1);
+      return;
+    }
+  }
+#endif
   if (threads == 1 || M * N * K < kGemmParallelWork || M < 2 * threads) {
     gemm_on_this_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
