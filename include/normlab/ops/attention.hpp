@@ -28,6 +28,23 @@ inline constexpr int64_t kAttentionRowBlock = 64;
 inline int64_t causal_key_end(int64_t r1, int64_t Tq, int64_t Tk) {
   return std::clamp<int64_t>(r1 + Tk - Tq, 0, Tk);
 }
+
+/// Whether backend B runs independent tasks on its threads (the optional
+/// kernel parallel_tasks(B, n, body), see backend/cpu/cpu.hpp).
+template <class B>
+concept HasParallelTasks = requires(B b, int64_t n, void (*body)(int64_t)) {
+  parallel_tasks(b, n, body);
+};
+
+/// body(t) for t in [0, n): through B's parallel_tasks when it has one, else
+/// in order on the calling thread.
+template <class B, class F>
+void for_each_task(int64_t n, F&& body) {
+  if constexpr (HasParallelTasks<B>)
+    parallel_tasks(B{}, n, body);
+  else
+    for (int64_t t = 0; t < n; ++t) body(t);
+}
 }  // namespace detail
 
 /// Multi-head scaled dot-product attention, heads in place:
@@ -78,71 +95,89 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   const Tensor<T, B> tq = q.data(), tk = k.data(), tv = v.data();  // (B, T, C) each
   Tensor<T, B> probs(Shape{Bn, H, Tq, Tk});                        // (B, H, Tq, Tk)
   Tensor<T, B> out(q.shape());                                     // (B, Tq, C)
-  if (Bn * Tq * Tk * C > 0) {
-    Tensor<T, B> scores(probs.shape());  // (B, H, Tq, Tk); masked entries never written
-    for (int64_t b = 0; b < Bn; ++b)
-      for (int64_t blk = 0; blk < n_blocks; ++blk) {
-        const auto [r0, r1, kend] = rows_of(blk);
-        if (kend == 0) continue;
-        // S_bh[r0:r1, :kend] = scale * Q_bh[r0:r1] K_bh[:kend]^T for every head h
-        gemm_strided_batched(B{}, false, true, r1 - r0, kend, D, s, tq.data() + (b * Tq + r0) * C,
-                             C, D, tk.data() + b * Tk * C, C, D, T(0),
-                             scores.data() + (b * H * Tq + r0) * Tk, Tk, Tq * Tk, H);
-      }
-    softmax_forward(B{}, probs.data(), scores.data(), Bn * H * Tq, Tk, causal ? Tq : 0);
-    for (int64_t b = 0; b < Bn; ++b)
-      for (int64_t blk = 0; blk < n_blocks; ++blk) {
-        const auto [r0, r1, kend] = rows_of(blk);
-        T* out_rows = out.data() + (b * Tq + r0) * C;  // (r1 - r0, C)
-        // Queries that see no key get empty sums.
-        if (kend == 0) {
-          fill(B{}, out_rows, (r1 - r0) * C, T(0));
-          continue;
-        }
-        // O_bh[r0:r1] = P_bh[r0:r1, :kend] V_bh[:kend]
-        gemm_strided_batched(B{}, false, false, r1 - r0, D, kend, T(1),
-                             probs.data() + (b * H * Tq + r0) * Tk, Tk, Tq * Tk,
-                             tv.data() + b * Tk * C, C, D, T(0), out_rows, C, D, H);
-      }
-  } else if (out.numel()) {
-    out.fill_(T(0));  // no keys (Tk == 0): every output is an empty sum
+  if (Bn * Tq * Tk * C == 0) {
+    if (out.numel()) out.fill_(T(0));  // no keys (Tk == 0): every output is an empty sum
+    return make_result<T, B>("multi_head_attention", out, {&q, &k, &v},
+                             [](const Tensor<T, B>&, const GradSlots<T, B>&) {});
   }
+  // Work is split into tasks of G heads of one batch member: task t is
+  // member b = t / (H / G), heads [h0, h0 + G), h0 = (t mod (H / G)) G, and
+  // runs every product of those heads as strided-batched GEMMs over G. A
+  // backend with parallel_tasks (the CPU) takes one head per task and runs
+  // the tasks on its threads in one parallel region; others take all heads
+  // of a member per task, in order. Either way each head's products and
+  // softmax rows run in the same order, so the results are the same.
+  const int64_t G = detail::HasParallelTasks<B> ? 1 : H, tasks = Bn * (H / G);
+  auto task_heads = [=](int64_t t) {  // {b, h0}
+    return std::array<int64_t, 2>{t / (H / G), t % (H / G) * G};
+  };
+  Tensor<T, B> scores(probs.shape());  // (B, H, Tq, Tk); masked entries never written
+  detail::for_each_task<B>(tasks, [&](int64_t t) {
+    const auto [b, h0] = task_heads(t);
+    const int64_t head_rows = (b * H + h0) * Tq;     // first row of these heads in (B H Tq, Tk)
+    const T* q_b = tq.data() + b * Tq * C + h0 * D;  // (Tq, G D) with row stride C
+    const T* k_b = tk.data() + b * Tk * C + h0 * D;  // (Tk, G D)
+    const T* v_b = tv.data() + b * Tk * C + h0 * D;  // (Tk, G D)
+    T* out_b = out.data() + b * Tq * C + h0 * D;     // (Tq, G D)
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      const auto [r0, r1, kend] = rows_of(blk);
+      if (kend == 0) continue;
+      // S_bh[r0:r1, :kend] = scale * Q_bh[r0:r1] K_bh[:kend]^T for each of the G heads
+      gemm_strided_batched(B{}, false, true, r1 - r0, kend, D, s, q_b + r0 * C, C, D, k_b, C, D,
+                           T(0), scores.data() + (head_rows + r0) * Tk, Tk, Tq * Tk, G);
+    }
+    softmax_forward(B{}, probs.data() + head_rows * Tk, scores.data() + head_rows * Tk, G * Tq, Tk,
+                    causal ? Tq : 0);
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      const auto [r0, r1, kend] = rows_of(blk);
+      if (kend == 0) {  // queries that see no key get empty sums
+        for (int64_t r = r0; r < r1; ++r) fill(B{}, out_b + r * C, G * D, T(0));
+        continue;
+      }
+      // O_bh[r0:r1] = P_bh[r0:r1, :kend] V_bh[:kend]
+      gemm_strided_batched(B{}, false, false, r1 - r0, D, kend, T(1),
+                           probs.data() + (head_rows + r0) * Tk, Tk, Tq * Tk, v_b, C, D, T(0),
+                           out_b + r0 * C, C, D, G);
+    }
+  });
   return make_result<T, B>(
       "multi_head_attention", out, {&q, &k, &v},
       [=](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {  // dout: (B, Tq, C)
-        if (Bn * Tq * Tk * C == 0) return;
         Tensor<T, B> dprobs(probs.shape());  // (B, H, Tq, Tk); masked entries never read
         Tensor<T, B> dscores = Tensor<T, B>::zeros(probs.shape());  // (B, H, Tq, Tk)
-        for (int64_t b = 0; b < Bn; ++b)
+        detail::for_each_task<B>(tasks, [&](int64_t t) {
+          const auto [b, h0] = task_heads(t);
+          const int64_t head_rows = (b * H + h0) * Tq;
+          const int64_t q_off = b * Tq * C + h0 * D, kv_off = b * Tk * C + h0 * D;
+          const T* dout_b = dout.data() + q_off;  // (Tq, G D) with row stride C
           for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const auto [r0, r1, kend] = rows_of(blk);
             if (kend == 0) continue;
-            const T* dout_rows = dout.data() + (b * Tq + r0) * C;     // (r1 - r0, C)
-            const T* p_rows = probs.data() + (b * H * Tq + r0) * Tk;  // (H, r1 - r0, Tk)
+            const T* p_rows = probs.data() + (head_rows + r0) * Tk;  // (G, r1 - r0, Tk)
             // dP_bh[r0:r1, :kend] = dO_bh[r0:r1] V_bh[:kend]^T
-            gemm_strided_batched(B{}, false, true, r1 - r0, kend, D, T(1), dout_rows, C, D,
-                                 tv.data() + b * Tk * C, C, D, T(0),
-                                 dprobs.data() + (b * H * Tq + r0) * Tk, Tk, Tq * Tk, H);
+            gemm_strided_batched(B{}, false, true, r1 - r0, kend, D, T(1), dout_b + r0 * C, C, D,
+                                 tv.data() + kv_off, C, D, T(0),
+                                 dprobs.data() + (head_rows + r0) * Tk, Tk, Tq * Tk, G);
             if (d[2])  // dV_bh[:kend] += P_bh[r0:r1, :kend]^T dO_bh[r0:r1]
               gemm_strided_batched(B{}, true, false, kend, D, r1 - r0, T(1), p_rows, Tk, Tq * Tk,
-                                   dout_rows, C, D, T(1), d[2]->data() + b * Tk * C, C, D, H);
+                                   dout_b + r0 * C, C, D, T(1), d[2]->data() + kv_off, C, D, G);
           }
-        softmax_backward(B{}, dscores.data(), dprobs.data(), probs.data(), Bn * H * Tq, Tk,
-                         causal ? Tq : 0);
-        for (int64_t b = 0; b < Bn; ++b)
+          softmax_backward(B{}, dscores.data() + head_rows * Tk, dprobs.data() + head_rows * Tk,
+                           probs.data() + head_rows * Tk, G * Tq, Tk, causal ? Tq : 0);
           for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const auto [r0, r1, kend] = rows_of(blk);
             if (kend == 0) continue;
-            const T* ds_rows = dscores.data() + (b * H * Tq + r0) * Tk;  // (H, r1 - r0, Tk)
+            const T* ds_rows = dscores.data() + (head_rows + r0) * Tk;  // (G, r1 - r0, Tk)
             if (d[0])  // dQ_bh[r0:r1] += scale * dS_bh[r0:r1, :kend] K_bh[:kend]
               gemm_strided_batched(B{}, false, false, r1 - r0, D, kend, s, ds_rows, Tk, Tq * Tk,
-                                   tk.data() + b * Tk * C, C, D, T(1),
-                                   d[0]->data() + (b * Tq + r0) * C, C, D, H);
+                                   tk.data() + kv_off, C, D, T(1), d[0]->data() + q_off + r0 * C, C,
+                                   D, G);
             if (d[1])  // dK_bh[:kend] += scale * dS_bh[r0:r1, :kend]^T Q_bh[r0:r1]
               gemm_strided_batched(B{}, true, false, kend, D, r1 - r0, s, ds_rows, Tk, Tq * Tk,
-                                   tq.data() + (b * Tq + r0) * C, C, D, T(1),
-                                   d[1]->data() + b * Tk * C, C, D, H);
+                                   tq.data() + q_off + r0 * C, C, D, T(1), d[1]->data() + kv_off, C,
+                                   D, G);
           }
+        });
       });
 }
 

@@ -23,7 +23,8 @@
 
 namespace normlab::inline v0::cpu {
 
-/// CPU backend: Eigen for GEMM, OpenMP for element-wise and row-wise loops
+/// CPU backend: a packed AVX-512 kernel or Eigen for GEMM, OpenMP for
+/// element-wise and row-wise loops
 /// (thread count from OMP_NUM_THREADS, as OpenMP reads it).
 struct Cpu {
   static constexpr const char* name = "cpu";
@@ -39,6 +40,20 @@ inline int thread_count() {
 #else
   return 1;
 #endif
+}
+
+/// Runs body(i) for every i in [0, n), each once, on the OpenMP threads,
+/// which take the indices one at a time (schedule dynamic). An optional
+/// kernel (ops detect it with a requires-expression): ops whose work splits
+/// into independent tasks, like attention's heads, run one parallel region
+/// for all of them instead of one per kernel call. Kernels called inside
+/// body run on the calling thread.
+/// Requires: body(i) writes nothing another index reads or writes, and does
+/// not throw; its result must not depend on the thread that runs it.
+template <class F>
+void parallel_tasks(Cpu, int64_t n, F&& body) {
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
+  for (int64_t i = 0; i < n; ++i) body(i);
 }
 
 /// sum_{c < n} term(c), accumulated in kSumLanes interleaved partial sums
