@@ -107,52 +107,6 @@ struct SgemmArgs {
   int64_t padded_n() const { return (N + kSgemmNr - 1) / kSgemmNr * kSgemmNr; }
 };
 
-/// Packs depths [k0, k0 + kc) of op(B)'s column panel `panel` into
-/// dst (kc, 32); columns past N are zeros.
-inline void sgemm_pack_b_panel(const SgemmArgs& g, int64_t k0, int64_t kc, int64_t panel,
-                               float* dst) {
-  const int64_t j0 = panel * kSgemmNr, width = std::min(kSgemmNr, g.N - j0);
-  if (!g.trans_b) {  // row k of the panel is contiguous in B (K, N)
-    for (int64_t k = 0; k < kc; ++k) {
-      float* row = dst + k * kSgemmNr;
-      std::memcpy(row, g.B + (k0 + k) * g.ldb + j0, sizeof(float) * static_cast<size_t>(width));
-      std::fill(row + width, row + kSgemmNr, 0.0f);
-    }
-    return;
-  }
-  for (int64_t j = 0; j < kSgemmNr; ++j) {  // B stored (N, K): column j is contiguous
-    if (j < width) {
-      const float* column = g.B + (j0 + j) * g.ldb + k0;
-      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemmNr + j] = column[k];
-    } else {
-      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemmNr + j] = 0.0f;
-    }
-  }
-}
-
-/// Packs rows [i0, i0 + 12) and depths [k0, k0 + kc) of op(A) into
-/// dst (kc, 12); rows past M are zeros.
-inline void sgemm_pack_a_panel(const SgemmArgs& g, int64_t i0, int64_t k0, int64_t kc, float* dst) {
-  const int64_t height = std::min(kSgemmMr, g.M - i0);
-  if (g.trans_a) {  // A stored (K, M): the panel's rows at one depth are contiguous
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* src = g.A + (k0 + k) * g.lda + i0;
-      float* out = dst + k * kSgemmMr;
-      for (int64_t i = 0; i < height; ++i) out[i] = src[i];
-      for (int64_t i = height; i < kSgemmMr; ++i) out[i] = 0.0f;
-    }
-    return;
-  }
-  for (int64_t i = 0; i < kSgemmMr; ++i) {  // A stored (M, K): row i is contiguous
-    if (i < height) {
-      const float* row = g.A + (i0 + i) * g.lda + k0;
-      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemmMr + i] = row[k];
-    } else {
-      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemmMr + i] = 0.0f;
-    }
-  }
-}
-
 #ifdef NORMLAB_AVX512_GEMM
 
 /// Whether this CPU runs AVX-512F (asked once).
@@ -198,6 +152,114 @@ __attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
     _mm512_mask_storeu_ps(row, mask0, r0);
     _mm512_mask_storeu_ps(row + 16, mask1, r1);
   }
+}
+
+/// Transposes the 16 x 16 block held in r (row i in r[i]) in place: the
+/// usual three stages of unpacks and lane shuffles.
+__attribute__((target("avx512f"))) inline void transpose_16x16(__m512 r[16]) {
+  // The zero-masked forms with every lane set are the plain instructions;
+  // the plain intrinsics pass _mm512_undefined_ps(), which GCC 12 reports as
+  // maybe uninitialized once inlined (PR 105593), past any pragma.
+  constexpr __mmask16 kAll = 0xFFFF;
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {  // interleave pairs of rows
+    t[i] = _mm512_maskz_unpacklo_ps(kAll, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll, r[i], r[i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 16; i += 4) {  // 4 x 4 blocks within each 128-bit lane
+    r[i] = _mm512_maskz_shuffle_ps(kAll, t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_maskz_shuffle_ps(kAll, t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_maskz_shuffle_ps(kAll, t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_maskz_shuffle_ps(kAll, t[i + 1], t[i + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // 128-bit lanes of rows 4 apart
+    t[i] = _mm512_maskz_shuffle_f32x4(kAll, r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_maskz_shuffle_f32x4(kAll, r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_maskz_shuffle_f32x4(kAll, r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_maskz_shuffle_f32x4(kAll, r[i + 8], r[i + 12], 0xDD);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {  // and of rows 8 apart
+    r[i] = _mm512_maskz_shuffle_f32x4(kAll, t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_maskz_shuffle_f32x4(kAll, t[i], t[i + 8], 0xDD);
+  }
+}
+
+/// Lanes [0, n) of a 16-lane mask (n clamped to [0, 16]).
+inline __mmask16 lanes_below(int64_t n) {
+  return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+}
+
+/// dst (kc, width 16) = rows [0, rows) of src (rows x kc, row stride ld)
+/// transposed: dst[k * dst_ld + i] = src[i * ld + k], lanes past `rows`
+/// zero. With dst_ld < 16 (A's 12-row panels) each dst row is stored as a
+/// whole vector whose last lanes the next row overwrites, and only the last
+/// row is stored under a mask: masked stores that cross cache lines are
+/// several times slower than plain ones.
+__attribute__((target("avx512f"))) inline void pack_transposed_16(const float* src, int64_t ld,
+                                                                  int64_t rows, int64_t kc,
+                                                                  float* dst, int64_t dst_ld) {
+  const __mmask16 last_row_lanes = lanes_below(dst_ld);
+  for (int64_t k = 0; k < kc; k += 16) {
+    const __mmask16 depth = lanes_below(kc - k);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(depth, src + i * ld + k) : _mm512_setzero_ps();
+    transpose_16x16(r);
+    const int64_t n = std::min<int64_t>(16, kc - k);
+    for (int64_t j = 0; j < n; ++j) {
+      if (k + j + 1 < kc)
+        _mm512_storeu_ps(dst + (k + j) * dst_ld, r[j]);
+      else
+        _mm512_mask_storeu_ps(dst + (k + j) * dst_ld, last_row_lanes, r[j]);
+    }
+  }
+}
+
+/// Packs depths [k0, k0 + kc) of op(B)'s column panel `panel` into
+/// dst (kc, 32); columns past N are zeros.
+__attribute__((target("avx512f"))) inline void sgemm_pack_b_panel(const SgemmArgs& g, int64_t k0,
+                                                                  int64_t kc, int64_t panel,
+                                                                  float* dst) {
+  const int64_t j0 = panel * kSgemmNr, width = std::min(kSgemmNr, g.N - j0);
+  if (!g.trans_b) {  // row k of the panel is contiguous in B (K, N)
+    const __mmask16 m0 = lanes_below(width), m1 = lanes_below(width - 16);
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* row = g.B + (k0 + k) * g.ldb + j0;
+      _mm512_store_ps(dst + k * kSgemmNr, _mm512_maskz_loadu_ps(m0, row));
+      _mm512_store_ps(dst + k * kSgemmNr + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    return;
+  }
+  // B stored (N, K): the panel's columns are rows of B; transpose 16 at a time.
+  for (int64_t half = 0; half < kSgemmNr; half += 16)
+    pack_transposed_16(g.B + (j0 + half) * g.ldb + k0, g.ldb, width - half, kc, dst + half,
+                       kSgemmNr);
+}
+
+/// Packs rows [i0, i0 + 12) and depths [k0, k0 + kc) of op(A) into
+/// dst (kc, 12); rows past M are zeros.
+__attribute__((target("avx512f"))) inline void sgemm_pack_a_panel(const SgemmArgs& g, int64_t i0,
+                                                                  int64_t k0, int64_t kc,
+                                                                  float* dst) {
+  const int64_t height = std::min(kSgemmMr, g.M - i0);
+  if (g.trans_a) {  // A stored (K, M): the panel's rows at one depth are contiguous
+    // Whole-vector stores, each overwriting the previous one's 4 spare
+    // lanes; the last under a mask (see pack_transposed_16).
+    const __mmask16 rows = lanes_below(height);
+    for (int64_t k = 0; k + 1 < kc; ++k)
+      _mm512_storeu_ps(dst + k * kSgemmMr,
+                       _mm512_maskz_loadu_ps(rows, g.A + (k0 + k) * g.lda + i0));
+    _mm512_mask_storeu_ps(dst + (kc - 1) * kSgemmMr, lanes_below(kSgemmMr),
+                          _mm512_maskz_loadu_ps(rows, g.A + (k0 + kc - 1) * g.lda + i0));
+    return;
+  }
+  // A stored (M, K): transpose the panel's rows, 16 depths at a time.
+  pack_transposed_16(g.A + i0 * g.lda + k0, g.lda, height, kc, dst, kSgemmMr);
 }
 
 #pragma GCC diagnostic pop
