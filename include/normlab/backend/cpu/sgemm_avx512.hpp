@@ -115,11 +115,6 @@ inline bool cpu_has_avx512f() {
   return has;
 }
 
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through their
-// _mm512_undefined_* helpers (GCC PR 105593); keep users' builds quiet.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 /// C tile (rows <= 12, columns given by the two lane masks) =
 /// alpha * a (kc, 12)^T b (kc, 32) + beta * C tile; with read_c false, C is
 /// only written (beta is 0 and C may hold NaN).
@@ -262,7 +257,6 @@ __attribute__((target("avx512f"))) inline void sgemm_pack_a_panel(const SgemmArg
   pack_transposed_16(g.A + i0 * g.lda + k0, g.lda, height, kc, dst, kSgemmMr);
 }
 
-#pragma GCC diagnostic pop
 
 /// Rows [i0, i1) of C over depths [k0, k0 + ks), from packed B (see
 /// sgemm_avx512) and A packed here into `packed_a`.
