@@ -36,17 +36,12 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__CUDACC__) && \
     !defined(NORMLAB_NO_AVX512_GEMM)
 #define NORMLAB_AVX512_GEMM 1
 #include <immintrin.h>
-#endif
-
-#ifdef _OPENMP
-#include <omp.h>
 #endif
 
 namespace normlab::inline v0::cpu::detail {
@@ -103,7 +98,6 @@ struct SgemmArgs {
   float* C;
   int64_t ldc;
 
-  float a(int64_t i, int64_t k) const { return trans_a ? A[k * lda + i] : A[i * lda + k]; }
   int64_t padded_n() const { return (N + kSgemmNr - 1) / kSgemmNr * kSgemmNr; }
 };
 
@@ -257,7 +251,6 @@ __attribute__((target("avx512f"))) inline void sgemm_pack_a_panel(const SgemmArg
   pack_transposed_16(g.A + i0 * g.lda + k0, g.lda, height, kc, dst, kSgemmMr);
 }
 
-
 /// Rows [i0, i1) of C over depths [k0, k0 + ks), from packed B (see
 /// sgemm_avx512) and A packed here into `packed_a`.
 inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t k0, int64_t ks,
@@ -278,10 +271,7 @@ inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t k0, in
         const int64_t row = i0 + p * kSgemmMr, rows = std::min(kSgemmMr, i1 - row);
         for (int64_t j = j0; j < j1; j += kSgemmNr) {
           const int64_t width = std::min(kSgemmNr, g.N - j);
-          const auto mask0 = static_cast<__mmask16>(width >= 16 ? 0xFFFF : (1u << width) - 1);
-          const auto mask1 = static_cast<__mmask16>(width >= 32   ? 0xFFFF
-                                                    : width <= 16 ? 0
-                                                                  : (1u << (width - 16)) - 1);
+          const __mmask16 mask0 = lanes_below(width), mask1 = lanes_below(width - 16);
           sgemm_micro_kernel_12x32(kc, packed_a + p * kc * kSgemmMr, block_b + j * kc,
                                    g.C + row * g.ldc + j, g.ldc, rows, mask0, mask1, g.alpha, beta,
                                    read_c);
