@@ -86,10 +86,12 @@ std::string case_name(bool ta, bool tb, int64_t M, int64_t N, int64_t K) {
          std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K);
 }
 
-// Sizes around the kernel's tiles (12 rows, 32 columns, depth blocks of 256).
-const std::vector<std::array<int64_t, 3>> kShapes = {{1, 1, 1},      {12, 32, 1},   {13, 33, 7},
-                                                     {11, 16, 256},  {25, 65, 257}, {50, 31, 300},
-                                                     {97, 130, 513}, {2, 200, 40},  {200, 3, 64}};
+// Sizes around the kernel's tiles (12 rows, 32 columns, depth blocks of at
+// most 512: one block up to K 512, two of 272 and 241 at K 513, three of
+// 512, 512 and 76 at K 1100).
+const std::vector<std::array<int64_t, 3>> kShapes = {
+    {1, 1, 1},     {12, 32, 1},    {13, 33, 7},  {11, 16, 256}, {25, 65, 257},
+    {50, 31, 300}, {97, 130, 513}, {2, 200, 40}, {200, 3, 64},  {15, 47, 1100}};
 
 template <class T>
 void every_transpose_and_edge_shape(double rel) {
@@ -127,14 +129,45 @@ TEST(CpuGemm, BetaZeroOverwritesNaN) {
 }
 
 TEST(CpuGemm, DepthPastThePackedLimitSumsEveryBlock) {
-  // Past cpu::detail::kSgemmKs the kernel packs B in several passes; beta
-  // must apply once, at the first.
+  // Past cpu::detail::kSgemmPackedBlocks depth blocks the kernel packs B in
+  // several passes; beta must apply once, at the first.
   const int64_t K = 4096 + 300;
   for (bool ta : {false, true}) {
     const GemmCase<float> g(ta, false, 14, 40, K, 4);
     g.expect_matches(g.run(1.0f, 0.5f, g.c), 1.0f, 0.5f, g.c, 1e-5,
                      case_name(ta, false, 14, 40, K));
   }
+}
+
+/// Checks cpu::gemm_bias on g against the product plus the bias in double,
+/// over a C full of NaN (only written), and against fill-then-gemm bit for bit.
+template <class T>
+void expect_gemm_bias_matches(const GemmCase<T>& g, T alpha, uint64_t seed) {
+  Generator gen(seed);
+  const auto values = TensorD::normal({g.N}, gen).to_vector();
+  const std::vector<T> bias(values.begin(), values.end());
+  std::vector<T> out = g.c, rows_of_bias = g.c;
+  for (int64_t i = 0; i < g.M; ++i)
+    for (int64_t j = 0; j < g.N; ++j) {
+      out[static_cast<size_t>(i * g.ldc + j)] = std::numeric_limits<T>::quiet_NaN();
+      rows_of_bias[static_cast<size_t>(i * g.ldc + j)] = bias[static_cast<size_t>(j)];
+    }
+  cpu::gemm_bias(Cpu{}, g.ta, g.tb, g.M, g.N, g.K, alpha, g.a.data(), g.lda, g.b.data(), g.ldb,
+                 bias.data(), out.data(), g.ldc);
+  const std::string name = case_name(g.ta, g.tb, g.M, g.N, g.K) + " gemm_bias";
+  g.expect_matches(out, alpha, T(1), rows_of_bias, std::is_same_v<T, float> ? 1e-5 : 1e-13, name);
+  EXPECT_EQ(out, g.run(alpha, T(1), rows_of_bias)) << name << " vs fill then gemm";
+}
+
+TEST(CpuGemm, GemmBiasAddsTheBiasToEveryRowAndNeverReadsC) {
+  uint64_t seed = 40;
+  for (const auto& [M, N, K] : kShapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        expect_gemm_bias_matches(GemmCase<float>(ta, tb, M, N, K, seed), 0.5f, seed);
+        expect_gemm_bias_matches(GemmCase<double>(ta, tb, M, N, K, seed), 0.5, seed);
+        ++seed;
+      }
 }
 
 TEST(CpuGemm, ThreadCountDoesNotChangeABit) {

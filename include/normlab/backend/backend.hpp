@@ -20,6 +20,13 @@
 // Used by bias_gelu (ops/elementwise.hpp) and FeedForward; detected by
 // detail::HasFusedBiasGelu. The CPU backend has them (backend/cpu/activation.hpp).
 //
+//   gemm_bias(b, trans_a, trans_b, M, N, K, T alpha, const T* A, lda, const T* B, ldb,
+//             const T* bias, T* C, ldc)
+//       C = alpha op(A) op(B) + bias, bias (N,) added to every row; C only written
+//
+// Used by linear (ops/linalg.hpp) to write a layer's output once; detected by
+// detail::HasGemmBias. The CPU backend has it (backend/cpu/gemm.hpp).
+//
 // Memory: allocate_bytes may cache (the CPU backend's does, see
 // backend/cpu/allocator.hpp): ops allocate every output, and a warm training
 // step then makes no system allocation.

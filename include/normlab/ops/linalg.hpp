@@ -79,11 +79,20 @@ Variable<T, B> matmul(const Variable<T, B>& a, const Variable<T, B>& b, bool tra
       });
 }
 
+namespace detail {
+/// Whether backend B has the optional gemm_bias kernel (backend/backend.hpp).
+template <class B, class T>
+concept HasGemmBias = requires(B b, T* p, const T* cp, int64_t n, T v, bool flag) {
+  gemm_bias(b, flag, flag, n, n, n, v, cp, n, cp, n, cp, p, n);
+};
+}  // namespace detail
+
 /// y = x W^T + b over the last axis (torch.nn.functional.linear), one graph node:
 ///
 ///   x: (..., in)   W: (out, in)   b: (out,) or undefined   y: (..., out)
 ///
-/// The rows of x are one GEMM (no reshape nodes, no broadcast add). Backward:
+/// The rows of x are one GEMM (no reshape nodes, no broadcast add); on a
+/// backend with gemm_bias the GEMM adds b as it writes y. Backward:
 /// dx += dy W, dW += dy^T x, db += sum over rows of dy (summed in double, in
 /// an order fixed by the shapes, so the result does not depend on the thread
 /// count).
@@ -109,10 +118,20 @@ Variable<T, B> linear(const Variable<T, B>& x, const std::type_identity_t<Variab
   Tensor<T, B> y{Shape(dims)};                           // (rows, out)
   const bool has_b = bias.defined();
   if (rows > 0) {
-    if (has_b)  // every row of y starts as b, then the GEMM adds x W^T
-      copy_rows(B{}, y.data(), out, bias.data().data(), 0, rows, out, false);
-    gemm(B{}, false, true, rows, out, in, T(1), tx.data(), in, tw.data(), in, has_b ? T(1) : T(0),
-         y.data(), out);
+    bool bias_added = false;
+    if constexpr (detail::HasGemmBias<B, T>) {
+      if (has_b) {  // the GEMM adds b to every row as it writes y
+        gemm_bias(B{}, false, true, rows, out, in, T(1), tx.data(), in, tw.data(), in,
+                  bias.data().data(), y.data(), out);
+        bias_added = true;
+      }
+    }
+    if (!bias_added) {
+      if (has_b)  // every row of y starts as b, then the GEMM adds x W^T
+        copy_rows(B{}, y.data(), out, bias.data().data(), 0, rows, out, false);
+      gemm(B{}, false, true, rows, out, in, T(1), tx.data(), in, tw.data(), in, has_b ? T(1) : T(0),
+           y.data(), out);
+    }
   }
   std::vector<Variable<T, B>> inputs{x, weight};
   if (has_b) inputs.push_back(bias);

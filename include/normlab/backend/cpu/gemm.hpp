@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/layout.hpp"
 #include "normlab/backend/cpu/sgemm_avx512.hpp"
 
 namespace normlab::inline v0::cpu {
@@ -125,6 +126,36 @@ void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
     gemm_on_this_thread(trans_a, trans_b, r1 - r0, N, K, alpha, trans_a ? A + r0 : A + r0 * lda,
                         lda, B, ldb, beta, C + r0 * ldc, ldc);
   }
+}
+
+/// C (M, N) = alpha * op(A) op(B) + bias, with bias (N,) added to every row:
+/// a linear layer's forward (an optional kernel, see backend/backend.hpp).
+///
+/// Requires: the operands as for gemm; bias holds N values. C is only
+/// written (it may hold garbage or NaN before).
+/// Ensures: the float products of the AVX-512 kernel add the bias in the
+/// epilogue of the first depth block, so C is written once and never read;
+/// elsewhere C is filled with the bias and gemm adds the product (beta 1).
+/// Each element equals alpha * (the product's sum) + bias, rounded as in
+/// that second form, and does not depend on the thread count.
+template <class T>
+void gemm_bias(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+               const T* A, int64_t lda, const T* B, int64_t ldb, const T* bias, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+#ifdef NORMLAB_AVX512_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (K > 0 && detail::cpu_has_avx512f()) {
+      const int threads = thread_count();
+      const bool parallel = threads > 1 && M * N * K >= kGemmParallelWork;
+      detail::SgemmArgs args{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc};
+      args.bias = bias;
+      detail::sgemm_avx512(args, parallel ? threads : 1);
+      return;
+    }
+  }
+#endif
+  copy_rows(Cpu{}, C, ldc, bias, int64_t{0}, M, N, false);  // every row of C starts as the bias
+  gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, T(1), C, ldc);
 }
 
 /// For p in [0, batch): C_p = alpha * op(A_p) op(B_p) + beta * C_p, where

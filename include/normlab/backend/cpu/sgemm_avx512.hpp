@@ -11,18 +11,24 @@
 //
 //   C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C
 //
-//   packed B: for each depth block of kSgemmKc, panels of 32 columns, each
-//             (kc, 32) row-major: a row of a panel is two AVX-512 vectors;
-//   packed A: for the kSgemmKc block, panels of 12 rows, each (kc, 12):
+//   depth blocks: K split into ceil(K / 512) blocks of equal depth kc
+//             (sgemm_depth_block): one block for the K of 384 of a small
+//             model's projections, so that C is read and written once;
+//   packed B: for each depth block, panels of 32 columns, each (kc, 32)
+//             row-major: a row of a panel is two AVX-512 vectors;
+//   packed A: for the depth block, panels of 12 rows, each (kc, 12):
 //             the 12 values of one depth broadcast in turn;
 //   micro-kernel: acc (12, 32) = sum over the kc depths of a (12) x b (32),
-//             then C tile = alpha * acc + beta' * C tile, beta' = beta for the
-//             first depth block and 1 after it.
+//             then C tile = alpha * acc + beta' * C tile (+ bias), beta' =
+//             beta for the first depth block and 1 after it; an optional
+//             bias (N,) is added to every row at the first block, so that a
+//             linear layer's forward writes C once instead of filling it
+//             with the bias and reading it back.
 //
-// Every element of C is summed in the same order — depth blocks of
-// kSgemmKc in order, each block's products in depth order — whatever the
-// split of C's rows over threads: results are bit-identical for any thread
-// count, as for the Eigen path.
+// Every element of C is summed in the same order — depth blocks in order
+// (their depth a function of K alone), each block's products in depth
+// order — whatever the split of C's rows over threads: results are
+// bit-identical for any thread count, as for the Eigen path.
 //
 // The kernel is compiled with a target attribute, so that it is available
 // without -mavx512f (the library stays usable on any x86-64 build) and runs
@@ -46,14 +52,28 @@
 
 namespace normlab::inline v0::cpu::detail {
 
-inline constexpr int64_t kSgemmMr = 12;   // rows of a micro-tile (broadcast from packed A)
-inline constexpr int64_t kSgemmNr = 32;   // columns of a micro-tile (two vectors of packed B)
-inline constexpr int64_t kSgemmKc = 256;  // depth of one packed block
-// Columns of packed B streamed per pass over an A panel: 8 panels of
-// (256, 32) floats, 256 KiB, stay in L2 while one 12 KiB A panel stays in L1.
+inline constexpr int64_t kSgemmMr = 12;      // rows of a micro-tile (broadcast from packed A)
+inline constexpr int64_t kSgemmNr = 32;      // columns of a micro-tile (two vectors of packed B)
+inline constexpr int64_t kSgemmKcMax = 512;  // the deepest packed block
+// Columns of packed B streamed per pass over an A panel: 8 panels of at most
+// (512, 32) floats, 512 KiB, stay in L2 while one A panel of at most 24 KiB
+// stays in L1.
 inline constexpr int64_t kSgemmNc = 256;
-// Depth packed at once: the packed B buffer holds at most this many rows.
-inline constexpr int64_t kSgemmKs = 16 * kSgemmKc;
+// The most micro-tiles (of 12 rows) of C one task computes.
+inline constexpr int64_t kSgemmTaskTiles = 16;
+// Depth blocks packed at once: the packed B buffer holds at most this many
+// blocks (4096 rows of B at the deepest).
+inline constexpr int64_t kSgemmPackedBlocks = 8;
+
+/// The depth of the packed blocks of a product of depth K: K split into
+/// ceil(K / kSgemmKcMax) blocks of about equal depth, rounded up to a
+/// multiple of 16 (whole 16 x 16 transposes); the last block takes the rest.
+/// A function of K alone, so the order of the sums is too.
+inline int64_t sgemm_depth_block(int64_t K) {
+  const int64_t blocks = (K + kSgemmKcMax - 1) / kSgemmKcMax;
+  const int64_t depth = (K + blocks - 1) / blocks;
+  return std::min(kSgemmKcMax, (depth + 15) / 16 * 16);
+}
 
 /// A 64-byte aligned float buffer per thread that grows and is kept: after
 /// the first products of a given size, packing allocates nothing.
@@ -97,6 +117,7 @@ struct SgemmArgs {
   float beta;
   float* C;
   int64_t ldc;
+  const float* bias = nullptr;  ///< (N,) added to every row of C, or null
 
   int64_t padded_n() const { return (N + kSgemmNr - 1) / kSgemmNr * kSgemmNr; }
 };
@@ -110,11 +131,20 @@ inline bool cpu_has_avx512f() {
 }
 
 /// C tile (rows <= 12, columns given by the two lane masks) =
-/// alpha * a (kc, 12)^T b (kc, 32) + beta * C tile; with read_c false, C is
-/// only written (beta is 0 and C may hold NaN).
+/// alpha * a (kc, 12)^T b (kc, 32) + beta * C tile (+ bias, the tile's 32
+/// columns of it, when not null); with read_c false, C is only written (beta
+/// is 0 and C may hold NaN).
 __attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
     int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
-    __mmask16 mask0, __mmask16 mask1, float alpha, float beta, bool read_c) {
+    __mmask16 mask0, __mmask16 mask1, float alpha, float beta, bool read_c, const float* bias) {
+  // The C tile is read or written only after the kc depths: ask for its
+  // lines now, so that their misses overlap the FMAs instead of following them.
+#pragma GCC unroll 12
+  for (int i = 0; i < kSgemmMr; ++i) {
+    if (i >= rows) break;
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+  }
   __m512 acc[kSgemmMr][2];
 #pragma GCC unroll 12
   for (int i = 0; i < kSgemmMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -129,6 +159,11 @@ __attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
     }
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+  if (bias) {
+    bias0 = _mm512_maskz_loadu_ps(mask0, bias);
+    bias1 = _mm512_maskz_loadu_ps(mask1, bias + 16);
+  }
 #pragma GCC unroll 12
   for (int i = 0; i < kSgemmMr; ++i) {
     if (i >= rows) break;
@@ -137,6 +172,10 @@ __attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
     if (read_c) {
       r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, row), r0);
       r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, row + 16), r1);
+    }
+    if (bias) {
+      r0 = _mm512_add_ps(r0, bias0);
+      r1 = _mm512_add_ps(r1, bias1);
     }
     _mm512_mask_storeu_ps(row, mask0, r0);
     _mm512_mask_storeu_ps(row + 16, mask1, r1);
@@ -251,20 +290,21 @@ __attribute__((target("avx512f"))) inline void sgemm_pack_a_panel(const SgemmArg
   pack_transposed_16(g.A + i0 * g.lda + k0, g.lda, height, kc, dst, kSgemmMr);
 }
 
-/// Rows [i0, i1) of C over depths [k0, k0 + ks), from packed B (see
-/// sgemm_avx512) and A packed here into `packed_a`.
-inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t k0, int64_t ks,
-                       int64_t i0, int64_t i1, float* packed_a) {
+/// Rows [i0, i1) of C over depths [k0, k0 + ks), in depth blocks of
+/// `depth`, from packed B (see sgemm_avx512) and A packed here into `packed_a`.
+inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth, int64_t k0,
+                       int64_t ks, int64_t i0, int64_t i1, float* packed_a) {
   const int64_t padded_n = g.padded_n();
   const int64_t a_panels = (i1 - i0 + kSgemmMr - 1) / kSgemmMr;
-  for (int64_t kb = 0; kb < ks; kb += kSgemmKc) {
-    const int64_t kc = std::min(kSgemmKc, ks - kb);
+  for (int64_t kb = 0; kb < ks; kb += depth) {
+    const int64_t kc = std::min(depth, ks - kb);
     for (int64_t p = 0; p < a_panels; ++p)
       sgemm_pack_a_panel(g, i0 + p * kSgemmMr, k0 + kb, kc, packed_a + p * kc * kSgemmMr);
     const float* block_b = packed_b + kb * padded_n;  // this depth block's panels
     const bool first = k0 + kb == 0;
     const float beta = first ? g.beta : 1.0f;
     const bool read_c = !(first && g.beta == 0.0f);
+    const float* bias = first ? g.bias : nullptr;
     for (int64_t j0 = 0; j0 < g.N; j0 += kSgemmNc) {
       const int64_t j1 = std::min(g.N, j0 + kSgemmNc);
       for (int64_t p = 0; p < a_panels; ++p) {
@@ -274,7 +314,7 @@ inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t k0, in
           const __mmask16 mask0 = lanes_below(width), mask1 = lanes_below(width - 16);
           sgemm_micro_kernel_12x32(kc, packed_a + p * kc * kSgemmMr, block_b + j * kc,
                                    g.C + row * g.ldc + j, g.ldc, rows, mask0, mask1, g.alpha, beta,
-                                   read_c);
+                                   read_c, bias ? bias + j : nullptr);
         }
       }
     }
@@ -289,28 +329,45 @@ inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t k0, in
 inline void sgemm_avx512(const SgemmArgs& g, int threads) {
   const int64_t padded_n = g.padded_n();
   const int64_t b_panels = padded_n / kSgemmNr;
-  // Rows of C per task: about three tasks per thread, whole micro-tiles,
-  // 48 to 192 rows (an A block of at most 192 KiB, in L2 beside B's panels).
-  const int64_t target = (g.M + 3 * threads - 1) / (3 * threads);
-  const int64_t rows = std::clamp<int64_t>((target + kSgemmMr - 1) / kSgemmMr * kSgemmMr, 48, 192);
-  const int64_t tasks = (g.M + rows - 1) / rows;
-  const bool parallel = threads > 1 && tasks > 1;
-  float* packed_b = thread_b_pack_buffer().get(std::min(g.K, kSgemmKs) * padded_n);
-  for (int64_t k0 = 0; k0 < g.K; k0 += kSgemmKs) {
-    const int64_t ks = std::min(kSgemmKs, g.K - k0);
-    const int64_t k_blocks = (ks + kSgemmKc - 1) / kSgemmKc;
-#pragma omp parallel num_threads(threads) if (parallel)
+  // C's rows in tasks of whole micro-tiles: the fewest tasks of at most 16
+  // tiles (192 rows: an A block of at most 384 KiB, in L2 beside B's
+  // panels) whose number is a multiple of the thread count, with the tiles
+  // dealt out evenly (task t takes tiles [t P / T, (t + 1) P / T) of P), so
+  // that the threads finish within one tile of each other. (Tasks of a fixed
+  // 192 rows left one thread 6-12% more rows than the other at M 2048 and 384.)
+  const int64_t tiles = (g.M + kSgemmMr - 1) / kSgemmMr;
+  const int64_t per_round = int64_t{threads} * kSgemmTaskTiles;
+  const int64_t tasks = (tiles + per_round - 1) / per_round * threads;
+  const int64_t task_rows = (tiles + tasks - 1) / tasks * kSgemmMr;  // the most rows of a task
+  const bool parallel = threads > 1 && tiles > 1;
+  const int64_t depth = sgemm_depth_block(g.K), packed_depth = kSgemmPackedBlocks * depth;
+  float* packed_b = thread_b_pack_buffer().get(std::min(g.K, packed_depth) * padded_n);
+  for (int64_t k0 = 0; k0 < g.K; k0 += packed_depth) {
+    const int64_t ks = std::min(packed_depth, g.K - k0);
+    const int64_t b_tasks = (ks + depth - 1) / depth * b_panels;
+    auto pack_b = [&](int64_t task) {  // one (depth block, column panel) of B
+      const int64_t kb = task / b_panels * depth, panel = task % b_panels;
+      const int64_t kc = std::min(depth, ks - kb);
+      sgemm_pack_b_panel(g, k0 + kb, kc, panel, packed_b + kb * padded_n + panel * kc * kSgemmNr);
+    };
+    auto rows_of_c = [&](int64_t task, float* packed_a) {
+      const int64_t i0 = task * tiles / tasks * kSgemmMr;
+      const int64_t i1 = std::min(g.M, (task + 1) * tiles / tasks * kSgemmMr);
+      if (i0 < i1) sgemm_rows(g, packed_b, depth, k0, ks, i0, i1, packed_a);
+    };
+    if (!parallel) {  // no OpenMP calls at all: small products (attention's) are many
+      float* packed_a = thread_a_pack_buffer().get(task_rows * depth);
+      for (int64_t task = 0; task < b_tasks; ++task) pack_b(task);
+      for (int64_t task = 0; task < tasks; ++task) rows_of_c(task, packed_a);
+      continue;
+    }
+#pragma omp parallel num_threads(threads)
     {
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t task = 0; task < k_blocks * b_panels; ++task) {
-        const int64_t kb = task / b_panels * kSgemmKc, panel = task % b_panels;
-        const int64_t kc = std::min(kSgemmKc, ks - kb);
-        sgemm_pack_b_panel(g, k0 + kb, kc, panel, packed_b + kb * padded_n + panel * kc * kSgemmNr);
-      }
-      float* packed_a = thread_a_pack_buffer().get(rows * kSgemmKc);
+      for (int64_t task = 0; task < b_tasks; ++task) pack_b(task);
+      float* packed_a = thread_a_pack_buffer().get(task_rows * depth);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t task = 0; task < tasks; ++task)
-        sgemm_rows(g, packed_b, k0, ks, task * rows, std::min(g.M, (task + 1) * rows), packed_a);
+      for (int64_t task = 0; task < tasks; ++task) rows_of_c(task, packed_a);
     }
   }
 }
