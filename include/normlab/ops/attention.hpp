@@ -64,7 +64,12 @@ void for_each_task(int64_t n, F&& body) {
 /// detail::kAttentionRowBlock query rows, each against only the keys its rows
 /// can see: masked scores are neither computed nor read.
 ///
-/// Saves the probabilities (B, H, Tq, Tk) for the backward pass.
+/// Saves the probabilities (B, H, Tq, Tk) for the backward pass. The scores
+/// and, in the backward pass, dP and dS live in scratch blocks of one task's
+/// heads (G, Tq, Tk), allocated by the task: on the CPU (G = 1) a head's
+/// 256 KiB at T = 256 stays in cache from the product that writes it to the
+/// ones that read it, where (B, H, Tq, Tk) tensors went to memory and back
+/// (a third of the attention's time at the benchmark GPT's shape).
 /// Requires: q, k, v 3-D with the same batch and channels, k and v the same
 /// length, channels divisible by n_heads > 0. Throws Error naming the shapes
 /// otherwise.
@@ -111,10 +116,10 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   auto task_heads = [=](int64_t t) {  // {b, h0}
     return std::array<int64_t, 2>{t / (H / G), t % (H / G) * G};
   };
-  Tensor<T, B> scores(probs.shape());  // (B, H, Tq, Tk); masked entries never written
   detail::for_each_task<B>(tasks, [&](int64_t t) {
     const auto [b, h0] = task_heads(t);
     const int64_t head_rows = (b * H + h0) * Tq;     // first row of these heads in (B H Tq, Tk)
+    Tensor<T, B> scores(Shape{G, Tq, Tk});           // this task's; masked entries never written
     const T* q_b = tq.data() + b * Tq * C + h0 * D;  // (Tq, G D) with row stride C
     const T* k_b = tk.data() + b * Tk * C + h0 * D;  // (Tk, G D)
     const T* v_b = tv.data() + b * Tk * C + h0 * D;  // (Tk, G D)
@@ -124,10 +129,9 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
       if (kend == 0) continue;
       // S_bh[r0:r1, :kend] = scale * Q_bh[r0:r1] K_bh[:kend]^T for each of the G heads
       gemm_strided_batched(B{}, false, true, r1 - r0, kend, D, s, q_b + r0 * C, C, D, k_b, C, D,
-                           T(0), scores.data() + (head_rows + r0) * Tk, Tk, Tq * Tk, G);
+                           T(0), scores.data() + r0 * Tk, Tk, Tq * Tk, G);
     }
-    softmax_forward(B{}, probs.data() + head_rows * Tk, scores.data() + head_rows * Tk, G * Tq, Tk,
-                    causal ? Tq : 0);
+    softmax_forward(B{}, probs.data() + head_rows * Tk, scores.data(), G * Tq, Tk, causal ? Tq : 0);
     for (int64_t blk = 0; blk < n_blocks; ++blk) {
       const auto [r0, r1, kend] = rows_of(blk);
       if (kend == 0) {  // queries that see no key get empty sums
@@ -143,11 +147,11 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   return make_result<T, B>(
       "multi_head_attention", out, {&q, &k, &v},
       [=](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {  // dout: (B, Tq, C)
-        Tensor<T, B> dprobs(probs.shape());  // (B, H, Tq, Tk); masked entries never read
-        Tensor<T, B> dscores = Tensor<T, B>::zeros(probs.shape());  // (B, H, Tq, Tk)
         detail::for_each_task<B>(tasks, [&](int64_t t) {
           const auto [b, h0] = task_heads(t);
           const int64_t head_rows = (b * H + h0) * Tq;
+          Tensor<T, B> dprobs(Shape{G, Tq, Tk});  // this task's; masked entries never read
+          Tensor<T, B> dscores = Tensor<T, B>::zeros(Shape{G, Tq, Tk});
           const int64_t q_off = b * Tq * C + h0 * D, kv_off = b * Tk * C + h0 * D;
           const T* dout_b = dout.data() + q_off;  // (Tq, G D) with row stride C
           for (int64_t blk = 0; blk < n_blocks; ++blk) {
@@ -156,18 +160,18 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
             const T* p_rows = probs.data() + (head_rows + r0) * Tk;  // (G, r1 - r0, Tk)
             // dP_bh[r0:r1, :kend] = dO_bh[r0:r1] V_bh[:kend]^T
             gemm_strided_batched(B{}, false, true, r1 - r0, kend, D, T(1), dout_b + r0 * C, C, D,
-                                 tv.data() + kv_off, C, D, T(0),
-                                 dprobs.data() + (head_rows + r0) * Tk, Tk, Tq * Tk, G);
+                                 tv.data() + kv_off, C, D, T(0), dprobs.data() + r0 * Tk, Tk,
+                                 Tq * Tk, G);
             if (d[2])  // dV_bh[:kend] += P_bh[r0:r1, :kend]^T dO_bh[r0:r1]
               gemm_strided_batched(B{}, true, false, kend, D, r1 - r0, T(1), p_rows, Tk, Tq * Tk,
                                    dout_b + r0 * C, C, D, T(1), d[2]->data() + kv_off, C, D, G);
           }
-          softmax_backward(B{}, dscores.data() + head_rows * Tk, dprobs.data() + head_rows * Tk,
-                           probs.data() + head_rows * Tk, G * Tq, Tk, causal ? Tq : 0);
+          softmax_backward(B{}, dscores.data(), dprobs.data(), probs.data() + head_rows * Tk,
+                           G * Tq, Tk, causal ? Tq : 0);
           for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const auto [r0, r1, kend] = rows_of(blk);
             if (kend == 0) continue;
-            const T* ds_rows = dscores.data() + (head_rows + r0) * Tk;  // (G, r1 - r0, Tk)
+            const T* ds_rows = dscores.data() + r0 * Tk;  // (G, r1 - r0, Tk)
             if (d[0])  // dQ_bh[r0:r1] += scale * dS_bh[r0:r1, :kend] K_bh[:kend]
               gemm_strided_batched(B{}, false, false, r1 - r0, D, kend, s, ds_rows, Tk, Tq * Tk,
                                    tk.data() + kv_off, C, D, T(1), d[0]->data() + q_off + r0 * C, C,
