@@ -152,6 +152,50 @@ TEST(Autograd, ViewGradientIsHandedOverAndStillAccumulates) {
   EXPECT_EQ(y.grad().to_vector(), (std::vector<double>{3, 3}));
 }
 
+/// y = s x as a node that declares writes_fresh_gradients; `seen` records
+/// GradSlots::fresh(0) at each call of its backward.
+VarD scaled_writing_fresh(const VarD& x, double s, std::vector<bool>& seen) {
+  std::vector<double> v = x.data().to_vector();
+  for (double& e : v) e *= s;
+  VarD y = make_result<double, Cpu>("scaled", TensorD::from_vector(x.shape(), v), {&x},
+                                    [&seen, s](const TensorD& dy, const GradSlots<double, Cpu>& d) {
+                                      seen.push_back(d.fresh(0));
+                                      const std::vector<double> g = dy.to_vector();
+                                      std::vector<double> total =
+                                          d.fresh(0) ? std::vector<double>(g.size(), 0.0)
+                                                     : d[0]->to_vector();
+                                      for (size_t i = 0; i < g.size(); ++i) total[i] += s * g[i];
+                                      d[0]->copy_from(TensorD::from_vector(d[0]->shape(), total));
+                                    });
+  y.state_ptr()->grad_fn->writes_fresh_gradients = true;
+  return y;
+}
+
+TEST(Autograd, FreshGradientIsWrittenByTheFirstNodeAndAddedToByTheRest) {
+  std::vector<bool> seen;
+  VarD x(TensorD::from({1, 2}), true);
+  VarD h = x * 1.0;  // interior, reached by two nodes that write fresh gradients
+  sum(scaled_writing_fresh(h, 2.0, seen) + scaled_writing_fresh(h, 3.0, seen)).backward();
+  EXPECT_EQ(seen, (std::vector<bool>{true, false}));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{5, 5}));
+
+  // A leaf: fresh the first time only; afterwards its gradient accumulates.
+  seen.clear();
+  VarD w(TensorD::from({1, 2}), true);
+  sum(scaled_writing_fresh(w, 2.0, seen) + scaled_writing_fresh(w, 3.0, seen)).backward();
+  sum(scaled_writing_fresh(w, 2.0, seen)).backward();
+  EXPECT_EQ(seen, (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(w.grad().to_vector(), (std::vector<double>{7, 7}));
+}
+
+TEST(Autograd, InputPassedTwiceToAFreshWritingNodeGetsTheSumOfBoth) {
+  // L = sum(A A): dL/dA[k][l] = (row sum l of A) + (column sum k of A). matmul
+  // writes fresh gradients, but both of its slots are A's one buffer.
+  VarD a(TensorD::from({{1, 2}, {3, 4}}), true);
+  sum(matmul(a, a)).backward();
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{7, 11, 9, 13}));
+}
+
 TEST(Gradcheck, DetectsAWrongBackward) {
   // An op whose backward is deliberately off by 10%: gradcheck must fail.
   auto wrong = [](const std::vector<VarD>& in) {

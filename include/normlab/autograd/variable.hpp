@@ -9,11 +9,17 @@
 // its inputs. The engine gives every input that requires grad a zeroed
 // gradient before the first node writes to it, so a variable used twice
 // receives the sum, and a leaf's gradient accumulates across backward() calls
-// until zero_grad().
+// until zero_grad(). A node may instead declare that it writes fresh
+// gradients (Node::writes_fresh_gradients): the engine then skips the zero
+// fill of a gradient that this node is the first to reach, hands the buffer
+// uninitialized and says so (GradSlots::fresh), and the backward writes it
+// (a GEMM with beta 0) rather than adding to zeros — one pass over memory
+// instead of three.
 #pragma once
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -61,8 +67,23 @@ struct VariableState {
 
 /// The gradients a node's backward adds into: `d[i]` is the gradient of input
 /// i, or nullptr when input i does not require grad (skip its computation).
+///
+/// fresh(i): only for a node with Node::writes_fresh_gradients, d[i] holds no
+/// value yet (uninitialized memory) and the backward must write every
+/// element of it instead of adding; false for every slot of other nodes.
 template <FloatingElement T, class B>
-using GradSlots = std::vector<Tensor<T, B>*>;
+class GradSlots : public std::vector<Tensor<T, B>*> {
+ public:
+  using std::vector<Tensor<T, B>*>::vector;
+  bool fresh(size_t i) const { return i < fresh_.size() && fresh_[i]; }
+  void set_fresh(size_t i) {
+    if (fresh_.size() <= i) fresh_.resize(i + 1, false);
+    fresh_[i] = true;
+  }
+
+ private:
+  std::vector<bool> fresh_;
+};
 
 /// One recorded op: its inputs and a function that, given the gradient of its
 /// output, adds the gradients of its inputs.
@@ -78,6 +99,9 @@ struct Node {
   /// hands it the output's gradient buffer instead of zero-filling a new one
   /// and running `backward` (which must compute the same thing).
   bool gradient_is_view = false;
+  /// The backward writes (rather than adds into) every slot GradSlots::fresh
+  /// marks; the engine then leaves those gradients unfilled.
+  bool writes_fresh_gradients = false;
 };
 
 /// A tensor that can take part in automatic differentiation.
@@ -221,7 +245,23 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
       for (size_t i = 0; i < node->inputs.size(); ++i) {
         State& in = *node->inputs[i];
         if (!in.requires_grad) continue;
-        if (!in.grad.defined()) in.grad = TensorType::zeros(in.data.shape());
+        if (!in.grad.defined()) {
+          // An input passed twice to this node (x * x) has two slots on one
+          // buffer, and a write through one would discard the other's: zeroed.
+          const auto same = [&](const auto& other) { return other.get() == &in; };
+          if (node->writes_fresh_gradients &&
+              std::count_if(node->inputs.begin(), node->inputs.end(), same) == 1) {
+            in.grad = TensorType(in.data.shape());  // written by the backward
+#ifndef NDEBUG
+            // Debug builds (the sanitizer tests) fill it with NaN, so that an
+            // element a backward fails to write shows in every result.
+            in.grad.fill_(std::numeric_limits<T>::quiet_NaN());
+#endif
+            slots.set_fresh(i);
+          } else {
+            in.grad = TensorType::zeros(in.data.shape());
+          }
+        }
         slots[i] = &in.grad;
       }
       node->backward(s->grad, slots);

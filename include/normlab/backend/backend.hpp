@@ -13,8 +13,9 @@
 //   bias_gelu_forward(b, T* out, const T* x, const T* bias, rows, cols, bool tanh_approx)
 //       out[r, c] = GELU(x[r, c] + bias[c])  (exact erf GELU, or the tanh form)
 //   bias_gelu_backward(b, T* dx, T* dbias, const T* dout, const T* x, const T* bias,
-//                      rows, cols, bool tanh_approx)
-//       g = dout * GELU'(x + bias);  dx += g;  dbias += sum over rows of g
+//                      rows, cols, bool tanh_approx, bool overwrite_dx)
+//       g = dout * GELU'(x + bias);  dx += g (dx = g with overwrite_dx);
+//       dbias += sum over rows of g
 //       (dx or dbias may be null; the sum must not depend on the thread count)
 //
 // Used by bias_gelu (ops/elementwise.hpp) and FeedForward; detected by

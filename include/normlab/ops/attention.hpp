@@ -102,8 +102,14 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   Tensor<T, B> out(q.shape());                                     // (B, Tq, C)
   if (Bn * Tq * Tk * C == 0) {
     if (out.numel()) out.fill_(T(0));  // no keys (Tk == 0): every output is an empty sum
-    return make_result<T, B>("multi_head_attention", out, {&q, &k, &v},
-                             [](const Tensor<T, B>&, const GradSlots<T, B>&) {});
+    Variable<T, B> result = make_result<T, B>(
+        "multi_head_attention", out, {&q, &k, &v},
+        [](const Tensor<T, B>&, const GradSlots<T, B>& d) {  // every gradient is an empty sum
+          for (size_t i = 0; i < 3; ++i)
+            if (d[i] && d.fresh(i)) d[i]->fill_(T(0));
+        });
+    if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+    return result;
   }
   // Work is split into tasks of G heads of one batch member: task t is
   // member b = t / (H / G), heads [h0, h0 + G), h0 = (t mod (H / G)) G, and
@@ -144,9 +150,13 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
                            out_b + r0 * C, C, D, G);
     }
   });
-  return make_result<T, B>(
+  // Backward: the blocks run last to first. The last block sees every key,
+  // so when dK and dV are fresh (GradSlots::fresh) its products write them
+  // (beta 0) and the others add; dQ's blocks write disjoint rows.
+  Variable<T, B> result = make_result<T, B>(
       "multi_head_attention", out, {&q, &k, &v},
       [=](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {  // dout: (B, Tq, C)
+        const T beta_q = d.fresh(0) ? T(0) : T(1);
         detail::for_each_task<B>(tasks, [&](int64_t t) {
           const auto [b, h0] = task_heads(t);
           const int64_t head_rows = (b * H + h0) * Tq;
@@ -154,7 +164,8 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
           Tensor<T, B> dscores = Tensor<T, B>::zeros(Shape{G, Tq, Tk});
           const int64_t q_off = b * Tq * C + h0 * D, kv_off = b * Tk * C + h0 * D;
           const T* dout_b = dout.data() + q_off;  // (Tq, G D) with row stride C
-          for (int64_t blk = 0; blk < n_blocks; ++blk) {
+          T beta_v = d.fresh(2) ? T(0) : T(1), beta_k = d.fresh(1) ? T(0) : T(1);
+          for (int64_t blk = n_blocks - 1; blk >= 0; --blk) {
             const auto [r0, r1, kend] = rows_of(blk);
             if (kend == 0) continue;
             const T* p_rows = probs.data() + (head_rows + r0) * Tk;  // (G, r1 - r0, Tk)
@@ -164,25 +175,34 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
                                  Tq * Tk, G);
             if (d[2])  // dV_bh[:kend] += P_bh[r0:r1, :kend]^T dO_bh[r0:r1]
               gemm_strided_batched(B{}, true, false, kend, D, r1 - r0, T(1), p_rows, Tk, Tq * Tk,
-                                   dout_b + r0 * C, C, D, T(1), d[2]->data() + kv_off, C, D, G);
+                                   dout_b + r0 * C, C, D, beta_v, d[2]->data() + kv_off, C, D, G);
+            beta_v = T(1);
           }
           softmax_backward(B{}, dscores.data(), dprobs.data(), probs.data() + head_rows * Tk,
                            G * Tq, Tk, causal ? Tq : 0);
-          for (int64_t blk = 0; blk < n_blocks; ++blk) {
+          for (int64_t blk = n_blocks - 1; blk >= 0; --blk) {
             const auto [r0, r1, kend] = rows_of(blk);
-            if (kend == 0) continue;
+            if (kend == 0) {  // queries that see no key: a zero gradient
+              if (d[0] && d.fresh(0))
+                for (int64_t r = r0; r < r1; ++r)
+                  fill(B{}, d[0]->data() + q_off + r * C, G * D, T(0));
+              continue;
+            }
             const T* ds_rows = dscores.data() + r0 * Tk;  // (G, r1 - r0, Tk)
             if (d[0])  // dQ_bh[r0:r1] += scale * dS_bh[r0:r1, :kend] K_bh[:kend]
               gemm_strided_batched(B{}, false, false, r1 - r0, D, kend, s, ds_rows, Tk, Tq * Tk,
-                                   tk.data() + kv_off, C, D, T(1), d[0]->data() + q_off + r0 * C, C,
-                                   D, G);
+                                   tk.data() + kv_off, C, D, beta_q, d[0]->data() + q_off + r0 * C,
+                                   C, D, G);
             if (d[1])  // dK_bh[:kend] += scale * dS_bh[r0:r1, :kend]^T Q_bh[r0:r1]
               gemm_strided_batched(B{}, true, false, kend, D, r1 - r0, s, ds_rows, Tk, Tq * Tk,
-                                   tq.data() + q_off + r0 * C, C, D, T(1), d[1]->data() + kv_off, C,
-                                   D, G);
+                                   tq.data() + q_off + r0 * C, C, D, beta_k, d[1]->data() + kv_off,
+                                   C, D, G);
+            beta_k = T(1);
           }
         });
       });
+  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+  return result;
 }
 
 }  // namespace normlab::inline v0

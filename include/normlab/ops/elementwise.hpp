@@ -135,7 +135,7 @@ namespace detail {
 template <class B, class T>
 concept HasFusedBiasGelu = requires(B b, T* p, const T* cp, int64_t n, bool flag) {
   bias_gelu_forward(b, p, cp, cp, n, n, flag);
-  bias_gelu_backward(b, p, p, cp, cp, cp, n, n, flag);
+  bias_gelu_backward(b, p, p, cp, cp, cp, n, n, flag, flag);
 };
 }  // namespace detail
 
@@ -162,13 +162,18 @@ Variable<T, B> bias_gelu(const Variable<T, B>& x, const std::type_identity_t<Var
     const Tensor<T, B> tx = x.data(), tb = bias.data();  // (rows, cols), (cols,)
     Tensor<T, B> y(tx.shape());                          // (rows, cols)
     if (rows > 0) bias_gelu_forward(B{}, y.data(), tx.data(), tb.data(), rows, cols, tanh_approx);
-    return make_result<T, B>(
+    Variable<T, B> result = make_result<T, B>(
         tanh_approx ? "bias_gelu_tanh" : "bias_gelu", y, {&x, &bias},
         [tx, tb, rows, cols, tanh_approx](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+          // A fresh dx is written by the kernel; a fresh dbias (a sum over
+          // rows, added to) starts from zero.
+          if (d[1] && d.fresh(1)) d[1]->fill_(T(0));
           if (rows == 0) return;
           bias_gelu_backward(B{}, d[0] ? d[0]->data() : nullptr, d[1] ? d[1]->data() : nullptr,
-                             dy.data(), tx.data(), tb.data(), rows, cols, tanh_approx);
+                             dy.data(), tx.data(), tb.data(), rows, cols, tanh_approx, d.fresh(0));
         });
+    if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+    return result;
   } else {
     return gelu(x + bias, approx);
   }

@@ -162,13 +162,14 @@ void bias_gelu_forward(Cpu, T* out, const T* x, const T* bias, int64_t rows, int
 }
 
 /// Optional fused kernel, the backward of bias_gelu_forward: with
-/// g = dout * GELU'(x + bias), dx += g and dbias += sum over rows of g (in an
-/// order fixed by (rows, cols): the same bits for any thread count). A null dx
-/// or dbias is skipped.
+/// g = dout * GELU'(x + bias), dx += g (dx = g with overwrite_dx, when dx
+/// holds no value yet) and dbias += sum over rows of g (in an order fixed by
+/// (rows, cols): the same bits for any thread count). A null dx or dbias is
+/// skipped.
 /// Requires: dx, dout, x (rows, cols); dbias, bias (cols,).
 template <class T>
 void bias_gelu_backward(Cpu, T* dx, T* dbias, const T* dout, const T* x, const T* bias,
-                        int64_t rows, int64_t cols, bool tanh_approx) {
+                        int64_t rows, int64_t cols, bool tanh_approx, bool overwrite_dx) {
   rows_with_column_sums(rows, cols, dbias, static_cast<T*>(nullptr), [&](int64_t r, T* acc, T*) {
     for (int64_t c0 = 0; c0 < cols; c0 += kActivationBlock) {
       const int64_t len = std::min(kActivationBlock, cols - c0);
@@ -182,7 +183,9 @@ void bias_gelu_backward(Cpu, T* dx, T* dbias, const T* dout, const T* x, const T
         GeluArrays<true>::backward(g, dout + r * cols + c0, pre, len);
       else
         GeluArrays<false>::backward(g, dout + r * cols + c0, pre, len);
-      if (dx)
+      if (dx && overwrite_dx)
+        for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] = g[c];
+      else if (dx)
         for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] += g[c];
       if (acc)
         for (int64_t c = 0; c < len; ++c) acc[c0 + c] += g[c];
