@@ -17,7 +17,9 @@
 //   packed B: for each depth block, panels of 32 columns, each (kc, 32)
 //             row-major: a row of a panel is two AVX-512 vectors;
 //   packed A: for the depth block, panels of 12 rows, each (kc, 12):
-//             the 12 values of one depth broadcast in turn;
+//             the 12 values of one depth broadcast in turn; an untransposed
+//             A is read in place instead, each of the 12 rows' depths
+//             broadcast from A itself (sgemm_reads_a_in_place);
 //   micro-kernel: acc (12, 32) = sum over the kc depths of a (12) x b (32),
 //             then C tile = alpha * acc + beta' * C tile (+ bias), beta' =
 //             beta for the first depth block and 1 after it; an optional
@@ -131,11 +133,14 @@ inline bool cpu_has_avx512f() {
 }
 
 /// C tile (rows <= 12, columns given by the two lane masks) =
-/// alpha * a (kc, 12)^T b (kc, 32) + beta * C tile (+ bias, the tile's 32
+/// alpha * A_tile (12, kc) b (kc, 32) + beta * C tile (+ bias, the tile's 32
 /// columns of it, when not null); with read_c false, C is only written (beta
-/// is 0 and C may hold NaN).
+/// is 0 and C may hold NaN). A_tile is a packed panel a (kc, 12) with
+/// PackedA, else the rows of A itself: row i at a + i lda (rows past `rows`
+/// read row 0 again, and their sums are dropped).
+template <bool PackedA>
 __attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
-    int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
+    int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t rows,
     __mmask16 mask0, __mmask16 mask1, float alpha, float beta, bool read_c, const float* bias) {
   // The C tile is read or written only after the kc depths: ask for its
   // lines now, so that their misses overlap the FMAs instead of following them.
@@ -145,6 +150,9 @@ __attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
   }
+  const float* a_row[kSgemmMr];  // unpacked A: each row's depths
+#pragma GCC unroll 12
+  for (int i = 0; i < kSgemmMr; ++i) a_row[i] = PackedA ? a : a + (i < rows ? i : 0) * lda;
   __m512 acc[kSgemmMr][2];
 #pragma GCC unroll 12
   for (int i = 0; i < kSgemmMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -153,7 +161,7 @@ __attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
     const __m512 b1 = _mm512_load_ps(b + k * kSgemmNr + 16);
 #pragma GCC unroll 12
     for (int i = 0; i < kSgemmMr; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[k * kSgemmMr + i]);
+      const __m512 ai = _mm512_set1_ps(PackedA ? a[k * kSgemmMr + i] : a_row[i][k]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
@@ -290,15 +298,26 @@ __attribute__((target("avx512f"))) inline void sgemm_pack_a_panel(const SgemmArg
   pack_transposed_16(g.A + i0 * g.lda + k0, g.lda, height, kc, dst, kSgemmMr);
 }
 
+/// Whether the micro-kernel reads op(A) = A in place instead of packed: A
+/// untransposed (a row's depths are contiguous) and a row stride that is not
+/// a multiple of 4 KiB, where 12 rows would share the same L1 sets. An A
+/// panel is read from L1 by every column panel either way; unpacked, the
+/// transposing copy is saved (5% of the linear layers' GEMM time).
+inline bool sgemm_reads_a_in_place(const SgemmArgs& g) {
+  return !g.trans_a && g.lda % 1024 != 0;
+}
+
 /// Rows [i0, i1) of C over depths [k0, k0 + ks), in depth blocks of
-/// `depth`, from packed B (see sgemm_avx512) and A packed here into `packed_a`.
+/// `depth`, from packed B (see sgemm_avx512) and A in place or packed here
+/// into `packed_a` (sgemm_reads_a_in_place).
 inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth, int64_t k0,
                        int64_t ks, int64_t i0, int64_t i1, float* packed_a) {
   const int64_t padded_n = g.padded_n();
   const int64_t a_panels = (i1 - i0 + kSgemmMr - 1) / kSgemmMr;
+  const bool in_place = sgemm_reads_a_in_place(g);
   for (int64_t kb = 0; kb < ks; kb += depth) {
     const int64_t kc = std::min(depth, ks - kb);
-    for (int64_t p = 0; p < a_panels; ++p)
+    for (int64_t p = 0; p < a_panels && !in_place; ++p)
       sgemm_pack_a_panel(g, i0 + p * kSgemmMr, k0 + kb, kc, packed_a + p * kc * kSgemmMr);
     const float* block_b = packed_b + kb * padded_n;  // this depth block's panels
     const bool first = k0 + kb == 0;
@@ -312,9 +331,15 @@ inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth,
         for (int64_t j = j0; j < j1; j += kSgemmNr) {
           const int64_t width = std::min(kSgemmNr, g.N - j);
           const __mmask16 mask0 = lanes_below(width), mask1 = lanes_below(width - 16);
-          sgemm_micro_kernel_12x32(kc, packed_a + p * kc * kSgemmMr, block_b + j * kc,
-                                   g.C + row * g.ldc + j, g.ldc, rows, mask0, mask1, g.alpha, beta,
-                                   read_c, bias ? bias + j : nullptr);
+          float* c = g.C + row * g.ldc + j;
+          const float* b = block_b + j * kc;
+          const float* tile_bias = bias ? bias + j : nullptr;
+          if (in_place)
+            sgemm_micro_kernel_12x32<false>(kc, g.A + row * g.lda + k0 + kb, g.lda, b, c, g.ldc,
+                                            rows, mask0, mask1, g.alpha, beta, read_c, tile_bias);
+          else
+            sgemm_micro_kernel_12x32<true>(kc, packed_a + p * kc * kSgemmMr, kSgemmMr, b, c, g.ldc,
+                                           rows, mask0, mask1, g.alpha, beta, read_c, tile_bias);
         }
       }
     }
