@@ -38,6 +38,15 @@ void check_norm_param(const char* op, const char* what, const Variable<T, B>& p,
         " of x ", x.shape(), "; expected ", Shape{C});
 }
 
+/// Zeroes the fresh slots (GradSlots::fresh) past the first: the parameter
+/// gradients, into which the kernels add their sums over rows. (The first,
+/// dx, the kernels write.)
+template <FloatingElement T, class B>
+void zero_fresh_sums(const GradSlots<T, B>& d) {
+  for (size_t i = 1; i < d.size(); ++i)
+    if (d[i] && d.fresh(i)) d[i]->fill_(T(0));
+}
+
 }  // namespace detail
 
 /// LayerNorm over the last axis (torch.nn.functional.layer_norm):
@@ -69,18 +78,21 @@ Variable<T, B> layer_norm(const Variable<T, B>& x,
   if (weight.defined()) inputs.push_back(weight);
   if (bias.defined()) inputs.push_back(bias);
   const bool has_w = weight.defined(), has_b = bias.defined();
-  return make_result<T, B>("layer_norm", y, inputs,
-                           [tx, tw, mean, rstd, rows, C, has_w, has_b](const Tensor<T, B>& dy,
-                                                                       const GradSlots<T, B>& d) {
-                             size_t k = 0;
-                             Tensor<T, B>* dx = d[k++];
-                             Tensor<T, B>* dw = has_w ? d[k++] : nullptr;
-                             Tensor<T, B>* db = has_b ? d[k++] : nullptr;
-                             layer_norm_backward(B{}, dx ? dx->data() : nullptr,
-                                                 dw ? dw->data() : nullptr,
-                                                 db ? db->data() : nullptr, dy.data(), tx.data(),
-                                                 tw.data(), mean.data(), rstd.data(), rows, C);
-                           });
+  Variable<T, B> result = make_result<T, B>(
+      "layer_norm", y, inputs,
+      [tx, tw, mean, rstd, rows, C, has_w, has_b](const Tensor<T, B>& dy,
+                                                  const GradSlots<T, B>& d) {
+        detail::zero_fresh_sums(d);  // dweight and dbias are added to
+        size_t k = 0;
+        Tensor<T, B>* dx = d[k++];
+        Tensor<T, B>* dw = has_w ? d[k++] : nullptr;
+        Tensor<T, B>* db = has_b ? d[k++] : nullptr;
+        layer_norm_backward(B{}, dx ? dx->data() : nullptr, dw ? dw->data() : nullptr,
+                            db ? db->data() : nullptr, dy.data(), tx.data(), tw.data(), mean.data(),
+                            rstd.data(), rows, C, d.fresh(0));
+      });
+  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+  return result;
 }
 
 /// RMSNorm over the last axis (Zhang & Sennrich 2019; torch.nn.functional.rms_norm):
@@ -107,14 +119,17 @@ Variable<T, B> rms_norm(const Variable<T, B>& x, const std::type_identity_t<Vari
   std::vector<Variable<T, B>> inputs{x};
   if (weight.defined()) inputs.push_back(weight);
   const bool has_w = weight.defined();
-  return make_result<T, B>(
+  Variable<T, B> result = make_result<T, B>(
       "rms_norm", y, inputs,
       [tx, tw, rstd, rows, C, has_w](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+        detail::zero_fresh_sums(d);  // dweight is added to
         Tensor<T, B>* dx = d[0];
         Tensor<T, B>* dw = has_w ? d[1] : nullptr;
         rms_norm_backward(B{}, dx ? dx->data() : nullptr, dw ? dw->data() : nullptr, dy.data(),
-                          tx.data(), tw.data(), rstd.data(), rows, C);
+                          tx.data(), tw.data(), rstd.data(), rows, C, d.fresh(0));
       });
+  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+  return result;
 }
 
 }  // namespace normlab::inline v0

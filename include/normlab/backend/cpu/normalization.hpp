@@ -2,8 +2,9 @@
 //
 // x is (rows, C) row-major and each row is normalized on its own. Forward
 // saves per-row statistics (mean and rstd = 1 / sqrt(var + eps)) for the
-// backward pass. Backward kernels add into their gradient outputs (+=), and
-// any gradient output may be null to skip it.
+// backward pass. Backward kernels add into their gradient outputs (+=), or
+// write dx (=) with overwrite_dx, and any gradient output may be null to skip
+// it.
 //
 // dweight and dbias are sums over rows. Rows are cut into chunks whose size
 // depends only on (rows, C), each chunk sums into its own partial row, and the
@@ -91,13 +92,14 @@ void layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, const T* weig
 }
 
 /// With xhat = (x - mean) * rstd and g = dout * weight:
-///   dx += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),
+///   dx += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat))   (= with overwrite_dx),
 ///   dweight += sum_rows dout * xhat,   dbias += sum_rows dout.
 /// Requires: the forward's x, weight, mean, rstd; dout, dx (rows, C); dweight,
 /// dbias (C,). Null dx / dweight / dbias are skipped; null weight means 1.
 template <class T>
 void layer_norm_backward(Cpu, T* dx, T* dweight, T* dbias, const T* dout, const T* x,
-                         const T* weight, const T* mean, const T* rstd, int64_t rows, int64_t C) {
+                         const T* weight, const T* mean, const T* rstd, int64_t rows, int64_t C,
+                         bool overwrite_dx = false) {
   rows_with_column_sums(rows, C, dweight, dbias, [&](int64_t r, T* dw, T* db) {
     const T* dyr = dout + r * C;  // (C,)
     const T* xr = x + r * C;      // (C,)
@@ -112,7 +114,10 @@ void layer_norm_backward(Cpu, T* dx, T* dweight, T* dbias, const T* dout, const 
     const T gx_mean =
         lane_sum<T>(C, [&](int64_t c) { return g(c) * ((xr[c] - m) * s); }) / static_cast<T>(C);
     T* dxr = dx + r * C;  // (C,)
-    for (int64_t c = 0; c < C; ++c) dxr[c] += s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
+    if (overwrite_dx)
+      for (int64_t c = 0; c < C; ++c) dxr[c] = s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
+    else
+      for (int64_t c = 0; c < C; ++c) dxr[c] += s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
   });
 }
 
@@ -134,12 +139,13 @@ void rms_norm_forward(Cpu, T* out, T* rstd, const T* x, const T* weight, int64_t
 }
 
 /// With xhat = x * rstd and g = dout * weight:
-///   dx += rstd * (g - xhat * mean_c(g * xhat)),   dweight += sum_rows dout * xhat.
+///   dx += rstd * (g - xhat * mean_c(g * xhat))   (= with overwrite_dx),
+///   dweight += sum_rows dout * xhat.
 /// Requires: the forward's x, weight, rstd; dout, dx (rows, C); dweight (C,).
 /// Null dx / dweight are skipped; null weight means 1.
 template <class T>
 void rms_norm_backward(Cpu, T* dx, T* dweight, const T* dout, const T* x, const T* weight,
-                       const T* rstd, int64_t rows, int64_t C) {
+                       const T* rstd, int64_t rows, int64_t C, bool overwrite_dx = false) {
   rows_with_column_sums(rows, C, dweight, static_cast<T*>(nullptr), [&](int64_t r, T* dw, T*) {
     const T* dyr = dout + r * C;  // (C,)
     const T* xr = x + r * C;      // (C,)
@@ -154,7 +160,7 @@ void rms_norm_backward(Cpu, T* dx, T* dweight, const T* dout, const T* x, const 
     T* dxr = dx + r * C;  // (C,)
     for (int64_t c = 0; c < C; ++c) {
       const T g = weight ? dyr[c] * weight[c] : dyr[c];
-      dxr[c] += s * (g - xr[c] * s * gx_mean);
+      dxr[c] = (overwrite_dx ? T(0) : dxr[c]) + s * (g - xr[c] * s * gx_mean);
     }
   });
 }

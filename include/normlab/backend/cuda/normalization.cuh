@@ -57,7 +57,8 @@ __global__ void layer_norm_forward_kernel(T* out, T* mean, T* rstd, const T* x, 
 /// `mean` is null for RMSNorm (xhat = x * rstd, no mean(g) term).
 template <class T>
 __global__ void norm_backward_dx_kernel(T* dx, const T* dout, const T* x, const T* weight,
-                                        const T* mean, const T* rstd, int64_t rows, int64_t C) {
+                                        const T* mean, const T* rstd, int64_t rows, int64_t C,
+                                        bool overwrite) {
   __shared__ T scratch[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* dyr = dout + r * C;  // (C,)
@@ -74,7 +75,7 @@ __global__ void norm_backward_dx_kernel(T* dx, const T* dout, const T* x, const 
     T* dxr = dx + r * C;  // (C,)
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
       const T g = weight ? dyr[c] * weight[c] : dyr[c];
-      dxr[c] += s * (g - g_mean - (xr[c] - m) * s * gx_mean);
+      dxr[c] = (overwrite ? T(0) : dxr[c]) + s * (g - g_mean - (xr[c] - m) * s * gx_mean);
     }
   }
 }
@@ -129,12 +130,12 @@ __global__ void rms_norm_forward_kernel(T* out, T* rstd, const T* x, const T* we
 
 template <class T>
 void norm_backward(T* dx, T* dweight, T* dbias, const T* dout, const T* x, const T* weight,
-                   const T* mean, const T* rstd, int64_t rows, int64_t C) {
+                   const T* mean, const T* rstd, int64_t rows, int64_t C, bool overwrite_dx) {
   if (rows == 0 || C == 0) return;
   const cudaStream_t stream = context().stream();
   if (dx) {
-    norm_backward_dx_kernel<T>
-        <<<row_blocks(rows), row_threads(C), 0, stream>>>(dx, dout, x, weight, mean, rstd, rows, C);
+    norm_backward_dx_kernel<T><<<row_blocks(rows), row_threads(C), 0, stream>>>(
+        dx, dout, x, weight, mean, rstd, rows, C, overwrite_dx);
     NL_CUDA_LAUNCH_CHECK("norm_backward_dx_kernel");
   }
   if (dweight || dbias) {
@@ -160,12 +161,14 @@ void layer_norm_forward(Cuda, T* out, T* mean, T* rstd, const T* x, const T* wei
   NL_CUDA_LAUNCH_CHECK("layer_norm_forward_kernel");
 }
 
-/// dx += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)), dweight += sum_rows dout * xhat,
-/// dbias += sum_rows dout (g = dout * weight). Null outputs are skipped; null weight means 1.
+/// dx += rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)) (= with overwrite_dx),
+/// dweight += sum_rows dout * xhat, dbias += sum_rows dout (g = dout * weight). Null
+/// outputs are skipped; null weight means 1.
 template <class T>
 void layer_norm_backward(Cuda, T* dx, T* dweight, T* dbias, const T* dout, const T* x,
-                         const T* weight, const T* mean, const T* rstd, int64_t rows, int64_t C) {
-  detail::norm_backward(dx, dweight, dbias, dout, x, weight, mean, rstd, rows, C);
+                         const T* weight, const T* mean, const T* rstd, int64_t rows, int64_t C,
+                         bool overwrite_dx = false) {
+  detail::norm_backward(dx, dweight, dbias, dout, x, weight, mean, rstd, rows, C, overwrite_dx);
 }
 
 /// out = x * rstd * weight per row, rstd = 1 / sqrt(mean_c(x^2) + eps) saved per row.
@@ -179,12 +182,13 @@ void rms_norm_forward(Cuda, T* out, T* rstd, const T* x, const T* weight, int64_
   NL_CUDA_LAUNCH_CHECK("rms_norm_forward_kernel");
 }
 
-/// dx += rstd * (g - xhat * mean_c(g * xhat)), dweight += sum_rows dout * xhat.
+/// dx += rstd * (g - xhat * mean_c(g * xhat)) (= with overwrite_dx), dweight += sum_rows
+/// dout * xhat.
 template <class T>
 void rms_norm_backward(Cuda, T* dx, T* dweight, const T* dout, const T* x, const T* weight,
-                       const T* rstd, int64_t rows, int64_t C) {
+                       const T* rstd, int64_t rows, int64_t C, bool overwrite_dx = false) {
   detail::norm_backward(dx, dweight, static_cast<T*>(nullptr), dout, x, weight,
-                        static_cast<const T*>(nullptr), rstd, rows, C);
+                        static_cast<const T*>(nullptr), rstd, rows, C, overwrite_dx);
 }
 
 }  // namespace normlab::inline v0::cuda
