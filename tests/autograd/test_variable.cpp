@@ -167,7 +167,7 @@ VarD scaled_writing_fresh(const VarD& x, double s, std::vector<bool>& seen) {
                                       for (size_t i = 0; i < g.size(); ++i) total[i] += s * g[i];
                                       d[0]->copy_from(TensorD::from_vector(d[0]->shape(), total));
                                     });
-  y.state_ptr()->grad_fn->writes_fresh_gradients = true;
+  set_writes_fresh_gradients(y);
   return y;
 }
 

@@ -76,6 +76,14 @@ class GradSlots : public std::vector<Tensor<T, B>*> {
  public:
   using std::vector<Tensor<T, B>*>::vector;
   bool fresh(size_t i) const { return i < fresh_.size() && fresh_[i]; }
+  /// The GEMM beta for slot i: 0 (write) when fresh, 1 (add) otherwise.
+  T beta(size_t i) const { return fresh(i) ? T(0) : T(1); }
+  /// Fills the fresh slots from `first` on with zeros: for a backward that
+  /// adds into them (sums over rows) or writes nothing (empty sums).
+  void zero_fresh(size_t first = 0) const {
+    for (size_t i = first; i < this->size(); ++i)
+      if ((*this)[i] && fresh(i)) (*this)[i]->fill_(T(0));
+  }
   void set_fresh(size_t i) {
     if (fresh_.size() <= i) fresh_.resize(i + 1, false);
     fresh_[i] = true;
@@ -302,6 +310,13 @@ Variable<T, B> make_result(std::string name, Tensor<T, B> out,
   for (const auto* v : inputs) states.push_back(v->state_ptr());
   return detail::record_node(std::move(name), std::move(out), std::move(states),
                              std::move(backward));
+}
+
+/// Declares that the node behind `result` writes fresh gradients
+/// (Node::writes_fresh_gradients); nothing for a result that recorded no node.
+template <FloatingElement T, class B>
+void set_writes_fresh_gradients(const Variable<T, B>& result) {
+  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
 }
 
 /// Same, for ops with a run-time number of inputs (concat).

@@ -104,11 +104,8 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
     if (out.numel()) out.fill_(T(0));  // no keys (Tk == 0): every output is an empty sum
     Variable<T, B> result = make_result<T, B>(
         "multi_head_attention", out, {&q, &k, &v},
-        [](const Tensor<T, B>&, const GradSlots<T, B>& d) {  // every gradient is an empty sum
-          for (size_t i = 0; i < 3; ++i)
-            if (d[i] && d.fresh(i)) d[i]->fill_(T(0));
-        });
-    if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+        [](const Tensor<T, B>&, const GradSlots<T, B>& d) { d.zero_fresh(); });  // empty sums
+    set_writes_fresh_gradients(result);
     return result;
   }
   // Work is split into tasks of G heads of one batch member: task t is
@@ -156,7 +153,7 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   Variable<T, B> result = make_result<T, B>(
       "multi_head_attention", out, {&q, &k, &v},
       [=](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {  // dout: (B, Tq, C)
-        const T beta_q = d.fresh(0) ? T(0) : T(1);
+        const T beta_q = d.beta(0);
         detail::for_each_task<B>(tasks, [&](int64_t t) {
           const auto [b, h0] = task_heads(t);
           const int64_t head_rows = (b * H + h0) * Tq;
@@ -164,7 +161,7 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
           Tensor<T, B> dscores = Tensor<T, B>::zeros(Shape{G, Tq, Tk});
           const int64_t q_off = b * Tq * C + h0 * D, kv_off = b * Tk * C + h0 * D;
           const T* dout_b = dout.data() + q_off;  // (Tq, G D) with row stride C
-          T beta_v = d.fresh(2) ? T(0) : T(1), beta_k = d.fresh(1) ? T(0) : T(1);
+          T beta_v = d.beta(2), beta_k = d.beta(1);
           for (int64_t blk = n_blocks - 1; blk >= 0; --blk) {
             const auto [r0, r1, kend] = rows_of(blk);
             if (kend == 0) continue;
@@ -201,7 +198,7 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
           }
         });
       });
-  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+  set_writes_fresh_gradients(result);
   return result;
 }
 

@@ -167,12 +167,12 @@ Variable<T, B> bias_gelu(const Variable<T, B>& x, const std::type_identity_t<Var
         [tx, tb, rows, cols, tanh_approx](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
           // A fresh dx is written by the kernel; a fresh dbias (a sum over
           // rows, added to) starts from zero.
-          if (d[1] && d.fresh(1)) d[1]->fill_(T(0));
+          d.zero_fresh(1);
           if (rows == 0) return;
           bias_gelu_backward(B{}, d[0] ? d[0]->data() : nullptr, d[1] ? d[1]->data() : nullptr,
                              dy.data(), tx.data(), tb.data(), rows, cols, tanh_approx, d.fresh(0));
         });
-    if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+    set_writes_fresh_gradients(result);
     return result;
   } else {
     return gelu(x + bias, approx);

@@ -59,32 +59,30 @@ Variable<T, B> matmul(const Variable<T, B>& a, const Variable<T, B>& b, bool tra
         // d op(A) = dC op(B)^T and d op(B) = op(A)^T dC; a transposed operand
         // receives the transpose, computed by swapping the GEMM's operands. A
         // fresh slot is written (GEMM beta 0), any other added to (beta 1).
-        auto beta = [&](size_t i) { return d.fresh(i) ? T(0) : T(1); };
         if (batch == 0) {  // a shared operand's gradient is an empty sum
-          for (size_t i = 0; i < 2; ++i)
-            if (d[i] && d.fresh(i)) d[i]->fill_(T(0));
+          d.zero_fresh();
           return;
         }
         if (d[0]) {
           T* da = d[0]->data();
           if (!trans_a)  // dA (M, K) = dC (M, N) op(B)^T
             gemm_strided_batched(B{}, false, !trans_b, M, K, N, T(1), dc.data(), N, M * N,
-                                 tb.data(), cb, stride_b, beta(0), da, ca, stride_a, batch);
+                                 tb.data(), cb, stride_b, d.beta(0), da, ca, stride_a, batch);
           else  // dA (K, M) = op(B) (K, N) dC^T
             gemm_strided_batched(B{}, trans_b, true, K, M, N, T(1), tb.data(), cb, stride_b,
-                                 dc.data(), N, M * N, beta(0), da, ca, stride_a, batch);
+                                 dc.data(), N, M * N, d.beta(0), da, ca, stride_a, batch);
         }
         if (d[1]) {
           T* db = d[1]->data();
           if (!trans_b)  // dB (K, N) = op(A)^T (K, M) dC
             gemm_strided_batched(B{}, !trans_a, false, K, N, M, T(1), ta.data(), ca, stride_a,
-                                 dc.data(), N, M * N, beta(1), db, cb, stride_b, batch);
+                                 dc.data(), N, M * N, d.beta(1), db, cb, stride_b, batch);
           else  // dB (N, K) = dC^T (N, M) op(A)
             gemm_strided_batched(B{}, true, trans_a, N, K, M, T(1), dc.data(), N, M * N, ta.data(),
-                                 ca, stride_a, beta(1), db, cb, stride_b, batch);
+                                 ca, stride_a, d.beta(1), db, cb, stride_b, batch);
         }
       });
-  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+  set_writes_fresh_gradients(result);
   return result;
 }
 
@@ -148,17 +146,15 @@ Variable<T, B> linear(const Variable<T, B>& x, const std::type_identity_t<Variab
       "linear", y, inputs,
       [tx, tw, rows, in, out, has_b](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
         // A fresh slot is written (GEMM beta 0), any other added to (beta 1).
-        auto beta = [&](size_t i) { return d.fresh(i) ? T(0) : T(1); };
         if (rows == 0) {  // empty sums
-          for (size_t i = 0; i < d.size(); ++i)
-            if (d[i] && d.fresh(i)) d[i]->fill_(T(0));
+          d.zero_fresh();
           return;
         }
         if (d[0])  // dx (rows, in) += dy (rows, out) W (out, in)
-          gemm(B{}, false, false, rows, in, out, T(1), dy.data(), out, tw.data(), in, beta(0),
+          gemm(B{}, false, false, rows, in, out, T(1), dy.data(), out, tw.data(), in, d.beta(0),
                d[0]->data(), in);
         if (d[1])  // dW (out, in) += dy^T (out, rows) x (rows, in)
-          gemm(B{}, true, false, out, in, rows, T(1), dy.data(), out, tx.data(), in, beta(1),
+          gemm(B{}, true, false, out, in, rows, T(1), dy.data(), out, tx.data(), in, d.beta(1),
                d[1]->data(), in);
         if (has_b && d[2]) {  // db (out,) += sum over rows of dy
           if (d.fresh(2)) {
@@ -170,7 +166,7 @@ Variable<T, B> linear(const Variable<T, B>& x, const std::type_identity_t<Variab
           }
         }
       });
-  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+  set_writes_fresh_gradients(result);
   return result;
 }
 

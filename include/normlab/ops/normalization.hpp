@@ -38,15 +38,6 @@ void check_norm_param(const char* op, const char* what, const Variable<T, B>& p,
         " of x ", x.shape(), "; expected ", Shape{C});
 }
 
-/// Zeroes the fresh slots (GradSlots::fresh) past the first: the parameter
-/// gradients, into which the kernels add their sums over rows. (The first,
-/// dx, the kernels write.)
-template <FloatingElement T, class B>
-void zero_fresh_sums(const GradSlots<T, B>& d) {
-  for (size_t i = 1; i < d.size(); ++i)
-    if (d[i] && d.fresh(i)) d[i]->fill_(T(0));
-}
-
 }  // namespace detail
 
 /// LayerNorm over the last axis (torch.nn.functional.layer_norm):
@@ -82,7 +73,7 @@ Variable<T, B> layer_norm(const Variable<T, B>& x,
       "layer_norm", y, inputs,
       [tx, tw, mean, rstd, rows, C, has_w, has_b](const Tensor<T, B>& dy,
                                                   const GradSlots<T, B>& d) {
-        detail::zero_fresh_sums(d);  // dweight and dbias are added to
+        d.zero_fresh(1);  // dweight and dbias are added to; dx is written
         size_t k = 0;
         Tensor<T, B>* dx = d[k++];
         Tensor<T, B>* dw = has_w ? d[k++] : nullptr;
@@ -91,7 +82,7 @@ Variable<T, B> layer_norm(const Variable<T, B>& x,
                             db ? db->data() : nullptr, dy.data(), tx.data(), tw.data(), mean.data(),
                             rstd.data(), rows, C, d.fresh(0));
       });
-  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+  set_writes_fresh_gradients(result);
   return result;
 }
 
@@ -122,13 +113,13 @@ Variable<T, B> rms_norm(const Variable<T, B>& x, const std::type_identity_t<Vari
   Variable<T, B> result = make_result<T, B>(
       "rms_norm", y, inputs,
       [tx, tw, rstd, rows, C, has_w](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-        detail::zero_fresh_sums(d);  // dweight is added to
+        d.zero_fresh(1);  // dweight is added to; dx is written
         Tensor<T, B>* dx = d[0];
         Tensor<T, B>* dw = has_w ? d[1] : nullptr;
         rms_norm_backward(B{}, dx ? dx->data() : nullptr, dw ? dw->data() : nullptr, dy.data(),
                           tx.data(), tw.data(), rstd.data(), rows, C, d.fresh(0));
       });
-  if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
+  set_writes_fresh_gradients(result);
   return result;
 }
 
