@@ -55,6 +55,24 @@ void for_each_broadcast_row(const BroadcastPlan& p, int64_t n, bool parallel, Ro
   }
 }
 
+/// Calls body(ia, ib) with ia(i) = i * sa and ib(i) = i * sb, the operands'
+/// offsets along a row, as functions whose unit or zero stride is known at
+/// compile time for the common rows (both operands full, or one of them one
+/// element repeated), so that the row loops vectorize.
+template <class Body>
+void with_row_strides(int64_t sa, int64_t sb, Body body) {
+  constexpr auto unit = [](int64_t i) { return i; };
+  constexpr auto zero = [](int64_t) { return int64_t{0}; };
+  if (sa == 1 && sb == 1)
+    body(unit, unit);
+  else if (sa == 1 && sb == 0)
+    body(unit, zero);
+  else if (sa == 0 && sb == 1)
+    body(zero, unit);
+  else
+    body([sa](int64_t i) { return i * sa; }, [sb](int64_t i) { return i * sb; });
+}
+
 /// out[i] = f(a[oa(i)], b[ob(i)]) for the n output elements of plan `p`.
 template <class T, class F>
 void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan& p, int64_t n,
@@ -68,7 +86,10 @@ void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan
       p, n, true,
       [&](int64_t first, int64_t width, int64_t oa, int64_t ob, int64_t sa, int64_t sb) {
         T* o = out + first;
-        for (int64_t i = 0; i < width; ++i) o[i] = f(a[oa + i * sa], b[ob + i * sb]);
+        const T *ar = a + oa, *br = b + ob;
+        with_row_strides(sa, sb, [&](auto ia, auto ib) {
+          for (int64_t i = 0; i < width; ++i) o[i] = f(ar[ia(i)], br[ib(i)]);
+        });
       });
 }
 
@@ -98,16 +119,28 @@ void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* 
         p, n, parallel,
         [&](int64_t first, int64_t width, int64_t oa, int64_t ob, int64_t sa, int64_t sb) {
           const T* g = dout + first;
-          if (!parallel && sb == 0 && !ga) {  // the row feeds one element of b
-            gb[ob] += lane_sum<T>(
-                width, [&](int64_t i) { return g[i] * f.grad_b(a[oa + i * sa], b[ob]); });
-            return;
-          }
-          for (int64_t i = 0; i < width; ++i) {
-            const T x = a[oa + i * sa], y = b[ob + i * sb];
-            if (ga) ga[oa + i * sa] += g[i] * f.grad_a(x, y);
-            if (gb) gb[ob + i * sb] += g[i] * f.grad_b(x, y);
-          }
+          const T *ar = a + oa, *br = b + ob;
+          T* gar = ga ? ga + oa : nullptr;
+          T* gbr = gb ? gb + ob : nullptr;
+          with_row_strides(sa, sb, [&](auto ia, auto ib) {
+            if (!parallel && sb == 0 && !gar) {  // the row feeds one element of b
+              gbr[0] +=
+                  lane_sum<T>(width, [&](int64_t i) { return g[i] * f.grad_b(ar[ia(i)], br[0]); });
+              return;
+            }
+            if (gar && !gbr)
+              for (int64_t i = 0; i < width; ++i)
+                gar[ia(i)] += g[i] * f.grad_a(ar[ia(i)], br[ib(i)]);
+            else if (gbr && !gar)
+              for (int64_t i = 0; i < width; ++i)
+                gbr[ib(i)] += g[i] * f.grad_b(ar[ia(i)], br[ib(i)]);
+            else
+              for (int64_t i = 0; i < width; ++i) {
+                const T x = ar[ia(i)], y = br[ib(i)];
+                gar[ia(i)] += g[i] * f.grad_a(x, y);
+                gbr[ib(i)] += g[i] * f.grad_b(x, y);
+              }
+          });
         });
   }
 }
