@@ -1,5 +1,6 @@
 // Fused ops against the composed ops they replace: linear, multi-head
-// attention over heads in place, bias + GELU, and the vectorized GELU kernels.
+// attention over heads in place, bias + GELU, bias + GELU + LayerNorm, the
+// vectorized GELU kernels and the broadcast row loops.
 // Each is checked for values and gradients (float and double), by gradcheck,
 // and for results that do not depend on the thread count.
 #include "testing.hpp"
@@ -246,6 +247,104 @@ TEST(FusedBiasGelu, ErrorsNameTheShapes) {
         bias_gelu(random_var({2, 3}, 1), random_var({4}, 2));
       },
       {"bias_gelu", "(4,)", "(2, 3)"});
+}
+
+// ---- bias + GELU + LayerNorm ------------------------------------------------
+
+TEST(FusedBiasGeluLayerNorm, CpuHasTheOptionalKernels) {
+  static_assert(detail::HasFusedBiasGeluLayerNorm<Cpu, float> &&
+                detail::HasFusedBiasGeluLayerNorm<Cpu, double>);
+}
+
+/// inputs: x (..., n), bias (n,), then weight (n,) when has_w and ln_bias
+/// (n,) when has_lb; the norm's parameters left out are undefined.
+template <class T>
+Variable<T, Cpu> fused_bgln(const std::vector<Variable<T, Cpu>>& v, bool has_w, bool has_lb,
+                            GeluApproximation approx) {
+  return bias_gelu_layer_norm(v[0], v[1], has_w ? v[2] : Variable<T, Cpu>(),
+                              has_lb ? v[has_w ? 3 : 2] : Variable<T, Cpu>(), 1e-5, approx);
+}
+template <class T>
+Variable<T, Cpu> composed_bgln(const std::vector<Variable<T, Cpu>>& v, bool has_w, bool has_lb,
+                               GeluApproximation approx) {
+  return layer_norm(gelu(v[0] + v[1], approx), has_w ? v[2] : Variable<T, Cpu>(),
+                    has_lb ? v[has_w ? 3 : 2] : Variable<T, Cpu>(), 1e-5);
+}
+
+TEST(FusedBiasGeluLayerNorm, MatchesTheComposedOpsInDoubleAndFloat) {
+  // n = 4100 spans two GELU segments (kActivationBlock) of one row.
+  for (const int64_t n : {int64_t{37}, int64_t{4100}}) {
+    for (const auto approx : {GeluApproximation::none, GeluApproximation::tanh})
+      for (const bool has_w : {true, false})
+        for (const bool has_lb : {true, false}) {
+          SCOPED_TRACE(::testing::Message()
+                       << "n " << n << " tanh " << (approx == GeluApproximation::tanh) << " weight "
+                       << has_w << " ln_bias " << has_lb);
+          std::vector<VarD> in{random_var({3, 2, n}, 1), random_var({n}, 2)};
+          if (has_w) in.push_back(random_var({n}, 3, 1.0, 0.5));
+          if (has_lb) in.push_back(random_var({n}, 4));
+          auto fused = [&](const auto& v) { return fused_bgln(v, has_w, has_lb, approx); };
+          auto composed = [&](const auto& v) { return composed_bgln(v, has_w, has_lb, approx); };
+          expect_same_function<double>(fused, composed, in, 1e-12);
+          expect_same_function<float>(fused, composed, as_float(in), 1e-5);
+        }
+  }
+}
+
+TEST(FusedBiasGeluLayerNorm, Gradcheck) {
+  for (const auto approx : {GeluApproximation::none, GeluApproximation::tanh})
+    expect_gradcheck(
+        [approx](const std::vector<VarD>& v) { return fused_bgln(v, true, true, approx); },
+        {random_var({2, 3, 6}, 1), random_var({6}, 2), random_var({6}, 3, 1.0, 0.5),
+         random_var({6}, 4)});
+}
+
+TEST(FusedBiasGeluLayerNorm, ThreadCountDoesNotChangeTheBits) {
+  // Enough rows for several reduction chunks and a parallel forward.
+  const std::vector<VarF> in = as_float(
+      {random_var({300, 96}, 1), random_var({96}, 2), random_var({96}, 3), random_var({96}, 4)});
+  auto f = [](const auto& v) { return fused_bgln(v, true, true, GeluApproximation::none); };
+  std::vector<std::vector<float>> g1, g2, y1, y2;
+  {
+    ThreadCountGuard one(1);
+    g1 = grads_of<float>(f, in);
+    y1 = {f(in).data().to_vector()};
+  }
+  {
+    ThreadCountGuard two(2);
+    g2 = grads_of<float>(f, in);
+    y2 = {f(in).data().to_vector()};
+  }
+  EXPECT_EQ(y1, y2);
+  EXPECT_EQ(g1, g2);
+}
+
+TEST(FusedBiasGeluLayerNorm, FeedForwardNormalizedHiddenMatchesTheComposedPath) {
+  // x reaches the fused node through fc1's GEMM: its gradient there is fresh
+  // (written, not added to).
+  Generator gen(3);
+  const FeedForward<double, Cpu> ffn(5, 9, Activation::gelu, gen);
+  LayerNorm<double, Cpu> norm(9);
+  norm.weight = VarD(TensorD::normal({9}, gen, 1.0, 0.3), true);
+  norm.bias = VarD(TensorD::normal({9}, gen), true);
+  const std::vector<VarD> in{random_var({2, 4, 5}, 1), ffn.fc1.weight, ffn.fc1.bias, norm.weight,
+                             norm.bias};
+  auto fused = [&](const auto& v) { return ffn.normalized_hidden(v[0], norm); };
+  auto composed = [&](const auto& v) { return norm.forward(ffn.hidden(v[0])); };
+  expect_same_function<double>(fused, composed, in, 1e-12);
+}
+
+TEST(FusedBiasGeluLayerNorm, ErrorsNameTheShapes) {
+  expect_error(
+      [] {
+        bias_gelu_layer_norm(random_var({2, 3}, 1), random_var({4}, 2), VarD(), VarD());
+      },
+      {"bias_gelu_layer_norm", "bias", "(4,)", "(2, 3)"});
+  expect_error(
+      [] {
+        bias_gelu_layer_norm(random_var({2, 3}, 1), random_var({3}, 2), random_var({2}, 3), VarD());
+      },
+      {"bias_gelu_layer_norm", "weight", "(2,)", "(2, 3)"});
 }
 
 // ---- broadcast backward -----------------------------------------------------

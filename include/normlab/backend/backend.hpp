@@ -21,6 +21,24 @@
 // Used by bias_gelu (ops/elementwise.hpp) and FeedForward; detected by
 // detail::HasFusedBiasGelu. The CPU backend has them (backend/cpu/activation.hpp).
 //
+//   bias_gelu_layer_norm_forward(b, T* out, T* mean, T* rstd, const T* x, const T* bias,
+//                                const T* weight, const T* ln_bias, rows, cols, T eps,
+//                                bool tanh_approx)
+//       h = GELU(x + bias); out = layer_norm(h) per row (weight, ln_bias may be
+//       null); mean, rstd (rows,) of h
+//   bias_gelu_layer_norm_backward(b, T* dx, T* dbias, T* dweight, T* dln_bias, const T* dout,
+//                                 const T* x, const T* bias, const T* weight, const T* mean,
+//                                 const T* rstd, rows, cols, bool tanh_approx, bool overwrite_dx)
+//       with h recomputed: dweight += sum dout xhat, dln_bias += sum dout, and for
+//       g = layer_norm's input gradient times GELU'(x + bias): dx += g (= with
+//       overwrite_dx), dbias += sum over rows of g (null outputs skipped; sums
+//       independent of the thread count)
+//
+// Used by bias_gelu_layer_norm (ops/normalization.hpp) and
+// FeedForward::normalized_hidden (NormFormer's FFN norm); detected by
+// detail::HasFusedBiasGeluLayerNorm. The CPU backend has them
+// (backend/cpu/activation.hpp).
+//
 //   gemm_bias(b, trans_a, trans_b, M, N, K, T alpha, const T* A, lda, const T* B, ldb,
 //             const T* bias, T* C, ldc)
 //       C = alpha op(A) op(B) + bias, bias (N,) added to every row; C only written

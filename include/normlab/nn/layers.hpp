@@ -179,9 +179,7 @@ class FeedForward : public Module<T, B> {
   Var hidden(const Var& z) const {
     if constexpr (detail::HasFusedBiasGelu<B, T>) {
       if (activation != Activation::relu && fc1.bias.defined())
-        return bias_gelu(linear(z, fc1.weight, Var()), fc1.bias,
-                         activation == Activation::gelu_tanh ? GeluApproximation::tanh
-                                                             : GeluApproximation::none);
+        return bias_gelu(linear(z, fc1.weight, Var()), fc1.bias, gelu_approximation());
     }
     const Var h = fc1.forward(z);
     switch (activation) {
@@ -194,6 +192,20 @@ class FeedForward : public Module<T, B> {
     }
     return h;
   }
+  /// norm(act(fc1(z))): (..., C) -> (..., d_ff), the hidden units normalized
+  /// (NormFormer's ffn_layernorm). With GELU, a LayerNorm and a backend that
+  /// fuses bias + GELU + LayerNorm (bias_gelu_layer_norm), one node after the
+  /// GEMM; otherwise norm.forward(hidden(z)). Same function either way.
+  template <class Norm>
+  Var normalized_hidden(const Var& z, const Norm& norm) const {
+    if constexpr (std::is_same_v<Norm, LayerNorm<T, B>> &&
+                  detail::HasFusedBiasGeluLayerNorm<B, T>) {
+      if (activation != Activation::relu && fc1.bias.defined())
+        return bias_gelu_layer_norm(linear(z, fc1.weight, Var()), fc1.bias, norm.weight, norm.bias,
+                                    norm.eps, gelu_approximation());
+    }
+    return norm.forward(hidden(z));
+  }
   /// fc2(h): (..., d_ff) -> (..., C)
   Var output(const Var& h) const { return fc2.forward(h); }
   Var forward(const Var& z) const { return output(hidden(z)); }
@@ -205,6 +217,12 @@ class FeedForward : public Module<T, B> {
 
   Linear<T, B> fc1, fc2;
   Activation activation;
+
+ private:
+  /// The fused kernels' GELU flavour for a GELU activation.
+  GeluApproximation gelu_approximation() const {
+    return activation == Activation::gelu_tanh ? GeluApproximation::tanh : GeluApproximation::none;
+  }
 };
 
 }  // namespace normlab::inline v0

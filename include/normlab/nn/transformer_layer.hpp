@@ -95,8 +95,12 @@ requires(detail::check_policy<Policy>()) class TransformerLayer : public Module<
     if constexpr (!pre) y = self_attn_layer_norm.forward(y);
 
     // Feed-forward sublayer.
-    Var f = ffn.hidden(pre ? final_layer_norm.forward(y) : y);  // (B, T, d_ff)
-    if constexpr (Policy::ffn_norm) f = ffn_layernorm->forward(f);
+    const Var ffn_in = pre ? final_layer_norm.forward(y) : y;  // (B, T, C)
+    Var f;                                                     // (B, T, d_ff)
+    if constexpr (Policy::ffn_norm)
+      f = ffn.normalized_hidden(ffn_in, *ffn_layernorm);
+    else
+      f = ffn.hidden(ffn_in);
     f = ffn.output(f);  // (B, T, C)
     if constexpr (Policy::ffn_out_norm) f = ffn_out_ln->forward(f);
     Var skip = y;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "normlab/autograd/variable.hpp"
+#include "normlab/ops/elementwise.hpp"  // GeluApproximation, bias_gelu
 
 namespace normlab::inline v0 {
 
@@ -121,6 +122,83 @@ Variable<T, B> rms_norm(const Variable<T, B>& x, const std::type_identity_t<Vari
       });
   set_writes_fresh_gradients(result);
   return result;
+}
+
+namespace detail {
+/// Whether backend B has the optional fused bias + GELU + LayerNorm kernels
+/// (backend.hpp).
+template <class B, class T>
+concept HasFusedBiasGeluLayerNorm = requires(B b, T* p, const T* cp, int64_t n, T v, bool flag) {
+  bias_gelu_layer_norm_forward(b, p, p, p, cp, cp, cp, cp, n, n, v, flag);
+  bias_gelu_layer_norm_backward(b, p, p, p, p, cp, cp, cp, cp, cp, cp, n, n, flag, flag);
+};
+}  // namespace detail
+
+/// NormFormer's normalized hidden units (Shleifer et al. 2021, the FFN's
+/// LayerNorm after the activation):
+///
+///   y = layer_norm(GELU(x + bias), weight, ln_bias, eps)
+///   x: (..., n)   bias: (n,)   weight, ln_bias: (n,) or undefined   y: (..., n)
+///
+/// One graph node on a backend with the fused kernels
+/// (bias_gelu_layer_norm_forward / _backward): the GELU output is normalized
+/// where it is computed and recomputed from x in the backward pass, so neither
+/// it nor x + bias is stored or written to memory. Composed from bias_gelu and
+/// layer_norm otherwise; either way the same function and gradients.
+///
+/// Requires: x has >= 1 dims and n = x.size(-1) > 0; bias of shape (n,);
+/// weight and ln_bias undefined or (n,); eps >= 0. Throws Error naming the
+/// shapes otherwise.
+/// Ensures: y has x's shape; dx is written when it is fresh (see GradSlots),
+/// the other gradients are added to.
+template <FloatingElement T, class B>
+Variable<T, B> bias_gelu_layer_norm(const Variable<T, B>& x,
+                                    const std::type_identity_t<Variable<T, B>>& bias,
+                                    const std::type_identity_t<Variable<T, B>>& weight,
+                                    const std::type_identity_t<Variable<T, B>>& ln_bias,
+                                    double eps = 1e-5,
+                                    GeluApproximation approx = GeluApproximation::none) {
+  const int64_t C = detail::norm_row_length("bias_gelu_layer_norm", x, eps);
+  detail::check(bias.defined() && bias.shape() == Shape{C}, "bias_gelu_layer_norm: bias of shape ",
+                bias.defined() ? bias.shape() : Shape{}, " does not match the last dim of x ",
+                x.shape(), "; expected ", Shape{C});
+  detail::check_norm_param("bias_gelu_layer_norm", "weight", weight, x);
+  detail::check_norm_param("bias_gelu_layer_norm", "ln_bias", ln_bias, x);
+  if constexpr (detail::HasFusedBiasGeluLayerNorm<B, T>) {
+    const int64_t rows = x.numel() / C;
+    const bool tanh_approx = approx == GeluApproximation::tanh;
+    const Tensor<T, B> tx = x.data(), tbias = bias.data();                      // (rows, C), (C,)
+    const Tensor<T, B> tw = weight.defined() ? weight.data() : Tensor<T, B>();  // (C,) or none
+    const Tensor<T, B> tlb = ln_bias.defined() ? ln_bias.data() : Tensor<T, B>();  // (C,) or none
+    Tensor<T, B> y(tx.shape());                                                    // (rows, C)
+    Tensor<T, B> mean(Shape{rows}), rstd(Shape{rows});  // (rows,): of GELU(x + bias)
+    bias_gelu_layer_norm_forward(B{}, y.data(), mean.data(), rstd.data(), tx.data(), tbias.data(),
+                                 tw.data(), tlb.data(), rows, C, static_cast<T>(eps), tanh_approx);
+
+    std::vector<Variable<T, B>> inputs{x, bias};
+    if (weight.defined()) inputs.push_back(weight);
+    if (ln_bias.defined()) inputs.push_back(ln_bias);
+    const bool has_w = weight.defined(), has_lb = ln_bias.defined();
+    Variable<T, B> result = make_result<T, B>(
+        tanh_approx ? "bias_gelu_tanh_layer_norm" : "bias_gelu_layer_norm", y, inputs,
+        [tx, tbias, tw, mean, rstd, rows, C, has_w, has_lb, tanh_approx](const Tensor<T, B>& dy,
+                                                                         const GradSlots<T, B>& d) {
+          d.zero_fresh(1);  // the parameter sums are added to; dx is written
+          size_t k = 0;
+          Tensor<T, B>* dx = d[k++];
+          Tensor<T, B>* dbias = d[k++];
+          Tensor<T, B>* dw = has_w ? d[k++] : nullptr;
+          Tensor<T, B>* dlb = has_lb ? d[k++] : nullptr;
+          bias_gelu_layer_norm_backward(
+              B{}, dx ? dx->data() : nullptr, dbias ? dbias->data() : nullptr,
+              dw ? dw->data() : nullptr, dlb ? dlb->data() : nullptr, dy.data(), tx.data(),
+              tbias.data(), tw.data(), mean.data(), rstd.data(), rows, C, tanh_approx, d.fresh(0));
+        });
+    set_writes_fresh_gradients(result);
+    return result;
+  } else {
+    return layer_norm(bias_gelu(x, bias, approx), weight, ln_bias, eps);
+  }
 }
 
 }  // namespace normlab::inline v0

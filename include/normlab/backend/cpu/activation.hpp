@@ -11,8 +11,10 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
@@ -66,15 +68,9 @@ struct GeluArrays {
     if constexpr (!std::is_same_v<T, float>) {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) y[i] = F{}(x[i]);
-    } else if constexpr (TanhApprox) {
-      // 0.5 x (1 + tanh(u)) = x sigmoid(2 u), u = sqrt(2/pi) (x + 0.044715 x^3):
-      // the sigmoid form does not cancel where tanh(u) is near -1.
+    } else {  // x Phi(x), or x sigmoid(2 u) = 0.5 x (1 + tanh(u))
       const Eigen::Map<const Array> xa(x, n);
-      Eigen::Map<Array>(y, n) =
-          xa / (T(1) + (T(-2 * 0.79788456080286535588) * (xa + T(0.044715) * xa.cube())).exp());
-    } else {  // x Phi(x)
-      const Eigen::Map<const Array> xa(x, n);
-      Eigen::Map<Array>(y, n) = xa * normal_cdf(Block<T>(xa));
+      Eigen::Map<Array>(y, n) = xa * shape_factor(Block<T>(xa));
     }
   }
   /// dx += dy * GELU'(x) for the n <= kActivationBlock elements.
@@ -84,21 +80,51 @@ struct GeluArrays {
     if constexpr (!std::is_same_v<T, float>) {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * F{}.grad(x[i], T(0));
-    } else if constexpr (TanhApprox) {
-      // 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx with t = tanh(u), written with
-      // s = sigmoid(2 u) = 0.5 (1 + t):  s + 2 x s (1 - s) du/dx.
+    } else {
       const Eigen::Map<const Array> xa(x, n), dya(dy, n);
-      const Block<T> sg =
-          T(1) / (T(1) + (T(-2 * 0.79788456080286535588) * (xa + T(0.044715) * xa.cube())).exp());
-      Eigen::Map<Array>(dx, n) +=
-          dya * (sg + T(2) * xa * sg * (T(1) - sg) *
-                          (T(0.79788456080286535588) * (T(1) + T(3 * 0.044715) * xa.square())));
-    } else {  // Phi(x) + x phi(x)
-      const Eigen::Map<const Array> xa(x, n), dya(dy, n);
-      Eigen::Map<Array>(dx, n) +=
-          dya * (normal_cdf(Block<T>(xa)) +
-                 xa * (T(-0.5) * xa.square()).exp() * T(0.39894228040143267794));
+      Eigen::Map<Array>(dx, n) += dya * derivative(xa, shape_factor(Block<T>(xa)));
     }
+  }
+  /// y = GELU(x) and dydx = GELU'(x) for the n <= kActivationBlock elements,
+  /// sharing the exp / erfc that both need; y by forward's formula.
+  template <class T>
+  static void forward_and_derivative(T* y, T* dydx, const T* x, int64_t n) {
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    if constexpr (!std::is_same_v<T, float>) {
+      using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
+      for (int64_t i = 0; i < n; ++i) {
+        y[i] = F{}(x[i]);
+        dydx[i] = F{}.grad(x[i], y[i]);
+      }
+    } else {
+      const Eigen::Map<const Array> xa(x, n);
+      const Block<T> factor = shape_factor(Block<T>(xa));
+      Eigen::Map<Array>(y, n) = xa * factor;
+      Eigen::Map<Array>(dydx, n) = derivative(xa, factor);
+    }
+  }
+
+ private:
+  /// float only. GELU(x) = x * factor(x): factor = Phi(x) (exact), or
+  /// sigmoid(2 u), u = sqrt(2/pi) (x + 0.044715 x^3) (tanh form: the sigmoid
+  /// form of 0.5 (1 + tanh(u)) does not cancel where tanh(u) is near -1).
+  template <class T>
+  static Block<T> shape_factor(const Block<T>& x) {
+    if constexpr (TanhApprox)
+      return T(1) / (T(1) + (T(-2 * 0.79788456080286535588) * (x + T(0.044715) * x.cube())).exp());
+    else
+      return normal_cdf(x);
+  }
+  /// float only. GELU'(x) from x and its shape_factor f: Phi(x) + x phi(x)
+  /// (exact), or s + 2 x s (1 - s) du/dx with s = sigmoid(2 u) = 0.5 (1 +
+  /// tanh u) (tanh form: 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx written in s).
+  template <class X, class T>
+  static Block<T> derivative(const X& x, const Block<T>& f) {
+    if constexpr (TanhApprox)
+      return f + T(2) * x * f * (T(1) - f) *
+                     (T(0.79788456080286535588) * (T(1) + T(3 * 0.044715) * x.square()));
+    else
+      return f + x * (T(-0.5) * x.square()).exp() * T(0.39894228040143267794);
   }
 };
 
@@ -141,6 +167,26 @@ void map_unary_backward(Cpu, T* din, const T* dout, const T* in, const T*, int64
   });
 }
 
+/// out = GELU(x + bias) (or with its derivative into dout_dx when not null)
+/// for one row of C elements, a segment of up to kActivationBlock at a time.
+/// Requires: out, x, bias, dout_dx (C,); out may be x.
+template <class T>
+void bias_gelu_row(T* out, T* dout_dx, const T* x, const T* bias, int64_t C, bool tanh_approx) {
+  for (int64_t c0 = 0; c0 < C; c0 += kActivationBlock) {
+    const int64_t len = std::min(kActivationBlock, C - c0);
+    alignas(64) T pre[kActivationBlock];  // x + bias of the segment
+    for (int64_t c = 0; c < len; ++c) pre[c] = x[c0 + c] + bias[c0 + c];
+    if (dout_dx && tanh_approx)
+      GeluArrays<true>::forward_and_derivative(out + c0, dout_dx + c0, pre, len);
+    else if (dout_dx)
+      GeluArrays<false>::forward_and_derivative(out + c0, dout_dx + c0, pre, len);
+    else if (tanh_approx)
+      GeluArrays<true>::forward(out + c0, pre, len);
+    else
+      GeluArrays<false>::forward(out + c0, pre, len);
+  }
+}
+
 /// Optional fused kernel (see backend.hpp): out[r, c] = GELU(x[r, c] + bias[c]),
 /// exact or tanh-approximated. One pass instead of a bias add then an activation.
 /// Requires: out, x (rows, cols); bias (cols,).
@@ -148,19 +194,9 @@ template <class T>
 void bias_gelu_forward(Cpu, T* out, const T* x, const T* bias, int64_t rows, int64_t cols,
                        bool tanh_approx) {
 #pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain)
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c0 = 0; c0 < cols; c0 += kActivationBlock) {  // a row segment at a time
-      const int64_t len = std::min(kActivationBlock, cols - c0);
-      alignas(64) T pre[kActivationBlock];  // x + bias of the segment
-      for (int64_t c = 0; c < len; ++c) pre[c] = x[r * cols + c0 + c] + bias[c0 + c];
-      if (tanh_approx)
-        GeluArrays<true>::forward(out + r * cols + c0, pre, len);
-      else
-        GeluArrays<false>::forward(out + r * cols + c0, pre, len);
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    bias_gelu_row(out + r * cols, static_cast<T*>(nullptr), x + r * cols, bias, cols, tanh_approx);
 }
-
 /// Optional fused kernel, the backward of bias_gelu_forward: with
 /// g = dout * GELU'(x + bias), dx += g (dx = g with overwrite_dx, when dx
 /// holds no value yet) and dbias += sum over rows of g (in an order fixed by
@@ -191,6 +227,62 @@ void bias_gelu_backward(Cpu, T* dx, T* dbias, const T* dout, const T* x, const T
         for (int64_t c = 0; c < len; ++c) acc[c0 + c] += g[c];
     }
   });
+}
+
+/// Optional fused kernel (see backend.hpp), NormFormer's normalized hidden
+/// units: out = LayerNorm(GELU(x + bias)) per row, with weight and ln_bias
+/// (null: 1 and 0) and the row statistics of the GELU output stored in mean
+/// and rstd. The GELU output is normalized where it is computed: out is
+/// written once, and nothing but x is kept for the backward pass.
+/// Requires: C > 0; out, x (rows, C); mean, rstd (rows,); bias (C,); weight,
+/// ln_bias (C,) or null.
+template <class T>
+void bias_gelu_layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, const T* bias,
+                                  const T* weight, const T* ln_bias, int64_t rows, int64_t C, T eps,
+                                  bool tanh_approx) {
+#pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* yr = out + r * C;  // (C,): the GELU output, then normalized in place
+    bias_gelu_row(yr, static_cast<T*>(nullptr), x + r * C, bias, C, tanh_approx);
+    layer_norm_row_forward(yr, mean[r], rstd[r], yr, weight, ln_bias, C, eps);
+  }
+}
+
+/// Optional fused kernel, the backward of bias_gelu_layer_norm_forward. Per
+/// row, with h = GELU(x + bias) recomputed, h' = GELU'(x + bias), xhat =
+/// (h - mean) rstd and dh = layer_norm's input gradient for dout:
+///   dweight += dout * xhat,   dln_bias += dout,   g = dh * h',
+///   dx += g (dx = g with overwrite_dx),   dbias += g,
+/// every sum over rows in an order fixed by (rows, C). Null outputs are skipped.
+/// Requires: the forward's x, bias, weight, mean, rstd; dout, dx (rows, C);
+/// dbias, dweight, dln_bias (C,).
+template <class T>
+void bias_gelu_layer_norm_backward(Cpu, T* dx, T* dbias, T* dweight, T* dln_bias, const T* dout,
+                                   const T* x, const T* bias, const T* weight, const T* mean,
+                                   const T* rstd, int64_t rows, int64_t C, bool tanh_approx,
+                                   bool overwrite_dx) {
+  const bool need_dh = dx || dbias;
+  rows_with_column_sums<3>(rows, C, std::array<T*, 3>{dbias, dweight, dln_bias},
+                           [&](int64_t r, const std::array<T*, 3>& acc) {
+                             // This thread's two rows of scratch: h, then dh in its place; h'.
+                             static thread_local std::vector<T> scratch;
+                             if (scratch.size() < static_cast<size_t>(2 * C))
+                               scratch.resize(static_cast<size_t>(2 * C));
+                             T* h = scratch.data();
+                             T* h_prime = h + C;
+                             bias_gelu_row(h, h_prime, x + r * C, bias, C, tanh_approx);
+                             layer_norm_row_backward(need_dh ? h : nullptr, acc[1], acc[2],
+                                                     dout + r * C, h, weight, mean[r], rstd[r], C,
+                                                     true);
+                             if (!need_dh) return;
+                             T* dxr = dx ? dx + r * C : nullptr;  // (C,)
+                             if (dxr && overwrite_dx)
+                               for (int64_t c = 0; c < C; ++c) dxr[c] = h[c] * h_prime[c];
+                             else if (dxr)
+                               for (int64_t c = 0; c < C; ++c) dxr[c] += h[c] * h_prime[c];
+                             if (acc[0])
+                               for (int64_t c = 0; c < C; ++c) acc[0][c] += h[c] * h_prime[c];
+                           });
 }
 
 }  // namespace normlab::inline v0::cpu

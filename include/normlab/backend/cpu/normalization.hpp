@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -25,38 +26,96 @@ namespace normlab::inline v0::cpu {
 /// take at most this many rows of C elements.
 inline constexpr int64_t kMaxReductionChunks = 64;
 
-/// Calls row_fn(r, acc_a, acc_b) for every row r < rows, in parallel over
-/// chunks of rows; row_fn adds the row's contribution to the column sums into
-/// acc_a[0, C) and acc_b[0, C) (null when sum_a / sum_b is null). Ensures:
-/// sum_a[c] and sum_b[c] received the total over all rows, in an order fixed by
-/// (rows, C) alone.
-template <class T, class RowFn>
-void rows_with_column_sums(int64_t rows, int64_t C, T* sum_a, T* sum_b, RowFn row_fn) {
+/// Calls row_fn(r, acc) for every row r < rows, in parallel over chunks of
+/// rows; row_fn adds the row's contribution to the k-th column sum into
+/// acc[k][0, C) (null where sums[k] is null). Ensures: sums[k][c] received the
+/// total over all rows, in an order fixed by (rows, C) alone.
+template <size_t N, class T, class RowFn>
+void rows_with_column_sums(int64_t rows, int64_t C, const std::array<T*, N>& sums, RowFn row_fn) {
   const int64_t chunk = std::max({int64_t{1}, kParallelGrain / std::max(C, int64_t{1}),
                                   (rows + kMaxReductionChunks - 1) / kMaxReductionChunks});
   const int64_t chunks = (rows + chunk - 1) / chunk;
-  const bool partial = chunks > 1 && (sum_a || sum_b);
-  // Per-chunk partial column sums, (chunks, C) each; none when one chunk adds in place.
-  std::vector<T> part_a(partial && sum_a ? static_cast<size_t>(chunks * C) : 0, T(0));
-  std::vector<T> part_b(partial && sum_b ? static_cast<size_t>(chunks * C) : 0, T(0));
+  const bool any_sum = std::any_of(sums.begin(), sums.end(), [](T* s) { return s != nullptr; });
+  const bool partial = chunks > 1 && any_sum;
+  // Per-chunk partial column sums, (chunks, C) for each requested sum; none
+  // when one chunk adds in place.
+  std::array<std::vector<T>, N> parts;
+  for (size_t k = 0; k < N; ++k)
+    if (partial && sums[k]) parts[k].assign(static_cast<size_t>(chunks * C), T(0));
 #pragma omp parallel for if (chunks > 1)
-  for (int64_t k = 0; k < chunks; ++k) {
-    T* acc_a = sum_a && partial ? part_a.data() + k * C : sum_a;
-    T* acc_b = sum_b && partial ? part_b.data() + k * C : sum_b;
-    const int64_t end = std::min(rows, (k + 1) * chunk);
-    for (int64_t r = k * chunk; r < end; ++r) row_fn(r, acc_a, acc_b);
+  for (int64_t j = 0; j < chunks; ++j) {
+    std::array<T*, N> acc;
+    for (size_t k = 0; k < N; ++k) acc[k] = sums[k] && partial ? parts[k].data() + j * C : sums[k];
+    const int64_t end = std::min(rows, (j + 1) * chunk);
+    for (int64_t r = j * chunk; r < end; ++r) row_fn(r, acc);
   }
   if (!partial) return;
 #pragma omp parallel for if (chunks * C > kParallelGrain)
   for (int64_t c = 0; c < C; ++c) {
-    T a = 0, b = 0;
-    for (int64_t k = 0; k < chunks; ++k) {
-      if (sum_a) a += part_a[static_cast<size_t>(k * C + c)];
-      if (sum_b) b += part_b[static_cast<size_t>(k * C + c)];
+    for (size_t k = 0; k < N; ++k) {
+      if (!sums[k]) continue;
+      T total = 0;
+      for (int64_t j = 0; j < chunks; ++j) total += parts[k][static_cast<size_t>(j * C + c)];
+      sums[k][c] += total;
     }
-    if (sum_a) sum_a[c] += a;
-    if (sum_b) sum_b[c] += b;
   }
+}
+
+/// rows_with_column_sums for two sums: row_fn(r, acc_a, acc_b).
+template <class T, class RowFn>
+void rows_with_column_sums(int64_t rows, int64_t C, T* sum_a, T* sum_b, RowFn row_fn) {
+  rows_with_column_sums<2>(
+      rows, C, std::array<T*, 2>{sum_a, sum_b},
+      [&](int64_t r, const std::array<T*, 2>& acc) { row_fn(r, acc[0], acc[1]); });
+}
+
+/// One row of layer_norm_forward: yr = (xr - m) * s * weight + bias with the
+/// row's mean m and s = 1 / sqrt(var + eps), both returned through mean and
+/// rstd. yr may be xr (normalized in place).
+/// Requires: C > 0; yr, xr (C,); weight, bias (C,) or null.
+template <class T>
+void layer_norm_row_forward(T* yr, T& mean, T& rstd, const T* xr, const T* weight, const T* bias,
+                            int64_t C, T eps) {
+  T m = lane_sum<T>(C, [&](int64_t c) { return xr[c]; }) / static_cast<T>(C);
+  // Second pass over the deviations from m. Their sum is the rounding error
+  // of the first one: adding its mean back refines m, and subtracting its
+  // square leaves the variance about the refined mean (corrected two-pass,
+  // Chan, Golub & LeVeque 1983).
+  const T dsum = lane_sum<T>(C, [&](int64_t c) { return xr[c] - m; });
+  const T d2sum = lane_sum<T>(C, [&](int64_t c) { return (xr[c] - m) * (xr[c] - m); });
+  const T dm = dsum / static_cast<T>(C);
+  m += dm;
+  const T v = std::max(d2sum / static_cast<T>(C) - dm * dm, T(0));
+  const T s = T(1) / std::sqrt(v + eps);
+  for (int64_t c = 0; c < C; ++c) {
+    const T w = weight ? weight[c] : T(1), b = bias ? bias[c] : T(0);
+    yr[c] = (xr[c] - m) * s * w + b;
+  }
+  mean = m;
+  rstd = s;
+}
+
+/// One row of layer_norm_backward (same formulas): dw += dyr * xhat and
+/// db += dyr where not null, then dxr (+)= rstd (g - mean(g) - xhat mean(g xhat))
+/// where dxr is not null. dxr may be xr: every read of xr comes before the
+/// element's write.
+/// Requires: dyr, xr, dxr (C,); dw, db, weight (C,) or null.
+template <class T>
+void layer_norm_row_backward(T* dxr, T* dw, T* db, const T* dyr, const T* xr, const T* weight, T m,
+                             T s, int64_t C, bool overwrite_dx) {
+  if (dw)
+    for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * ((xr[c] - m) * s);
+  if (db)
+    for (int64_t c = 0; c < C; ++c) db[c] += dyr[c];
+  if (!dxr) return;
+  auto g = [&](int64_t c) { return weight ? dyr[c] * weight[c] : dyr[c]; };
+  const T g_mean = lane_sum<T>(C, g) / static_cast<T>(C);
+  const T gx_mean =
+      lane_sum<T>(C, [&](int64_t c) { return g(c) * ((xr[c] - m) * s); }) / static_cast<T>(C);
+  if (overwrite_dx)
+    for (int64_t c = 0; c < C; ++c) dxr[c] = s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
+  else
+    for (int64_t c = 0; c < C; ++c) dxr[c] += s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
 }
 
 /// out = (x - mean) * rstd * weight + bias per row, with mean, the biased
@@ -68,27 +127,8 @@ template <class T>
 void layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, const T* weight, const T* bias,
                         int64_t rows, int64_t C, T eps) {
 #pragma omp parallel for if (rows * C > kParallelGrain)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * C;  // (C,)
-    T* yr = out + r * C;      // (C,)
-    T m = lane_sum<T>(C, [&](int64_t c) { return xr[c]; }) / static_cast<T>(C);
-    // Second pass over the deviations from m. Their sum is the rounding error
-    // of the first one: adding its mean back refines m, and subtracting its
-    // square leaves the variance about the refined mean (corrected two-pass,
-    // Chan, Golub & LeVeque 1983).
-    const T dsum = lane_sum<T>(C, [&](int64_t c) { return xr[c] - m; });
-    const T d2sum = lane_sum<T>(C, [&](int64_t c) { return (xr[c] - m) * (xr[c] - m); });
-    const T dm = dsum / static_cast<T>(C);
-    m += dm;
-    const T v = std::max(d2sum / static_cast<T>(C) - dm * dm, T(0));
-    const T s = T(1) / std::sqrt(v + eps);
-    for (int64_t c = 0; c < C; ++c) {
-      const T w = weight ? weight[c] : T(1), b = bias ? bias[c] : T(0);
-      yr[c] = (xr[c] - m) * s * w + b;
-    }
-    mean[r] = m;
-    rstd[r] = s;
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    layer_norm_row_forward(out + r * C, mean[r], rstd[r], x + r * C, weight, bias, C, eps);
 }
 
 /// With xhat = (x - mean) * rstd and g = dout * weight:
@@ -101,23 +141,8 @@ void layer_norm_backward(Cpu, T* dx, T* dweight, T* dbias, const T* dout, const 
                          const T* weight, const T* mean, const T* rstd, int64_t rows, int64_t C,
                          bool overwrite_dx = false) {
   rows_with_column_sums(rows, C, dweight, dbias, [&](int64_t r, T* dw, T* db) {
-    const T* dyr = dout + r * C;  // (C,)
-    const T* xr = x + r * C;      // (C,)
-    const T m = mean[r], s = rstd[r];
-    if (dw)
-      for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * ((xr[c] - m) * s);
-    if (db)
-      for (int64_t c = 0; c < C; ++c) db[c] += dyr[c];
-    if (!dx) return;
-    auto g = [&](int64_t c) { return weight ? dyr[c] * weight[c] : dyr[c]; };
-    const T g_mean = lane_sum<T>(C, g) / static_cast<T>(C);
-    const T gx_mean =
-        lane_sum<T>(C, [&](int64_t c) { return g(c) * ((xr[c] - m) * s); }) / static_cast<T>(C);
-    T* dxr = dx + r * C;  // (C,)
-    if (overwrite_dx)
-      for (int64_t c = 0; c < C; ++c) dxr[c] = s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
-    else
-      for (int64_t c = 0; c < C; ++c) dxr[c] += s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
+    layer_norm_row_backward(dx ? dx + r * C : nullptr, dw, db, dout + r * C, x + r * C, weight,
+                            mean[r], rstd[r], C, overwrite_dx);
   });
 }
 
