@@ -81,6 +81,34 @@ inline bool sgemm_uses_avx512_kernel() {
 #endif
 }
 
+namespace detail {
+/// Runs C = alpha op(A) op(B) + beta C (+ bias, when not null) on normlab's
+/// AVX-512 kernel when it applies (float, K > 0, the CPU has AVX-512F),
+/// threaded for products of at least kGemmParallelWork multiply-adds.
+/// Returns whether it ran; false leaves C untouched.
+template <class T>
+bool gemm_on_avx512_kernel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                           const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
+                           int64_t ldc, const T* bias) {
+#ifdef NORMLAB_AVX512_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (K > 0 && cpu_has_avx512f()) {
+      const int threads = thread_count();
+      const bool parallel = threads > 1 && M * N * K >= kGemmParallelWork;
+      SgemmArgs args{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
+      args.bias = bias;
+      sgemm_avx512(args, parallel ? threads : 1);
+      return true;
+    }
+  }
+#else
+  (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
+  (void)B, (void)ldb, (void)beta, (void)C, (void)ldc, (void)bias;
+#endif
+  return false;
+}
+}  // namespace detail
+
 /// C (M, N) = alpha * op(A) op(B) + beta * C, where op(A) is (M, K) and op(B) is (K, N).
 ///
 /// Requires: A holds (M, K) with row stride lda >= K, or (K, M) with lda >= M
@@ -99,17 +127,10 @@ template <class T>
 void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (detail::gemm_on_avx512_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                    static_cast<const T*>(nullptr)))
+    return;
   const int threads = thread_count();
-#ifdef NORMLAB_AVX512_GEMM
-  if constexpr (std::is_same_v<T, float>) {
-    if (K > 0 && detail::cpu_has_avx512f()) {
-      const bool parallel = threads > 1 && M * N * K >= kGemmParallelWork;
-      detail::sgemm_avx512({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc},
-                           parallel ? threads : 1);
-      return;
-    }
-  }
-#endif
   if (threads == 1 || M * N * K < kGemmParallelWork || M < 2 * threads) {
     gemm_on_this_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
@@ -142,18 +163,9 @@ template <class T>
 void gemm_bias(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                const T* A, int64_t lda, const T* B, int64_t ldb, const T* bias, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-#ifdef NORMLAB_AVX512_GEMM
-  if constexpr (std::is_same_v<T, float>) {
-    if (K > 0 && detail::cpu_has_avx512f()) {
-      const int threads = thread_count();
-      const bool parallel = threads > 1 && M * N * K >= kGemmParallelWork;
-      detail::SgemmArgs args{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc};
-      args.bias = bias;
-      detail::sgemm_avx512(args, parallel ? threads : 1);
-      return;
-    }
-  }
-#endif
+  if (detail::gemm_on_avx512_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, T(0), C, ldc,
+                                    bias))
+    return;
   copy_rows(Cpu{}, C, ldc, bias, int64_t{0}, M, N, false);  // every row of C starts as the bias
   gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, T(1), C, ldc);
 }

@@ -54,7 +54,7 @@
 
 namespace normlab::inline v0::cpu::detail {
 
-inline constexpr int64_t kSgemmMr = 12;      // rows of a micro-tile (broadcast from packed A)
+inline constexpr int64_t kSgemmMr = 12;      // rows of a micro-tile (broadcast from A)
 inline constexpr int64_t kSgemmNr = 32;      // columns of a micro-tile (two vectors of packed B)
 inline constexpr int64_t kSgemmKcMax = 512;  // the deepest packed block
 // Columns of packed B streamed per pass over an A panel: 8 panels of at most
@@ -367,6 +367,11 @@ inline void sgemm_avx512(const SgemmArgs& g, int threads) {
   const bool parallel = threads > 1 && tiles > 1;
   const int64_t depth = sgemm_depth_block(g.K), packed_depth = kSgemmPackedBlocks * depth;
   float* packed_b = thread_b_pack_buffer().get(std::min(g.K, packed_depth) * padded_n);
+  // This thread's buffer for packed A blocks; none when A is read in place.
+  const bool a_in_place = sgemm_reads_a_in_place(g);
+  auto a_buffer = [&] {
+    return a_in_place ? nullptr : thread_a_pack_buffer().get(task_rows * depth);
+  };
   for (int64_t k0 = 0; k0 < g.K; k0 += packed_depth) {
     const int64_t ks = std::min(packed_depth, g.K - k0);
     const int64_t b_tasks = (ks + depth - 1) / depth * b_panels;
@@ -381,7 +386,7 @@ inline void sgemm_avx512(const SgemmArgs& g, int threads) {
       if (i0 < i1) sgemm_rows(g, packed_b, depth, k0, ks, i0, i1, packed_a);
     };
     if (!parallel) {  // no OpenMP calls at all: small products (attention's) are many
-      float* packed_a = thread_a_pack_buffer().get(task_rows * depth);
+      float* packed_a = a_buffer();
       for (int64_t task = 0; task < b_tasks; ++task) pack_b(task);
       for (int64_t task = 0; task < tasks; ++task) rows_of_c(task, packed_a);
       continue;
@@ -390,7 +395,7 @@ inline void sgemm_avx512(const SgemmArgs& g, int threads) {
     {
 #pragma omp for schedule(dynamic, 1)
       for (int64_t task = 0; task < b_tasks; ++task) pack_b(task);
-      float* packed_a = thread_a_pack_buffer().get(task_rows * depth);
+      float* packed_a = a_buffer();
 #pragma omp for schedule(dynamic, 1)
       for (int64_t task = 0; task < tasks; ++task) rows_of_c(task, packed_a);
     }
