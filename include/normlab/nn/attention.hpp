@@ -21,6 +21,10 @@ namespace normlab::inline v0 {
 /// head scale gamma (H,) the heads are scaled either before the output
 /// projection (y = Concat(gamma_1 h_1, ...) W_O^T + b_O, the NormFormer paper)
 /// or after it (each group of D channels of y times gamma_h, fairseq's code).
+/// Before the projection, the scale is applied to W_O's columns instead of
+/// to the heads: Concat(gamma_h h_h) W_O^T = Concat(h_h) (W_O diag(gamma))^T,
+/// with diag(gamma) repeating gamma_h over head h's D columns. The same
+/// function and gradients, and a (C, C) product instead of a (B, T, C) one.
 /// Parameters: q_proj, k_proj, v_proj, out_proj (fairseq names).
 template <FloatingElement T, class B>
 class MultiHeadAttention : public Module<T, B> {
@@ -60,11 +64,9 @@ class MultiHeadAttention : public Module<T, B> {
     const bool drop_probs = opt.dropout > 0 && this->training();
     if (!opt.key_bias.defined() && !drop_probs) {
       // Heads stay side by side in (B, T, C): one attention node, no permutes.
-      Var heads = multi_head_attention(q_proj.forward(x), k_proj.forward(x), v_proj.forward(x), H,
-                                       scale, opt.causal);  // (B, T, C)
-      if (opt.head_scale_at == HeadScalePlacement::before_out_proj)
-        heads = scale_heads(heads, *opt.head_scale);
-      Var y = out_proj.forward(heads);  // (B, T, C)
+      const Var heads = multi_head_attention(q_proj.forward(x), k_proj.forward(x),
+                                             v_proj.forward(x), H, scale, opt.causal);  // (B, T, C)
+      Var y = project_heads(heads, opt);                                                // (B, T, C)
       if (opt.head_scale_at == HeadScalePlacement::after_out_proj)
         y = scale_heads(y, *opt.head_scale);
       return y;
@@ -84,14 +86,23 @@ class MultiHeadAttention : public Module<T, B> {
                     " in training mode needs Options::gen");
       probs = dropout(probs, opt.dropout, *opt.gen, true);
     }
-    Var heads = matmul(probs, v);  // (B, H, T, D)
-    if (opt.head_scale_at == HeadScalePlacement::before_out_proj)
-      heads = heads * reshape(*opt.head_scale, {H, 1, 1});
+    const Var heads = matmul(probs, v);                               // (B, H, T, D)
     const Var merged = reshape(transpose(heads, 1, 2), {Bn, Tn, C});  // (B, T, C)
-    Var y = out_proj.forward(merged);                                 // (B, T, C)
+    Var y = project_heads(merged, opt);                               // (B, T, C)
     if (opt.head_scale_at == HeadScalePlacement::after_out_proj)
       y = scale_heads(y, *opt.head_scale);
     return y;
+  }
+
+  /// Concat(heads) W_O^T + b_O for heads (B, T, C), side by side; with the
+  /// head scale before the projection, W_O's columns of head h times gamma_h.
+  Var project_heads(const Var& heads, const Options& opt) const {
+    if (opt.head_scale_at != HeadScalePlacement::before_out_proj) return out_proj.forward(heads);
+    const int64_t c_out = out_proj.weight.size(0), c_in = out_proj.weight.size(1);
+    const Var scaled =
+        reshape(scale_heads(reshape(out_proj.weight, {1, c_out, c_in}), *opt.head_scale),
+                {c_out, c_in});  // W_O diag(gamma)
+    return linear(heads, scaled, out_proj.bias);
   }
 
   /// y (B, T, C) with each group of D = C / H channels h times gamma_h (H,).
