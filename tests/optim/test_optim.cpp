@@ -195,6 +195,69 @@ void replay(const std::string& file, Optimizer<double, Cpu>& opt, Params<double>
   }
 }
 
+/// Expects |actual[i] - expected[i]| <= ulps * epsilon * scale[i] for every
+/// i, scale[i] being the sum of the magnitudes of the terms that were added.
+template <class T>
+void expect_ulps_of_scale(const std::vector<T>& actual, const std::vector<T>& expected,
+                          const std::vector<double>& scale, int ulps) {
+  ASSERT_EQ(actual.size(), expected.size());
+  const double eps = std::numeric_limits<T>::epsilon();
+  int64_t bad = 0;
+  for (size_t i = 0; i < actual.size(); ++i)
+    if (std::abs(static_cast<double>(actual[i]) - expected[i]) > ulps * eps * scale[i] && bad++ < 5)
+      ADD_FAILURE() << "at " << i << ": " << actual[i] << " vs " << expected[i];
+  EXPECT_EQ(bad, 0) << "elements more than " << ulps << " ulps of their terms apart";
+}
+
+/// The CPU kernel (vectorized over blocks) against AdamWElementUpdate applied
+/// element by element, for Adam's coupled term, AdamW's decoupled decay and
+/// both; n spans several blocks and a partial one.
+template <class T>
+void expect_adamw_kernel_matches_element_update() {
+  const int64_t n = 3 * cpu::kOptimBlock + 77;
+  Generator gen(9);
+  using Tens = Tensor<T, Cpu>;
+  const std::vector<T> p0 = Tens::normal({n}, gen).to_vector();
+  const std::vector<T> g = Tens::normal({n}, gen).to_vector();
+  const std::vector<T> m0 = Tens::normal({n}, gen, T(0), T(0.1)).to_vector();
+  std::vector<T> v0 = Tens::normal({n}, gen, T(0), T(0.1)).to_vector();
+  for (T& x : v0) x = x * x;  // second moments are >= 0
+  for (const auto& [wd, l2] : {std::pair{0.1, 0.0}, std::pair{0.0, 0.01}, std::pair{0.1, 0.01}}) {
+    SCOPED_TRACE(::testing::Message() << "weight_decay " << wd << " l2 " << l2);
+    AdamWStepArgs a;
+    a.lr = 1e-3;
+    a.beta1 = 0.9;
+    a.beta2 = 0.98;
+    a.eps = 1e-8;
+    a.weight_decay = wd;
+    a.l2 = l2;
+    a.bias_correction1 = 1 - std::pow(0.9, 3);
+    a.bias_correction2 = 1 - std::pow(0.98, 3);
+    std::vector<T> p = p0, m = m0, v = v0, pe = p0, me = m0, ve = v0;
+    adamw_step(Cpu{}, p.data(), g.data(), m.data(), v.data(), n, a);
+    const AdamWElementUpdate<T> update(a);
+    for (int64_t i = 0; i < n; ++i) update(pe.data(), g.data(), me.data(), ve.data(), i);
+    // A rounding or two of the terms apart at most: the kernel and the
+    // scalar loop may fuse a multiply and an add differently.
+    std::vector<double> scale_m(n), scale_v(n), scale_p(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double gk = std::abs(g[i] + a.l2 * p0[i]);
+      scale_m[i] = a.beta1 * std::abs(m0[i]) + (1 - a.beta1) * gk;
+      scale_v[i] = ve[i];  // a sum of non-negative terms
+      scale_p[i] = std::abs(p0[i]) + a.lr / a.bias_correction1 * std::abs(me[i]) /
+                                         (std::sqrt(ve[i] / a.bias_correction2) + a.eps);
+    }
+    expect_ulps_of_scale(p, pe, scale_p, 2);
+    expect_ulps_of_scale(m, me, scale_m, 2);
+    expect_ulps_of_scale(v, ve, scale_v, 2);
+  }
+}
+
+TEST(AdamWKernel, CpuStepIsTheElementUpdateOnEveryElement) {
+  expect_adamw_kernel_matches_element_update<float>();
+  expect_adamw_kernel_matches_element_update<double>();
+}
+
 TEST(TorchFixture, AdamWMatchesTorchOptimAdamW) {
   const auto r = io::SafetensorsReader::open(kFixtures + "adamw.safetensors");
   EXPECT_EQ(r.metadata().at("optimizer"), "torch.optim.AdamW");

@@ -15,19 +15,43 @@
 #include <vector>
 
 #include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
 #include "normlab/backend/optim_args.hpp"
 
 namespace normlab::inline v0::cpu {
 
+/// Elements per task of the vectorized AdamW update.
+inline constexpr int64_t kOptimBlock = 4096;
+
 /// Adam (l2 > 0) or AdamW (weight_decay > 0) on n elements, in place: the
-/// update of AdamWElementUpdate (backend/optim_args.hpp) on each element.
+/// update of AdamWElementUpdate (backend/optim_args.hpp) on each element,
+/// its operations in its order, on Eigen arrays of kOptimBlock elements. (A
+/// loop over the scalar update does not vectorize: std::sqrt may set errno,
+/// where Eigen's array sqrt is the vector instruction, rounded the same.)
 /// Requires: param, grad, m, v hold n elements each; m and v start at zero.
 template <class T>
 void adamw_step(Cpu, T* param /*(n)*/, const T* grad /*(n)*/, T* m /*(n)*/, T* v /*(n)*/, int64_t n,
                 AdamWStepArgs a) {
-  const AdamWElementUpdate<T> update(a);
-#pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) update(param, grad, m, v, i);
+  const AdamWElementUpdate<T> u(a);
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  const int64_t blocks = (n + kOptimBlock - 1) / kOptimBlock;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t k = 0; k < blocks; ++k) {
+    const int64_t i0 = k * kOptimBlock, len = std::min(kOptimBlock, n - i0);
+    Eigen::Map<Array> p(param + i0, len), mk(m + i0, len), vk(v + i0, len);  // (len,)
+    const Eigen::Map<const Array> g(grad + i0, len);                         // (len,)
+    // gk: the gradient term, coupled or not; it reads p before p changes.
+    const auto update = [&](const auto& gk) {
+      mk = mk * u.beta1 + u.one_minus_beta1 * gk;
+      vk = vk * u.beta2 + u.one_minus_beta2 * gk * gk;
+      const T decay = u.decoupled ? u.decay : T(1);  // p * 1 is p, bit for bit
+      p = p * decay + u.neg_step_size * mk / (vk.sqrt() / u.bias_correction2_sqrt + u.eps);
+    };
+    if (u.coupled)
+      update(g + u.l2 * p);
+    else
+      update(g);
+  }
 }
 
 /// SGD with optional momentum (torch.optim.SGD) on n elements, in place: the
