@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
 
 namespace normlab::inline v0::cpu {
 
@@ -23,6 +24,7 @@ template <class T>
 void cross_entropy_forward(Cpu, T* total /*()*/, T* losses /*(N)*/, T* lse /*(N)*/,
                            const T* logits /*(N, V)*/, const int64_t* targets /*(N)*/, int64_t n,
                            int64_t v, int64_t ignore_index, T scale) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
 #pragma omp parallel for if (n * v > kParallelGrain)
   for (int64_t r = 0; r < n; ++r) {
     const int64_t t = targets[r];
@@ -32,10 +34,9 @@ void cross_entropy_forward(Cpu, T* total /*()*/, T* losses /*(N)*/, T* lse /*(N)
       continue;
     }
     const T* x = logits + r * v;  // (V)
-    T m = x[0];
-    for (int64_t j = 1; j < v; ++j) m = x[j] > m ? x[j] : m;
-    T s = T(0);
-    for (int64_t j = 0; j < v; ++j) s += std::exp(x[j] - m);
+    const T m = lane_max<T>(v, [&](int64_t j) { return x[j]; });
+    // Eigen's vectorized exp; its sum adds in an order fixed by v.
+    const T s = (Eigen::Map<const Array>(x, v) - m).exp().sum();
     lse[r] = m + std::log(s);
     losses[r] = lse[r] - x[t];
   }
@@ -53,6 +54,7 @@ void cross_entropy_backward(Cpu, T* dlogits /*(N, V)*/, const T* dtotal /*()*/,
                             const T* logits /*(N, V)*/, const T* lse /*(N)*/,
                             const int64_t* targets /*(N)*/, int64_t n, int64_t v,
                             int64_t ignore_index, T scale) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
   const T g = dtotal[0] * scale;
 #pragma omp parallel for if (n * v > kParallelGrain)
   for (int64_t r = 0; r < n; ++r) {
@@ -60,7 +62,7 @@ void cross_entropy_backward(Cpu, T* dlogits /*(N, V)*/, const T* dtotal /*()*/,
     if (t == ignore_index) continue;
     const T* x = logits + r * v;  // (V)
     T* dx = dlogits + r * v;      // (V)
-    for (int64_t j = 0; j < v; ++j) dx[j] += g * std::exp(x[j] - lse[r]);
+    Eigen::Map<Array>(dx, v) += g * (Eigen::Map<const Array>(x, v) - lse[r]).exp();
     dx[t] -= g;
   }
 }
