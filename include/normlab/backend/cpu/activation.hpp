@@ -1,13 +1,14 @@
-// normlab/backend/cpu/activation.hpp — GELU kernels on Eigen arrays, and
-// the optional fused bias + GELU pair.
+// normlab/backend/cpu/activation.hpp — GELU kernels on Eigen's SIMD
+// packets, and the optional fused bias + GELU (+ LayerNorm) kernels.
 //
 // The element-wise functors (backend/functors.hpp) call std::erf and std::exp
 // once per element, which the compiler cannot vectorize; on a transformer
 // layer GELU then cost a tenth of the step. Here the float formulas run on
-// Eigen arrays, whose exp is vectorized (see normal_cdf for erf);
-// double keeps the C library's functions. These overloads are more
-// specialized than the generic map_unary_* templates, so gelu() picks them up
-// without any change to the op.
+// Eigen's packets (16 floats with AVX-512, 8 with AVX, 4 with SSE, as the
+// program is compiled) with Eigen's vectorized exp, each value in registers
+// from its load to its store; double keeps the C library's functions. These
+// overloads are more specialized than the generic map_unary_* templates, so
+// gelu() picks them up without any change to the op.
 #pragma once
 
 #include <algorithm>
@@ -26,70 +27,61 @@ namespace normlab::inline v0::cpu {
 /// Element-wise work is cut into blocks of this many elements, one task each.
 inline constexpr int64_t kActivationBlock = 4096;
 
-/// Phi(x), the standard normal CDF, for float arrays: 0.5 erfc(-x / sqrt 2)
-/// through the Chebyshev-fitted erfc of Press et al. (Numerical Recipes,
-/// 2nd ed., section 6.2; fractional error below 1.2e-7 everywhere), whose exp
-/// Eigen vectorizes. Going through erfc keeps the left tail accurate where
-/// 1 + erf(x) would cancel.
-template <class Array>
-Array normal_cdf(const Array& x) {
-  using T = typename Array::Scalar;
-  const Array z = x.abs() * T(0.70710678118654752440);
-  const Array t = T(1) / (T(1) + T(0.5) * z);
-  const Array poly =
-      T(-1.26551223) +
-      t * (T(1.00002368) +
-           t * (T(0.37409196) +
-                t * (T(0.09678418) +
-                     t * (T(-0.18628806) +
-                          t * (T(0.27886807) +
-                               t * (T(-1.13520398) +
-                                    t * (T(1.48851587) +
-                                         t * (T(-0.82215223) + t * T(0.17087277)))))))));
-  const Array half_erfc = T(0.5) * t * (poly - z.square()).exp();  // 0.5 erfc(|x| / sqrt 2)
-  return (x >= T(0)).select(T(1) - half_erfc, half_erfc);
-}
-
-/// GELU(x) = x Phi(x) and dGELU/dx, exact or tanh-approximated, for at most
-/// kActivationBlock elements per call. float runs on
-/// Eigen arrays (vectorized exp); double keeps the C library's erf
-/// and tanh, element by element, for the accuracy that double tests expect.
+/// GELU(x) = x Phi(x) and dGELU/dx, exact or tanh-approximated. float runs
+/// on Eigen's packets (Eigen::internal's packet functions: the same code
+/// that Eigen's array expressions run, without their temporaries); double
+/// keeps the C library's erf and tanh, element by element, for the accuracy
+/// that double tests expect.
 template <bool TanhApprox>
 struct GeluArrays {
-  /// A temporary of up to kActivationBlock elements, on the stack: no heap
-  /// allocation per block.
-  template <class T>
-  using Block = Eigen::Array<T, Eigen::Dynamic, 1, Eigen::ColMajor, kActivationBlock, 1>;
-
-  /// y = GELU(x) for the n <= kActivationBlock elements of x.
+  /// y = GELU(x) for the n elements of x.
   template <class T>
   static void forward(T* y, const T* x, int64_t n) {
-    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     if constexpr (!std::is_same_v<T, float>) {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) y[i] = F{}(x[i]);
-    } else {  // x Phi(x), or x sigmoid(2 u) = 0.5 x (1 + tanh(u))
-      const Eigen::Map<const Array> xa(x, n);
-      Eigen::Map<Array>(y, n) = xa * shape_factor(Block<T>(xa));
+    } else {
+      for_each_packet(n, [&](int64_t i) {
+        const Packet v = Eigen::internal::ploadu<Packet>(x + i);
+        Eigen::internal::pstoreu(y + i, Eigen::internal::pmul(v, shape_factor(v)));
+      });
+      if (const int64_t i = n - n % kLanes; i < n)
+        on_padded_tail([&](float* buf) {
+          std::copy(x + i, x + n, buf);
+          forward(buf, buf, kLanes);
+          std::copy(buf, buf + (n - i), y + i);
+        });
     }
   }
-  /// dx += dy * GELU'(x) for the n <= kActivationBlock elements.
+  /// dx += dy * GELU'(x) for the n elements.
   template <class T>
   static void backward(T* dx, const T* dy, const T* x, int64_t n) {
-    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     if constexpr (!std::is_same_v<T, float>) {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * F{}.grad(x[i], T(0));
     } else {
-      const Eigen::Map<const Array> xa(x, n), dya(dy, n);
-      Eigen::Map<Array>(dx, n) += dya * derivative(xa, shape_factor(Block<T>(xa)));
+      using namespace Eigen::internal;
+      for_each_packet(n, [&](int64_t i) {
+        const Packet v = ploadu<Packet>(x + i);
+        pstoreu(dx + i, padd(ploadu<Packet>(dx + i),
+                             pmul(ploadu<Packet>(dy + i), derivative(v, shape_factor(v)))));
+      });
+      if (const int64_t i = n - n % kLanes; i < n)
+        on_padded_tail([&](float* buf) {
+          float* bx = buf + kLanes;
+          float* bdy = buf + 2 * kLanes;
+          std::copy(dx + i, dx + n, buf);
+          std::copy(x + i, x + n, bx);
+          std::copy(dy + i, dy + n, bdy);
+          backward(buf, bdy, bx, kLanes);
+          std::copy(buf, buf + (n - i), dx + i);
+        });
     }
   }
-  /// y = GELU(x) and dydx = GELU'(x) for the n <= kActivationBlock elements,
-  /// sharing the exp / erfc that both need; y by forward's formula.
+  /// y = GELU(x) and dydx = GELU'(x) for the n elements, sharing the exp /
+  /// erfc that both need; y by forward's formula.
   template <class T>
   static void forward_and_derivative(T* y, T* dydx, const T* x, int64_t n) {
-    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     if constexpr (!std::is_same_v<T, float>) {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) {
@@ -97,34 +89,85 @@ struct GeluArrays {
         dydx[i] = F{}.grad(x[i], y[i]);
       }
     } else {
-      const Eigen::Map<const Array> xa(x, n);
-      const Block<T> factor = shape_factor(Block<T>(xa));
-      Eigen::Map<Array>(y, n) = xa * factor;
-      Eigen::Map<Array>(dydx, n) = derivative(xa, factor);
+      using namespace Eigen::internal;
+      for_each_packet(n, [&](int64_t i) {
+        const Packet v = ploadu<Packet>(x + i), f = shape_factor(v);
+        pstoreu(y + i, pmul(v, f));
+        pstoreu(dydx + i, derivative(v, f));
+      });
+      if (const int64_t i = n - n % kLanes; i < n)
+        on_padded_tail([&](float* buf) {
+          float* bd = buf + kLanes;
+          std::copy(x + i, x + n, buf);
+          forward_and_derivative(buf, bd, buf, kLanes);
+          std::copy(buf, buf + (n - i), y + i);
+          std::copy(bd, bd + (n - i), dydx + i);
+        });
     }
   }
 
  private:
-  /// float only. GELU(x) = x * factor(x): factor = Phi(x) (exact), or
-  /// sigmoid(2 u), u = sqrt(2/pi) (x + 0.044715 x^3) (tanh form: the sigmoid
-  /// form of 0.5 (1 + tanh(u)) does not cancel where tanh(u) is near -1).
-  template <class T>
-  static Block<T> shape_factor(const Block<T>& x) {
-    if constexpr (TanhApprox)
-      return T(1) / (T(1) + (T(-2 * 0.79788456080286535588) * (x + T(0.044715) * x.cube())).exp());
-    else
-      return normal_cdf(x);
+  using Packet = Eigen::internal::packet_traits<float>::type;
+  static constexpr int64_t kLanes = Eigen::internal::packet_traits<float>::size;
+
+  /// body(i) for i = 0, kLanes, ... over the whole packets of [0, n).
+  template <class Body>
+  static void for_each_packet(int64_t n, Body body) {
+    for (int64_t i = 0; i + kLanes <= n; i += kLanes) body(i);
   }
-  /// float only. GELU'(x) from x and its shape_factor f: Phi(x) + x phi(x)
-  /// (exact), or s + 2 x s (1 - s) du/dx with s = sigmoid(2 u) = 0.5 (1 +
-  /// tanh u) (tanh form: 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx written in s).
-  template <class X, class T>
-  static Block<T> derivative(const X& x, const Block<T>& f) {
-    if constexpr (TanhApprox)
-      return f + T(2) * x * f * (T(1) - f) *
-                     (T(0.79788456080286535588) * (T(1) + T(3 * 0.044715) * x.square()));
-    else
-      return f + x * (T(-0.5) * x.square()).exp() * T(0.39894228040143267794);
+  /// tail_fn(buf) with buf three zeroed packets of floats on the stack, for
+  /// the last n % kLanes elements: the caller copies them in, runs the packet
+  /// path on whole packets, and copies those elements' results out.
+  template <class TailFn>
+  static void on_padded_tail(TailFn tail_fn) {
+    alignas(64) float buf[3 * kLanes] = {};
+    tail_fn(buf);
+  }
+
+  /// GELU(x) = x * factor(x): factor = Phi(x) (exact), or sigmoid(2 u),
+  /// u = sqrt(2/pi) (x + 0.044715 x^3) (tanh form: the sigmoid form of
+  /// 0.5 (1 + tanh(u)) does not cancel where tanh(u) is near -1).
+  ///
+  /// Phi(x) = 0.5 erfc(-x / sqrt 2) through the Chebyshev-fitted erfc of
+  /// Press et al. (Numerical Recipes, 2nd ed., section 6.2; fractional error
+  /// below 1.2e-7 everywhere). Going through erfc keeps the left tail
+  /// accurate where 1 + erf(x) would cancel.
+  static Packet shape_factor(Packet x) {
+    using namespace Eigen::internal;
+    const Packet one = pset1<Packet>(1.0f);
+    if constexpr (TanhApprox) {
+      const Packet u2 = pmul(pset1<Packet>(-2 * 0.79788456080286535588f),
+                             padd(x, pmul(pset1<Packet>(0.044715f), pmul(pmul(x, x), x))));
+      return pdiv(one, padd(one, pexp(u2)));
+    } else {
+      const Packet half = pset1<Packet>(0.5f);
+      const Packet z = pmul(pabs(x), pset1<Packet>(0.70710678118654752440f));
+      const Packet t = pdiv(one, padd(one, pmul(half, z)));
+      Packet poly = pset1<Packet>(0.17087277f);  // Horner, from the highest power of t
+      for (const float c : {-0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f, -0.18628806f,
+                            0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f})
+        poly = padd(pmul(poly, t), pset1<Packet>(c));
+      const Packet half_erfc =
+          pmul(pmul(half, t), pexp(psub(poly, pmul(z, z))));  // 0.5 erfc(|x|/sqrt 2)
+      return pselect(pcmp_le(pzero(x), x), psub(one, half_erfc), half_erfc);
+    }
+  }
+  /// GELU'(x) from x and its shape_factor f: Phi(x) + x phi(x) (exact), or
+  /// s + 2 x s (1 - s) du/dx with s = sigmoid(2 u) = 0.5 (1 + tanh u) (tanh
+  /// form: 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx written in s).
+  static Packet derivative(Packet x, Packet f) {
+    using namespace Eigen::internal;
+    const Packet x2 = pmul(x, x);
+    if constexpr (TanhApprox) {
+      const Packet du = pmul(pset1<Packet>(0.79788456080286535588f),
+                             padd(pset1<Packet>(1.0f), pmul(pset1<Packet>(3 * 0.044715f), x2)));
+      return padd(
+          f, pmul(pmul(pmul(pset1<Packet>(2.0f), x), pmul(f, psub(pset1<Packet>(1.0f), f))), du));
+    } else {
+      const Packet pdf = pmul(pexp(pmul(pset1<Packet>(-0.5f), x2)),
+                              pset1<Packet>(0.39894228040143267794f));  // phi(x)
+      return padd(f, pmul(x, pdf));
+    }
   }
 };
 
