@@ -305,27 +305,25 @@ void bias_gelu_layer_norm_backward(Cpu, T* dx, T* dbias, T* dweight, T* dln_bias
                                    const T* rstd, int64_t rows, int64_t C, bool tanh_approx,
                                    bool overwrite_dx) {
   const bool need_dh = dx || dbias;
-  rows_with_column_sums<3>(rows, C, std::array<T*, 3>{dbias, dweight, dln_bias},
-                           [&](int64_t r, const std::array<T*, 3>& acc) {
-                             // This thread's two rows of scratch: h, then dh in its place; h'.
-                             static thread_local std::vector<T> scratch;
-                             if (scratch.size() < static_cast<size_t>(2 * C))
-                               scratch.resize(static_cast<size_t>(2 * C));
-                             T* h = scratch.data();
-                             T* h_prime = h + C;
-                             bias_gelu_row(h, h_prime, x + r * C, bias, C, tanh_approx);
-                             layer_norm_row_backward(need_dh ? h : nullptr, acc[1], acc[2],
-                                                     dout + r * C, h, weight, mean[r], rstd[r], C,
-                                                     true);
-                             if (!need_dh) return;
-                             T* dxr = dx ? dx + r * C : nullptr;  // (C,)
-                             if (dxr && overwrite_dx)
-                               for (int64_t c = 0; c < C; ++c) dxr[c] = h[c] * h_prime[c];
-                             else if (dxr)
-                               for (int64_t c = 0; c < C; ++c) dxr[c] += h[c] * h_prime[c];
-                             if (acc[0])
-                               for (int64_t c = 0; c < C; ++c) acc[0][c] += h[c] * h_prime[c];
-                           });
+  auto row = [&](int64_t r, const std::array<T*, 3>& acc) {  // acc: dbias, dweight, dln_bias
+    // This thread's two rows of scratch: h, then dh in its place; h'.
+    static thread_local std::vector<T> scratch;
+    if (scratch.size() < static_cast<size_t>(2 * C)) scratch.resize(static_cast<size_t>(2 * C));
+    T* h = scratch.data();
+    T* h_prime = h + C;
+    bias_gelu_row(h, h_prime, x + r * C, bias, C, tanh_approx);
+    layer_norm_row_backward(need_dh ? h : nullptr, acc[1], acc[2], dout + r * C, h, weight, mean[r],
+                            rstd[r], C, true);
+    if (!need_dh) return;
+    T* dxr = dx ? dx + r * C : nullptr;  // (C,)
+    if (dxr && overwrite_dx)
+      for (int64_t c = 0; c < C; ++c) dxr[c] = h[c] * h_prime[c];
+    else if (dxr)
+      for (int64_t c = 0; c < C; ++c) dxr[c] += h[c] * h_prime[c];
+    if (acc[0])
+      for (int64_t c = 0; c < C; ++c) acc[0][c] += h[c] * h_prime[c];
+  };
+  rows_with_column_sums<3>(rows, C, std::array<T*, 3>{dbias, dweight, dln_bias}, row);
 }
 
 }  // namespace normlab::inline v0::cpu
