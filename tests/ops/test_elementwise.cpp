@@ -35,6 +35,24 @@ TEST(Elementwise, BroadcastGradientIsSumOverReusedElements) {
   EXPECT_EQ(m.grad().to_vector(), (std::vector<double>{10, 20, 30, 10, 20, 30}));
 }
 
+TEST(Elementwise, AddOfOneShapeHandsTheGradientOnToFreshAndUsedBuffers) {
+  // u and w are interior: add is the first node to reach their gradients
+  // (fresh, written by a copy). x is reached three times: the outer add
+  // writes its gradient, the product and the exp add to it.
+  const VarD x = random_var({3, 7}, 1);
+  const VarD u = x * 2.0, w = exp(x);
+  const VarD y = (u + w) + x;
+  Generator gen(5);
+  const TensorD r = TensorD::normal({3, 7}, gen);
+  y.backward(r);
+  const auto xv = x.data().to_vector(), rv = r.to_vector();
+  std::vector<double> expect;
+  for (size_t i = 0; i < xv.size(); ++i) expect.push_back(rv[i] * (2.0 + std::exp(xv[i]) + 1.0));
+  expect_close(x.grad().to_vector(), expect, 1e-15);
+  expect_gradcheck([](const std::vector<VarD>& v) { return (v[0] * 2.0 + exp(v[1])) + v[0]; },
+                   {random_var({2, 5}, 2), random_var({2, 5}, 3)});
+}
+
 TEST(Elementwise, ScalarOpsAndOperators) {
   VarD x(TensorD::from({1, 2, 4}));
   EXPECT_EQ((x + 1.0).data().to_vector(), (std::vector<double>{2, 3, 5}));

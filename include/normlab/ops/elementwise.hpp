@@ -45,10 +45,30 @@ Variable<T, B> unary_op(const char* name, const Variable<T, B>& x, F f) {
 
 }  // namespace detail
 
-/// a + b (broadcasting).
+/// a + b (broadcasting). When a and b have the same shape (a residual
+/// connection), the backward hands the upstream gradient on: a fresh
+/// gradient (see GradSlots) receives a copy of it, any other has it added;
+/// one pass each instead of a zero fill and an add.
 template <FloatingElement T, class B>
 Variable<T, B> add(const Variable<T, B>& a, const Variable<T, B>& b) {
-  return detail::binary_op("add", a, b, fn::Add{});
+  if (!a.defined() || !b.defined() || a.shape() != b.shape())
+    return detail::binary_op("add", a, b, fn::Add{});
+  const Tensor<T, B> ta = a.data(), tb = b.data();  // (...), the same shape
+  Tensor<T, B> out(ta.shape());
+  const BroadcastPlan plan = make_broadcast_plan(ta.shape(), ta.shape(), tb.shape());
+  map_binary_forward(B{}, out.data(), ta.data(), tb.data(), plan, out.numel(), fn::Add{});
+  Variable<T, B> result = make_result<T, B>(
+      "add", out, {&a, &b}, [](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {
+        for (size_t i = 0; i < 2; ++i) {
+          if (!d[i]) continue;
+          if (d.fresh(i))
+            copy(B{}, d[i]->data(), dout.data(), dout.numel());
+          else
+            accumulate(B{}, d[i]->data(), dout.data(), dout.numel(), T(1));
+        }
+      });
+  set_writes_fresh_gradients(result);
+  return result;
 }
 /// a - b (broadcasting).
 template <FloatingElement T, class B>
