@@ -33,7 +33,7 @@ inline constexpr int64_t kActivationBlock = 4096;
 /// keeps the C library's erf and tanh, element by element, for the accuracy
 /// that double tests expect.
 template <bool TanhApprox>
-struct GeluArrays {
+struct GeluKernels {
   /// y = GELU(x) for the n elements of x.
   template <class T>
   static void forward(T* y, const T* x, int64_t n) {
@@ -185,28 +185,28 @@ void for_each_block(int64_t n, BlockFn block_fn) {
 /// out = GELU(in) (exact), vectorized; see map_unary_forward.
 template <class T>
 void map_unary_forward(Cpu, T* out, const T* in, int64_t n, fn::GeluErf) {
-  for_each_block(n,
-                 [&](int64_t i, int64_t len) { GeluArrays<false>::forward(out + i, in + i, len); });
+  for_each_block(
+      n, [&](int64_t i, int64_t len) { GeluKernels<false>::forward(out + i, in + i, len); });
 }
 /// din += dout * GELU'(in) (exact), vectorized; see map_unary_backward.
 template <class T>
 void map_unary_backward(Cpu, T* din, const T* dout, const T* in, const T*, int64_t n, fn::GeluErf) {
   for_each_block(n, [&](int64_t i, int64_t len) {
-    GeluArrays<false>::backward(din + i, dout + i, in + i, len);
+    GeluKernels<false>::backward(din + i, dout + i, in + i, len);
   });
 }
 /// out = GELU(in) (tanh approximation), vectorized.
 template <class T>
 void map_unary_forward(Cpu, T* out, const T* in, int64_t n, fn::GeluTanh) {
   for_each_block(n,
-                 [&](int64_t i, int64_t len) { GeluArrays<true>::forward(out + i, in + i, len); });
+                 [&](int64_t i, int64_t len) { GeluKernels<true>::forward(out + i, in + i, len); });
 }
 /// din += dout * GELU'(in) (tanh approximation), vectorized.
 template <class T>
 void map_unary_backward(Cpu, T* din, const T* dout, const T* in, const T*, int64_t n,
                         fn::GeluTanh) {
   for_each_block(n, [&](int64_t i, int64_t len) {
-    GeluArrays<true>::backward(din + i, dout + i, in + i, len);
+    GeluKernels<true>::backward(din + i, dout + i, in + i, len);
   });
 }
 
@@ -220,13 +220,13 @@ void bias_gelu_row(T* out, T* dout_dx, const T* x, const T* bias, int64_t C, boo
     alignas(64) T pre[kActivationBlock];  // x + bias of the segment
     for (int64_t c = 0; c < len; ++c) pre[c] = x[c0 + c] + bias[c0 + c];
     if (dout_dx && tanh_approx)
-      GeluArrays<true>::forward_and_derivative(out + c0, dout_dx + c0, pre, len);
+      GeluKernels<true>::forward_and_derivative(out + c0, dout_dx + c0, pre, len);
     else if (dout_dx)
-      GeluArrays<false>::forward_and_derivative(out + c0, dout_dx + c0, pre, len);
+      GeluKernels<false>::forward_and_derivative(out + c0, dout_dx + c0, pre, len);
     else if (tanh_approx)
-      GeluArrays<true>::forward(out + c0, pre, len);
+      GeluKernels<true>::forward(out + c0, pre, len);
     else
-      GeluArrays<false>::forward(out + c0, pre, len);
+      GeluKernels<false>::forward(out + c0, pre, len);
   }
 }
 
@@ -259,9 +259,9 @@ void bias_gelu_backward(Cpu, T* dx, T* dbias, const T* dout, const T* x, const T
         g[c] = T(0);
       }
       if (tanh_approx)
-        GeluArrays<true>::backward(g, dout + r * cols + c0, pre, len);
+        GeluKernels<true>::backward(g, dout + r * cols + c0, pre, len);
       else
-        GeluArrays<false>::backward(g, dout + r * cols + c0, pre, len);
+        GeluKernels<false>::backward(g, dout + r * cols + c0, pre, len);
       if (dx && overwrite_dx)
         for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] = g[c];
       else if (dx)

@@ -308,13 +308,14 @@ inline bool sgemm_reads_a_in_place(const SgemmArgs& g) {
 }
 
 /// Rows [i0, i1) of C over depths [k0, k0 + ks), in depth blocks of
-/// `depth`, from packed B (see sgemm_avx512) and A in place or packed here
-/// into `packed_a` (sgemm_reads_a_in_place).
+/// `depth`, from packed B (see sgemm_avx512) and A packed here into
+/// `packed_a`, or read in place when packed_a is null
+/// (sgemm_reads_a_in_place decides, in sgemm_avx512).
 inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth, int64_t k0,
                        int64_t ks, int64_t i0, int64_t i1, float* packed_a) {
   const int64_t padded_n = g.padded_n();
   const int64_t a_panels = (i1 - i0 + kSgemmMr - 1) / kSgemmMr;
-  const bool in_place = sgemm_reads_a_in_place(g);
+  const bool in_place = packed_a == nullptr;
   for (int64_t kb = 0; kb < ks; kb += depth) {
     const int64_t kc = std::min(depth, ks - kb);
     for (int64_t p = 0; p < a_panels && !in_place; ++p)
