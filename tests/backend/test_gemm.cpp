@@ -19,9 +19,10 @@ struct GemmCase {
   std::vector<T> a, b, c;
   static constexpr T kSentinel = T(12345);
 
-  GemmCase(bool ta_, bool tb_, int64_t M_, int64_t N_, int64_t K_, uint64_t seed)
+  /// lda is op(A)'s stored row length + 3 unless given.
+  GemmCase(bool ta_, bool tb_, int64_t M_, int64_t N_, int64_t K_, uint64_t seed, int64_t lda_ = 0)
       : ta(ta_), tb(tb_), M(M_), N(N_), K(K_) {
-    lda = (ta ? M : K) + 3;
+    lda = lda_ > 0 ? lda_ : (ta ? M : K) + 3;
     ldb = (tb ? K : N) + 5;
     ldc = N + 7;
     Generator gen(seed);
@@ -137,6 +138,20 @@ TEST(CpuGemm, DepthPastThePackedLimitSumsEveryBlock) {
     g.expect_matches(g.run(1.0f, 0.5f, g.c), 1.0f, 0.5f, g.c, 1e-5,
                      case_name(ta, false, 14, 40, K));
   }
+}
+
+TEST(CpuGemm, RowStridesOfWholePagesAreReadInPlaceOrPacked) {
+  // An untransposed A whose row stride is a multiple of 4 KiB (1024 floats)
+  // is read in place for at most three column chunks of kSgemmNc and packed
+  // beyond (cpu::detail::sgemm_reads_a_in_place): both paths, edge tiles
+  // included.
+  const int64_t K = 1000, lda = 1024;
+  for (const int64_t N : {int64_t{100}, 3 * cpu::detail::kSgemmNc + 40})
+    for (bool tb : {false, true}) {
+      const GemmCase<float> g(false, tb, 37, N, K, 9, lda);
+      g.expect_matches(g.run(0.5f, 1.0f, g.c), 0.5f, 1.0f, g.c, 1e-5,
+                       case_name(false, tb, 37, N, K) + " lda 1024");
+    }
 }
 
 /// Checks cpu::gemm_bias on g against the product plus the bias in double,

@@ -18,8 +18,10 @@
 //             row-major: a row of a panel is two AVX-512 vectors;
 //   packed A: for the depth block, panels of 12 rows, each (kc, 12):
 //             the 12 values of one depth broadcast in turn; an untransposed
-//             A is read in place instead, each of the 12 rows' depths
-//             broadcast from A itself (sgemm_reads_a_in_place);
+//             A is mostly read in place instead, each of the 12 rows' depths
+//             broadcast from A itself (sgemm_reads_a_in_place); a
+//             transposed A is packed a panel at a time, its sources
+//             prefetched by the tiles of the panel before (sgemm_rows);
 //   micro-kernel: acc (12, 32) = sum over the kc depths of a (12) x b (32),
 //             then C tile = alpha * acc + beta' * C tile (+ bias), beta' =
 //             beta for the first depth block and 1 after it; an optional
@@ -132,16 +134,38 @@ inline bool cpu_has_avx512f() {
   return has;
 }
 
+/// Lanes [0, n) of a 16-lane mask (n clamped to [0, 16]).
+inline __mmask16 lanes_below(int64_t n) {
+  return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+}
+
+/// Lines a micro-kernel asks the cache for while it computes: `count` runs
+/// of 12 floats, run r at from + r ld, one run every `spacing` depths of its
+/// loop. They are the sources of the next A panel to be packed (see
+/// sgemm_rows): spread over the FMAs, their misses overlap them; a packing
+/// loop that missed on each would wait for memory instead.
+struct SgemmPrefetch {
+  const float* from = nullptr;
+  int64_t ld = 0;
+  int64_t count = 0;
+  int64_t spacing = 1;
+};
+
 /// C tile (rows <= 12, columns given by the two lane masks) =
 /// alpha * A_tile (12, kc) b (kc, 32) + beta * C tile (+ bias, the tile's 32
 /// columns of it, when not null); with read_c false, C is only written (beta
 /// is 0 and C may hold NaN). A_tile is a packed panel a (kc, 12) with
 /// PackedA, else the rows of A itself: row i at a + i lda (rows past `rows`
-/// read row 0 again, and their sums are dropped).
-template <bool PackedA>
-__attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
+/// read row 0 again, and their sums are dropped). With Prefetch, the lines
+/// of `prefetch` are asked for along the way.
+///
+/// Not inlined: a call computes 12 x 32 x kc products, and with its three
+/// forms inlined into sgemm_rows GCC 12 compiled the loops 10-15% slower.
+template <bool PackedA, bool Prefetch = false>
+__attribute__((target("avx512f,fma"), noinline)) inline void sgemm_micro_kernel_12x32(
     int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t rows,
-    __mmask16 mask0, __mmask16 mask1, float alpha, float beta, bool read_c, const float* bias) {
+    __mmask16 mask0, __mmask16 mask1, float alpha, float beta, bool read_c, const float* bias,
+    SgemmPrefetch prefetch = {}) {
   // The C tile is read or written only after the kc depths: ask for its
   // lines now, so that their misses overlap the FMAs instead of following them.
 #pragma GCC unroll 12
@@ -156,7 +180,18 @@ __attribute__((target("avx512f,fma"))) inline void sgemm_micro_kernel_12x32(
   __m512 acc[kSgemmMr][2];
 #pragma GCC unroll 12
   for (int i = 0; i < kSgemmMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  // The next prefetched run, and the depths until it.
+  [[maybe_unused]] int64_t countdown = 1, run = 0;
   for (int64_t k = 0; k < kc; ++k) {
+    if constexpr (Prefetch) {
+      if (run < prefetch.count && --countdown == 0) {
+        const float* line = prefetch.from + run * prefetch.ld;
+        _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(line + kSgemmMr - 1), _MM_HINT_T0);
+        ++run;
+        countdown = prefetch.spacing;
+      }
+    }
     const __m512 b0 = _mm512_load_ps(b + k * kSgemmNr);
     const __m512 b1 = _mm512_load_ps(b + k * kSgemmNr + 16);
 #pragma GCC unroll 12
@@ -222,11 +257,6 @@ __attribute__((target("avx512f"))) inline void transpose_16x16(__m512 r[16]) {
     r[i] = _mm512_maskz_shuffle_f32x4(kAll, t[i], t[i + 8], 0x88);
     r[i + 8] = _mm512_maskz_shuffle_f32x4(kAll, t[i], t[i + 8], 0xDD);
   }
-}
-
-/// Lanes [0, n) of a 16-lane mask (n clamped to [0, 16]).
-inline __mmask16 lanes_below(int64_t n) {
-  return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
 }
 
 /// dst (kc, width 16) = rows [0, rows) of src (rows x kc, row stride ld)
@@ -299,27 +329,46 @@ __attribute__((target("avx512f"))) inline void sgemm_pack_a_panel(const SgemmArg
 }
 
 /// Whether the micro-kernel reads op(A) = A in place instead of packed: A
-/// untransposed (a row's depths are contiguous) and a row stride that is not
-/// a multiple of 4 KiB, where 12 rows would share the same L1 sets. An A
-/// panel is read from L1 by every column panel either way; unpacked, the
-/// transposing copy is saved (5% of the linear layers' GEMM time).
+/// untransposed (a row's depths are contiguous), and either a row stride
+/// that is not a multiple of 4 KiB or at most three column chunks
+/// (N <= 3 kSgemmNc). An A panel is read by every column chunk; unpacked,
+/// the transposing copy is saved (5% of the linear layers' GEMM time). With
+/// a stride of a multiple of 4 KiB its 12 rows share the same cache sets and
+/// each chunk reads the panel from further out: packing paid from four
+/// chunks on (measured at M 2048, K 2048: in place was 5% faster at N 512,
+/// 3% at N 768, even at N 1024, 2.5% slower at N 2048).
 inline bool sgemm_reads_a_in_place(const SgemmArgs& g) {
-  return !g.trans_a && g.lda % 1024 != 0;
+  return !g.trans_a && (g.lda % 1024 != 0 || g.N <= 3 * kSgemmNc);
 }
 
 /// Rows [i0, i1) of C over depths [k0, k0 + ks), in depth blocks of
 /// `depth`, from packed B (see sgemm_avx512) and A packed here into
 /// `packed_a`, or read in place when packed_a is null
 /// (sgemm_reads_a_in_place decides, in sgemm_avx512).
+///
+/// A transposed A (K, M) is packed panel by panel as the first column chunk
+/// reaches it, and that chunk's tiles of the panel before prefetch its
+/// sources (one run of 12 floats per depth, at a stride of lda: packing
+/// them up front waited on memory for 10-16% of a weight gradient's time at
+/// N 512). An untransposed A is packed whole per depth block: its transposing
+/// copy reads whole lines, and it is packed only when read by four chunks
+/// or more (sgemm_reads_a_in_place).
 inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth, int64_t k0,
                        int64_t ks, int64_t i0, int64_t i1, float* packed_a) {
   const int64_t padded_n = g.padded_n();
   const int64_t a_panels = (i1 - i0 + kSgemmMr - 1) / kSgemmMr;
   const bool in_place = packed_a == nullptr;
+  const bool pack_as_reached = !in_place && g.trans_a;
+  // The tiles of the first chunk, each prefetching an equal share of the
+  // next panel's depths, spread over its own.
+  const int64_t first_chunk_tiles = (std::min(g.N, kSgemmNc) + kSgemmNr - 1) / kSgemmNr;
   for (int64_t kb = 0; kb < ks; kb += depth) {
     const int64_t kc = std::min(depth, ks - kb);
-    for (int64_t p = 0; p < a_panels && !in_place; ++p)
-      sgemm_pack_a_panel(g, i0 + p * kSgemmMr, k0 + kb, kc, packed_a + p * kc * kSgemmMr);
+    auto panel_of_a = [&](int64_t p) { return packed_a + p * kc * kSgemmMr; };
+    for (int64_t p = 0; p < (in_place ? 0 : pack_as_reached ? 1 : a_panels); ++p)
+      sgemm_pack_a_panel(g, i0 + p * kSgemmMr, k0 + kb, kc, panel_of_a(p));
+    const int64_t runs_per_tile = (kc + first_chunk_tiles - 1) / first_chunk_tiles;
+    const int64_t spacing = std::max<int64_t>(1, kc / runs_per_tile);
     const float* block_b = packed_b + kb * padded_n;  // this depth block's panels
     const bool first = k0 + kb == 0;
     const float beta = first ? g.beta : 1.0f;
@@ -329,18 +378,31 @@ inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth,
       const int64_t j1 = std::min(g.N, j0 + kSgemmNc);
       for (int64_t p = 0; p < a_panels; ++p) {
         const int64_t row = i0 + p * kSgemmMr, rows = std::min(kSgemmMr, i1 - row);
+        const bool packs_next = pack_as_reached && j0 == 0 && p + 1 < a_panels;
+        if (pack_as_reached && j0 == 0 && p > 0)  // its sources prefetched by panel p - 1
+          sgemm_pack_a_panel(g, row, k0 + kb, kc, panel_of_a(p));
         for (int64_t j = j0; j < j1; j += kSgemmNr) {
           const int64_t width = std::min(kSgemmNr, g.N - j);
           const __mmask16 mask0 = lanes_below(width), mask1 = lanes_below(width - 16);
           float* c = g.C + row * g.ldc + j;
           const float* b = block_b + j * kc;
           const float* tile_bias = bias ? bias + j : nullptr;
-          if (in_place)
+          if (in_place) {
             sgemm_micro_kernel_12x32<false>(kc, g.A + row * g.lda + k0 + kb, g.lda, b, c, g.ldc,
                                             rows, mask0, mask1, g.alpha, beta, read_c, tile_bias);
-          else
-            sgemm_micro_kernel_12x32<true>(kc, packed_a + p * kc * kSgemmMr, kSgemmMr, b, c, g.ldc,
-                                           rows, mask0, mask1, g.alpha, beta, read_c, tile_bias);
+          } else if (packs_next) {  // this tile's share of the next panel's depths
+            const int64_t first_run = j / kSgemmNr * runs_per_tile;
+            SgemmPrefetch next;
+            if (first_run < kc)
+              next = {g.A + (k0 + kb + first_run) * g.lda + row + kSgemmMr, g.lda,
+                      std::min(runs_per_tile, kc - first_run), spacing};
+            sgemm_micro_kernel_12x32<true, true>(kc, panel_of_a(p), kSgemmMr, b, c, g.ldc, rows,
+                                                 mask0, mask1, g.alpha, beta, read_c, tile_bias,
+                                                 next);
+          } else {
+            sgemm_micro_kernel_12x32<true>(kc, panel_of_a(p), kSgemmMr, b, c, g.ldc, rows, mask0,
+                                           mask1, g.alpha, beta, read_c, tile_bias);
+          }
         }
       }
     }
