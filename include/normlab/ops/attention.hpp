@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "normlab/autograd/variable.hpp"
 
@@ -62,14 +63,20 @@ void for_each_task(int64_t n, F&& body) {
 ///
 /// With the causal mask, every product runs over blocks of
 /// detail::kAttentionRowBlock query rows, each against only the keys its rows
-/// can see: masked scores are neither computed nor read.
+/// can see: masked scores are neither computed, stored nor read. A block of
+/// rows [r0, r1) that sees keys [0, kend) is stored as a (r1 - r0, kend)
+/// matrix per head, its own causal softmax (the mask of its last r1 - r0
+/// queries), so the probabilities saved for the backward pass take
+/// (B, H, sum over blocks of (r1 - r0) kend) floats: 62.5% of (B, H, Tq, Tk)
+/// at T = 256, 56% at T = 512. Without the mask one block holds all rows.
 ///
-/// Saves the probabilities (B, H, Tq, Tk) for the backward pass. The scores
-/// and, in the backward pass, dP and dS live in scratch blocks of one task's
-/// heads (G, Tq, Tk), allocated by the task: on the CPU (G = 1) a head's
-/// 256 KiB at T = 256 stays in cache from the product that writes it to the
-/// ones that read it, where (B, H, Tq, Tk) tensors went to memory and back
-/// (a third of the attention's time at the benchmark GPT's shape).
+/// The scores and, in the backward pass, dP and dS live in scratch blocks of
+/// one task's heads, allocated by the task: on the CPU (one head per task) a
+/// head's scores at T = 256 (160 KiB) stay in cache from the product that
+/// writes them to the ones that read them, where (B, H, Tq, Tk) tensors went
+/// to memory and back (a third of the attention's time at the benchmark
+/// GPT's shape).
+///
 /// Requires: q, k, v 3-D with the same batch and channels, k and v the same
 /// length, channels divisible by n_heads > 0. Throws Error naming the shapes
 /// otherwise.
@@ -90,15 +97,32 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
                 " channels do not split into ", n_heads, " heads");
   const int64_t H = n_heads, D = C / H;
   const T s = static_cast<T>(scale);
-  // Query-row blocks [r0, r1) and the keys [0, kend) each sees.
-  const int64_t row_block = causal ? detail::kAttentionRowBlock : std::max<int64_t>(Tq, 1);
-  const int64_t n_blocks = (Tq + row_block - 1) / row_block;
-  auto rows_of = [=](int64_t blk) {  // {r0, r1, kend}
-    const int64_t r0 = blk * row_block, r1 = std::min(Tq, r0 + row_block);
-    return std::array<int64_t, 3>{r0, r1, causal ? detail::causal_key_end(r1, Tq, Tk) : Tk};
+  // Query-row blocks [r0, r1), the keys [0, kend) each sees, and where its
+  // (r1 - r0, kend) matrix of one head starts in the head's storage
+  // (`offset`; block_floats in all, per head).
+  struct RowBlock {
+    int64_t r0, r1, kend, offset;
+    int64_t rows() const { return r1 - r0; }
+    int64_t floats() const { return (r1 - r0) * kend; }  // one head's
   };
+  const int64_t row_block = causal ? detail::kAttentionRowBlock : std::max<int64_t>(Tq, 1);
+  std::vector<RowBlock> blocks;
+  int64_t block_floats = 0;
+  for (int64_t r0 = 0; r0 < Tq; r0 += row_block) {
+    const int64_t r1 = std::min(Tq, r0 + row_block);
+    blocks.push_back({r0, r1, causal ? detail::causal_key_end(r1, Tq, Tk) : Tk, block_floats});
+    block_floats += blocks.back().floats();
+  }
+  const int64_t n_blocks = static_cast<int64_t>(blocks.size());
+  // Storage of n heads' blocks, block-major: block blk of head g (of n) at
+  // n offset + g floats(): the n heads' rows of one block are one
+  // (n (r1 - r0), kend) matrix, a causal softmax of r1 - r0 queries each.
+  auto block_at = [](const RowBlock& blk, int64_t n_heads_stored, int64_t head) {
+    return n_heads_stored * blk.offset + head * blk.floats();
+  };
+  auto mask_rows = [causal](const RowBlock& blk) { return causal ? blk.rows() : int64_t{0}; };
   const Tensor<T, B> tq = q.data(), tk = k.data(), tv = v.data();  // (B, T, C) each
-  Tensor<T, B> probs(Shape{Bn, H, Tq, Tk});                        // (B, H, Tq, Tk)
+  Tensor<T, B> probs(Shape{Bn, H * block_floats});                 // (B, blocks, H, r1 - r0, kend)
   Tensor<T, B> out(q.shape());                                     // (B, Tq, C)
   if (Bn * Tq * Tk * C == 0) {
     if (out.numel()) out.fill_(T(0));  // no keys (Tk == 0): every output is an empty sum
@@ -119,32 +143,35 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   auto task_heads = [=](int64_t t) {  // {b, h0}
     return std::array<int64_t, 2>{t / (H / G), t % (H / G) * G};
   };
+  // Block blk of the task's heads in probs: (G, r1 - r0, kend).
+  auto probs_of = [=](const Tensor<T, B>& p, int64_t b, int64_t h0, const RowBlock& blk) {
+    return p.data() + b * H * block_floats + block_at(blk, H, h0);
+  };
   detail::for_each_task<B>(tasks, [&](int64_t t) {
     const auto [b, h0] = task_heads(t);
-    const int64_t head_rows = (b * H + h0) * Tq;     // first row of these heads in (B H Tq, Tk)
-    Tensor<T, B> scores(Shape{G, Tq, Tk});           // this task's; masked entries never written
+    Tensor<T, B> scores(Shape{G * block_floats});    // this task's (blocks, G, r1 - r0, kend)
     const T* q_b = tq.data() + b * Tq * C + h0 * D;  // (Tq, G D) with row stride C
     const T* k_b = tk.data() + b * Tk * C + h0 * D;  // (Tk, G D)
     const T* v_b = tv.data() + b * Tk * C + h0 * D;  // (Tk, G D)
     T* out_b = out.data() + b * Tq * C + h0 * D;     // (Tq, G D)
-    for (int64_t blk = 0; blk < n_blocks; ++blk) {
-      const auto [r0, r1, kend] = rows_of(blk);
-      if (kend == 0) continue;
+    for (const RowBlock& blk : blocks) {
+      if (blk.kend == 0) continue;
       // S_bh[r0:r1, :kend] = scale * Q_bh[r0:r1] K_bh[:kend]^T for each of the G heads
-      gemm_strided_batched(B{}, false, true, r1 - r0, kend, D, s, q_b + r0 * C, C, D, k_b, C, D,
-                           T(0), scores.data() + r0 * Tk, Tk, Tq * Tk, G);
+      T* scores_blk = scores.data() + block_at(blk, G, 0);  // (G, r1 - r0, kend)
+      gemm_strided_batched(B{}, false, true, blk.rows(), blk.kend, D, s, q_b + blk.r0 * C, C, D,
+                           k_b, C, D, T(0), scores_blk, blk.kend, blk.floats(), G);
+      softmax_forward(B{}, probs_of(probs, b, h0, blk), static_cast<const T*>(scores_blk),
+                      G * blk.rows(), blk.kend, mask_rows(blk));
     }
-    softmax_forward(B{}, probs.data() + head_rows * Tk, scores.data(), G * Tq, Tk, causal ? Tq : 0);
-    for (int64_t blk = 0; blk < n_blocks; ++blk) {
-      const auto [r0, r1, kend] = rows_of(blk);
-      if (kend == 0) {  // queries that see no key get empty sums
-        for (int64_t r = r0; r < r1; ++r) fill(B{}, out_b + r * C, G * D, T(0));
+    for (const RowBlock& blk : blocks) {
+      if (blk.kend == 0) {  // queries that see no key get empty sums
+        for (int64_t r = blk.r0; r < blk.r1; ++r) fill(B{}, out_b + r * C, G * D, T(0));
         continue;
       }
       // O_bh[r0:r1] = P_bh[r0:r1, :kend] V_bh[:kend]
-      gemm_strided_batched(B{}, false, false, r1 - r0, D, kend, T(1),
-                           probs.data() + (head_rows + r0) * Tk, Tk, Tq * Tk, v_b, C, D, T(0),
-                           out_b + r0 * C, C, D, G);
+      gemm_strided_batched(B{}, false, false, blk.rows(), D, blk.kend, T(1),
+                           probs_of(probs, b, h0, blk), blk.kend, blk.floats(), v_b, C, D, T(0),
+                           out_b + blk.r0 * C, C, D, G);
     }
   });
   // Backward: the blocks run last to first. The last block sees every key,
@@ -156,44 +183,48 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
         const T beta_q = d.beta(0);
         detail::for_each_task<B>(tasks, [&](int64_t t) {
           const auto [b, h0] = task_heads(t);
-          const int64_t head_rows = (b * H + h0) * Tq;
-          Tensor<T, B> dprobs(Shape{G, Tq, Tk});  // this task's; masked entries never read
-          Tensor<T, B> dscores = Tensor<T, B>::zeros(Shape{G, Tq, Tk});
+          // This task's (blocks, G, r1 - r0, kend); the entries past a row's
+          // keys are read by the products, so dS starts as zeros.
+          Tensor<T, B> dprobs(Shape{G * block_floats});
+          Tensor<T, B> dscores = Tensor<T, B>::zeros(Shape{G * block_floats});
           const int64_t q_off = b * Tq * C + h0 * D, kv_off = b * Tk * C + h0 * D;
           const T* dout_b = dout.data() + q_off;  // (Tq, G D) with row stride C
           T beta_v = d.beta(2), beta_k = d.beta(1);
-          for (int64_t blk = n_blocks - 1; blk >= 0; --blk) {
-            const auto [r0, r1, kend] = rows_of(blk);
-            if (kend == 0) continue;
-            const T* p_rows = probs.data() + (head_rows + r0) * Tk;  // (G, r1 - r0, Tk)
+          for (int64_t i = n_blocks - 1; i >= 0; --i) {
+            const RowBlock& blk = blocks[static_cast<size_t>(i)];
+            if (blk.kend == 0) continue;
+            const T* p_blk = probs_of(probs, b, h0, blk);      // (G, r1 - r0, kend)
+            T* dp_blk = dprobs.data() + block_at(blk, G, 0);   // (G, r1 - r0, kend)
+            T* ds_blk = dscores.data() + block_at(blk, G, 0);  // (G, r1 - r0, kend)
             // dP_bh[r0:r1, :kend] = dO_bh[r0:r1] V_bh[:kend]^T
-            gemm_strided_batched(B{}, false, true, r1 - r0, kend, D, T(1), dout_b + r0 * C, C, D,
-                                 tv.data() + kv_off, C, D, T(0), dprobs.data() + r0 * Tk, Tk,
-                                 Tq * Tk, G);
+            gemm_strided_batched(B{}, false, true, blk.rows(), blk.kend, D, T(1),
+                                 dout_b + blk.r0 * C, C, D, tv.data() + kv_off, C, D, T(0), dp_blk,
+                                 blk.kend, blk.floats(), G);
             if (d[2])  // dV_bh[:kend] += P_bh[r0:r1, :kend]^T dO_bh[r0:r1]
-              gemm_strided_batched(B{}, true, false, kend, D, r1 - r0, T(1), p_rows, Tk, Tq * Tk,
-                                   dout_b + r0 * C, C, D, beta_v, d[2]->data() + kv_off, C, D, G);
+              gemm_strided_batched(B{}, true, false, blk.kend, D, blk.rows(), T(1), p_blk, blk.kend,
+                                   blk.floats(), dout_b + blk.r0 * C, C, D, beta_v,
+                                   d[2]->data() + kv_off, C, D, G);
             beta_v = T(1);
+            softmax_backward(B{}, ds_blk, static_cast<const T*>(dp_blk), p_blk, G * blk.rows(),
+                             blk.kend, mask_rows(blk));
           }
-          softmax_backward(B{}, dscores.data(), dprobs.data(), probs.data() + head_rows * Tk,
-                           G * Tq, Tk, causal ? Tq : 0);
-          for (int64_t blk = n_blocks - 1; blk >= 0; --blk) {
-            const auto [r0, r1, kend] = rows_of(blk);
-            if (kend == 0) {  // queries that see no key: a zero gradient
+          for (int64_t i = n_blocks - 1; i >= 0; --i) {
+            const RowBlock& blk = blocks[static_cast<size_t>(i)];
+            if (blk.kend == 0) {  // queries that see no key: a zero gradient
               if (d[0] && d.fresh(0))
-                for (int64_t r = r0; r < r1; ++r)
+                for (int64_t r = blk.r0; r < blk.r1; ++r)
                   fill(B{}, d[0]->data() + q_off + r * C, G * D, T(0));
               continue;
             }
-            const T* ds_rows = dscores.data() + r0 * Tk;  // (G, r1 - r0, Tk)
+            const T* ds_blk = dscores.data() + block_at(blk, G, 0);  // (G, r1 - r0, kend)
             if (d[0])  // dQ_bh[r0:r1] += scale * dS_bh[r0:r1, :kend] K_bh[:kend]
-              gemm_strided_batched(B{}, false, false, r1 - r0, D, kend, s, ds_rows, Tk, Tq * Tk,
-                                   tk.data() + kv_off, C, D, beta_q, d[0]->data() + q_off + r0 * C,
-                                   C, D, G);
+              gemm_strided_batched(B{}, false, false, blk.rows(), D, blk.kend, s, ds_blk, blk.kend,
+                                   blk.floats(), tk.data() + kv_off, C, D, beta_q,
+                                   d[0]->data() + q_off + blk.r0 * C, C, D, G);
             if (d[1])  // dK_bh[:kend] += scale * dS_bh[r0:r1, :kend]^T Q_bh[r0:r1]
-              gemm_strided_batched(B{}, true, false, kend, D, r1 - r0, s, ds_rows, Tk, Tq * Tk,
-                                   tq.data() + q_off + r0 * C, C, D, beta_k, d[1]->data() + kv_off,
-                                   C, D, G);
+              gemm_strided_batched(B{}, true, false, blk.kend, D, blk.rows(), s, ds_blk, blk.kend,
+                                   blk.floats(), tq.data() + q_off + blk.r0 * C, C, D, beta_k,
+                                   d[1]->data() + kv_off, C, D, G);
             beta_k = T(1);
           }
         });
