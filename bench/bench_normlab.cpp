@@ -112,7 +112,8 @@ double layer_fwd_bwd_of(benchmark::State& state, PolicyId p, const LayerShape& s
 }
 
 /// A GPT with its AdamW optimizer and fixed training data: step() is one
-/// training step (zero_grad, forward, loss, backward, update).
+/// training step (zero_grad with set_to_none, forward, loss, backward,
+/// update); the libtorch peer drops its gradients the same way.
 template <class Policy>
 struct GptTraining {
   GptTraining(PolicyId p, const GptShape& g)
@@ -121,7 +122,7 @@ struct GptTraining {
         tokens(Tokens::from_vector({g.B, g.T}, token_ids(g.tokens(), g.vocab, 1))),
         targets(Tokens::from_vector({g.B, g.T}, token_ids(g.tokens(), g.vocab, 2))) {}
   void step() {
-    opt.zero_grad();
+    opt.zero_grad(/*set_to_none=*/true);
     const Var loss = model.loss(tokens, targets);  // ()
     loss.backward();
     opt.step();

@@ -243,7 +243,10 @@ struct GptTraining {
         tokens(token_tensor(g, 1)),
         targets(token_tensor(g, 2)) {}
   void step() {
-    opt.zero_grad();
+    // zero_grad(set_to_none=True), as PyTorch 2 does by default (libtorch
+    // 1.13's zero_grad() fills zeros): backward then writes the gradients.
+    for (auto& group : opt.param_groups())
+      for (auto& p : group.params()) p.mutable_grad().reset();
     model.loss(tokens, targets).backward();
     opt.step();
   }

@@ -142,6 +142,67 @@ TEST(Optimizer, ZeroGradSetLrAndFloat) {
   EXPECT_STREQ(opt.name(), "SGD");
 }
 
+ModelConfig tiny_config() {
+  ModelConfig c = model_config("pre_ln");
+  c.set_policy<compose<NormFormer, ResidScale>>();
+  return c;
+}
+
+TEST(Optimizer, ZeroGradSetToNoneDropsGradientsAndTrainsBitForBitTheSame) {
+  // Two copies of a NormFormer GPT trained three steps, one zero-filling its
+  // gradients, one dropping them: backward writes the dropped ones fresh
+  // (GEMMs with beta 0, copies) with the same values as adding into zeros.
+  GPT<compose<NormFormer, ResidScale>, Cpu, float> filled(tiny_config(), 3),
+      dropped(tiny_config(), 3);
+  AdamW<float, Cpu> opt_filled(filled, {.lr = 1e-2, .weight_decay = 0.01});
+  AdamW<float, Cpu> opt_dropped(dropped, {.lr = 1e-2, .weight_decay = 0.01});
+  const int64_t B = 2, T = 5, vocab = tiny_config().vocab_size;
+  std::vector<int64_t> ids, next;
+  for (int64_t i = 0; i < B * T; ++i) ids.push_back(i * 7 % vocab), next.push_back(i * 3 % vocab);
+  const auto tokens = Tensor<int64_t, Cpu>::from_vector({B, T}, ids);
+  const auto targets = Tensor<int64_t, Cpu>::from_vector({B, T}, next);
+  for (int step = 0; step < 3; ++step) {
+    opt_filled.zero_grad();
+    opt_dropped.zero_grad(/*set_to_none=*/true);
+    for (auto& p : dropped.named_parameters()) EXPECT_FALSE(p.value.has_grad()) << p.name;
+    filled.loss(tokens, targets).backward();
+    dropped.loss(tokens, targets).backward();
+    opt_filled.step();
+    opt_dropped.step();
+  }
+  const auto a = filled.named_parameters(), b = dropped.named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].value.grad().to_vector(), b[i].value.grad().to_vector()) << a[i].name;
+    EXPECT_EQ(a[i].value.data().to_vector(), b[i].value.data().to_vector()) << a[i].name;
+  }
+  dropped.zero_grad(/*set_to_none=*/true);  // the module's form too
+  for (auto& p : dropped.named_parameters()) EXPECT_FALSE(p.value.has_grad()) << p.name;
+}
+
+TEST(Optimizer, ZeroGradSetToNoneSkipsParametersBackwardDoesNotReach) {
+  // After zero_grad(true) a parameter that the next backward does not reach
+  // has no gradient and is not stepped (torch: grad None); zero-filled, it is
+  // stepped with a zero gradient (decayed).
+  for (const bool set_to_none : {false, true}) {
+    Params<double> ps{param<double>("a", {1.0}), param<double>("b", {2.0})};
+    AdamW<double, Cpu> opt(ps, {.lr = 0.1, .weight_decay = 0.1});
+    set_grad(ps[0].value, TensorD::from({1.0}));
+    set_grad(ps[1].value, TensorD::from({1.0}));
+    opt.step();
+    const double b1 = ps[1].value.item();
+    opt.zero_grad(set_to_none);
+    ps[0].value.backward(TensorD::from({0.5}));  // reaches a only
+    opt.step();
+    EXPECT_EQ(ps[1].value.has_grad(), !set_to_none);
+    if (set_to_none)
+      EXPECT_EQ(ps[1].value.item(), b1);
+    else
+      EXPECT_LT(ps[1].value.item(), b1);  // decay, and the moments from step 1
+    EXPECT_EQ(opt.state().counters.at("step.b"), set_to_none ? 1 : 2);
+  }
+}
+
 // ---- PyTorch fixtures ------------------------------------------------------
 
 const std::string kFixtures = std::string(NORMLAB_TEST_FIXTURES) + "/optim/";
@@ -289,12 +350,6 @@ TEST(TorchFixture, NesterovSGDMatchesTorchOptimSGD) {
 }
 
 // ---- weight decay groups ---------------------------------------------------
-
-ModelConfig tiny_config() {
-  ModelConfig c = model_config("pre_ln");
-  c.set_policy<compose<NormFormer, ResidScale>>();
-  return c;
-}
 
 TEST(ParamGroups, NormFormerDecaysMatricesAndEmbeddingsOnly) {
   GPT<compose<NormFormer, ResidScale>, Cpu, float> model(tiny_config(), 1);

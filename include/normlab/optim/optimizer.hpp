@@ -4,7 +4,7 @@
 //   AdamW<float, Cpu> opt(model.named_parameters(), {.lr = 6e-4, .beta2 = 0.98});
 //   for (int64_t step = 0; step < n; ++step) {
 //     opt.set_lr(schedule.lr(step));
-//     opt.zero_grad();
+//     opt.zero_grad(/*set_to_none=*/true);  // or false: keep and zero the buffers
 //     model.loss(tokens, targets).backward();
 //     clip_grad_norm(opt.named_parameters(), 1.0);
 //     opt.step();
@@ -128,9 +128,22 @@ class Optimizer {
   /// step() continues bit for bit as the optimizer `s` was taken from would.
   virtual void load_state(const OptimizerState<T, B>& s) = 0;
 
-  /// Sets every parameter's gradient to zero (keeping the buffers).
-  void zero_grad() {
-    for (auto& p : params_) p.value.zero_grad();
+  /// Sets every parameter's gradient to zero, keeping the buffers; with
+  /// set_to_none, drops them instead (torch's zero_grad(set_to_none=True)).
+  ///
+  /// Ensures, with set_to_none: has_grad() is false for every parameter; the
+  /// next backward hands each one a gradient that the first node to reach it
+  /// writes (a GEMM with beta 0, a copy) instead of adding it to a zero fill,
+  /// with the same values; a parameter that backward does not reach keeps no
+  /// gradient, and step() skips it (no decay, no moment update), where with
+  /// zeros it would be stepped with a zero gradient.
+  void zero_grad(bool set_to_none = false) {
+    for (auto& p : params_) {
+      if (set_to_none)
+        p.value.clear_grad();
+      else
+        p.value.zero_grad();
+    }
   }
 
   double lr() const { return lr_; }

@@ -50,7 +50,9 @@ struct EvalMetrics {
 
 /// Trains a model on windows of a corpus: each step draws a batch, computes
 /// the loss and its gradient, clips the global gradient norm, sets the
-/// schedule's learning rate and updates the parameters.
+/// schedule's learning rate and updates the parameters. Gradients are
+/// dropped before each step (Optimizer::zero_grad with set_to_none, PyTorch
+/// 2's default), so a parameter the loss does not reach is not updated.
 ///
 /// Model: GPT-like — `loss(tokens, targets)`, `parameters()`, `train()`,
 /// `eval()`, `config()` and `dropout_generator()`.
@@ -86,7 +88,7 @@ class Trainer {
     const auto start = std::chrono::steady_clock::now();
     const Batch<B> batch = sampler_.template next<B>();
     model_.train();
-    optimizer_.zero_grad();
+    optimizer_.zero_grad(/*set_to_none=*/true);  // backward writes them fresh
     const Variable<T, B> loss = model_.loss(batch.tokens, batch.targets);
     loss.backward();
     StepMetrics m;
