@@ -53,6 +53,29 @@ TEST(Elementwise, AddOfOneShapeHandsTheGradientOnToFreshAndUsedBuffers) {
                    {random_var({2, 5}, 2), random_var({2, 5}, 3)});
 }
 
+TEST(Elementwise, AddOfOneShapeGivesItsGradientBufferToOneOperandOnly) {
+  // The first operand takes over the upstream gradient's buffer, the second
+  // gets a copy: two buffers, so a second backward adds once into each.
+  const VarD a = random_var({4, 6}, 1), b = random_var({4, 6}, 2);
+  Generator gen(7);
+  const TensorD r = TensorD::normal({4, 6}, gen);
+  const auto rv = r.to_vector();
+  (a + b).backward(r);
+  EXPECT_EQ(a.grad().to_vector(), rv);
+  EXPECT_EQ(b.grad().to_vector(), rv);
+  EXPECT_NE(a.grad().data(), b.grad().data());
+  (a + b).backward(r);
+  std::vector<double> twice;
+  for (double v : rv) twice.push_back(2 * v);
+  EXPECT_EQ(a.grad().to_vector(), twice);
+  EXPECT_EQ(b.grad().to_vector(), twice);
+  EXPECT_EQ(r.to_vector(), rv);  // the caller's upstream gradient is never taken over
+  // x + x: one state passed twice keeps one zero-filled buffer with both adds.
+  const VarD x = random_var({4, 6}, 3);
+  (x + x).backward(r);
+  EXPECT_EQ(x.grad().to_vector(), twice);
+}
+
 TEST(Elementwise, ScalarOpsAndOperators) {
   VarD x(TensorD::from({1, 2, 4}));
   EXPECT_EQ((x + 1.0).data().to_vector(), (std::vector<double>{2, 3, 5}));

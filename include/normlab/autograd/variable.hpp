@@ -102,10 +102,12 @@ struct Node {
   std::string name;  // the op, for error messages
   std::vector<std::shared_ptr<detail::VariableState<T, B>>> inputs;
   BackwardFn backward;
-  /// A view op (reshape): its one input's gradient is the output's gradient
-  /// in the input's shape. When that input has no gradient yet, the engine
-  /// hands it the output's gradient buffer instead of zero-filling a new one
-  /// and running `backward` (which must compute the same thing).
+  /// Every input's gradient is the output's gradient in that input's shape
+  /// (a view op such as reshape; an add of two same-shape operands). The
+  /// engine hands the output's gradient buffer to the first input that has no
+  /// gradient yet and is passed once, instead of zero-filling a new one, and
+  /// runs `backward` (which must compute the same thing) for the other
+  /// inputs only, with that input's slot null; not at all when none is left.
   bool gradient_is_view = false;
   /// The backward writes (rather than adds into) every slot GradSlots::fresh
   /// marks; the engine then leaves those gradients unfilled.
@@ -244,21 +246,33 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
     if (!s->grad_fn) continue;  // leaf: keeps its grad
     std::shared_ptr<Node<T, B>> node = std::move(s->grad_fn);
     s->released = true;
-    if (s->grad.defined() && node->gradient_is_view && node->inputs.size() == 1 &&
-        node->inputs[0]->requires_grad && !node->inputs[0]->grad.defined()) {
-      State& in = *node->inputs[0];  // takes over the buffer: no zero fill, no copy
-      in.grad = s->grad.reshape(in.data.shape());
-    } else if (s->grad.defined()) {
+    if (s->grad.defined()) {
+      // How often each input is passed to this node (x * x: twice).
+      auto passes = [&](const State& in) {
+        return std::count_if(node->inputs.begin(), node->inputs.end(),
+                             [&](const auto& other) { return other.get() == &in; });
+      };
+      // A view's or a same-shape add's first input without a gradient takes
+      // over the output's gradient buffer: no zero fill, no copy.
+      size_t taken = node->inputs.size();
+      if (node->gradient_is_view)
+        for (size_t i = 0; i < node->inputs.size() && taken == node->inputs.size(); ++i) {
+          State& in = *node->inputs[i];
+          if (in.requires_grad && !in.grad.defined() && passes(in) == 1) {
+            in.grad = s->grad.reshape(in.data.shape());
+            taken = i;
+          }
+        }
       GradSlots<T, B> slots(node->inputs.size(), nullptr);
+      bool any_slot = false;
       for (size_t i = 0; i < node->inputs.size(); ++i) {
         State& in = *node->inputs[i];
-        if (!in.requires_grad) continue;
+        if (!in.requires_grad || i == taken) continue;
+        any_slot = true;
         if (!in.grad.defined()) {
           // An input passed twice to this node (x * x) has two slots on one
           // buffer, and a write through one would discard the other's: zeroed.
-          const auto same = [&](const auto& other) { return other.get() == &in; };
-          if (node->writes_fresh_gradients &&
-              std::count_if(node->inputs.begin(), node->inputs.end(), same) == 1) {
+          if (node->writes_fresh_gradients && passes(in) == 1) {
             in.grad = TensorType(in.data.shape());  // written by the backward
 #ifndef NDEBUG
             // Debug builds (the sanitizer tests) fill it with NaN, so that an
@@ -272,7 +286,7 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
         }
         slots[i] = &in.grad;
       }
-      node->backward(s->grad, slots);
+      if (any_slot) node->backward(s->grad, slots);
     }
     s->grad = TensorType();  // interior gradients are not kept
   }

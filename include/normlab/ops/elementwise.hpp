@@ -46,9 +46,10 @@ Variable<T, B> unary_op(const char* name, const Variable<T, B>& x, F f) {
 }  // namespace detail
 
 /// a + b (broadcasting). When a and b have the same shape (a residual
-/// connection), the backward hands the upstream gradient on: a fresh
-/// gradient (see GradSlots) receives a copy of it, any other has it added;
-/// one pass each instead of a zero fill and an add.
+/// connection), the upstream gradient is handed on: the first operand
+/// without a gradient takes over its buffer (Node::gradient_is_view), and of
+/// the other, a fresh gradient (see GradSlots) receives a copy, any other has
+/// it added; at most one pass each instead of a zero fill and an add.
 template <FloatingElement T, class B>
 Variable<T, B> add(const Variable<T, B>& a, const Variable<T, B>& b) {
   if (!a.defined() || !b.defined() || a.shape() != b.shape())
@@ -68,6 +69,7 @@ Variable<T, B> add(const Variable<T, B>& a, const Variable<T, B>& b) {
         }
       });
   set_writes_fresh_gradients(result);
+  if (const auto& node = result.state_ptr()->grad_fn) node->gradient_is_view = true;
   return result;
 }
 /// a - b (broadcasting).
