@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <concepts>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -31,20 +32,32 @@ inline int64_t causal_key_end(int64_t r1, int64_t Tq, int64_t Tk) {
 }
 
 /// Whether backend B runs independent tasks on its threads (the optional
-/// kernel parallel_tasks(B, n, body), see backend/cpu/cpu.hpp).
+/// kernels parallel_tasks(B, n, body) and parallel_task_workers(B, n), see
+/// backend/cpu/cpu.hpp).
 template <class B>
-concept HasParallelTasks = requires(B b, int64_t n, void (*body)(int64_t)) {
+concept HasParallelTasks = requires(B b, int64_t n, void (*body)(int64_t, int64_t)) {
   parallel_tasks(b, n, body);
+  { parallel_task_workers(b, n) } -> std::convertible_to<int64_t>;
 };
 
-/// body(t) for t in [0, n): through B's parallel_tasks when it has one, else
-/// in order on the calling thread.
+/// The workers for_each_task<B>(n, body) runs on (1 without parallel_tasks).
+template <class B>
+int64_t task_workers(int64_t n) {
+  if constexpr (HasParallelTasks<B>)
+    return parallel_task_workers(B{}, n);
+  else
+    return 1;
+}
+
+/// body(t, worker) for t in [0, n): through B's parallel_tasks when it has
+/// one, else in order on the calling thread (worker 0). No two tasks run at
+/// once with the same worker in [0, task_workers<B>(n)).
 template <class B, class F>
 void for_each_task(int64_t n, F&& body) {
   if constexpr (HasParallelTasks<B>)
     parallel_tasks(B{}, n, body);
   else
-    for (int64_t t = 0; t < n; ++t) body(t);
+    for (int64_t t = 0; t < n; ++t) body(t, int64_t{0});
 }
 }  // namespace detail
 
@@ -71,11 +84,13 @@ void for_each_task(int64_t n, F&& body) {
 /// at T = 256, 56% at T = 512. Without the mask one block holds all rows.
 ///
 /// The scores and, in the backward pass, dP and dS live in scratch blocks of
-/// one task's heads, allocated by the task: on the CPU (one head per task) a
-/// head's scores at T = 256 (160 KiB) stay in cache from the product that
-/// writes them to the ones that read them, where (B, H, Tq, Tk) tensors went
-/// to memory and back (a third of the attention's time at the benchmark
-/// GPT's shape).
+/// one task's heads, one block per worker (detail::task_workers), allocated
+/// once per call: on the CPU (one head per task) a head's scores at T = 256
+/// (160 KiB) stay in cache from the product that writes them to the ones
+/// that read them, where (B, H, Tq, Tk) tensors went to memory and back (a
+/// third of the attention's time at the benchmark GPT's shape); the next
+/// task of the worker reuses the block, and a call allocates the same blocks
+/// however its tasks fall on the threads.
 ///
 /// Requires: q, k, v 3-D with the same batch and channels, k and v the same
 /// length, channels divisible by n_heads > 0. Throws Error naming the shapes
@@ -147,9 +162,12 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   auto probs_of = [=](const Tensor<T, B>& p, int64_t b, int64_t h0, const RowBlock& blk) {
     return p.data() + b * H * block_floats + block_at(blk, H, h0);
   };
-  detail::for_each_task<B>(tasks, [&](int64_t t) {
+  const int64_t workers = detail::task_workers<B>(tasks);
+  // Per worker: the scores of its task's heads, (blocks, G, r1 - r0, kend).
+  Tensor<T, B> scratch(Shape{workers, G * block_floats});
+  detail::for_each_task<B>(tasks, [&](int64_t t, int64_t worker) {
     const auto [b, h0] = task_heads(t);
-    Tensor<T, B> scores(Shape{G * block_floats});    // this task's (blocks, G, r1 - r0, kend)
+    T* const scores = scratch.data() + worker * G * block_floats;
     const T* q_b = tq.data() + b * Tq * C + h0 * D;  // (Tq, G D) with row stride C
     const T* k_b = tk.data() + b * Tk * C + h0 * D;  // (Tk, G D)
     const T* v_b = tv.data() + b * Tk * C + h0 * D;  // (Tk, G D)
@@ -157,7 +175,7 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
     for (const RowBlock& blk : blocks) {
       if (blk.kend == 0) continue;
       // S_bh[r0:r1, :kend] = scale * Q_bh[r0:r1] K_bh[:kend]^T for each of the G heads
-      T* scores_blk = scores.data() + block_at(blk, G, 0);  // (G, r1 - r0, kend)
+      T* scores_blk = scores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
       gemm_strided_batched(B{}, false, true, blk.rows(), blk.kend, D, s, q_b + blk.r0 * C, C, D,
                            k_b, C, D, T(0), scores_blk, blk.kend, blk.floats(), G);
       softmax_forward(B{}, probs_of(probs, b, h0, blk), static_cast<const T*>(scores_blk),
@@ -181,21 +199,27 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
       "multi_head_attention", out, {&q, &k, &v},
       [=](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {  // dout: (B, Tq, C)
         const T beta_q = d.beta(0);
-        detail::for_each_task<B>(tasks, [&](int64_t t) {
+        // Per worker (as many as now run the tasks): dP and dS of its task's
+        // heads, (blocks, G, r1 - r0, kend).
+        const int64_t backward_workers = detail::task_workers<B>(tasks);
+        Tensor<T, B> dprobs_scratch(Shape{backward_workers, G * block_floats});
+        Tensor<T, B> dscores_scratch(Shape{backward_workers, G * block_floats});
+        detail::for_each_task<B>(tasks, [&](int64_t t, int64_t worker) {
           const auto [b, h0] = task_heads(t);
-          // This task's (blocks, G, r1 - r0, kend); the entries past a row's
-          // keys are read by the products, so dS starts as zeros.
-          Tensor<T, B> dprobs(Shape{G * block_floats});
-          Tensor<T, B> dscores = Tensor<T, B>::zeros(Shape{G * block_floats});
+          T* const dprobs = dprobs_scratch.data() + worker * G * block_floats;
+          T* const dscores = dscores_scratch.data() + worker * G * block_floats;
+          // The entries past a row's keys are read by the products, and the
+          // softmax backward adds into dS: it starts as zeros.
+          fill(B{}, dscores, G * block_floats, T(0));
           const int64_t q_off = b * Tq * C + h0 * D, kv_off = b * Tk * C + h0 * D;
           const T* dout_b = dout.data() + q_off;  // (Tq, G D) with row stride C
           T beta_v = d.beta(2), beta_k = d.beta(1);
           for (int64_t i = n_blocks - 1; i >= 0; --i) {
             const RowBlock& blk = blocks[static_cast<size_t>(i)];
             if (blk.kend == 0) continue;
-            const T* p_blk = probs_of(probs, b, h0, blk);      // (G, r1 - r0, kend)
-            T* dp_blk = dprobs.data() + block_at(blk, G, 0);   // (G, r1 - r0, kend)
-            T* ds_blk = dscores.data() + block_at(blk, G, 0);  // (G, r1 - r0, kend)
+            const T* p_blk = probs_of(probs, b, h0, blk);  // (G, r1 - r0, kend)
+            T* dp_blk = dprobs + block_at(blk, G, 0);      // (G, r1 - r0, kend)
+            T* ds_blk = dscores + block_at(blk, G, 0);     // (G, r1 - r0, kend)
             // dP_bh[r0:r1, :kend] = dO_bh[r0:r1] V_bh[:kend]^T
             gemm_strided_batched(B{}, false, true, blk.rows(), blk.kend, D, T(1),
                                  dout_b + blk.r0 * C, C, D, tv.data() + kv_off, C, D, T(0), dp_blk,
@@ -216,7 +240,7 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
                   fill(B{}, d[0]->data() + q_off + r * C, G * D, T(0));
               continue;
             }
-            const T* ds_blk = dscores.data() + block_at(blk, G, 0);  // (G, r1 - r0, kend)
+            const T* ds_blk = dscores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
             if (d[0])  // dQ_bh[r0:r1] += scale * dS_bh[r0:r1, :kend] K_bh[:kend]
               gemm_strided_batched(B{}, false, false, blk.rows(), D, blk.kend, s, ds_blk, blk.kend,
                                    blk.floats(), tk.data() + kv_off, C, D, beta_q,

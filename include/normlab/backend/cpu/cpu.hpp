@@ -42,18 +42,34 @@ inline int thread_count() {
 #endif
 }
 
-/// Runs body(i) for every i in [0, n), each once, on the OpenMP threads,
-/// which take the indices one at a time (schedule dynamic). An optional
-/// kernel (ops detect it with a requires-expression): ops whose work splits
-/// into independent tasks, like attention's heads, run one parallel region
-/// for all of them instead of one per kernel call. Kernels called inside
-/// body run on the calling thread.
-/// Requires: body(i) writes nothing another index reads or writes, and does
-/// not throw; its result must not depend on the thread that runs it.
+/// The workers parallel_tasks(Cpu, n, body) runs n tasks on: 1 for n <= 1,
+/// else min(n, thread_count()).
+inline int64_t parallel_task_workers(Cpu, int64_t n) {
+  return n > 1 ? std::min<int64_t>(n, thread_count()) : 1;
+}
+
+/// Runs body(i, worker) for every i in [0, n), each once, on the OpenMP
+/// threads, which take the indices one at a time (schedule dynamic); worker
+/// in [0, parallel_task_workers(n)) names the thread, and no two tasks run
+/// at once with the same worker, so a task may use scratch memory the
+/// caller set aside per worker. An optional kernel (ops detect it with a
+/// requires-expression): ops whose work splits into independent tasks, like
+/// attention's heads, run one parallel region for all of them instead of one
+/// per kernel call. Kernels called inside body run on the calling thread.
+/// Requires: body(i, worker) writes nothing another index reads or writes
+/// (besides its worker's scratch), and does not throw; its result must not
+/// depend on the worker that runs it.
 template <class F>
 void parallel_tasks(Cpu, int64_t n, F&& body) {
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
-  for (int64_t i = 0; i < n; ++i) body(i);
+  const int workers = static_cast<int>(parallel_task_workers(Cpu{}, n));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(workers) if (workers > 1)
+  for (int64_t i = 0; i < n; ++i) {
+#ifdef _OPENMP
+    body(i, int64_t{omp_get_thread_num()});
+#else
+    body(i, int64_t{0});
+#endif
+  }
 }
 
 /// sum_{c < n} term(c), accumulated in kSumLanes interleaved partial sums
