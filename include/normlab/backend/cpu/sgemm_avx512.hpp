@@ -365,6 +365,7 @@ inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth,
   for (int64_t kb = 0; kb < ks; kb += depth) {
     const int64_t kc = std::min(depth, ks - kb);
     auto panel_of_a = [&](int64_t p) { return packed_a + p * kc * kSgemmMr; };
+    // Packed up front: every panel, or only the first when packed as reached.
     for (int64_t p = 0; p < (in_place ? 0 : pack_as_reached ? 1 : a_panels); ++p)
       sgemm_pack_a_panel(g, i0 + p * kSgemmMr, k0 + kb, kc, panel_of_a(p));
     const int64_t runs_per_tile = (kc + first_chunk_tiles - 1) / first_chunk_tiles;
