@@ -161,9 +161,13 @@ class Variable {
     state_->requires_grad = on;
     return *this;
   }
-  /// Sets the gradient to zero (keeps the buffer).
-  void zero_grad() {
-    if (state().grad.defined()) state_->grad.fill_(T(0));
+  /// Sets the gradient to zero, keeping the buffer; with set_to_none, drops
+  /// it (clear_grad), so the next backward writes a fresh one.
+  void zero_grad(bool set_to_none = false) {
+    if (set_to_none)
+      clear_grad();
+    else if (state().grad.defined())
+      state_->grad.fill_(T(0));
   }
   /// Drops the gradient buffer.
   void clear_grad() { state_->grad = TensorType(); }

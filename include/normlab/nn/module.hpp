@@ -89,12 +89,8 @@ class Module {
   /// Sets every parameter's gradient to zero, keeping the buffers; with
   /// set_to_none, drops them (see Optimizer::zero_grad).
   void zero_grad(bool set_to_none = false) {
-    for_each_parameter([set_to_none](const std::string&, Var& p, ParamKind) {
-      if (set_to_none)
-        p.clear_grad();
-      else
-        p.zero_grad();
-    });
+    for_each_parameter(
+        [set_to_none](const std::string&, Var& p, ParamKind) { p.zero_grad(set_to_none); });
   }
 
   /// Training mode (dropout active) for this module and all descendants.

@@ -159,8 +159,8 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
     return std::array<int64_t, 2>{t / (H / G), t % (H / G) * G};
   };
   // Block blk of the task's heads in probs: (G, r1 - r0, kend).
-  auto probs_of = [=](const Tensor<T, B>& p, int64_t b, int64_t h0, const RowBlock& blk) {
-    return p.data() + b * H * block_floats + block_at(blk, H, h0);
+  auto probs_of = [=](int64_t b, int64_t h0, const RowBlock& blk) {
+    return probs.data() + b * H * block_floats + block_at(blk, H, h0);
   };
   const int64_t workers = detail::task_workers<B>(tasks);
   // Per worker: the scores of its task's heads, (blocks, G, r1 - r0, kend).
@@ -178,8 +178,8 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
       T* scores_blk = scores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
       gemm_strided_batched(B{}, false, true, blk.rows(), blk.kend, D, s, q_b + blk.r0 * C, C, D,
                            k_b, C, D, T(0), scores_blk, blk.kend, blk.floats(), G);
-      softmax_forward(B{}, probs_of(probs, b, h0, blk), static_cast<const T*>(scores_blk),
-                      G * blk.rows(), blk.kend, mask_rows(blk));
+      softmax_forward(B{}, probs_of(b, h0, blk), static_cast<const T*>(scores_blk), G * blk.rows(),
+                      blk.kend, mask_rows(blk));
     }
     for (const RowBlock& blk : blocks) {
       if (blk.kend == 0) {  // queries that see no key get empty sums
@@ -187,9 +187,8 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
         continue;
       }
       // O_bh[r0:r1] = P_bh[r0:r1, :kend] V_bh[:kend]
-      gemm_strided_batched(B{}, false, false, blk.rows(), D, blk.kend, T(1),
-                           probs_of(probs, b, h0, blk), blk.kend, blk.floats(), v_b, C, D, T(0),
-                           out_b + blk.r0 * C, C, D, G);
+      gemm_strided_batched(B{}, false, false, blk.rows(), D, blk.kend, T(1), probs_of(b, h0, blk),
+                           blk.kend, blk.floats(), v_b, C, D, T(0), out_b + blk.r0 * C, C, D, G);
     }
   });
   // Backward: the blocks run last to first. The last block sees every key,
@@ -217,9 +216,9 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
           for (int64_t i = n_blocks - 1; i >= 0; --i) {
             const RowBlock& blk = blocks[static_cast<size_t>(i)];
             if (blk.kend == 0) continue;
-            const T* p_blk = probs_of(probs, b, h0, blk);  // (G, r1 - r0, kend)
-            T* dp_blk = dprobs + block_at(blk, G, 0);      // (G, r1 - r0, kend)
-            T* ds_blk = dscores + block_at(blk, G, 0);     // (G, r1 - r0, kend)
+            const T* p_blk = probs_of(b, h0, blk);      // (G, r1 - r0, kend)
+            T* dp_blk = dprobs + block_at(blk, G, 0);   // (G, r1 - r0, kend)
+            T* ds_blk = dscores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
             // dP_bh[r0:r1, :kend] = dO_bh[r0:r1] V_bh[:kend]^T
             gemm_strided_batched(B{}, false, true, blk.rows(), blk.kend, D, T(1),
                                  dout_b + blk.r0 * C, C, D, tv.data() + kv_off, C, D, T(0), dp_blk,

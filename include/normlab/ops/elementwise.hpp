@@ -16,19 +16,34 @@ namespace normlab::inline v0 {
 
 namespace detail {
 
+/// The forward of an element-wise binary op: out = f(a, b) over
+/// broadcast(a, b), with the operands' data and the plan a backward needs.
+template <FloatingElement T, class B>
+struct BinaryForward {
+  Tensor<T, B> a, b, out;
+  BroadcastPlan plan;
+};
+template <FloatingElement T, class B, class F>
+BinaryForward<T, B> binary_forward(const char* name, const Variable<T, B>& a,
+                                   const Variable<T, B>& b, F f) {
+  const Shape out_shape = broadcast_shapes(name, a.shape(), b.shape());
+  BinaryForward<T, B> fw{a.data(), b.data(), Tensor<T, B>(out_shape),
+                         make_broadcast_plan(out_shape, a.shape(), b.shape())};
+  map_binary_forward(B{}, fw.out.data(), fw.a.data(), fw.b.data(), fw.plan, fw.out.numel(), f);
+  return fw;
+}
+
 /// c = f(a, b) with broadcasting, and its backward.
 template <FloatingElement T, class B, class F>
 Variable<T, B> binary_op(const char* name, const Variable<T, B>& a, const Variable<T, B>& b, F f) {
-  const Shape out_shape = broadcast_shapes(name, a.shape(), b.shape());
-  const BroadcastPlan plan = make_broadcast_plan(out_shape, a.shape(), b.shape());
-  Tensor<T, B> out(out_shape);  // broadcast(a, b)
-  const Tensor<T, B> ta = a.data(), tb = b.data();
-  map_binary_forward(B{}, out.data(), ta.data(), tb.data(), plan, out.numel(), f);
-  return make_result<T, B>(
-      name, out, {&a, &b}, [ta, tb, plan, f](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {
-        map_binary_backward(B{}, d[0] ? d[0]->data() : nullptr, d[1] ? d[1]->data() : nullptr,
-                            dout.data(), ta.data(), tb.data(), plan, dout.numel(), f);
-      });
+  const BinaryForward<T, B> fw = binary_forward(name, a, b, f);
+  return make_result<T, B>(name, fw.out, {&a, &b},
+                           [ta = fw.a, tb = fw.b, plan = fw.plan, f](const Tensor<T, B>& dout,
+                                                                     const GradSlots<T, B>& d) {
+                             map_binary_backward(B{}, d[0] ? d[0]->data() : nullptr,
+                                                 d[1] ? d[1]->data() : nullptr, dout.data(),
+                                                 ta.data(), tb.data(), plan, dout.numel(), f);
+                           });
 }
 
 /// y = f(x) element-wise, and its backward dx += dy * f.grad(x, y).
@@ -54,20 +69,17 @@ template <FloatingElement T, class B>
 Variable<T, B> add(const Variable<T, B>& a, const Variable<T, B>& b) {
   if (!a.defined() || !b.defined() || a.shape() != b.shape())
     return detail::binary_op("add", a, b, fn::Add{});
-  const Tensor<T, B> ta = a.data(), tb = b.data();  // (...), the same shape
-  Tensor<T, B> out(ta.shape());
-  const BroadcastPlan plan = make_broadcast_plan(ta.shape(), ta.shape(), tb.shape());
-  map_binary_forward(B{}, out.data(), ta.data(), tb.data(), plan, out.numel(), fn::Add{});
-  Variable<T, B> result = make_result<T, B>(
-      "add", out, {&a, &b}, [](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {
-        for (size_t i = 0; i < 2; ++i) {
-          if (!d[i]) continue;
-          if (d.fresh(i))
-            copy(B{}, d[i]->data(), dout.data(), dout.numel());
-          else
-            accumulate(B{}, d[i]->data(), dout.data(), dout.numel(), T(1));
-        }
-      });
+  Variable<T, B> result =
+      make_result<T, B>("add", detail::binary_forward("add", a, b, fn::Add{}).out, {&a, &b},
+                        [](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {
+                          for (size_t i = 0; i < 2; ++i) {
+                            if (!d[i]) continue;
+                            if (d.fresh(i))
+                              copy(B{}, d[i]->data(), dout.data(), dout.numel());
+                            else
+                              accumulate(B{}, d[i]->data(), dout.data(), dout.numel(), T(1));
+                          }
+                        });
   set_writes_fresh_gradients(result);
   if (const auto& node = result.state_ptr()->grad_fn) node->gradient_is_view = true;
   return result;

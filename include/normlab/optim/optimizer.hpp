@@ -138,12 +138,7 @@ class Optimizer {
   /// gradient, and step() skips it (no decay, no moment update), where with
   /// zeros it would be stepped with a zero gradient.
   void zero_grad(bool set_to_none = false) {
-    for (auto& p : params_) {
-      if (set_to_none)
-        p.value.clear_grad();
-      else
-        p.value.zero_grad();
-    }
+    for (auto& p : params_) p.value.zero_grad(set_to_none);
   }
 
   double lr() const { return lr_; }
