@@ -242,6 +242,11 @@ void layer_fwd_bwd(benchmark::State& state, PolicyId p, const LayerShape& s) {
   add_gemm_counters(state, layer_gemm_flops_fwd_bwd(s), seconds);
 }
 
+void layer_fwd_bwd_runtime(benchmark::State& state, PolicyId p, const LayerShape& s) {
+  const double seconds = layer_fwd_bwd_of<nl::RuntimePolicy>(state, p, s);
+  add_gemm_counters(state, layer_gemm_flops_fwd_bwd(s), seconds);
+}
+
 void gpt_step(benchmark::State& state, PolicyId p, const GptShape& g) {
   double seconds = 0;
   with_policy(p, [&](auto policy) {
@@ -327,7 +332,7 @@ Arrays gpt_check(PolicyId p, const GptShape& g, const Arrays&) {
 Suite suite() {
   return {"normlab",  sgemm_peak, matmul,        attention,  softmax_causal,
           layer_norm, gelu,       cross_entropy, adamw_step, layer_fwd_bwd,
-          gpt_step,   gpt_steps,  layer_check,   gpt_check};
+          gpt_step,   gpt_steps,  layer_check,   gpt_check,  layer_fwd_bwd_runtime};
 }
 
 }  // namespace ours

@@ -127,6 +127,10 @@ struct Suite {
   /// The same for a GPT's loss: inputs "tokens" and "targets" (B, T) as
   /// floats, results "loss" and grad.*.
   Arrays (*gpt_check)(PolicyId, const GptShape&, const Arrays& given);
+  /// One layer forward + backward with the policy composed at run time
+  /// (TransformerLayer<RuntimePolicy>), to set against layer_fwd_bwd's static
+  /// type; normlab only (null for a peer).
+  void (*layer_fwd_bwd_runtime)(benchmark::State&, PolicyId, const LayerShape&) = nullptr;
 };
 
 namespace ours {  // bench_normlab.cpp

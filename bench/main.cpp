@@ -86,6 +86,14 @@ void register_all(const std::vector<nb::Suite>& suites) {
     for (PolicyId p : {PolicyId::post_ln, PolicyId::pre_ln, PolicyId::normformer})
       each(suites, std::string("layer_fwd_bwd/") + name(p) + "/" + s.name,
            [p, s](const Suite& x, State& st) { x.layer_fwd_bwd(st, p, s); });
+  for (const LayerShape& s : nb::kLayerShapes)
+    for (const Suite& suite : suites)
+      if (suite.layer_fwd_bwd_runtime != nullptr)
+        benchmark::RegisterBenchmark(
+            (std::string(suite.prefix) + "/layer_fwd_bwd/normformer_runtime/" + s.name).c_str(),
+            [suite, s](State& st) { suite.layer_fwd_bwd_runtime(st, PolicyId::normformer, s); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
   for (PolicyId p : {PolicyId::post_ln, PolicyId::pre_ln, PolicyId::normformer})
     each(suites, std::string("gpt_step/") + name(p) + "/" + g.name,
          [p, g](const Suite& x, State& st) { x.gpt_step(st, p, g); });

@@ -16,67 +16,74 @@
 //   V loss = normlab::mean(normlab::gelu(h) * h);                    // ()
 //   loss.backward();                                   // w.grad(), gamma.grad(), ...
 //
-// Transformer models are configured by a normalization-placement policy:
+// Transformer models are configured by a normalization-placement policy: a
+// placement (PostLN, PreLN, NoLN) and extras at named sites of the layer, as a
+// type, or by name at run time (RuntimePolicy):
 //
 //   normlab::ModelConfig cfg;                              // sizes and policy keys
 //   cfg.policy = "normformer";
 //   normlab::GPT<normlab::NormFormer, normlab::Cpu, float> model(cfg, /*seed=*/1);
 //   V loss = model.loss(tokens, targets);                  // tokens, targets: int64 (B, T)
+//   cfg.set_policy_spec("post_ln+attn_ln+ffn_ln");        // any composition, by name
+//   normlab::GPT<normlab::RuntimePolicy, normlab::Cpu, float> other(cfg, /*seed=*/1);
 //
 // Layers: core (Tensor, Shape, RNG) <- backend (kernels) <- autograd
 // (Variable, backward, gradcheck) <- ops (differentiable functions) <- policy
-// and nn (placement policies, modules, TransformerLayer, GPT, Encoder) <- io
-// (JSON, safetensors, checkpoints).
+// and nn (placements, extras and their registry, modules, TransformerLayer,
+// GPT, Encoder) <- io (JSON, safetensors, checkpoints). The `normlab` command
+// is not included: normlab/cli/cli.hpp.
 #pragma once
 
+#include "normlab/autograd/grad_mode.hpp"
+#include "normlab/autograd/gradcheck.hpp"
+#include "normlab/autograd/variable.hpp"
+#include "normlab/backend/backend.hpp"
+#include "normlab/backend/cpu/activation.hpp"
+#include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/dropout.hpp"
+#include "normlab/backend/cpu/elementwise.hpp"
+#include "normlab/backend/cpu/embedding.hpp"
+#include "normlab/backend/cpu/gemm.hpp"
+#include "normlab/backend/cpu/layout.hpp"
+#include "normlab/backend/cpu/loss.hpp"
+#include "normlab/backend/cpu/normalization.hpp"
+#include "normlab/backend/cpu/optim.hpp"
+#include "normlab/backend/cpu/reduce.hpp"
+#include "normlab/backend/cpu/softmax.hpp"
 #include "normlab/config.hpp"
 #include "normlab/core/dtype.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
 #include "normlab/core/shape.hpp"
 #include "normlab/core/tensor.hpp"
-#include "normlab/backend/backend.hpp"
-#include "normlab/backend/cpu/cpu.hpp"
-#include "normlab/backend/cpu/elementwise.hpp"
-#include "normlab/backend/cpu/gemm.hpp"
-#include "normlab/backend/cpu/reduce.hpp"
-#include "normlab/backend/cpu/layout.hpp"
-#include "normlab/backend/cpu/normalization.hpp"
-#include "normlab/backend/cpu/softmax.hpp"
-#include "normlab/backend/cpu/loss.hpp"
-#include "normlab/backend/cpu/embedding.hpp"
-#include "normlab/backend/cpu/dropout.hpp"
-#include "normlab/backend/cpu/optim.hpp"
-#include "normlab/backend/cpu/activation.hpp"
-#include "normlab/autograd/grad_mode.hpp"
-#include "normlab/autograd/variable.hpp"
-#include "normlab/autograd/gradcheck.hpp"
-#include "normlab/ops/elementwise.hpp"
-#include "normlab/ops/linalg.hpp"
-#include "normlab/ops/reduction.hpp"
-#include "normlab/ops/shape.hpp"
-#include "normlab/ops/normalization.hpp"
-#include "normlab/ops/softmax.hpp"
-#include "normlab/ops/loss.hpp"
-#include "normlab/ops/embedding.hpp"
-#include "normlab/ops/dropout.hpp"
-#include "normlab/ops/attention.hpp"
-#include "normlab/policy/policy.hpp"
-#include "normlab/policy/registry.hpp"
-#include "normlab/nn/module.hpp"
-#include "normlab/nn/layers.hpp"
-#include "normlab/nn/attention.hpp"
-#include "normlab/nn/config.hpp"
-#include "normlab/nn/init.hpp"
-#include "normlab/nn/transformer_layer.hpp"
-#include "normlab/nn/gpt.hpp"
-#include "normlab/nn/encoder.hpp"
-#include "normlab/io/io.hpp"
-#include "normlab/optim/optim.hpp"
 #include "normlab/data/data.hpp"
 #include "normlab/diag/diagnostics.hpp"
-#include "normlab/train/trainer.hpp"
+#include "normlab/io/io.hpp"
+#include "normlab/nn/attention.hpp"
+#include "normlab/nn/config.hpp"
+#include "normlab/nn/encoder.hpp"
+#include "normlab/nn/gpt.hpp"
+#include "normlab/nn/init.hpp"
+#include "normlab/nn/layers.hpp"
+#include "normlab/nn/module.hpp"
+#include "normlab/nn/transformer_layer.hpp"
+#include "normlab/ops/attention.hpp"
+#include "normlab/ops/dropout.hpp"
+#include "normlab/ops/elementwise.hpp"
+#include "normlab/ops/embedding.hpp"
+#include "normlab/ops/linalg.hpp"
+#include "normlab/ops/loss.hpp"
+#include "normlab/ops/normalization.hpp"
+#include "normlab/ops/reduction.hpp"
+#include "normlab/ops/shape.hpp"
+#include "normlab/ops/softmax.hpp"
+#include "normlab/optim/optim.hpp"
+#include "normlab/policy/compose.hpp"
+#include "normlab/policy/extras.hpp"
+#include "normlab/policy/policy.hpp"
+#include "normlab/policy/registry.hpp"
 #include "normlab/train/compare.hpp"
 #include "normlab/train/generate.hpp"
+#include "normlab/train/trainer.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

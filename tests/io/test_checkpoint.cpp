@@ -183,7 +183,7 @@ TEST(ConfigJson, OptionalKeysDefault) {
 TEST(ConfigJson, LoadsTheNormFormerFixture) {
   const ModelConfig c =
       load_config(std::string(NORMLAB_TEST_FIXTURES) + "/reference/normformer/config.json");
-  EXPECT_EQ(c.policy_traits(), traits_of<NormFormer>());
+  EXPECT_EQ(c.policy_spec(), spec_of<NormFormer>());
   EXPECT_EQ(c.vocab_size, 13);
   EXPECT_EQ(c.d_model, 8);
   EXPECT_EQ(c.max_seq_len, 7);

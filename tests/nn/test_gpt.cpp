@@ -24,17 +24,22 @@ ModelConfig config_for(int64_t C = 8, int64_t H = 2, int64_t L = 2, int64_t d_ff
   return c;
 }
 
+/// Whether the policy P scales heads (either placement).
+template <class P>
+constexpr bool kHeadScale =
+    P::template has<HeadScale<before_out_proj>> || P::template has<HeadScale<after_out_proj>>;
+
 /// Parameters of one layer, from the equations: 4 projections with bias,
 /// fc1/fc2 with bias, two norms, and the extras a policy adds.
 template <class P>
 int64_t layer_parameter_count(int64_t C, int64_t H, int64_t d_ff) {
   const int64_t norm = P::norm == NormKind::rms_norm ? 1 : 2;  // gain (+ shift)
   int64_t n = 4 * (C * C + C) + (C * d_ff + d_ff) + (d_ff * C + C) + 2 * norm * C;
-  if (P::head_scale != HeadScalePlacement::none) n += H;
-  if (P::attn_out_norm) n += norm * C;
-  if (P::ffn_norm) n += norm * d_ff;
-  if (P::ffn_out_norm) n += norm * C;
-  if (P::resid_scale) n += C;
+  if (kHeadScale<P>) n += H;
+  if (P::template has<AttnOutNorm>) n += norm * C;
+  if (P::template has<FfnNorm>) n += norm * d_ff;
+  if (P::template has<FfnOutNorm>) n += norm * C;
+  if (P::template has<ResidScale>) n += C;
   return n;
 }
 
@@ -73,11 +78,11 @@ TYPED_TEST(EveryPolicy, ParameterNamesAreFairseqKeysAndOnlyEnabledFeaturesOwnAny
     EXPECT_TRUE(names.count(key)) << key;
   const bool ln = P::norm == NormKind::layer_norm;
   EXPECT_EQ(names.count("layers.1.final_layer_norm.bias"), ln ? 1u : 0u);
-  EXPECT_EQ(names.count("layers.1.c_attn"), P::head_scale != HeadScalePlacement::none ? 1u : 0u);
-  EXPECT_EQ(names.count("layers.1.attn_ln.weight"), P::attn_out_norm ? 1u : 0u);
-  EXPECT_EQ(names.count("layers.1.ffn_layernorm.weight"), P::ffn_norm ? 1u : 0u);
-  EXPECT_EQ(names.count("layers.1.ffn_out_ln.weight"), P::ffn_out_norm ? 1u : 0u);
-  EXPECT_EQ(names.count("layers.1.w_resid"), P::resid_scale ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.c_attn"), kHeadScale<P> ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.attn_ln.weight"), P::template has<AttnOutNorm> ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.ffn_layernorm.weight"), P::template has<FfnNorm> ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.ffn_out_ln.weight"), P::template has<FfnOutNorm> ? 1u : 0u);
+  EXPECT_EQ(names.count("layers.1.w_resid"), P::template has<ResidScale> ? 1u : 0u);
   EXPECT_EQ(names.count("layer_norm.weight"), P::final_norm ? 1u : 0u);
   EXPECT_EQ(names.count("output_projection.weight"), 0u);  // tied by default
 }
@@ -141,11 +146,11 @@ TEST(TransformerLayer, HeadScaleOfOneIsTheIdentityAndPlacementsDifferOtherwise) 
   expect_close(before.forward(tokens).data().to_vector(), lp, 1e-12);
   expect_close(after.forward(tokens).data().to_vector(), lp, 1e-12);
   for (auto* layer : {&before.layers[0], &before.layers[1]}) {
-    TensorD g = layer->c_attn.data();
+    TensorD g = layer->extras.template state<HeadScale<before_out_proj>>().c_attn.data();
     g.copy_from(TensorD::from({0.5, 2.0}));
   }
   for (auto* layer : {&after.layers[0], &after.layers[1]}) {
-    TensorD g = layer->c_attn.data();
+    TensorD g = layer->extras.template state<HeadScale<after_out_proj>>().c_attn.data();
     g.copy_from(TensorD::from({0.5, 2.0}));
   }
   const auto lb = before.forward(tokens).data().to_vector();
@@ -163,9 +168,8 @@ TEST(TransformerLayer, DeepNormResidualWeight) {
   ModelConfig cfg = config_for<DeepNorm>();
   cfg.n_layers = 8;
   GPT<DeepNorm, Cpu, float> model(cfg, 1, InitScheme::deepnorm);
-  EXPECT_DOUBLE_EQ(model.layers[3].residual_weight, std::pow(16.0, 0.25));
-  GPT<PostLN, Cpu, float> post(config_for<PostLN>(), 1);
-  EXPECT_EQ(post.layers[0].residual_weight, 1.0);
+  EXPECT_DOUBLE_EQ(model.layers[3].extras.state<DeepNormResidual>().alpha, std::pow(16.0, 0.25));
+  static_assert(!PostLN::has<DeepNormResidual>);  // Post-LN's skip path is x itself
 }
 
 TEST(Gpt, UntiedHeadSinusoidsAndFinalNormOverride) {
@@ -205,7 +209,8 @@ TEST(Gpt, InitSchemesDrawTheDocumentedScales) {
   EXPECT_NEAR(std_of(gpt2.layers[0].ffn.fc2.weight), 0.02 / std::sqrt(8.0), 0.0005);
   EXPECT_NEAR(std_of(gpt2.embed_tokens.weight), 0.02, 0.002);
   EXPECT_EQ(gpt2.layers[0].self_attn.q_proj.bias.data().to_vector(), std::vector<float>(64, 0.f));
-  EXPECT_EQ(gpt2.layers[0].final_layer_norm.weight.data().to_vector(), std::vector<float>(64, 1.f));
+  EXPECT_EQ(gpt2.layers[0].final_layer_norm->weight.data().to_vector(),
+            std::vector<float>(64, 1.f));
   GPT<PreLN, Cpu, float> fs(cfg, 1, InitScheme::fairseq);
   // Xavier-uniform: std = gain * sqrt(2 / (fan_in + fan_out)).
   EXPECT_NEAR(std_of(fs.layers[0].ffn.fc1.weight), std::sqrt(2.0 / (64 + 256)), 0.003);

@@ -209,16 +209,16 @@ TEST(Compare, EarlyTrainingGradientFinding) {
 TEST(Compare, PolicySpecsAndErrors) {
   ModelConfig c;
   c.set_policy_spec("pre_ln+head_scale(after_out_proj)+resid_scale+rms_norm");
-  EXPECT_EQ(c.policy_traits(),
-            (traits_of<compose<PreLN, HeadScale<after_out_proj>, ResidScale, UseRMSNorm>>()));
+  EXPECT_EQ(c.policy_spec(),
+            (spec_of<compose<PreLN, HeadScale<after_out_proj>, ResidScale, UseRMSNorm>>()));
   c.set_policy_spec(NormFormer::name());  // describe()'s spelling round-trips
-  EXPECT_EQ(c.policy_traits(), traits_of<NormFormer>());
+  EXPECT_EQ(c.policy_spec(), spec_of<NormFormer>());
   expect_error([&] { c.set_policy_spec("pre_ln+magic"); }, {"policy \"pre_ln+magic\"", "magic"});
   const TextCorpus corpus = TextCorpus::from_string(synthetic_corpus(5000, 1), "synthetic");
   const TrainValSplit split = split_train_val(corpus.size(), SplitOptions{0.2, 512, 0});
   CompareOptions o = tiny();
-  o.policies = {"post_ln+ffn_out_ln"};
-  expect_error([&] { (void)run_compare(o, corpus, split); }, {"not among the policies"});
+  o.policies = {"post_ln+magic"};
+  expect_error([&] { (void)run_compare(o, corpus, split); }, {"unknown extra \"magic\"", "ffn_ln"});
 }
 
 }  // namespace

@@ -20,8 +20,8 @@ struct ForwardReport {
   std::vector<std::pair<std::string, Tensor<T, B>>> grads;  ///< d loss / d parameter, by name
 };
 
-/// Builds the GPT `cfg` describes (its policy dispatched through the
-/// registry), loads `weights` by name (F32/F64 converted to T), and computes
+/// Builds the GPT `cfg` describes (its policy composed at run time from the
+/// extras registry), loads `weights` by name (F32/F64 converted to T), and computes
 ///   logits = model(tokens), loss = cross_entropy(logits, targets)
 /// and the gradient of the loss for every parameter, in eval mode.
 ///
@@ -35,18 +35,15 @@ ForwardReport<T, B> forward_and_gradients(const ModelConfig& cfg,
   detail::check(targets.shape() == tokens.shape(), "forward: targets of shape ", targets.shape(),
                 " do not match tokens of shape ", tokens.shape());
   ForwardReport<T, B> report;
-  with_policy(cfg.policy_traits(), [&]<class P>() {
-    GPT<P, B, T> model(cfg);
-    model.eval();
-    load_parameters(model, weights, DTypeMatch::convert);
-    const Variable<T, B> logits = model.forward(tokens);  // (B, T, V)
-    const Variable<T, B> loss = cross_entropy(logits, targets);
-    loss.backward();
-    report.logits = logits.data();
-    report.loss = loss.data();
-    for (const auto& p : model.named_parameters())
-      report.grads.emplace_back(p.name, p.value.grad());
-  });
+  GPT<RuntimePolicy, B, T> model(cfg);
+  model.eval();
+  load_parameters(model, weights, DTypeMatch::convert);
+  const Variable<T, B> logits = model.forward(tokens);  // (B, T, V)
+  const Variable<T, B> loss = cross_entropy(logits, targets);
+  loss.backward();
+  report.logits = logits.data();
+  report.loss = loss.data();
+  for (const auto& p : model.named_parameters()) report.grads.emplace_back(p.name, p.value.grad());
   return report;
 }
 

@@ -17,15 +17,10 @@ namespace normlab::inline v0 {
 ///   h = softmax(q k^T + mask) v                                           // (B, H, T, D)
 ///   y = Concat(h_1, ..., h_H) W_O^T + b_O                                  // (B, T, C)
 ///
-/// q is scaled after its projection, bias included, as fairseq does. With a
-/// head scale gamma (H,) the heads are scaled either before the output
-/// projection (y = Concat(gamma_1 h_1, ...) W_O^T + b_O, the NormFormer paper)
-/// or after it (each group of D channels of y times gamma_h, fairseq's code).
-/// Before the projection, the scale is applied to W_O's columns instead of
-/// to the heads: Concat(gamma_h h_h) W_O^T = Concat(h_h) (W_O diag(gamma))^T,
-/// with diag(gamma) repeating gamma_h over head h's D columns. The same
-/// function and gradients, and a (C, C) product instead of a (B, T, C) one.
-/// Parameters: q_proj, k_proj, v_proj, out_proj (fairseq names).
+/// q is scaled after its projection, bias included, as fairseq does.
+/// `attend` computes the heads side by side, Concat(h_1, ..., h_H) (B, T, C),
+/// so that a layer can act on them (the Heads site of a policy) before
+/// `out_proj`. Parameters: q_proj, k_proj, v_proj, out_proj (fairseq names).
 template <FloatingElement T, class B>
 class MultiHeadAttention : public Module<T, B> {
  public:
@@ -48,14 +43,16 @@ class MultiHeadAttention : public Module<T, B> {
     /// Additive (B, 1, 1, T) bias on the scores: 0 for keys to attend, a large
     /// negative number for padding; undefined for none.
     Variable<T, B> key_bias;
-    const Variable<T, B>* head_scale = nullptr;  ///< gamma (H,), or null
-    HeadScalePlacement head_scale_at = HeadScalePlacement::none;
     double dropout = 0;        ///< on the attention probabilities
     Generator* gen = nullptr;  ///< for dropout
   };
 
-  /// (B, T, C) -> (B, T, C). Throws when x is not 3-D with C = d_model.
-  Var forward(const Var& x, const Options& opt) const {
+  /// (B, T, C) -> (B, T, C): out_proj(attend(x)).
+  Var forward(const Var& x, const Options& opt) const { return out_proj.forward(attend(x, opt)); }
+
+  /// The heads side by side, Concat(h_1, ..., h_H): (B, T, C) -> (B, T, C).
+  /// Throws when x is not 3-D with C = d_model.
+  Var attend(const Var& x, const Options& opt) const {
     const int64_t C = q_proj.weight.size(0);
     detail::check(x.ndim() == 3 && x.size(2) == C, "MultiHeadAttention: expected input (B, T, ", C,
                   "), got ", x.shape());
@@ -64,12 +61,8 @@ class MultiHeadAttention : public Module<T, B> {
     const bool drop_probs = opt.dropout > 0 && this->training();
     if (!opt.key_bias.defined() && !drop_probs) {
       // Heads stay side by side in (B, T, C): one attention node, no permutes.
-      const Var heads = multi_head_attention(q_proj.forward(x), k_proj.forward(x),
-                                             v_proj.forward(x), H, scale, opt.causal);  // (B, T, C)
-      Var y = project_heads(heads, opt);                                                // (B, T, C)
-      if (opt.head_scale_at == HeadScalePlacement::after_out_proj)
-        y = scale_heads(y, *opt.head_scale);
-      return y;
+      return multi_head_attention(q_proj.forward(x), k_proj.forward(x), v_proj.forward(x), H, scale,
+                                  opt.causal);  // (B, T, C)
     }
     // With a padding bias or dropout on the probabilities: composed from ops.
     auto split_heads = [&](const Var& y) {  // (B, T, C) -> (B, H, T, D)
@@ -86,23 +79,8 @@ class MultiHeadAttention : public Module<T, B> {
                     " in training mode needs Options::gen");
       probs = dropout(probs, opt.dropout, *opt.gen, true);
     }
-    const Var heads = matmul(probs, v);                               // (B, H, T, D)
-    const Var merged = reshape(transpose(heads, 1, 2), {Bn, Tn, C});  // (B, T, C)
-    Var y = project_heads(merged, opt);                               // (B, T, C)
-    if (opt.head_scale_at == HeadScalePlacement::after_out_proj)
-      y = scale_heads(y, *opt.head_scale);
-    return y;
-  }
-
-  /// Concat(heads) W_O^T + b_O for heads (B, T, C), side by side; with the
-  /// head scale before the projection, W_O's columns of head h times gamma_h.
-  Var project_heads(const Var& heads, const Options& opt) const {
-    if (opt.head_scale_at != HeadScalePlacement::before_out_proj) return out_proj.forward(heads);
-    const int64_t c_out = out_proj.weight.size(0), c_in = out_proj.weight.size(1);
-    const Var scaled =
-        reshape(scale_heads(reshape(out_proj.weight, {1, c_out, c_in}), *opt.head_scale),
-                {c_out, c_in});  // W_O diag(gamma)
-    return linear(heads, scaled, out_proj.bias);
+    const Var heads = matmul(probs, v);                   // (B, H, T, D)
+    return reshape(transpose(heads, 1, 2), {Bn, Tn, C});  // (B, T, C)
   }
 
   /// y (B, T, C) with each group of D = C / H channels h times gamma_h (H,).

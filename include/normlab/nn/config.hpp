@@ -8,18 +8,20 @@
 
 #include "normlab/core/error.hpp"
 #include "normlab/nn/layers.hpp"
-#include "normlab/policy/policy.hpp"
+#include "normlab/policy/registry.hpp"
 
 namespace normlab::inline v0 {
 
 /// Everything that shapes a model, with the names of the config file's keys.
 ///
-/// The policy is `policy` (a preset) plus `extras` composed onto it, the
-/// head-scale placement, `resid_scale` and the norm kind. Presets:
-///   post_ln, pre_ln, normformer (= pre_ln + head_scale + attn_ln + ffn_ln),
-///   sandwich (= pre_ln + attn_ln + ffn_out_ln), deepnorm.
-/// Extras: head_scale, attn_ln, ffn_ln, ffn_out_ln; the policy is the union of
-/// the preset's and these (listing one the preset implies changes nothing).
+/// The policy is `policy` — a preset (post_ln, pre_ln, normformer =
+/// pre_ln+head_scale+attn_ln+ffn_ln, sandwich = pre_ln+attn_ln+ffn_out_ln,
+/// deepnorm = post_ln+deepnorm) or a whole spec such as "post_ln+attn_ln+ffn_ln"
+/// — with the words of `extras` added: any extra the registry knows, built-in
+/// (head_scale, attn_ln, ffn_ln, ffn_out_ln, resid_scale, deepnorm, rms_norm)
+/// or registered by the program (policy/registry.hpp). A bare head_scale is
+/// placed where the `head_scale` key says; `resid_scale: true` and
+/// `norm: rms_norm` add those extras. An extra named twice counts once.
 struct ModelConfig {
   int64_t vocab_size = 256;
   int64_t d_model = 128;
@@ -29,7 +31,7 @@ struct ModelConfig {
   int64_t max_seq_len = 128;
   std::string policy = "pre_ln";
   std::vector<std::string> extras;
-  std::string head_scale = "before_out_proj";  ///< where head scaling goes, when it is on
+  std::string head_scale = "before_out_proj";  ///< where a bare head_scale goes
   bool resid_scale = false;
   std::string activation = "gelu";  ///< gelu (exact erf) | gelu_tanh | relu
   std::string norm = "layer_norm";  ///< layer_norm | rms_norm
@@ -41,106 +43,84 @@ struct ModelConfig {
   double dropout = 0;                 ///< on each sublayer's output (training only)
   double attention_dropout = 0;       ///< on the attention probabilities (training only)
 
-  /// The policy this config asks for. Throws Error naming the key and the
-  /// accepted values on an unknown policy, extra, placement or norm.
-  PolicyTraits policy_traits() const {
-    PolicyTraits t;
+  /// The policy this config asks for, extras in canonical order. Throws Error
+  /// naming the key and the accepted values on an unknown policy, extra,
+  /// placement or norm, or on extras that do not fit together.
+  PolicySpec policy_spec() const {
     const HeadScalePlacement where = head_scale_placement();
-    if (policy == "post_ln") {
-      t.placement = Placement::post;
-    } else if (policy == "pre_ln") {
-      t.placement = Placement::pre;
-    } else if (policy == "normformer") {
-      t.placement = Placement::pre;
-      t.head_scale = where;
-      t.attn_out_norm = t.ffn_norm = true;
-    } else if (policy == "sandwich") {
-      t.placement = Placement::pre;
-      t.attn_out_norm = t.ffn_out_norm = true;
-    } else if (policy == "deepnorm") {
-      t.placement = Placement::post;
-      t.deepnorm_residual = true;
-    } else {
-      throw Error(detail::concat("config: unknown policy \"", policy,
-                                 "\"; expected one of post_ln, pre_ln, normformer, sandwich, "
-                                 "deepnorm"));
+    const std::string preset = policy.substr(0, policy.find('+'));
+    std::string presets;
+    bool known = false;
+    for (const auto& [word, p] : policy_presets()) {
+      presets += (presets.empty() ? "" : ", ") + word;
+      known = known || word == preset;
     }
-    for (const std::string& e : extras) {  // a union: naming an extra the preset has is harmless
-      if (e == "head_scale")
-        t.head_scale = where;
-      else if (e == "attn_ln")
-        t.attn_out_norm = true;
-      else if (e == "ffn_ln")
-        t.ffn_norm = true;
-      else if (e == "ffn_out_ln")
-        t.ffn_out_norm = true;
-      else
-        throw Error(detail::concat("config: extras: unknown extra \"", e,
-                                   "\"; expected head_scale, attn_ln, ffn_ln or ffn_out_ln"));
-    }
-    t.resid_scale = resid_scale;
+    detail::check(known, "config: unknown policy \"", preset, "\"; expected one of ", presets,
+                  ", followed by +extra for each extra");
+    const ExtraRegistry& registry = ExtraRegistry::global();
+    for (const std::string& e : extras)
+      detail::check(e == "head_scale" || registry.find(e) != nullptr,
+                    "config: extras: unknown extra \"", e, "\"; known extras: head_scale, ",
+                    registry.known_words());
+    std::string spec = policy;
+    for (const std::string& e : extras) spec += "+" + e;
+    if (resid_scale) spec += "+resid_scale";
     if (norm == "rms_norm")
-      t.norm = NormKind::rms_norm;
+      spec += "+rms_norm";
     else
       detail::check(norm == "layer_norm", "config: norm \"", norm,
                     "\" is unknown; expected layer_norm or rms_norm");
-    return t;
-  }
-
-  /// Sets the policy keys (policy, extras, head_scale, resid_scale, norm) so
-  /// that policy_traits() == traits_of<P>(): any policy, a user's own too,
-  /// can be described by a config.
-  template <NormPolicy P>
-  void set_policy() {
-    constexpr PolicyTraits t = traits_of<P>();
-    policy = t.deepnorm_residual             ? "deepnorm"
-             : t.placement == Placement::pre ? "pre_ln"
-                                             : "post_ln";
-    extras.clear();
-    if (t.head_scale != HeadScalePlacement::none) {
-      extras.push_back("head_scale");
-      head_scale = to_string(t.head_scale);
+    try {
+      return parse_policy_spec(spec, where);
+    } catch (const Error& e) {
+      throw Error(detail::concat("config: ", e.what()));
     }
-    if (t.attn_out_norm) extras.push_back("attn_ln");
-    if (t.ffn_norm) extras.push_back("ffn_ln");
-    if (t.ffn_out_norm) extras.push_back("ffn_out_ln");
-    resid_scale = t.resid_scale;
-    norm = to_string(t.norm);
+  }
+  /// The placement of the config's policy.
+  Placement placement() const { return policy_spec().placement; }
+
+  /// Sets the policy keys so that policy_spec() == spec_of<P>(): any static
+  /// policy, a user's own composition too, can be described by a config.
+  template <class P>
+  void set_policy() {
+    static_assert(detail::check_policy<P>() && !std::is_same_v<P, RuntimePolicy>,
+                  "set_policy<P>: P must be a static policy; for a run-time one use "
+                  "set_policy_spec");
+    set_policy_keys(P::spec());
   }
 
-  /// Sets the policy keys from a spec like "normformer", "pre_ln+attn_ln" or
-  /// "pre_ln+head_scale(after_out_proj)+resid_scale+rms_norm": a preset, then
-  /// extras (head_scale, head_scale(before_out_proj|after_out_proj), attn_ln,
-  /// ffn_ln, ffn_out_ln, resid_scale, rms_norm) joined by '+'. The spelling of
-  /// PolicyTraits::describe() is accepted. Throws Error naming an unknown part.
+  /// Sets the policy keys from a spec like "normformer", "pre_ln+attn_ln",
+  /// "deepnorm+attn_ln" or "pre_ln+head_scale(after_out_proj)+resid_scale+rms_norm":
+  /// see parse_policy_spec. A bare head_scale goes where the head_scale key
+  /// says. Throws Error naming an unknown part.
   void set_policy_spec(const std::string& spec) {
-    std::vector<std::string> parts;
-    size_t at = 0;
-    for (size_t plus; (plus = spec.find('+', at)) != std::string::npos; at = plus + 1)
-      parts.push_back(spec.substr(at, plus - at));
-    parts.push_back(spec.substr(at));
-    policy = parts[0];
+    set_policy_keys(parse_policy_spec(spec, head_scale_placement()));
+  }
+
+  /// Sets the policy keys to describe `spec`: policy = its placement (or
+  /// deepnorm), extras = its words in order, a head scale as a bare
+  /// "head_scale" placed by the head_scale key; resid_scale and norm agree
+  /// with the extras (so that older readers see the built-in extras too).
+  void set_policy_keys(const PolicySpec& spec) {
+    const std::string described = spec.describe();
+    const size_t plus = described.find('+');
+    policy = described.substr(0, plus);
     extras.clear();
     resid_scale = false;
     norm = "layer_norm";
-    for (size_t i = 1; i < parts.size(); ++i) {
-      const std::string& e = parts[i];
-      if (e == "resid_scale") {
-        resid_scale = true;
-      } else if (e == "rms_norm") {
-        norm = "rms_norm";
-      } else if (e.rfind("head_scale(", 0) == 0 && e.back() == ')') {
-        extras.push_back("head_scale");
-        head_scale = e.substr(11, e.size() - 12);
+    int head_scales = 0;
+    for (const std::string& w : spec.extras) head_scales += w.rfind("head_scale(", 0) == 0;
+    for (size_t i = policy == "deepnorm" ? 1 : 0; i < spec.extras.size(); ++i) {
+      const std::string& w = spec.extras[i];
+      if (w.rfind("head_scale(", 0) == 0 && head_scales == 1) {
+        extras.push_back("head_scale");  // the format older configs have: placed by the key
+        head_scale = w.substr(11, w.size() - 12);
       } else {
-        extras.push_back(e);
+        extras.push_back(w);
       }
+      if (w == "resid_scale") resid_scale = true;
     }
-    try {
-      (void)policy_traits();
-    } catch (const Error& err) {
-      throw Error(detail::concat("policy \"", spec, "\": ", err.what()));
-    }
+    norm = to_string(norm_kind_of(spec));
   }
 
   HeadScalePlacement head_scale_placement() const {
@@ -164,9 +144,7 @@ struct ModelConfig {
   }
   /// Whether the model ends in a norm: `final_norm` when set, else the
   /// placement's default (after Pre-LN layers, not after Post-LN ones).
-  bool uses_final_norm() const {
-    return final_norm.value_or(policy_traits().placement == Placement::pre);
-  }
+  bool uses_final_norm() const { return final_norm.value_or(placement() == Placement::pre); }
 
   /// Throws Error naming the first key whose value is invalid.
   void validate() const {
@@ -185,7 +163,7 @@ struct ModelConfig {
     detail::check(dropout >= 0 && dropout < 1, "config: dropout must be in [0, 1), got ", dropout);
     detail::check(attention_dropout >= 0 && attention_dropout < 1,
                   "config: attention_dropout must be in [0, 1), got ", attention_dropout);
-    (void)policy_traits();
+    (void)policy_spec();
     (void)head_scale_placement();
     (void)activation_kind();
     (void)position_kind();

@@ -27,7 +27,7 @@ class Encoder : public TransformerStack<Policy, B, T> {
   struct LMHead : Module<T, B> {
     LMHead(const ModelConfig& cfg, Generator& gen)
         : dense(cfg.d_model, cfg.d_model, gen),
-          layer_norm(cfg.d_model, cfg.ln_eps),
+          layer_norm(cfg.d_model, cfg.ln_eps, norm_kind_of(cfg.policy_spec())),
           bias(Tensor<T, B>::zeros({cfg.vocab_size}), true),
           activation(cfg.activation_kind()) {}
     void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {

@@ -12,12 +12,15 @@
 namespace normlab::inline v0 {
 
 namespace detail {
-/// Throws unless the config's policy is the one the model type was built for.
+/// Throws unless the config's policy is the one the model type was built for
+/// (any policy is, for RuntimePolicy).
 template <class Policy>
 void check_config_policy(const char* model, const ModelConfig& cfg) {
-  const PolicyTraits wanted = cfg.policy_traits();
-  check(wanted == traits_of<Policy>(), model, "<", Policy::name(), ">: the config asks for policy ",
-        wanted.describe(), " but this model type computes ", traits_of<Policy>().describe());
+  if constexpr (!std::is_same_v<Policy, RuntimePolicy>) {
+    const PolicySpec wanted = cfg.policy_spec();
+    check(wanted == Policy::spec(), model, "<", Policy::name(), ">: the config asks for policy ",
+          wanted.describe(), " but this model type computes ", Policy::name());
+  }
 }
 }  // namespace detail
 
@@ -32,6 +35,8 @@ void check_config_policy(const char* model, const ModelConfig& cfg) {
 /// not scaled.
 template <class Policy, class B, FloatingElement T>
 class TransformerStack : public Module<T, B> {
+  static_assert(detail::check_policy<Policy>());
+
  public:
   using Var = Variable<T, B>;
   using Layer = TransformerLayer<Policy, B, T>;
@@ -69,8 +74,9 @@ class TransformerStack : public Module<T, B> {
     else
       sinusoids_ = Var(sinusoidal_positions<T, B>(cfg.max_seq_len, cfg.d_model));
     layers.reserve(static_cast<size_t>(cfg.n_layers));
-    for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, construction_gen_);
-    if (cfg.uses_final_norm()) layer_norm.emplace(cfg.d_model, cfg.ln_eps);
+    for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, construction_gen_, i);
+    if (cfg.uses_final_norm())
+      layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm_kind_of(cfg.policy_spec()));
   }
 
   /// tokens (B, T) int64 -> hidden states (B, T, C). Throws when tokens is not
@@ -130,6 +136,8 @@ class TransformerStack : public Module<T, B> {
 /// where E is `embed_tokens.weight` when tied, else `output_projection.weight`.
 template <class Policy, class B, FloatingElement T = float>
 class GPT : public TransformerStack<Policy, B, T> {
+  static_assert(detail::check_policy<Policy>());
+
  public:
   using Var = Variable<T, B>;
 

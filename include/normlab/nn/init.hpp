@@ -10,8 +10,9 @@
 namespace normlab::inline v0 {
 
 /// How a model's parameters start. Every scheme sets norm gains and learned
-/// scales (c_attn, w_resid) to 1 and biases and norm shifts to 0; they differ
-/// in the matrices:
+/// scales (c_attn, w_resid) to 1 and biases and norm shifts to 0, and keeps
+/// the value of a parameter of kind own_init (an extra's own init); they
+/// differ in the matrices:
 ///
 ///   gpt2     (default; Radford et al. 2019) every matrix and embedding
 ///            N(0, 0.02), except the output projection of each residual
@@ -56,6 +57,8 @@ void initialize(Module<T, B>& model, InitScheme scheme, int64_t n_layers, uint64
       case ParamKind::norm_bias:
       case ParamKind::bias:
         value.fill_(T(0));
+        return;
+      case ParamKind::own_init:
         return;
       case ParamKind::token_embedding:
       case ParamKind::position_embedding:

@@ -93,9 +93,34 @@ class RMSNorm : public Module<T, B> {
   double eps;
 };
 
-/// The norm module a policy's NormKind names.
-template <NormKind K, FloatingElement T, class B>
-using NormLayer = std::conditional_t<K == NormKind::rms_norm, RMSNorm<T, B>, LayerNorm<T, B>>;
+/// LayerNorm or RMSNorm, the kind chosen when it is built (a policy's norm
+/// kind): the norm every transformer layer and extra owns. Its parameters and
+/// forward pass are exactly those of LayerNorm (weight, bias) or RMSNorm
+/// (weight) of that kind. Init: weight 1, bias 0.
+template <FloatingElement T, class B>
+class Normalization : public Module<T, B> {
+ public:
+  using Var = Variable<T, B>;
+
+  Normalization(int64_t dim, double eps, NormKind kind)
+      : weight(Tensor<T, B>::ones({dim}), true), eps(eps), kind(kind) {
+    if (kind == NormKind::layer_norm) bias = Var(Tensor<T, B>::zeros({dim}), true);
+  }
+
+  Var forward(const Var& x) const {  // (..., dim)
+    return kind == NormKind::rms_norm ? rms_norm(x, weight, eps) : layer_norm(x, weight, bias, eps);
+  }
+
+  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    f("weight", weight, ParamKind::norm_weight);
+    if (bias.defined()) f("bias", bias, ParamKind::norm_bias);
+  }
+
+  Var weight;  ///< (dim,)
+  Var bias;    ///< (dim,), LayerNorm only
+  double eps;
+  NormKind kind;
+};
 
 /// A token table: out[p] = weight[tokens[p]]. Init: N(0, 1) (torch's default).
 template <FloatingElement T, class B>
@@ -201,6 +226,16 @@ class FeedForward : public Module<T, B> {
     if constexpr (std::is_same_v<Norm, LayerNorm<T, B>> &&
                   detail::HasFusedBiasGeluLayerNorm<B, T>) {
       if (activation != Activation::relu && fc1.bias.defined())
+        return bias_gelu_layer_norm(linear(z, fc1.weight, Var()), fc1.bias, norm.weight, norm.bias,
+                                    norm.eps, gelu_approximation());
+    }
+    return norm.forward(hidden(z));
+  }
+  /// The same for a norm whose kind is chosen at run time: fused exactly
+  /// when it is a LayerNorm.
+  Var normalized_hidden(const Var& z, const Normalization<T, B>& norm) const {
+    if constexpr (detail::HasFusedBiasGeluLayerNorm<B, T>) {
+      if (norm.kind == NormKind::layer_norm && activation != Activation::relu && fc1.bias.defined())
         return bias_gelu_layer_norm(linear(z, fc1.weight, Var()), fc1.bias, norm.weight, norm.bias,
                                     norm.eps, gelu_approximation());
     }

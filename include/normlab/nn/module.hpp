@@ -25,6 +25,10 @@ enum class ParamKind {
   token_embedding,     ///< (V, C) token table
   position_embedding,  ///< (max_seq_len, C) learned positions
   scale,               ///< a learned multiplicative scale, init 1 (c_attn, w_resid)
+  /// Initialized by the module that owns it (a user extra's documented init,
+  /// e.g. LayerScale's small constant or ReZero's 0): init schemes keep the
+  /// value it was built with, and it is not decayed by default.
+  own_init,
 };
 
 /// A named parameter of a model.

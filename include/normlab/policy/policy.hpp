@@ -1,30 +1,34 @@
-// normlab/policy/policy.hpp — normalization-placement policies.
+// normlab/policy/policy.hpp — normalization placements and the sites where extras act.
 //
-// A policy is an empty tag struct whose `static constexpr` traits say where
-// the norms of a transformer layer sit and which extra operations it has.
-// TransformerLayer reads them with `if constexpr`, so a feature a policy does
-// not enable owns no parameter and costs no time. Notation: x is the residual
-// stream (B, T, C), F a sublayer (attention or feed-forward), LN a norm.
+// Each sublayer s of a transformer layer (attention, feed-forward) is one
+// equation with named sites (x is the residual stream (B, T, C)):
 //
-//   PostLN      x = LN(x + F(x))                    (Vaswani et al. 2017)
-//   PreLN       x = x + F(LN(x)), final LN          (Xiong et al. 2020)
-//   NormFormer  PreLN + head scaling + attn_ln + ffn_ln (Shleifer, Weston, Ott 2021)
-//   SandwichLN  x = x + LN_out(F(LN(x))) on both sublayers (CogView, Ding et al. 2021)
-//   DeepNorm    x = LN(alpha x + F(x)), alpha = (2N)^(1/4)  (DeepNet, Wang et al. 2022)
+//   x <- Post_s( Skip_s(x) + Branch_s( F_s( Pre_s(x) ) ) )
+//   F_attn(z) = W_O Heads(Concat_h softmax(q_h k_h^T / sqrt(D)) v_h) + b_O
+//   F_ffn(z)  = W_2 Hidden(act(W_1 z + b_1)) + b_2
 //
-// Extras compose onto a base by type, each alone or in any combination:
+// A *placement* fills Pre_s (Pre-LN) or Post_s (Post-LN) with the sublayer's
+// norm. An *extra* acts at one or more of the sites Skip, Heads, Branch and
+// Hidden, may own parameters, and states its equation. A policy is a
+// placement plus an ordered list of extras:
+//
 //   using NormFormer = compose<PreLN, HeadScale<before_out_proj>, AttnOutNorm, FfnNorm>;
-// A user's own policy is a struct that inherits a base and overrides traits:
-//   struct PreLNWithAttnLN : PreLN {
-//     static constexpr bool attn_out_norm = true;
-//     static std::string name() { return "pre_ln_attn_ln"; }
-//   };
+//
+// Extras at one site apply in the order written; extras at different sites
+// commute. The built-in extras and the concept a user's extra satisfies are
+// in policy/extras.hpp; the registry that composes policies from their names
+// at run time is policy/registry.hpp.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "normlab/config.hpp"
+#include "normlab/core/error.hpp"
 
 namespace normlab::inline v0 {
 
@@ -32,19 +36,8 @@ namespace normlab::inline v0 {
 enum class Placement {
   post,  ///< x = LN(x + F(x))
   pre,   ///< x = x + F(LN(x))
+  none,  ///< x = x + F(x): no norm in the layer (for ReZero-style extras)
 };
-
-/// NormFormer's learned per-head scale gamma_h (parameter `c_attn`, (H,), init 1).
-enum class HeadScalePlacement {
-  none,
-  /// The paper's form: MHA = Concat(gamma_1 h_1, ..., gamma_H h_H) W_O + b_O.
-  before_out_proj,
-  /// fairseq's released code: y = Concat(h_1..h_H) W_O + b_O, then each
-  /// contiguous group of C/H channels of y (bias included) times gamma_h.
-  after_out_proj,
-};
-inline constexpr HeadScalePlacement before_out_proj = HeadScalePlacement::before_out_proj;
-inline constexpr HeadScalePlacement after_out_proj = HeadScalePlacement::after_out_proj;
 
 /// Which normalization every norm of the model computes.
 enum class NormKind {
@@ -52,201 +45,142 @@ enum class NormKind {
   rms_norm,    ///< x / sqrt(mean(x^2) + eps) * weight (no bias)
 };
 
-inline const char* to_string(HeadScalePlacement p) {
-  return p == HeadScalePlacement::before_out_proj  ? "before_out_proj"
-         : p == HeadScalePlacement::after_out_proj ? "after_out_proj"
-                                                   : "none";
-}
 inline const char* to_string(NormKind k) {
   return k == NormKind::rms_norm ? "rms_norm" : "layer_norm";
 }
+inline const char* to_string(Placement p) {
+  return p == Placement::pre ? "pre_ln" : p == Placement::post ? "post_ln" : "no_ln";
+}
 
-/// The traits every policy defines. `final_norm` is the default of a model's
-/// final norm after the last layer (a model config may override it).
-template <class P>
-concept NormPolicy = requires {
-  { P::placement } -> std::convertible_to<Placement>;
-  { P::final_norm } -> std::convertible_to<bool>;
-  { P::head_scale } -> std::convertible_to<HeadScalePlacement>;
-  { P::attn_out_norm } -> std::convertible_to<bool>;
-  { P::ffn_norm } -> std::convertible_to<bool>;
-  { P::ffn_out_norm } -> std::convertible_to<bool>;
-  { P::resid_scale } -> std::convertible_to<bool>;
-  { P::deepnorm_residual } -> std::convertible_to<bool>;
-  { P::norm } -> std::convertible_to<NormKind>;
-  { P::name() } -> std::convertible_to<std::string>;
+/// The sites of a layer where an extra can act, in the order the forward
+/// pass reaches them; `norm` is not a site of the equation but the model-wide
+/// choice of norm (an extra such as rms_norm sets it).
+enum class Site : unsigned {
+  attn_skip,    ///< Skip_attn(x), (B, T, C)
+  attn_heads,   ///< each head's output before W_O, heads side by side (B, T, C)
+  attn_branch,  ///< Branch_attn(F_attn), (B, T, C)
+  ffn_hidden,   ///< Hidden(act(W_1 z + b_1)), (B, T, d_ff)
+  ffn_branch,   ///< Branch_ffn(F_ffn), (B, T, C)
+  ffn_skip,     ///< Skip_ffn(x), (B, T, C)
+  norm,         ///< the kind of every norm of the model
 };
+inline constexpr unsigned kSiteCount = 7;
 
-// ---- bases ------------------------------------------------------------------
+inline const char* to_string(Site s) {
+  constexpr const char* names[kSiteCount] = {
+      "attn_skip", "attn_heads", "attn_branch", "ffn_hidden", "ffn_branch", "ffn_skip", "norm"};
+  return names[static_cast<unsigned>(s)];
+}
 
-/// Post-LN (Vaswani et al. 2017): x = LN(x + F(x)) for each sublayer; no final
-/// norm. Needs learning-rate warm-up to train (Xiong et al. 2020).
-struct PostLN {
-  static constexpr Placement placement = Placement::post;
-  static constexpr bool final_norm = false;
-  static constexpr HeadScalePlacement head_scale = HeadScalePlacement::none;
-  static constexpr bool attn_out_norm = false;
-  static constexpr bool ffn_norm = false;
-  static constexpr bool ffn_out_norm = false;
-  static constexpr bool resid_scale = false;
-  static constexpr bool deepnorm_residual = false;
-  static constexpr NormKind norm = NormKind::layer_norm;
-  static std::string name() { return "post_ln"; }
-};
-
-/// Pre-LN: x = x + F(LN(x)) for each sublayer, and a final LN after the last layer.
-struct PreLN : PostLN {
-  static constexpr Placement placement = Placement::pre;
-  static constexpr bool final_norm = true;
-  static std::string name() { return "pre_ln"; }
-};
-
-/// DeepNorm (DeepNet, Wang et al. 2022), decoder-only form: Post-LN with an
-/// up-weighted residual, x = LN(alpha x + F(x)), alpha = (2N)^(1/4) for N
-/// layers; pair it with InitScheme::deepnorm (gain beta = (8N)^(-1/4) on
-/// v_proj, out_proj, fc1, fc2).
-struct DeepNorm : PostLN {
-  static constexpr bool deepnorm_residual = true;
-  static std::string name() { return "deepnorm"; }
-};
-
-// ---- extras -----------------------------------------------------------------
-// Each extra is a tag with a member template `apply<P>` that derives from P
-// and overrides the traits it sets.
-
-/// Head-wise scaling of the attention output by gamma_h (`c_attn`, (H,), init 1),
-/// before or after the output projection (see HeadScalePlacement).
-template <HeadScalePlacement Where>
-struct HeadScale {
-  static_assert(Where != HeadScalePlacement::none,
-                "HeadScale<Where>: Where must be before_out_proj or after_out_proj");
-  template <class P>
-  struct apply : P {
-    static_assert(P::head_scale == HeadScalePlacement::none,
-                  "HeadScale: the policy already scales heads; compose it only once");
-    static constexpr HeadScalePlacement head_scale = Where;
-    static std::string name() { return P::name() + "+head_scale(" + to_string(Where) + ")"; }
-  };
-};
-
-/// A norm on the attention sublayer's output, before the residual add
-/// (`attn_ln`, (C,)): x = x + LN_a(MHA(LN(x))).
-struct AttnOutNorm {
-  template <class P>
-  struct apply : P {
-    static constexpr bool attn_out_norm = true;
-    static std::string name() { return P::name() + "+attn_ln"; }
-  };
-};
-
-/// A norm inside the feed-forward sublayer, after the activation of fc1
-/// (`ffn_layernorm`, (d_ff,)): FFN(z) = W2 LN_f(act(W1 z + b1)) + b2.
-struct FfnNorm {
-  template <class P>
-  struct apply : P {
-    static constexpr bool ffn_norm = true;
-    static std::string name() { return P::name() + "+ffn_ln"; }
-  };
-};
-
-/// A norm on the feed-forward sublayer's output, before the residual add
-/// (`ffn_out_ln`, (C,)): x = x + LN_o(FFN(LN(x))). With AttnOutNorm on Pre-LN
-/// this is Sandwich-LN.
-struct FfnOutNorm {
-  template <class P>
-  struct apply : P {
-    static constexpr bool ffn_out_norm = true;
-    static std::string name() { return P::name() + "+ffn_out_ln"; }
-  };
-};
-
-/// fairseq's `scale_resids`: a learned per-channel lambda (`w_resid`, (C,),
-/// init 1) on the skip path of the feed-forward residual only:
-/// x = lambda * x + FFN(LN(x)).
-struct ResidScale {
-  template <class P>
-  struct apply : P {
-    static constexpr bool resid_scale = true;
-    static std::string name() { return P::name() + "+resid_scale"; }
-  };
-};
-
-/// Every norm of the model becomes an RMSNorm (Zhang & Sennrich 2019).
-struct UseRMSNorm {
-  template <class P>
-  struct apply : P {
-    static constexpr NormKind norm = NormKind::rms_norm;
-    static std::string name() { return P::name() + "+rms_norm"; }
-  };
-};
-
-/// An extra: something compose<> can apply to a policy.
-template <class E>
-concept PolicyExtra = requires {
-  typename E::template apply<PostLN>;
-};
-
-namespace detail {
-template <class Base, class... Extras>
-struct Compose {
-  using type = Base;
-};
-template <class Base, class E, class... Rest>
-struct Compose<Base, E, Rest...> {
-  static_assert(PolicyExtra<E>,
-                "compose<Base, Extras...>: each extra must be a policy extra: HeadScale<"
-                "before_out_proj>, HeadScale<after_out_proj>, AttnOutNorm, FfnNorm, FfnOutNorm, "
-                "ResidScale or UseRMSNorm");
-  using type = typename Compose<typename E::template apply<Base>, Rest...>::type;
-};
-}  // namespace detail
-
-/// The policy Base with each of Extras applied in order.
-template <class Base, class... Extras>
-requires NormPolicy<Base>
-using compose = typename detail::Compose<Base, Extras...>::type;
-
-// ---- presets ----------------------------------------------------------------
-
-/// NormFormer (Shleifer, Weston, Ott 2021) in the paper's form: Pre-LN plus
-/// head scaling before out_proj, attn_ln and ffn_ln.
-using NormFormer = compose<PreLN, HeadScale<before_out_proj>, AttnOutNorm, FfnNorm>;
-/// NormFormer as fairseq's released code computes it (head scaling after out_proj).
-using NormFormerFairseq = compose<PreLN, HeadScale<after_out_proj>, AttnOutNorm, FfnNorm>;
-/// Sandwich-LN (CogView): a norm before and after each sublayer.
-using SandwichLN = compose<PreLN, AttnOutNorm, FfnOutNorm>;
-
-// ---- run-time description -------------------------------------------------
-
-/// A policy's traits as a value, to compare a policy type with a config.
-struct PolicyTraits {
-  Placement placement = Placement::pre;
-  HeadScalePlacement head_scale = HeadScalePlacement::none;
-  bool attn_out_norm = false, ffn_norm = false, ffn_out_norm = false, resid_scale = false,
-       deepnorm_residual = false;
-  NormKind norm = NormKind::layer_norm;
-  friend bool operator==(const PolicyTraits&, const PolicyTraits&) = default;
-
-  /// "post_ln"/"pre_ln"/"deepnorm" followed by "+extra" for each extra.
+/// A set of sites, as a bit mask.
+struct SiteSet {
+  unsigned bits = 0;
+  constexpr SiteSet() = default;
+  constexpr SiteSet(std::initializer_list<Site> sites) {
+    for (Site s : sites) bits |= 1u << static_cast<unsigned>(s);
+  }
+  constexpr bool contains(Site s) const { return (bits >> static_cast<unsigned>(s)) & 1u; }
+  constexpr bool empty() const { return bits == 0; }
+  constexpr bool overlaps(SiteSet o) const { return (bits & o.bits) != 0; }
+  /// The first site of the set in forward order (kSiteCount when empty).
+  constexpr unsigned first() const {
+    for (unsigned i = 0; i < kSiteCount; ++i)
+      if ((bits >> i) & 1u) return i;
+    return kSiteCount;
+  }
   std::string describe() const {
-    std::string s = deepnorm_residual             ? "deepnorm"
-                    : placement == Placement::pre ? "pre_ln"
-                                                  : "post_ln";
-    if (head_scale != HeadScalePlacement::none)
-      s += std::string("+head_scale(") + to_string(head_scale) + ")";
-    if (attn_out_norm) s += "+attn_ln";
-    if (ffn_norm) s += "+ffn_ln";
-    if (ffn_out_norm) s += "+ffn_out_ln";
-    if (resid_scale) s += "+resid_scale";
-    if (norm == NormKind::rms_norm) s += "+rms_norm";
+    std::string s;
+    for (unsigned i = 0; i < kSiteCount; ++i)
+      if ((bits >> i) & 1u) s += std::string(s.empty() ? "" : ", ") + to_string(Site(i));
     return s;
+  }
+  friend constexpr bool operator==(SiteSet, SiteSet) = default;
+};
+
+/// What a policy knows of an extra without building it: its config word, its
+/// equation, the sites it acts at, and what it needs of the policy. Comes
+/// from the extra's type (extra_info<E>() in policy/extras.hpp).
+struct ExtraInfo {
+  std::string word;      ///< config word, e.g. "attn_ln" or "head_scale(after_out_proj)"
+  std::string equation;  ///< what it computes, e.g. "x <- x + LN_a(MHA(LN(x)))"
+  SiteSet sites;
+  bool sets_norm = false;                ///< whether it chooses the norm kind (site norm)
+  NormKind norm = NormKind::layer_norm;  ///< the kind it chooses, when sets_norm
+  bool needs_placement = false;          ///< whether it only makes sense with one placement
+  Placement placement = Placement::pre;  ///< that placement, when needs_placement
+};
+
+/// A policy as a value: a placement and the words of its extras in canonical
+/// order. Two policies that compute the same function have equal specs.
+struct PolicySpec {
+  Placement placement = Placement::pre;
+  std::vector<std::string> extras;
+  friend bool operator==(const PolicySpec&, const PolicySpec&) = default;
+
+  /// "post_ln"/"pre_ln"/"no_ln" followed by "+word" for each extra; Post-LN with the
+  /// DeepNorm residual first is spelled "deepnorm".
+  std::string describe() const {
+    std::string s = to_string(placement);
+    size_t i = 0;
+    if (placement == Placement::post && !extras.empty() && extras[0] == "deepnorm") {
+      s = "deepnorm";
+      i = 1;
+    }
+    for (; i < extras.size(); ++i) s += "+" + extras[i];
+    return s;
+  }
+  bool has(std::string_view word) const {
+    return std::find(extras.begin(), extras.end(), word) != extras.end();
   }
 };
 
-template <NormPolicy P>
-constexpr PolicyTraits traits_of() {
-  return PolicyTraits{P::placement,    P::head_scale,  P::attn_out_norm,     P::ffn_norm,
-                      P::ffn_out_norm, P::resid_scale, P::deepnorm_residual, P::norm};
+namespace detail {
+/// Orders `extras` canonically: extras that share a site keep their relative
+/// order (they need not commute); among those free to go next, the one whose
+/// first site comes first in the forward pass goes first. Two orders that
+/// differ only by swapping extras at disjoint sites give the same result.
+inline std::vector<const ExtraInfo*> canonical_order(std::vector<const ExtraInfo*> extras) {
+  std::vector<const ExtraInfo*> out;
+  while (!extras.empty()) {
+    size_t best = extras.size();
+    for (size_t i = 0; i < extras.size(); ++i) {
+      bool free = true;  // no earlier, unplaced extra shares a site with it
+      for (size_t j = 0; j < i && free; ++j) free = !extras[j]->sites.overlaps(extras[i]->sites);
+      if (free && (best == extras.size() || extras[i]->sites.first() < extras[best]->sites.first()))
+        best = i;
+    }
+    out.push_back(extras[best]);
+    extras.erase(extras.begin() + static_cast<std::ptrdiff_t>(best));
+  }
+  return out;
 }
+
+/// The spec of `placement` with `extras` (each once), after checking that
+/// they fit together: each at most once, at most one norm kind, and the
+/// placement each needs. Throws Error naming the conflict.
+inline PolicySpec make_spec(Placement placement, std::vector<const ExtraInfo*> extras) {
+  std::vector<const ExtraInfo*> unique;
+  for (const ExtraInfo* e : extras) {
+    bool seen = false;
+    for (const ExtraInfo* u : unique) seen = seen || u->word == e->word;
+    if (!seen) unique.push_back(e);
+  }
+  const ExtraInfo* norm_setter = nullptr;
+  for (const ExtraInfo* e : unique) {
+    check(!e->needs_placement || e->placement == placement, "extra \"", e->word, "\" needs the ",
+          to_string(e->placement), " placement, but the policy is ", to_string(placement), " (",
+          e->equation, ")");
+    if (e->sets_norm) {
+      check(norm_setter == nullptr, "extras \"", norm_setter ? norm_setter->word : "", "\" and \"",
+            e->word, "\" both choose the norm kind; keep one");
+      norm_setter = e;
+    }
+  }
+  PolicySpec spec;
+  spec.placement = placement;
+  for (const ExtraInfo* e : canonical_order(unique)) spec.extras.push_back(e->word);
+  return spec;
+}
+}  // namespace detail
 
 }  // namespace normlab::inline v0

@@ -285,12 +285,12 @@ PolicyResult run_policy(const std::string& spec, const ModelConfig& cfg, const T
 
 /// Runs experiments (a)-(d) for every policy of `o` on `corpus` (split by
 /// `split`), in float, on backend B. `progress` receives a line now and then.
-/// Throws Error naming a policy spec that no known policy type computes.
+/// Every policy is built as GPT<RuntimePolicy, B> from its spec, so any
+/// composition of known or registered extras can be compared.
+/// Throws Error naming a policy spec that cannot be parsed.
 ///
 /// A template (B defaults to Cpu) so that a translation unit instantiates
-/// the models of every known policy only when it calls run_compare: as an
-/// inline function it cost every includer of normlab.hpp seconds of compile
-/// time.
+/// the model only when it calls run_compare.
 template <class B = Cpu>
 std::vector<PolicyResult> run_compare(const CompareOptions& o, const TextCorpus& corpus,
                                       const TrainValSplit& split, const ProgressFn& progress = {}) {
@@ -302,9 +302,8 @@ std::vector<PolicyResult> run_compare(const CompareOptions& o, const TextCorpus&
     cfg.set_policy_spec(spec);
     cfg.final_norm.reset();
     cfg.max_seq_len = std::max(cfg.max_seq_len, o.seq_len);
-    with_policy(cfg.policy_traits(), [&]<class P>() {
-      results.push_back(detail::run_policy<P, float, B>(spec, cfg, corpus, split, o, progress));
-    });
+    results.push_back(
+        detail::run_policy<RuntimePolicy, float, B>(spec, cfg, corpus, split, o, progress));
   }
   return results;
 }
