@@ -844,11 +844,13 @@ inline int generate(int argc, char** argv) {
   return 0;
 }
 
-/// What `info` counts: the presets, each known extra alone on the placement
-/// it fits (registered ones too), and NormFormer with residual scaling.
+/// What `info` counts: the presets, fairseq's NormFormer, both with residual
+/// scaling, and each known extra alone on the placement it fits (registered
+/// ones too).
 inline std::vector<std::string> selectable_policies() {
   std::vector<std::string> specs;
   for (const auto& [word, spec] : nl::policy_presets()) specs.push_back(spec.describe());
+  specs.push_back(nl::NormFormerFairseq::name());
   specs.push_back(nl::compose<nl::NormFormer, nl::ResidScale>::name());
   specs.push_back(nl::compose<nl::NormFormerFairseq, nl::ResidScale>::name());
   for (const nl::ExtraInfo& e : nl::ExtraRegistry::global().extras()) {
