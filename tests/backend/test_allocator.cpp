@@ -117,5 +117,15 @@ TEST(CachingAllocator, WarmTrainingStepMakesNoSystemAllocation) {
   EXPECT_EQ(s.cache_hits, s.requests);
 }
 
+TEST(CachingAllocator, AnImpossibleRequestIsAnErrorNotAHang) {
+  // Size classes round up to a quarter of a power of two; above 2^60 bytes
+  // that rounding would overflow (and once looped forever).
+  EXPECT_EQ(cpu::CachingAllocator::size_class(cpu::CachingAllocator::kMaxRequest),
+            cpu::CachingAllocator::kMaxRequest);
+  for (size_t bytes : {(size_t(1) << 60) + 1, (size_t(1) << 63) + 1, ~size_t(0)})
+    expect_error([&] { (void)cpu::CachingAllocator::size_class(bytes); },
+                 {"cpu: cannot allocate ", "more than 2^60"});
+}
+
 }  // namespace
 }  // namespace normlab::testing

@@ -125,5 +125,19 @@ TEST(Philox, MomentsAreThoseOfTheDistributions) {
   EXPECT_LT(hi, 3.0);
 }
 
+TEST(Shape, SizesFromInputCannotOverflow) {
+  // A product of dims past int64 is refused before anything asks numel().
+  expect_error(
+      [] {
+        (void)Shape({int64_t(1) << 40, int64_t(1) << 40});
+      },
+      {"Shape: (1099511627776, 1099511627776) has more elements than an int64 can count"});
+  EXPECT_EQ((Shape{int64_t(1) << 31, int64_t(1) << 31}).numel(), int64_t(1) << 62);
+  // Elements that fit an int64 but whose bytes do not fit a size_t: an Error,
+  // not a wrapped size and a small block.
+  expect_error([] { (void)TensorD::zeros({int64_t(1) << 62}); },
+               {"Storage: 4611686018427387904 elements of 8 bytes do not fit the address space"});
+}
+
 }  // namespace
 }  // namespace normlab::testing

@@ -230,6 +230,27 @@ TEST(ConfigJson, WrongTypes) {
                       {"test.json", "config key \"extras\" must hold strings, found number 3"});
 }
 
+TEST(ConfigJson, SizesThatCannotBeBuiltAreRefusedBeforeAnyAllocation) {
+  // vocab_size 2^62 with d_model 1 once wrapped the storage size to 0 and
+  // wrote past a 64-byte block; 2^61 x 4 overflows int64 itself.
+  const json::Value full = config_to_json(small_config());
+  const json::Value huge = with(with(full, "vocab_size", int64_t(1) << 62), "d_model", 1);
+  expect_config_error(with(huge, "n_heads", 1),
+                      {"test.json: config: the model (vocab_size 4611686018427387904, d_model 1",
+                       "bytes in float, more than this machine's"});
+  expect_config_error(
+      with(with(with(full, "vocab_size", int64_t(1) << 61), "d_model", 4), "n_heads", 1),
+      {"test.json: config: a model with vocab_size 2305843009213693952, d_model 4",
+       "more parameters than an int64 can count"});
+  expect_config_error(with(with(full, "d_model", INT64_MAX), "n_heads", 1),
+                      {"more parameters than an int64 can count"});
+  ModelConfig c = small_config();
+  c.vocab_size = int64_t(1) << 62;
+  c.d_model = 1;
+  c.n_heads = 1;
+  expect_error([&] { GPT<RuntimePolicy, Cpu, float> m(c); }, {"more than this machine's"});
+}
+
 TEST(ConfigJson, InvalidValues) {
   const json::Value full = config_to_json(small_config());
   expect_config_error(with(with(full, "d_model", 10), "n_heads", 3),

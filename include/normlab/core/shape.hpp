@@ -18,8 +18,9 @@ inline constexpr int kMaxDims = 8;
 /// The sizes of a row-major tensor, outermost first. A Shape with no dims is
 /// a scalar (numel 1).
 ///
-/// Contract: every dim is >= 0 and ndim <= kMaxDims; the constructors throw
-/// Error otherwise.
+/// Contract: every dim is >= 0, ndim <= kMaxDims and the product of the dims
+/// fits an int64 (so numel() cannot overflow); the constructors throw Error
+/// otherwise.
 class Shape {
  public:
   Shape() = default;
@@ -76,8 +77,12 @@ class Shape {
   void validate() const {
     detail::check(ndim() <= kMaxDims, "Shape: at most ", kMaxDims, " dims are supported, got ",
                   ndim());
-    for (int64_t d : dims_)
+    int64_t n = 1;
+    for (int64_t d : dims_) {
       detail::check(d >= 0, "Shape: dims must be >= 0, got ", to_string());
+      detail::check(!__builtin_mul_overflow(n, d, &n), "Shape: ", to_string(),
+                    " has more elements than an int64 can count");
+    }
   }
   std::vector<int64_t> dims_;
 };

@@ -35,10 +35,8 @@ namespace normlab::inline v0 {
 template <Element T, class B>
 class Storage {
  public:
-  explicit Storage(int64_t size)
-      : size_(size),
-        data_(size > 0 ? static_cast<T*>(allocate_bytes(B{}, static_cast<size_t>(size) * sizeof(T)))
-                       : nullptr) {}
+  /// Throws Error when `size` elements of T do not fit a size_t of bytes.
+  explicit Storage(int64_t size) : size_(size), data_(size > 0 ? allocate(size) : nullptr) {}
   ~Storage() {
     if (data_) deallocate_bytes(B{}, data_);
   }
@@ -48,6 +46,16 @@ class Storage {
   int64_t size() const { return size_; }
   T* data() const { return data_; }
 
+ private:
+  static T* allocate(int64_t size) {
+    size_t bytes = 0;
+    detail::check(!__builtin_mul_overflow(static_cast<size_t>(size), sizeof(T), &bytes),
+                  "Storage: ", size, " elements of ", sizeof(T),
+                  " bytes do not fit the address space");
+    return static_cast<T*>(allocate_bytes(B{}, bytes));
+  }
+
+ public:
  private:
   int64_t size_;
   T* data_;
@@ -112,17 +120,15 @@ class Tensor {
     return from_vector(Shape{static_cast<int64_t>(rows.size()), cols}, v);
   }
   /// Uniform [lo, hi) values drawn from `gen` (same values on every backend).
-  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0), T hi = T(1))
-    requires FloatingElement<T>
-  {
+  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0),
+                        T hi = T(1)) requires FloatingElement<T> {
     Tensor t(shape);
     fill_uniform(B{}, t.data(), t.numel(), gen.seed(), gen.reserve<T>(t.numel()), lo, hi);
     return t;
   }
   /// Normal(mean, std) values drawn from `gen` (same values on every backend).
-  static Tensor normal(const Shape& shape, Generator& gen, T mean = T(0), T std = T(1))
-    requires FloatingElement<T>
-  {
+  static Tensor normal(const Shape& shape, Generator& gen, T mean = T(0),
+                       T std = T(1)) requires FloatingElement<T> {
     Tensor t(shape);
     fill_normal(B{}, t.data(), t.numel(), gen.seed(), gen.reserve<T>(t.numel()), mean, std);
     return t;
@@ -219,7 +225,8 @@ void print_elements(std::ostream& os, const std::vector<T>& v, const Shape& s, i
     if (n > 2 * kEdge + 1 && i == kEdge) {
       os << "...";
       i = n - kEdge - 1;
-      os << (dim + 1 == s.ndim() ? ", " : ",\n" + std::string(static_cast<size_t>(indent + 1), ' '));
+      os << (dim + 1 == s.ndim() ? ", "
+                                 : ",\n" + std::string(static_cast<size_t>(indent + 1), ' '));
       continue;
     }
     if (dim + 1 == s.ndim())
@@ -227,7 +234,8 @@ void print_elements(std::ostream& os, const std::vector<T>& v, const Shape& s, i
     else
       print_elements(os, v, s, dim + 1, offset + i * inner, inner, indent + 1);
     if (i + 1 < n)
-      os << (dim + 1 == s.ndim() ? ", " : ",\n" + std::string(static_cast<size_t>(indent + 1), ' '));
+      os << (dim + 1 == s.ndim() ? ", "
+                                 : ",\n" + std::string(static_cast<size_t>(indent + 1), ' '));
   }
   os << ']';
 }

@@ -1,7 +1,12 @@
 // normlab/nn/config.hpp — ModelConfig: sizes and policy of a model, validated.
 #pragma once
 
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
+
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +16,17 @@
 #include "normlab/policy/registry.hpp"
 
 namespace normlab::inline v0 {
+
+namespace detail {
+/// This machine's physical memory in bytes (0 when it cannot be asked).
+inline uint64_t physical_memory_bytes() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGE_SIZE)
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+#endif
+  return 0;
+}
+}  // namespace detail
 
 /// Everything that shapes a model, with the names of the config file's keys.
 ///
@@ -167,6 +183,40 @@ struct ModelConfig {
     (void)head_scale_placement();
     (void)activation_kind();
     (void)position_kind();
+    const int64_t params = minimum_parameter_count();
+    const uint64_t memory = detail::physical_memory_bytes();
+    detail::check(memory == 0 || static_cast<uint64_t>(params) <= memory / 4,
+                  "config: the model (vocab_size ", vocab_size, ", d_model ", d_model,
+                  ", n_layers ", n_layers, ", d_ff ", d_ff, ", max_seq_len ", max_seq_len,
+                  ") has at least ", params, " parameters, ", static_cast<double>(params) * 4,
+                  " bytes in float, more than this machine's ", memory, " bytes of memory");
+  }
+
+  /// The parameters every policy's model of these sizes has at least
+  /// (embeddings, positions, the four projections and fc1/fc2 with biases),
+  /// counted without overflow. Throws Error naming the sizes when the count
+  /// does not fit an int64. Contract: the sizes are positive.
+  int64_t minimum_parameter_count() const {
+    bool fits = true;
+    auto mul = [&](int64_t a, int64_t b) {
+      int64_t r = 0;
+      fits = fits && !__builtin_mul_overflow(a, b, &r);
+      return r;
+    };
+    auto sum = [&](std::initializer_list<int64_t> terms) {
+      int64_t r = 0;
+      for (int64_t t : terms) fits = fits && !__builtin_add_overflow(r, t, &r);
+      return r;
+    };
+    const int64_t C = d_model;
+    const int64_t layer =  // q, k, v, out_proj (C, C) + (C,); fc1, fc2; their biases
+        sum({mul(4, mul(C, sum({C, 1}))), mul(2, mul(d_ff, C)), d_ff, C});
+    const int64_t n = sum({mul(vocab_size, C), positions == "learned" ? mul(max_seq_len, C) : 0,
+                           mul(n_layers, layer)});
+    detail::check(fits, "config: a model with vocab_size ", vocab_size, ", d_model ", d_model,
+                  ", n_layers ", n_layers, ", d_ff ", d_ff, ", max_seq_len ", max_seq_len,
+                  " has more parameters than an int64 can count");
+    return n;
   }
 };
 

@@ -66,9 +66,16 @@ class CachingAllocator {
   /// Bytes before each block that record its size class (keeps 64-byte alignment).
   static constexpr size_t kHeader = 64;
 
-  /// The size class `bytes` is rounded up to (see the file comment).
+  /// The largest request served: larger ones cannot be rounded to a class
+  /// without overflow, and no machine has that much memory.
+  static constexpr size_t kMaxRequest = size_t(1) << 60;
+
+  /// The size class `bytes` is rounded up to (see the file comment). Throws
+  /// Error above kMaxRequest.
   static size_t size_class(size_t bytes) {
     if (bytes <= 4096) return bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+    detail::check(bytes <= kMaxRequest, "cpu: cannot allocate ", bytes,
+                  " bytes (more than 2^60, the most one block can hold)");
     size_t pow2 = 4096;
     while (pow2 * 2 < bytes) pow2 *= 2;  // pow2 < bytes <= 2 pow2
     const size_t quarter = pow2 / 4;
