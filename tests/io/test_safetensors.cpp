@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "normlab/io/io.hpp"
+
 #include "testing.hpp"
 
 namespace normlab::testing {
@@ -424,6 +426,23 @@ TEST(Safetensors, WriterCopiesTheTensorWhenAdded) {
   t.fill_(9.f);
   const SafetensorsReader r = SafetensorsReader::from_bytes(w.to_bytes(), "copy");
   EXPECT_EQ(read<float>(r, "t").to_vector(), (std::vector<float>{1.f, 2.f}));
+}
+
+TEST(SafetensorsReader, AHugeFileWithABadHeaderIsRefusedBeforeItsDataIsRead) {
+  // A sparse file of 1 TiB of zeros: its header length is 0, so its header
+  // is not JSON. The header is checked before the data is read, so this is
+  // the header's error, not an attempt to load a terabyte.
+  const std::filesystem::path path = ::testing::TempDir() + "normlab_sparse_test.safetensors";
+  { std::ofstream create(path, std::ios::binary); }
+  std::error_code ec;
+  std::filesystem::resize_file(path, uintmax_t(1) << 40, ec);
+  if (ec) {
+    std::filesystem::remove(path);
+    GTEST_SKIP() << "this file system cannot hold a sparse 1 TiB file: " << ec.message();
+  }
+  expect_error([&] { (void)io::SafetensorsReader::open(path.string()); },
+               {"normlab_sparse_test.safetensors: header is not valid JSON"});
+  std::filesystem::remove(path);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -190,8 +191,36 @@ inline std::string excerpt(const json::Value& v) {
 class SafetensorsReader {
  public:
   /// Reads and validates the file at `path`; every error names the path.
+  ///
+  /// The length prefix and the header are read and checked (offsets against
+  /// the file's real size) before the data: a file whose header is wrong is
+  /// refused after reading 8 + header-length bytes, however large it is.
   static SafetensorsReader open(const std::string& path) {
-    return from_bytes(json::detail::read_file<std::vector<uint8_t>>(path, "safetensors"), path);
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec)
+      throw Error(normlab::detail::concat("safetensors: cannot read '", path, "': ", ec.message()));
+    std::ifstream in(path, std::ios::binary);
+    normlab::detail::check(in.is_open(), "safetensors: cannot read '", path, "'");
+    SafetensorsReader r;
+    r.source_ = path;
+    const auto read_more = [&](uint64_t count) {  // appends `count` bytes to bytes_
+      const size_t had = r.bytes_.size();
+      r.bytes_.resize(had + static_cast<size_t>(count));
+      in.read(reinterpret_cast<char*>(r.bytes_.data() + had), static_cast<std::streamsize>(count));
+      normlab::detail::check(in.gcount() == static_cast<std::streamsize>(count),
+                             "safetensors: cannot read '", path, "': expected ", had + count,
+                             " bytes, read ", had + in.gcount());
+    };
+    read_more(std::min<uintmax_t>(size, 8));
+    if (size >= 8) {
+      uint64_t n = 0;
+      std::memcpy(&n, r.bytes_.data(), 8);
+      if (n <= size - 8) read_more(n);  // otherwise parse() refuses the length
+    }
+    r.parse(size);
+    read_more(size - r.bytes_.size());
+    return r;
   }
 
   /// Validates `bytes`, a whole safetensors file; errors name `source_name`.
@@ -199,7 +228,7 @@ class SafetensorsReader {
     SafetensorsReader r;
     r.bytes_ = std::move(bytes);
     r.source_ = std::move(source_name);
-    r.parse();
+    r.parse(r.bytes_.size());
     return r;
   }
 
@@ -247,20 +276,22 @@ class SafetensorsReader {
  private:
   SafetensorsReader() = default;
 
-  void parse() {
+  /// Checks the prefix and the header of a file of `file_size` bytes, of
+  /// which bytes_ holds at least the prefix and the header.
+  void parse(uint64_t file_size) {
     const std::string& src = source_;
-    normlab::detail::check(bytes_.size() >= 8, src,
+    normlab::detail::check(file_size >= 8, src,
                            ": not a safetensors file: expected at least 8 bytes (the "
                            "little-endian header length), found ",
-                           bytes_.size(), " bytes");
+                           file_size, " bytes");
     uint64_t n = 0;
     std::memcpy(&n, bytes_.data(), 8);
-    const uint64_t after_prefix = bytes_.size() - 8;
+    const uint64_t after_prefix = file_size - 8;
     normlab::detail::check(n <= after_prefix, src, ": header length ", n,
                            " is larger than the file: only ", after_prefix,
                            " bytes follow the 8-byte length prefix");
     data_start_ = 8 + static_cast<size_t>(n);
-    const uint64_t data_size = bytes_.size() - data_start_;
+    const uint64_t data_size = file_size - data_start_;
 
     json::Value header;
     try {
