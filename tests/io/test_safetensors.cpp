@@ -416,7 +416,7 @@ TEST(SafetensorsErrors, Writer) {
 
   const std::string bad_path = temp_path("normlab_no_such_dir/out.safetensors");
   expect_error([&] { w.write(bad_path); },
-               {"safetensors: cannot open '" + bad_path + "' for writing"});
+               {"safetensors: cannot write '" + bad_path + "': No such file or directory"});
 }
 
 TEST(Safetensors, WriterCopiesTheTensorWhenAdded) {

@@ -116,9 +116,13 @@ inline ModelConfig config_from_json(const json::Value& v, const std::string& sou
   return c;
 }
 
+/// The largest config file load_config reads: 1 MiB (a config is a few
+/// hundred bytes; a larger file is a mistake, refused before it is read).
+inline constexpr uint64_t kMaxConfigFileBytes = uint64_t{1} << 20;
+
 /// config_from_json of the file at `path`; errors name the file.
 inline ModelConfig load_config(const std::string& path) {
-  return config_from_json(json::parse_file(path), path);
+  return config_from_json(json::parse_file(path, kMaxConfigFileBytes), path);
 }
 
 /// How load_parameters treats a stored dtype that differs from the model's.

@@ -22,19 +22,18 @@
 #include <concepts>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <map>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "normlab/core/error.hpp"
+#include "normlab/io/file.hpp"
 
 namespace normlab::inline v0::json {
 
@@ -858,12 +857,11 @@ inline void write_value(std::string& out, const Value& v, int indent, int level)
 }
 
 /// The bytes of the file at `path` as a Container of chars or bytes; throws
-/// Error "<who>: cannot read '<path>': <reason>" when it cannot be read.
+/// Error "<who>: cannot read '<path>': <reason>" when it cannot be read or has
+/// more than `max_bytes` bytes (checked before anything is allocated).
 template <class Container>
-Container read_file(const std::string& path, std::string_view who) {
-  std::error_code ec;
-  const uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) throw Error(normlab::detail::concat(who, ": cannot read '", path, "': ", ec.message()));
+Container read_file(const std::string& path, std::string_view who, uint64_t max_bytes) {
+  const uint64_t size = io::bounded_file_size(path, max_bytes, who);
   Container bytes(static_cast<size_t>(size), 0);
   std::ifstream in(path, std::ios::binary);
   in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
@@ -885,9 +883,31 @@ inline Value parse(std::string_view text, std::string_view source_name = "JSON")
   return detail::Parser(text, source_name).parse_document();
 }
 
-/// Parses the file at `path`, naming it in every error.
-inline Value parse_file(const std::string& path) {
-  return parse(detail::read_file<std::string>(path, "json"), path);
+/// The unsigned 64-bit number that `v` holds as a decimal string (JSON
+/// numbers are doubles to most readers, so seeds and positions beyond 2^53
+/// are stored as strings). Throws Error "<where>: key \"<key>\" must be ..."
+/// when `v` is not such a string (a sign, spaces, a fraction, or a value
+/// above 2^64 - 1).
+inline uint64_t decimal_u64(const Value& v, std::string_view where, std::string_view key) {
+  normlab::detail::check(v.is_string(), where, ": key \"", key,
+                         "\" must be a decimal string, found ", v.describe());
+  const std::string& text = v.as_string();
+  uint64_t x = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
+  normlab::detail::check(
+      !text.empty() && ec == std::errc() && end == text.data() + text.size(), where, ": key \"",
+      key, "\" must be an unsigned 64-bit decimal number, found ", detail::quote_for_message(text));
+  return x;
+}
+
+/// The largest JSON file parse_file reads by default: 64 MiB, far above any
+/// config or results file normlab writes, far below what would exhaust memory.
+inline constexpr uint64_t kMaxFileBytes = uint64_t{64} << 20;
+
+/// Parses the file at `path`, naming it in every error; a file over
+/// `max_bytes` is refused, with its size, before it is read.
+inline Value parse_file(const std::string& path, uint64_t max_bytes = kMaxFileBytes) {
+  return parse(detail::read_file<std::string>(path, "json", max_bytes), path);
 }
 
 /// Pretty JSON: members on their own lines, nested `indent` spaces per level

@@ -23,11 +23,11 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -38,6 +38,7 @@
 #include "normlab/core/error.hpp"
 #include "normlab/core/shape.hpp"
 #include "normlab/core/tensor.hpp"
+#include "normlab/io/file.hpp"
 #include "normlab/io/json.hpp"
 
 namespace normlab::inline v0::io {
@@ -190,43 +191,31 @@ inline std::string excerpt(const json::Value& v) {
 /// expected and what was found.
 class SafetensorsReader {
  public:
-  /// Reads and validates the file at `path`; every error names the path.
+  /// Maps and validates the file at `path`; every error names the path.
   ///
-  /// The length prefix and the header are read and checked (offsets against
-  /// the file's real size) before the data: a file whose header is wrong is
-  /// refused after reading 8 + header-length bytes, however large it is.
+  /// The length prefix and the header are checked (offsets against the
+  /// file's real size) before any tensor data is touched, and the data is not
+  /// read at all until read() asks for a tensor: the file is memory-mapped,
+  /// so opening a checkpoint costs its header, and a file whose header is
+  /// wrong is refused at once however large it is. The file must not be
+  /// truncated while the reader lives (files written by SafetensorsWriter
+  /// are replaced by a rename, which leaves a mapped file intact).
   static SafetensorsReader open(const std::string& path) {
-    std::error_code ec;
-    const uintmax_t size = std::filesystem::file_size(path, ec);
-    if (ec)
-      throw Error(normlab::detail::concat("safetensors: cannot read '", path, "': ", ec.message()));
-    std::ifstream in(path, std::ios::binary);
-    normlab::detail::check(in.is_open(), "safetensors: cannot read '", path, "'");
+    auto file = std::make_shared<MappedFile>(MappedFile::open(path, "safetensors"));
     SafetensorsReader r;
     r.source_ = path;
-    const auto read_more = [&](uint64_t count) {  // appends `count` bytes to bytes_
-      const size_t had = r.bytes_.size();
-      r.bytes_.resize(had + static_cast<size_t>(count));
-      in.read(reinterpret_cast<char*>(r.bytes_.data() + had), static_cast<std::streamsize>(count));
-      normlab::detail::check(in.gcount() == static_cast<std::streamsize>(count),
-                             "safetensors: cannot read '", path, "': expected ", had + count,
-                             " bytes, read ", had + in.gcount());
-    };
-    read_more(std::min<uintmax_t>(size, 8));
-    if (size >= 8) {
-      uint64_t n = 0;
-      std::memcpy(&n, r.bytes_.data(), 8);
-      if (n <= size - 8) read_more(n);  // otherwise parse() refuses the length
-    }
-    r.parse(size);
-    read_more(size - r.bytes_.size());
+    r.bytes_ = {reinterpret_cast<const uint8_t*>(file->bytes().data()), file->size()};
+    r.owner_ = std::move(file);
+    r.parse(r.bytes_.size());
     return r;
   }
 
   /// Validates `bytes`, a whole safetensors file; errors name `source_name`.
   static SafetensorsReader from_bytes(std::vector<uint8_t> bytes, std::string source_name) {
+    auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
     SafetensorsReader r;
-    r.bytes_ = std::move(bytes);
+    r.bytes_ = {owned->data(), owned->size()};
+    r.owner_ = std::move(owned);
     r.source_ = std::move(source_name);
     r.parse(r.bytes_.size());
     return r;
@@ -276,8 +265,7 @@ class SafetensorsReader {
  private:
   SafetensorsReader() = default;
 
-  /// Checks the prefix and the header of a file of `file_size` bytes, of
-  /// which bytes_ holds at least the prefix and the header.
+  /// Checks the prefix and the header of bytes_, a file of `file_size` bytes.
   void parse(uint64_t file_size) {
     const std::string& src = source_;
     normlab::detail::check(file_size >= 8, src,
@@ -290,6 +278,9 @@ class SafetensorsReader {
     normlab::detail::check(n <= after_prefix, src, ": header length ", n,
                            " is larger than the file: only ", after_prefix,
                            " bytes follow the 8-byte length prefix");
+    normlab::detail::check(n <= kMaxHeaderBytes, src, ": header length ", n,
+                           " exceeds the limit of ", kMaxHeaderBytes,
+                           " bytes (the reference reader's limit too)");
     data_start_ = 8 + static_cast<size_t>(n);
     const uint64_t data_size = file_size - data_start_;
 
@@ -441,9 +432,13 @@ class SafetensorsReader {
     return msg;
   }
 
+  /// The longest header accepted: 100 MB, as in the reference implementation.
+  static constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
   std::string source_;
-  std::vector<uint8_t> bytes_;
-  size_t data_start_ = 0;  // offset of the data buffer in bytes_
+  std::shared_ptr<const void> owner_;  // the vector or the mapping bytes_ views
+  std::span<const uint8_t> bytes_;     // the whole file
+  size_t data_start_ = 0;              // offset of the data buffer in bytes_
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_
   std::map<std::string, std::string> metadata_;
@@ -522,15 +517,13 @@ class SafetensorsWriter {
     return out;
   }
 
-  /// Writes to_bytes() to `path`, replacing any file there; errors name the path.
+  /// Writes to_bytes() to `path` with write_file_atomically: a crash or a
+  /// full disk leaves the previous file (or none), never a part of this one.
+  /// Errors name the path and the OS reason.
   void write(const std::string& path) const {
     const std::vector<uint8_t> bytes = to_bytes();
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    normlab::detail::check(out.is_open(), "safetensors: cannot open '", path, "' for writing");
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    normlab::detail::check(!out.fail(), "safetensors: error while writing '", path, "'");
+    write_file_atomically(path, std::as_bytes(std::span(bytes.data(), bytes.size())),
+                          "safetensors");
   }
 
  private:
