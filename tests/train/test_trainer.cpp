@@ -1,7 +1,9 @@
 // The trainer: loss falls on the synthetic corpus, evaluation is fixed,
 // resuming from a checkpoint reproduces the uninterrupted run exactly.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "normlab/train/trainer.hpp"
 #include "testing.hpp"
@@ -126,6 +128,101 @@ TEST(Trainer, CheckpointErrorsNameTheFile) {
   expect_error([&] { trainer.load_checkpoint(path); }, {path, "not a training checkpoint"});
   std::filesystem::remove(path);
   expect_error([&] { trainer.load_checkpoint(path); }, {path});
+}
+
+/// A copy of the checkpoint at `path` with its trainer metadata's `key` set
+/// to `value` (a JSON literal), written back to `path`.
+void edit_trainer_state(const std::string& path, const std::string& key, json::Value value) {
+  const io::SafetensorsReader r = io::SafetensorsReader::open(path);
+  io::SafetensorsWriter w;
+  for (const io::TensorInfo& t : r.tensors()) {
+    if (io::is_floating(t.dtype))
+      w.add(t.name, r.read<float, Cpu>(t.name));
+    else
+      w.add(t.name, r.read<int64_t, Cpu>(t.name), t.dtype);
+  }
+  for (const auto& [k, v] : r.metadata()) {
+    if (k != "normlab.trainer") {
+      w.set_metadata(k, v);
+      continue;
+    }
+    json::Value state = json::parse(v);
+    state[key] = std::move(value);
+    w.set_metadata(k, json::dump_compact(state));
+  }
+  w.write(path);
+}
+
+TEST(Trainer, ACheckpointWithAStateOutOfRangeIsRefusedNamingTheKey) {
+  SyntheticData s;
+  s.options.steps = 10;
+  GPT<NormFormer, Cpu, float> model(tiny(), 1);
+  AdamW<float, Cpu> opt(model);
+  Trainer trainer(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
+  trainer.step();
+  const std::string path = ::testing::TempDir() + "normlab_test_trainer_state.safetensors";
+  const auto refused = [&](const std::string& key, json::Value value,
+                           const std::vector<std::string>& fragments) {
+    trainer.save_checkpoint(path);
+    edit_trainer_state(path, key, std::move(value));
+    GPT<NormFormer, Cpu, float> other(tiny(), 2);
+    AdamW<float, Cpu> other_opt(other);
+    Trainer resumed(other, other_opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
+    expect_error([&] { resumed.load_checkpoint(path); }, fragments);
+    EXPECT_EQ(resumed.step_count(), 0) << "nothing may change on a refused checkpoint";
+  };
+  refused("step", int64_t{1} << 62,
+          {path, "key \"step\" must be a whole number in [0, 10]", "4611686018427387904"});
+  refused("step", -1, {"key \"step\""});
+  refused("step", 1.5, {"key \"step\""});
+  refused("sampler_seed", "abc", {path, "key \"sampler_seed\" must be an unsigned 64-bit", "abc"});
+  refused("sampler_offset", "-1", {"key \"sampler_offset\""});
+  refused("dropout_seed", "18446744073709551616", {"key \"dropout_seed\""});  // 2^64
+  refused("dropout_offset", 3, {"key \"dropout_offset\" must be a decimal string"});
+  std::filesystem::remove(path);
+}
+
+TEST(Trainer, ACheckpointOfADivergedModelIsNotWritten) {
+  SyntheticData s;
+  GPT<NormFormer, Cpu, float> model(tiny(), 1);
+  AdamW<float, Cpu> opt(model);
+  Trainer trainer(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
+  trainer.step();
+  const std::string path = ::testing::TempDir() + "normlab_test_trainer_diverged.safetensors";
+  trainer.save_checkpoint(path);  // the good one
+  const auto good = std::filesystem::file_size(path);
+  // A weight that an update pushed to infinity after a finite loss.
+  const auto params = model.named_parameters();
+  const auto fc1 = std::find_if(params.begin(), params.end(),
+                                [](const auto& p) { return p.name == "layers.1.fc1.weight"; });
+  ASSERT_NE(fc1, params.end());
+  Tensor<float, Cpu> w = fc1->value.data();
+  std::vector<float> values = w.to_vector();
+  values[5] = std::numeric_limits<float>::infinity();
+  w.copy_from(Tensor<float, Cpu>::from_vector(w.shape(), values));
+  expect_error([&] { trainer.save_checkpoint(path); },
+               {"after step 1", "tensor 'layers.1.fc1.weight' holds inf at element 5",
+                path + " is not written"});
+  // The good checkpoint is still there, whole, and loads.
+  EXPECT_EQ(std::filesystem::file_size(path), good);
+  GPT<NormFormer, Cpu, float> other(tiny(), 2);
+  AdamW<float, Cpu> other_opt(other);
+  Trainer resumed(other, other_opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
+  resumed.load_checkpoint(path);
+  EXPECT_EQ(resumed.step_count(), 1);
+  // A NaN in the optimizer's state is caught too.
+  values[5] = 0.5f;
+  w.copy_from(Tensor<float, Cpu>::from_vector(w.shape(), values));
+  OptimizerState<float, Cpu> state = opt.state();
+  Tensor<float, Cpu> m = state.tensors.begin()->second;
+  std::vector<float> mv = m.to_vector();
+  mv[0] = std::numeric_limits<float>::quiet_NaN();
+  m.copy_from(Tensor<float, Cpu>::from_vector(m.shape(), mv));
+  opt.load_state(state);
+  expect_error([&] { trainer.save_checkpoint(path); },
+               {"tensor 'optim." + state.tensors.begin()->first + "' holds nan at element 0"});
+  EXPECT_EQ(std::filesystem::file_size(path), good);
+  std::filesystem::remove(path);
 }
 
 }  // namespace

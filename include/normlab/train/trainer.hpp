@@ -140,7 +140,15 @@ class Trainer {
   /// Writes the model (parameters and config), the optimizer state under
   /// `optim.`, and the step, batch-sampler and dropout positions as metadata;
   /// `extra_metadata` (e.g. how a program built this run) is stored beside
-  /// them. Requires: no extra key is the config's or the trainer's own.
+  /// them. The file is written atomically (SafetensorsWriter::write): a crash
+  /// leaves the previous file at `path` or the complete new one.
+  ///
+  /// Requires: no extra key is the config's or the trainer's own; every
+  /// parameter and optimizer-state value finite. A non-finite value (the
+  /// loss of a step is computed before its update, so an update can diverge
+  /// after a finite loss) throws Error naming the step, the tensor, the
+  /// element and its value, and nothing is written: no checkpoint of a
+  /// diverged run can replace a good one.
   void save_checkpoint(const std::string& path,
                        const std::map<std::string, std::string>& extra_metadata = {}) const {
     io::SafetensorsWriter w;
@@ -150,8 +158,11 @@ class Trainer {
                     "\" is reserved for the checkpoint itself");
       w.set_metadata(key, value);
     }
+    for (const auto& p : model_.named_parameters()) check_finite(path, p.name, p.value.data());
+    const OptimizerState<T, B> state = optimizer_.state();
+    for (const auto& [key, t] : state.tensors) check_finite(path, kOptimPrefix + key, t);
     add_model(w, model_, model_.config());
-    write_state(w, optimizer_.state(), kOptimPrefix);
+    write_state(w, state, kOptimPrefix);
     const SamplerState s = sampler_.state();
     const Generator& d = model_.dropout_generator();
     w.set_metadata(kTrainerKey, json::dump_compact(json::Object{
@@ -167,29 +178,53 @@ class Trainer {
 
   /// Restores everything save_checkpoint wrote into this trainer's model
   /// (built from the checkpoint's config) and optimizer. Throws Error naming
-  /// the file when it is not a trainer checkpoint or does not fit.
+  /// the file and the key when it is not a trainer checkpoint, does not fit,
+  /// or its state is out of range (a step outside [0, options().steps], a
+  /// position that is not an unsigned 64-bit number).
   void load_checkpoint(const std::string& path) {
     const io::SafetensorsReader r = io::SafetensorsReader::open(path);
     const auto meta = r.metadata().find(kTrainerKey);
     detail::check(meta != r.metadata().end(), path, ": not a training checkpoint (no \"",
                   kTrainerKey, "\" metadata)");
-    const json::Value v = json::parse(meta->second, path + " trainer state");
+    const std::string where = path + " trainer state";
+    const json::Value v = json::parse(meta->second, where);
+    detail::check(v.is_object(), where, ": expected a JSON object, found ", v.describe());
+    const auto field = [&](const char* key) -> const json::Value& {
+      const json::Value* x = v.as_object().find(key);
+      detail::check(x != nullptr, where, ": missing key \"", key, "\"");
+      return *x;
+    };
+    const auto u64 = [&](const char* key) { return json::decimal_u64(field(key), where, key); };
+    const json::Value& step = field("step");
+    detail::check(step.is_int() && step.as_int() >= 0 && step.as_int() <= options_.steps, where,
+                  ": key \"step\" must be a whole number in [0, ", options_.steps,
+                  "] (the run's steps), found ", step.describe());
+    const SamplerState sampler{u64("sampler_seed"), u64("sampler_offset")};
+    const uint64_t dropout_seed = u64("dropout_seed"), dropout_offset = u64("dropout_offset");
     std::set<std::string> optim_keys;
     for (const io::TensorInfo& t : r.tensors())
       if (t.name.rfind(kOptimPrefix, 0) == 0) optim_keys.insert(t.name);
     load_parameters(model_, r, DTypeMatch::exact, optim_keys);
     optimizer_.load_state(read_state<T, B>(r, kOptimPrefix));
-    step_ = v.at("step").as_int();
-    sampler_.set_state({std::stoull(v.at("sampler_seed").as_string()),
-                        std::stoull(v.at("sampler_offset").as_string())});
-    model_.dropout_generator().set_state(std::stoull(v.at("dropout_seed").as_string()),
-                                         std::stoull(v.at("dropout_offset").as_string()));
+    step_ = step.as_int();
+    sampler_.set_state(sampler);
+    model_.dropout_generator().set_state(dropout_seed, dropout_offset);
   }
 
   static constexpr const char* kTrainerKey = "normlab.trainer";
   static constexpr const char* kOptimPrefix = "optim.";
 
  private:
+  /// Throws Error unless every element of `t` is finite (see save_checkpoint).
+  void check_finite(const std::string& path, const std::string& name, const Tensor<T, B>& t) const {
+    const std::vector<T> values = t.to_vector();
+    for (size_t i = 0; i < values.size(); ++i)
+      detail::check(std::isfinite(values[i]), "Trainer::save_checkpoint: after step ", step_,
+                    " tensor '", name, "' holds ", values[i], " at element ", i, " of shape ",
+                    t.shape(), "; the run has diverged (try a lower learning rate) and ", path,
+                    " is not written");
+  }
+
   Model& model_;
   Optimizer<T, B>& optimizer_;
   Schedule schedule_;
