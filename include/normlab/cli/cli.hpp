@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -37,9 +38,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <new>
 #include <optional>
 #include <set>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "normlab/diag/report.hpp"
@@ -231,11 +234,21 @@ inline std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-/// Writes `text` to `path`; the error names the file.
-inline void write_text(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-  if (!f) throw nl::Error("normlab: cannot write " + path.string());
+/// Writes `text` to `path` atomically and durably (io::write_file_atomically);
+/// the error names the command, the file and the OS reason.
+inline void write_text(const std::string& command, const std::filesystem::path& path,
+                       const std::string& text) {
+  nl::io::write_file_atomically(path, text, "normlab " + command);
+}
+
+/// Creates the folder `dir` (and its parents); the error names the command,
+/// the folder and the OS reason instead of a raw filesystem_error.
+inline void make_folder(const std::string& command, const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    throw nl::Error("normlab " + command + ": cannot create the folder '" + dir.string() +
+                    "': " + ec.message());
 }
 
 /// The curves as CSV files: one row per step (or layer) and policy.
@@ -274,8 +287,8 @@ inline void write_csvs(const std::filesystem::path& dir,
       }
     }
   }
-  write_text(dir / "training.csv", train);
-  write_text(dir / "validation.csv", val);
+  write_text("compare", dir / "training.csv", train);
+  write_text("compare", dir / "validation.csv", val);
   std::string trained = "policy,step,moment,group,layer,grad_norm\n";
   for (const nl::PolicyResult& r : results)
     for (const nl::TrainedGradientProfile& p : r.grad_norms_training)
@@ -283,9 +296,9 @@ inline void write_csvs(const std::filesystem::path& dir,
         for (size_t l = 0; l < norms.size(); ++l)
           trained += r.policy + "," + std::to_string(p.step) + "," + p.moment + "," + group + "," +
                      std::to_string(l) + "," + csv_number(norms[l]) + "\n";
-  write_text(dir / "grad_norms_at_init.csv", grads);
-  write_text(dir / "grad_norms_training.csv", trained);
-  write_text(dir / "lr_stress.csv", stress);
+  write_text("compare", dir / "grad_norms_at_init.csv", grads);
+  write_text("compare", dir / "grad_norms_training.csv", trained);
+  write_text("compare", dir / "lr_stress.csv", stress);
 }
 
 inline int compare(int argc, char** argv) {
@@ -375,7 +388,7 @@ inline int compare(int argc, char** argv) {
       corpus_path.empty() ? nl::load_default_corpus() : nl::TextCorpus::from_path(corpus_path);
   const nl::TrainValSplit split = nl::split_train_val(corpus.size(), {});
   const std::filesystem::path out = flags.get("--out", "normlab-results");
-  std::filesystem::create_directories(out);
+  make_folder("compare", out);
   std::fprintf(stderr, "normlab compare: %zu policies on %s (%lld tokens), results in %s\n",
                o.policies.size(), corpus.source().c_str(), static_cast<long long>(corpus.size()),
                out.string().c_str());
@@ -390,9 +403,9 @@ inline int compare(int argc, char** argv) {
   if (tty) std::fprintf(stderr, "\r\033[K");
 
   const nl::json::Value json = nl::compare_results_json(o, corpus.source(), results);
-  write_text(out / "results.json", nl::json::dump(json) + "\n");
+  write_text("compare", out / "results.json", nl::json::dump(json) + "\n");
   write_csvs(out, results, o.seeds);
-  write_text(out / "report.html", nl::render_compare_report(json));
+  write_text("compare", out / "report.html", nl::render_compare_report(json));
 
   const nl::json::Value& table = json.at("table");
   std::vector<std::vector<std::string>> cells = {{}};
@@ -441,8 +454,9 @@ struct TrainRun {
   double beta1 = 0.9, beta2 = 0.98, eps = 1e-8, weight_decay = 0.01;
   double clip = 1.0;
   std::string schedule;  ///< Schedule::to_string()
-  std::string corpus;    ///< as given; empty: the default corpus
+  std::string corpus;    ///< absolute path; empty: the default corpus
   int64_t corpus_tokens = 0;
+  std::optional<uint64_t> corpus_fingerprint;  ///< TextCorpus::fingerprint(); none in old runs
 };
 
 inline nl::json::Value train_run_json(const TrainRun& r) {
@@ -462,6 +476,7 @@ inline nl::json::Value train_run_json(const TrainRun& r) {
       {"schedule", r.schedule},
       {"corpus", r.corpus},
       {"corpus_tokens", r.corpus_tokens},
+      {"corpus_fingerprint", r.corpus_fingerprint ? std::to_string(*r.corpus_fingerprint) : ""},
   };
 }
 
@@ -484,7 +499,7 @@ inline TrainRun stored_train_run(const nl::io::SafetensorsReader& file) {
     TrainRun r;
     r.model = nl::config_from_json(v.at("config"), where);
     r.init = init_scheme("train", v.at("init").as_string());
-    r.seed = std::stoull(v.at("seed").as_string());
+    r.seed = nl::json::decimal_u64(v.at("seed"), where, "seed");
     r.steps = v.at("steps").as_int();
     r.batch_size = v.at("batch_size").as_int();
     r.seq_len = v.at("seq_len").as_int();
@@ -498,6 +513,10 @@ inline TrainRun stored_train_run(const nl::io::SafetensorsReader& file) {
     r.schedule = v.at("schedule").as_string();
     r.corpus = v.at("corpus").as_string();
     r.corpus_tokens = v.at("corpus_tokens").as_int();
+    // Runs saved before the fingerprint existed have no key (or an empty one).
+    if (const nl::json::Value* f = v.as_object().find("corpus_fingerprint");
+        f != nullptr && !(f->is_string() && f->as_string().empty()))
+      r.corpus_fingerprint = nl::json::decimal_u64(*f, where, "corpus_fingerprint");
     return r;
   } catch (const std::exception& e) {
     throw nl::Error(where + ": " + e.what());
@@ -532,6 +551,8 @@ inline nl::Schedule schedule_from_flags(const Flags& flags, int64_t steps) {
 
 /// The rows of an existing metrics CSV up to `step` (a resumed run rewrites
 /// what came after its checkpoint); the header alone when there is none.
+/// Only complete rows count: a row cut short by a crash (fewer fields, or
+/// no newline) is dropped, as is any row at or below an earlier one.
 inline std::string metrics_up_to(const std::filesystem::path& path, int64_t step,
                                  const std::string& header) {
   std::ifstream in(path);
@@ -541,23 +562,134 @@ inline std::string metrics_up_to(const std::filesystem::path& path, int64_t step
   if (line + "\n" != header)
     throw nl::Error("normlab train: " + path.string() + " is not a metrics file of normlab train " +
                     "(its first line is '" + line + "'); choose another --out");
+  const auto fields = std::count(header.begin(), header.end(), ',');
+  int64_t previous = 0;
   while (std::getline(in, line)) {
-    size_t used = 0;
-    long long s = -1;
-    try {
-      s = std::stoll(line, &used);
-    } catch (const std::exception&) {
-      s = -1;
-    }
-    if (s >= 0 && s <= step) kept += line + "\n";
+    if (in.eof() || std::count(line.begin(), line.end(), ',') != fields) break;  // cut short
+    int64_t s = -1;
+    const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), s);
+    if (ec != std::errc() || *end != ',' || s <= previous || s > step) break;
+    kept += line + "\n";
+    previous = s;
   }
   return kept;
+}
+
+/// `path` made absolute (so that --resume from another folder finds the
+/// corpus); empty stays empty (the default corpus).
+inline std::string absolute_corpus_path(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  const std::filesystem::path full = std::filesystem::absolute(path, ec);
+  return ec ? path : full.lexically_normal().string();
+}
+
+/// Throws Error unless `corpus` is the text the run in `checkpoint` trained
+/// on (`trained_on`, of run.corpus_tokens tokens and run.corpus_fingerprint),
+/// naming both and the flag that fixes it.
+inline void check_same_corpus(const TrainRun& run, const std::string& trained_on,
+                              const nl::TextCorpus& corpus, const std::string& checkpoint) {
+  const bool same_size = corpus.size() == run.corpus_tokens;
+  const bool same_text = !run.corpus_fingerprint || *run.corpus_fingerprint == corpus.fingerprint();
+  if (same_size && same_text) return;
+  const std::string stored = trained_on.empty() ? "the default corpus" : "'" + trained_on + "'";
+  throw nl::Error(
+      "normlab train: the run in " + checkpoint + " trained on " + stored + " (" +
+      std::to_string(run.corpus_tokens) + " tokens" +
+      (run.corpus_fingerprint ? ", fingerprint " + std::to_string(*run.corpus_fingerprint) : "") +
+      "), but '" + corpus.source() + "' has " + std::to_string(corpus.size()) + " tokens" +
+      (same_size ? " and another text (fingerprint " + std::to_string(corpus.fingerprint()) + ")"
+                 : "") +
+      " (expected the same corpus: give it with --corpus PATH)");
+}
+
+/// Throws Error unless the training and validation splits of `corpus` each
+/// hold a window of seq_len + 1 contiguous tokens: checked before the model
+/// is built (a huge --seq-len would otherwise allocate its position table
+/// first).
+inline void check_windows_fit(const TrainRun& run, const nl::TextCorpus& corpus) {
+  const nl::TrainValSplit split = nl::split_train_val(corpus.size(), {});
+  nl::detail::check_windows("normlab train: --seq-len against the training split", corpus,
+                            split.train, run.batch_size, run.seq_len);
+  nl::detail::check_windows("normlab train: --seq-len against the validation split", corpus,
+                            split.val, run.batch_size, run.seq_len);
+}
+
+/// Throws Error when one batch's activations could not fit this machine's
+/// memory, naming --batch-size and --seq-len: a lower bound counts only the
+/// logits and their gradient (2 B T V floats) and, per layer, the FFN hidden
+/// and eight (B, T, C) tensors (B T (d_ff + 8 C) floats), without overflow.
+inline void check_batch_fits(const TrainRun& run) {
+  const nl::ModelConfig& m = run.model;
+  bool fits = true;
+  const auto mul = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    fits = fits && !__builtin_mul_overflow(a, b, &r);
+    return r;
+  };
+  const auto add = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    fits = fits && !__builtin_add_overflow(a, b, &r);
+    return r;
+  };
+  const int64_t per_token =
+      add(mul(2, m.vocab_size), mul(m.n_layers, add(m.d_ff, mul(8, m.d_model))));
+  const int64_t floats = mul(mul(run.batch_size, run.seq_len), per_token);
+  const uint64_t memory = nl::detail::physical_memory_bytes();
+  if (fits && (memory == 0 || static_cast<uint64_t>(floats) <= memory / 4)) return;
+  throw nl::Error("normlab train: --batch-size " + std::to_string(run.batch_size) +
+                  " and --seq-len " + std::to_string(run.seq_len) + " need at least " +
+                  (fits ? std::to_string(floats) : std::string("2^63")) +
+                  " floats of activations per step, more than this machine's " +
+                  std::to_string(memory) +
+                  " bytes of memory (use a smaller --batch-size or "
+                  "--seq-len)");
+}
+
+/// Removes what a killed run may have left in `out`: the temporary files of
+/// io::write_file_atomically for the files train writes
+/// (".checkpoint-<step>.safetensors.tmp-*", ".metrics.csv.tmp-*"). Two runs
+/// must not share one --out folder, so none of these is in use.
+inline void remove_stale_temporaries(const std::filesystem::path& out) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(out, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool ours = (name.starts_with(".checkpoint-") || name.starts_with(".metrics.csv.")) &&
+                      name.find(".tmp-") != std::string::npos;
+    std::error_code ignored;
+    if (ours && entry.is_regular_file(ignored)) std::filesystem::remove(entry.path(), ignored);
+  }
+}
+
+/// Keeps the `keep` newest checkpoints of `out` up to step `newest` (by step:
+/// "checkpoint-<step>.safetensors") and removes the older ones, after the
+/// newest is on disk. Checkpoints of later steps (left by a run resumed from
+/// an earlier one) are left alone.
+inline void remove_older_checkpoints(const std::filesystem::path& out, int64_t newest,
+                                     int64_t keep) {
+  std::vector<std::pair<int64_t, std::filesystem::path>> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(out, ec)) {
+    const std::string name = entry.path().filename().string();
+    constexpr std::string_view prefix = "checkpoint-", suffix = ".safetensors";
+    if (!name.starts_with(prefix) || !name.ends_with(suffix)) continue;
+    int64_t step = -1;
+    const char* first = name.data() + prefix.size();
+    const char* last = name.data() + name.size() - suffix.size();
+    const auto [end, err] = std::from_chars(first, last, step);
+    if (err == std::errc() && end == last && step <= newest) found.emplace_back(step, entry.path());
+  }
+  std::sort(found.begin(), found.end(), std::greater<>());
+  for (size_t i = static_cast<size_t>(keep); i < found.size(); ++i) {
+    std::error_code ignored;
+    std::filesystem::remove(found[i].second, ignored);
+  }
 }
 
 inline void run_training(const TrainRun& run, const nl::TextCorpus& corpus,
                          const nl::Schedule& schedule, const std::string& resume,
                          const std::filesystem::path& out, int64_t checkpoint_every,
-                         int64_t stop_at) {
+                         int64_t stop_at, int64_t keep_checkpoints) {
   using Model = nl::GPT<nl::RuntimePolicy, nl::Cpu, float>;
   Model model(run.model, run.seed, run.init);
   nl::AdamW<float, nl::Cpu> opt(
@@ -574,11 +706,13 @@ inline void run_training(const TrainRun& run, const nl::TextCorpus& corpus,
   nl::Trainer trainer(model, opt, schedule, corpus, split, t);
   if (!resume.empty()) trainer.load_checkpoint(resume);
 
-  std::filesystem::create_directories(out);
+  make_folder("train", out);
+  remove_stale_temporaries(out);
   const std::filesystem::path csv = out / "metrics.csv";
   const std::string header = "step,train_loss,lr,grad_norm,tokens_per_s,val_loss,val_perplexity\n";
-  write_text(csv, metrics_up_to(csv, trainer.step_count(), header));
-  std::ofstream metrics(csv, std::ios::app);
+  // Rewritten atomically: a crash now leaves the old file or the cut one.
+  write_text("train", csv, metrics_up_to(csv, trainer.step_count(), header));
+  nl::io::AppendFile metrics(csv, "normlab train");
   const std::map<std::string, std::string> meta = {
       {kTrainRunKey, nl::json::dump_compact(train_run_json(run))}};
 
@@ -602,11 +736,10 @@ inline void run_training(const TrainRun& run, const nl::TextCorpus& corpus,
     std::optional<nl::EvalMetrics> e;
     if ((run.eval_every > 0 && m.step % run.eval_every == 0) || m.step == run.steps)
       e = trainer.evaluate();
-    metrics << m.step << "," << csv_number(m.loss) << "," << csv_number(m.lr) << ","
-            << csv_number(m.grad_norm) << "," << csv_number(m.tokens_per_s) << ","
-            << (e ? csv_number(e->loss) : "") << "," << (e ? csv_number(e->perplexity) : "")
-            << "\n";
-    metrics.flush();
+    metrics.append(std::to_string(m.step) + "," + csv_number(m.loss) + "," + csv_number(m.lr) +
+                   "," + csv_number(m.grad_norm) + "," + csv_number(m.tokens_per_s) + "," +
+                   (e ? csv_number(e->loss) : "") + "," + (e ? csv_number(e->perplexity) : "") +
+                   "\n");
     if (!std::isfinite(m.loss))
       throw nl::Error("normlab train: the training loss is " + csv_number(m.loss) + " at step " +
                       std::to_string(m.step) + " (expected a finite loss; try a lower --lr)");
@@ -632,7 +765,9 @@ inline void run_training(const TrainRun& run, const nl::TextCorpus& corpus,
       std::snprintf(name, sizeof name, "checkpoint-%lld.safetensors",
                     static_cast<long long>(m.step));
       last_checkpoint = (out / name).string();
+      metrics.sync();  // the metrics of every step a checkpoint holds are on disk first
       trainer.save_checkpoint(last_checkpoint, meta);
+      if (keep_checkpoints > 0) remove_older_checkpoints(out, m.step, keep_checkpoints);
     }
   }
   if (trainer.step_count() == first) {
@@ -693,6 +828,7 @@ inline int train(int argc, char** argv) {
        {"--checkpoint-every",
         "N   steps between checkpoints, 0 = only at the end (default "
         "250)"},
+       {"--keep-checkpoints", "N  keep only the N newest checkpoints, 0 = all (default 0)"},
        {"--stop-at",
         "N            stop after step N with a checkpoint (the schedule still "
         "spans --steps); --resume continues"},
@@ -701,20 +837,25 @@ inline int train(int argc, char** argv) {
   if (flags.print_help(
           "usage: normlab train [flags]\n"
           "       normlab train --resume CHECKPOINT [--out DIR] [--corpus PATH] "
-          "[--checkpoint-every N] [--stop-at N]\n"
+          "[--checkpoint-every N] [--keep-checkpoints N] [--stop-at N]\n"
           "Trains one GPT on a byte-level corpus with AdamW and the library's Trainer. Prints a\n"
           "progress line every 10 steps and a validation loss every --eval-every steps; writes\n"
           "DIR/checkpoint-<step>.safetensors (model, optimizer, schedule, batch and dropout\n"
           "position, run settings) every --checkpoint-every steps and at the end, and\n"
           "DIR/metrics.csv (one row per step). --resume continues a run exactly: its losses are\n"
-          "those of the uninterrupted run; its settings come from the checkpoint.\n"))
+          "those of the uninterrupted run; its settings come from the checkpoint. Files are\n"
+          "replaced atomically: a run killed at any moment leaves whole checkpoints only, and\n"
+          "the newest one resumes. A checkpoint holding a non-finite value is never written.\n"))
     return 0;
   const std::string resume = flags.get("--resume", "");
   const int64_t checkpoint_every =
       int_at_least("--checkpoint-every", flags.get("--checkpoint-every", "250"), 0);
+  const int64_t keep_checkpoints =
+      int_at_least("--keep-checkpoints", flags.get("--keep-checkpoints", "0"), 0);
   const int64_t stop_at =
       flags.given("--stop-at") ? positive_int("--stop-at", flags.get("--stop-at", "")) : 0;
   TrainRun run;
+  std::string trained_on;  // with --resume: the corpus the checkpoint names
   nl::Schedule schedule;
   std::filesystem::path out = flags.get("--out", "normlab-train");
   if (!resume.empty()) {
@@ -731,7 +872,8 @@ inline int train(int argc, char** argv) {
     run = stored_train_run(file);
     schedule = nl::Schedule::parse(run.schedule);
     if (!flags.given("--out")) out = std::filesystem::path(resume).parent_path();
-    if (flags.given("--corpus")) run.corpus = flags.get("--corpus", "");
+    trained_on = run.corpus;
+    if (flags.given("--corpus")) run.corpus = absolute_corpus_path(flags.get("--corpus", ""));
   } else {
     if (flags.given("--config")) {
       for (const char* f : {"--policy", "--layers", "--d-model", "--heads", "--d-ff", "--dropout"})
@@ -784,7 +926,7 @@ inline int train(int argc, char** argv) {
     if (flags.given("--clip")) run.clip = number_in("--clip", flags.get("--clip", ""), 0, HUGE_VAL);
     schedule = schedule_from_flags(flags, run.steps);
     run.schedule = schedule.to_string();
-    run.corpus = flags.get("--corpus", "");
+    run.corpus = absolute_corpus_path(flags.get("--corpus", ""));
     nl::detail::check(run.model.vocab_size >= nl::ByteTokenizer::vocab_size,
                       "normlab train: the corpus is bytes, so the model needs vocab_size >= 256, "
                       "got ",
@@ -797,12 +939,12 @@ inline int train(int argc, char** argv) {
 
   const nl::TextCorpus corpus =
       run.corpus.empty() ? nl::load_default_corpus() : nl::TextCorpus::from_path(run.corpus);
-  if (!resume.empty() && corpus.size() != run.corpus_tokens)
-    throw nl::Error("normlab train: " + corpus.source() + " has " + std::to_string(corpus.size()) +
-                    " tokens, but the run in " + resume + " trained on " +
-                    std::to_string(run.corpus_tokens) + " (expected the same corpus)");
+  if (!resume.empty()) check_same_corpus(run, trained_on, corpus, resume);
   run.corpus_tokens = corpus.size();
-  run_training(run, corpus, schedule, resume, out, checkpoint_every, stop_at);
+  run.corpus_fingerprint = corpus.fingerprint();
+  check_windows_fit(run, corpus);
+  check_batch_fits(run);
+  run_training(run, corpus, schedule, resume, out, checkpoint_every, stop_at, keep_checkpoints);
   return 0;
 }
 
@@ -831,6 +973,13 @@ inline int generate(int argc, char** argv) {
   o.temperature = number_in("--temperature", flags.get("--temperature", "1"), 0, HUGE_VAL);
   o.top_k = int_at_least("--top-k", flags.get("--top-k", "0"), 0);
   o.seed = static_cast<uint64_t>(int_at_least("--seed", flags.get("--seed", "1"), 0));
+  const uint64_t memory = nl::detail::physical_memory_bytes();
+  // The text is kept as ids (8 bytes) and bytes (1) until it is printed.
+  if (memory != 0 && static_cast<uint64_t>(o.max_new_tokens) > memory / 9)
+    throw nl::Error("normlab generate: --tokens " + std::to_string(o.max_new_tokens) +
+                    " would hold 9 bytes per token, more than this machine's " +
+                    std::to_string(memory) + " bytes of memory (expected at most " +
+                    std::to_string(memory / 9) + " tokens)");
   const std::string prompt = flags.get("--prompt", "\n");
   if (prompt.empty())
     throw nl::Error("normlab generate: --prompt needs at least one character, got ''");
@@ -923,8 +1072,18 @@ inline int run(int argc, char** argv) try {
     return command.empty() ? 2 : 0;
   }
   throw Error("normlab: unknown command '" + command + "' (see normlab --help)");
-} catch (const std::exception& e) {
+} catch (const Error& e) {
   std::fprintf(stderr, "%s\n", e.what());
+  return 1;
+} catch (const std::bad_alloc&) {
+  std::fprintf(stderr,
+               "normlab %s: out of memory: the sizes asked for (the model's config, "
+               "--batch-size, --seq-len, --tokens) need more memory than this machine can give\n",
+               argc > 1 ? argv[1] : "");
+  return 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "normlab %s: internal error (please report it): %s\n",
+               argc > 1 ? argv[1] : "", e.what());
   return 1;
 }
 
