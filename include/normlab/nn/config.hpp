@@ -64,20 +64,14 @@ struct ModelConfig {
   /// placement or norm, or on extras that do not fit together.
   PolicySpec policy_spec() const {
     const HeadScalePlacement where = head_scale_placement();
+    // The keys are checked first so that the error names the key at fault;
+    // parse_policy_spec checks how the parts fit together.
     const std::string preset = policy.substr(0, policy.find('+'));
-    std::string presets;
-    bool known = false;
-    for (const auto& [word, p] : policy_presets()) {
-      presets += (presets.empty() ? "" : ", ") + word;
-      known = known || word == preset;
-    }
-    detail::check(known, "config: unknown policy \"", preset, "\"; expected one of ", presets,
-                  ", followed by +extra for each extra");
-    const ExtraRegistry& registry = ExtraRegistry::global();
+    detail::check(detail::find_preset(preset) != nullptr,
+                  "config: ", detail::unknown_preset_message(preset));
     for (const std::string& e : extras)
-      detail::check(e == "head_scale" || registry.find(e) != nullptr,
-                    "config: extras: unknown extra \"", e, "\"; known extras: head_scale, ",
-                    registry.known_words());
+      detail::check(e == "head_scale" || ExtraRegistry::global().find(e) != nullptr,
+                    "config: extras: ", detail::unknown_extra_message(e));
     std::string spec = policy;
     for (const std::string& e : extras) spec += "+" + e;
     if (resid_scale) spec += "+resid_scale";

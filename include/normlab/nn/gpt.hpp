@@ -73,10 +73,10 @@ class TransformerStack : public Module<T, B> {
                               ParamKind::position_embedding);
     else
       sinusoids_ = Var(sinusoidal_positions<T, B>(cfg.max_seq_len, cfg.d_model));
+    const PolicySpec spec = cfg.policy_spec();  // parsed once for every layer
     layers.reserve(static_cast<size_t>(cfg.n_layers));
-    for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, construction_gen_, i);
-    if (cfg.uses_final_norm())
-      layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm_kind_of(cfg.policy_spec()));
+    for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, spec, construction_gen_, i);
+    if (cfg.uses_final_norm()) layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm_kind_of(spec));
   }
 
   /// tokens (B, T) int64 -> hidden states (B, T, C). Throws when tokens is not

@@ -48,6 +48,11 @@ class TransformerLayer : public Module<T, B> {
   TransformerLayer(const ModelConfig& cfg, Generator& gen, int64_t layer = 0)
       : TransformerLayer(cfg, cfg.policy_spec(), gen, layer) {}
 
+  /// The same with the config's policy already parsed: a model parses it
+  /// once for all its layers. Contract: spec == cfg.policy_spec().
+  TransformerLayer(const ModelConfig& cfg, const PolicySpec& spec, Generator& gen, int64_t layer)
+      : TransformerLayer(cfg, spec, norm_kind_of(spec), gen, layer) {}
+
   /// What a forward pass needs besides x.
   struct Options {
     bool causal = true;
@@ -105,16 +110,17 @@ class TransformerLayer : public Module<T, B> {
   double dropout_p, attention_dropout_p;
 
  private:
-  TransformerLayer(const ModelConfig& cfg, const PolicySpec& spec, Generator& gen, int64_t layer)
+  TransformerLayer(const ModelConfig& cfg, const PolicySpec& spec, NormKind norm, Generator& gen,
+                   int64_t layer)
       : self_attn(cfg.d_model, cfg.n_heads, gen),
         ffn(cfg.d_model, cfg.d_ff, cfg.activation_kind(), gen),
         extras(spec, ExtraContext{cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, layer,
-                                  cfg.ln_eps, norm_kind_of(spec)}),
+                                  cfg.ln_eps, norm}),
         dropout_p(cfg.dropout),
         attention_dropout_p(cfg.attention_dropout) {
     if (spec.placement != Placement::none) {
-      self_attn_layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm_kind_of(spec));
-      final_layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm_kind_of(spec));
+      self_attn_layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm);
+      final_layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm);
     }
     std::set<std::string> names;
     this->for_each_parameter([&](const std::string& name, Var&, ParamKind) {

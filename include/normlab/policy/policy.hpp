@@ -135,23 +135,39 @@ struct PolicySpec {
 };
 
 namespace detail {
-/// Orders `extras` canonically: extras that share a site keep their relative
-/// order (they need not commute); among those free to go next, the one whose
-/// first site comes first in the forward pass goes first. Two orders that
-/// differ only by swapping extras at disjoint sites give the same result.
-inline std::vector<const ExtraInfo*> canonical_order(std::vector<const ExtraInfo*> extras) {
-  std::vector<const ExtraInfo*> out;
-  while (!extras.empty()) {
-    size_t best = extras.size();
-    for (size_t i = 0; i < extras.size(); ++i) {
-      bool free = true;  // no earlier, unplaced extra shares a site with it
-      for (size_t j = 0; j < i && free; ++j) free = !extras[j]->sites.overlaps(extras[i]->sites);
-      if (free && (best == extras.size() || extras[i]->sites.first() < extras[best]->sites.first()))
-        best = i;
+/// The canonical order of n extras given by their site sets, written to
+/// `order` as indices: extras that share a site keep their relative order
+/// (they need not commute); among those free to go next, the one whose first
+/// site comes first in the forward pass goes first (ties: the earlier one).
+/// Two orders that differ only by swapping extras at disjoint sites give the
+/// same result. constexpr, so a composed policy orders its extras at compile
+/// time with the same rule a run-time spec uses.
+constexpr void canonical_permutation(const SiteSet* sites, size_t n, size_t* order) {
+  auto placed = [&](size_t i, size_t count) {
+    for (size_t k = 0; k < count; ++k)
+      if (order[k] == i) return true;
+    return false;
+  };
+  for (size_t k = 0; k < n; ++k) {
+    size_t best = n;
+    for (size_t i = 0; i < n; ++i) {
+      if (placed(i, k)) continue;
+      bool free = true;
+      for (size_t j = 0; j < i && free; ++j) free = placed(j, k) || !sites[j].overlaps(sites[i]);
+      if (free && (best == n || sites[i].first() < sites[best].first())) best = i;
     }
-    out.push_back(extras[best]);
-    extras.erase(extras.begin() + static_cast<std::ptrdiff_t>(best));
+    order[k] = best;
   }
+}
+
+/// `extras` in canonical_permutation's order.
+inline std::vector<const ExtraInfo*> canonical_order(const std::vector<const ExtraInfo*>& extras) {
+  std::vector<SiteSet> sites;
+  for (const ExtraInfo* e : extras) sites.push_back(e->sites);
+  std::vector<size_t> order(extras.size());
+  canonical_permutation(sites.data(), sites.size(), order.data());
+  std::vector<const ExtraInfo*> out;
+  for (const size_t i : order) out.push_back(extras[i]);
   return out;
 }
 

@@ -270,6 +270,28 @@ inline const std::vector<std::pair<std::string, PolicySpec>>& policy_presets() {
   return presets;
 }
 
+namespace detail {
+/// The preset named `word` (post_ln, pre_ln, normformer, ...), or nullptr.
+inline const PolicySpec* find_preset(std::string_view word) {
+  for (const auto& [w, p] : policy_presets())
+    if (w == word) return &p;
+  return nullptr;
+}
+/// "unknown policy \"w\"; expected one of post_ln, pre_ln, ..., followed by ...".
+inline std::string unknown_preset_message(std::string_view word) {
+  std::string presets;
+  for (const auto& [w, p] : policy_presets()) presets += (presets.empty() ? "" : ", ") + w;
+  return concat("unknown policy \"", word, "\"; expected one of ", presets,
+                ", followed by +extra for each extra");
+}
+/// "unknown extra \"w\"; known extras: ..." (bare head_scale included).
+inline std::string unknown_extra_message(std::string_view word) {
+  return concat("unknown extra \"", word, "\"; known extras: head_scale, ",
+                ExtraRegistry::global().known_words(),
+                " (a program's own extras are known once it calls register_extra)");
+}
+}  // namespace detail
+
 /// The policy a spec names: a preset (post_ln, pre_ln, normformer, sandwich,
 /// deepnorm, no_ln), then extras joined by '+', e.g. "pre_ln+attn_ln+ffn_ln" or
 /// "deepnorm+attn_ln". A bare "head_scale" means head_scale(`bare_head_scale`).
@@ -282,22 +304,15 @@ inline PolicySpec parse_policy_spec(const std::string& spec,
   for (size_t plus; (plus = spec.find('+', at)) != std::string::npos; at = plus + 1)
     parts.push_back(spec.substr(at, plus - at));
   parts.push_back(spec.substr(at));
-  const PolicySpec* preset = nullptr;
-  std::string presets;
-  for (const auto& [word, p] : policy_presets()) {
-    presets += (presets.empty() ? "" : ", ") + word;
-    if (word == parts[0]) preset = &p;
-  }
-  detail::check(preset != nullptr, "policy \"", spec, "\": unknown policy \"", parts[0],
-                "\"; expected one of ", presets, ", followed by +extra for each extra");
+  const PolicySpec* preset = detail::find_preset(parts[0]);
+  detail::check(preset != nullptr, "policy \"", spec,
+                "\": ", detail::unknown_preset_message(parts[0]));
   const ExtraRegistry& registry = ExtraRegistry::global();
   std::vector<const ExtraInfo*> extras;
   auto add = [&](std::string word) {
     if (word == "head_scale") word = std::string("head_scale(") + to_string(bare_head_scale) + ")";
     const ExtraInfo* info = registry.find(word);
-    detail::check(info != nullptr, "policy \"", spec, "\": unknown extra \"", word,
-                  "\"; known extras: ", registry.known_words(),
-                  " (a program's own extras are known once it calls register_extra)");
+    detail::check(info != nullptr, "policy \"", spec, "\": ", detail::unknown_extra_message(word));
     extras.push_back(info);
   };
   for (const std::string& w : preset->extras) {
@@ -338,25 +353,6 @@ constexpr size_t first_at(const SiteSet* sites, size_t n, Site s) {
   for (size_t i = 0; i < n; ++i)
     if (sites[i].contains(s)) return i;
   return n;
-}
-/// canonical_order (policy/policy.hpp) on n extras given by their sites:
-/// writes the index of each extra in canonical order to `order`.
-constexpr void canonical_permutation(const SiteSet* sites, size_t n, size_t* order) {
-  auto placed = [&](size_t i, size_t count) {
-    for (size_t k = 0; k < count; ++k)
-      if (order[k] == i) return true;
-    return false;
-  };
-  for (size_t k = 0; k < n; ++k) {
-    size_t best = n;
-    for (size_t i = 0; i < n; ++i) {
-      if (placed(i, k)) continue;
-      bool free = true;
-      for (size_t j = 0; j < i && free; ++j) free = placed(j, k) || !sites[j].overlaps(sites[i]);
-      if (free && (best == n || sites[i].first() < sites[best].first())) best = i;
-    }
-    order[k] = best;
-  }
 }
 /// Which group of a layer's children an extra's parameters sit with: beside
 /// the attention sublayer's norm, or after fc1/fc2 (fairseq's order).
@@ -440,7 +436,7 @@ class LayerExtras<ComposedPolicy<P, Es...>, T, B> {
   static constexpr size_t first_of(Site s) {
     return detail::first_at(kSites.data(), kSites.size(), s);
   }
-  /// The canonical order of the extras (detail::canonical_order on their sites).
+  /// The canonical order of the extras (detail::canonical_permutation on their sites).
   static constexpr std::array<size_t, sizeof...(Es)> kCanonical = [] {
     std::array<size_t, sizeof...(Es)> order{};
     detail::canonical_permutation(kSites.data(), kSites.size(), order.data());
