@@ -117,7 +117,7 @@ double layer_fwd_bwd_of(benchmark::State& state, PolicyId p, const LayerShape& s
 template <class Policy>
 struct GptTraining {
   GptTraining(PolicyId p, const GptShape& g)
-      : model(gpt_config(p, g), /*seed=*/1),
+      : model(gpt_config(p, g), /*seed=*/1, nl::InitScheme::gpt2),  // as the libtorch peer
         opt(model, {6e-4, 0.9, 0.98, 1e-8, 0.01}),
         tokens(Tokens::from_vector({g.B, g.T}, token_ids(g.tokens(), g.vocab, 1))),
         targets(Tokens::from_vector({g.B, g.T}, token_ids(g.tokens(), g.vocab, 2))) {}

@@ -3,9 +3,9 @@
 //
 //   user_normlab train --policy pre_ln+layer_scale --steps 200
 //   user_normlab compare --quick --policies pre_ln,pre_ln+layer_scale,no_ln+rezero
+#include "cli/cli.hpp"
 #include "extras/layer_scale.hpp"
 #include "extras/rezero.hpp"
-#include "normlab/cli/cli.hpp"
 
 int main(int argc, char** argv) {
   normlab::register_extra<LayerScale>();

@@ -20,5 +20,5 @@ echo "==== main.sh: configuring and building build/release (target normlab_cli)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release
 cmake --build build/release --parallel "$jobs" --target normlab_cli
 
-echo "==== main.sh: running build/release/examples/normlab compare $*"
-exec build/release/examples/normlab compare "$@"
+echo "==== main.sh: running build/release/apps/normlab/normlab compare $*"
+exec build/release/apps/normlab/normlab compare "$@"

@@ -1,7 +1,9 @@
 // normlab/config.hpp — version, portability decorations, ABI namespace.
 //
-// Every public name lives in `normlab::inline v0`, so two incompatible normlab
-// versions linked into one program cannot silently mix their types.
+// Every public name lives in `normlab { inline namespace v0 {`, so two
+// incompatible normlab versions linked into one program cannot silently mix
+// their types. (Spelled out rather than as C++20's `normlab::inline v0`,
+// which common indexers such as Universal Ctags do not understand.)
 #pragma once
 
 #define NORMLAB_VERSION_MAJOR 0
@@ -17,10 +19,12 @@
 #define NL_KERNEL
 #endif
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 inline constexpr int version_major = NORMLAB_VERSION_MAJOR;
 inline constexpr int version_minor = NORMLAB_VERSION_MINOR;
 inline constexpr int version_patch = NORMLAB_VERSION_PATCH;
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -27,29 +27,22 @@
 //   cfg.set_policy_spec("post_ln+attn_ln+ffn_ln");        // any composition, by name
 //   normlab::GPT<normlab::RuntimePolicy, normlab::Cpu, float> other(cfg, /*seed=*/1);
 //
-// Layers: core (Tensor, Shape, RNG) <- backend (kernels) <- autograd
-// (Variable, backward, gradcheck) <- ops (differentiable functions) <- policy
-// and nn (placements, extras and their registry, modules, TransformerLayer,
-// GPT, Encoder) <- io (JSON, safetensors, checkpoints). The `normlab` command
-// is not included: normlab/cli/cli.hpp.
+// Layers, each including only those before it: core (Tensor, Shape, RNG)
+// and io (crash-safe files, JSON, safetensors: core only) <- backend (the
+// kernels; backend/cpu.hpp, cuda.hpp) <- autograd (Variable, backward,
+// gradcheck) <- ops (differentiable functions) <- nn's building blocks
+// (Module, Linear, norms, attention) <- policy (placements, extras, their
+// registry) <- nn's models (ModelConfig, TransformerLayer, GPT, Encoder,
+// checkpoints) <- optim and data <- train (the Trainer and its checkpoints,
+// generate). The `normlab` command, its experiments and reports are an
+// application built on this header, not part of it: apps/normlab/.
 #pragma once
 
 #include "normlab/autograd/grad_mode.hpp"
 #include "normlab/autograd/gradcheck.hpp"
 #include "normlab/autograd/variable.hpp"
 #include "normlab/backend/backend.hpp"
-#include "normlab/backend/cpu/activation.hpp"
-#include "normlab/backend/cpu/cpu.hpp"
-#include "normlab/backend/cpu/dropout.hpp"
-#include "normlab/backend/cpu/elementwise.hpp"
-#include "normlab/backend/cpu/embedding.hpp"
-#include "normlab/backend/cpu/gemm.hpp"
-#include "normlab/backend/cpu/layout.hpp"
-#include "normlab/backend/cpu/loss.hpp"
-#include "normlab/backend/cpu/normalization.hpp"
-#include "normlab/backend/cpu/optim.hpp"
-#include "normlab/backend/cpu/reduce.hpp"
-#include "normlab/backend/cpu/softmax.hpp"
+#include "normlab/backend/cpu.hpp"
 #include "normlab/config.hpp"
 #include "normlab/core/dtype.hpp"
 #include "normlab/core/error.hpp"
@@ -60,6 +53,7 @@
 #include "normlab/diag/diagnostics.hpp"
 #include "normlab/io/io.hpp"
 #include "normlab/nn/attention.hpp"
+#include "normlab/nn/checkpoint.hpp"
 #include "normlab/nn/config.hpp"
 #include "normlab/nn/encoder.hpp"
 #include "normlab/nn/gpt.hpp"
@@ -82,8 +76,8 @@
 #include "normlab/policy/extras.hpp"
 #include "normlab/policy/policy.hpp"
 #include "normlab/policy/registry.hpp"
-#include "normlab/train/compare.hpp"
 #include "normlab/train/generate.hpp"
+#include "normlab/train/optimizer_state.hpp"
 #include "normlab/train/trainer.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

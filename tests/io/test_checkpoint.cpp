@@ -1,6 +1,5 @@
 // Checkpoints: configs as JSON (round trips, the committed fixture, every
-// error), strict parameter loading, checkpoint files, and the file-driven
-// forward pass of `normlab forward`.
+// error), strict parameter loading and checkpoint files.
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "normlab/io/io.hpp"
+#include "parameter_files.hpp"
 #include "testing.hpp"
 
 namespace normlab::testing {
@@ -97,41 +97,10 @@ void expect_config_error(const json::Value& v, const std::vector<std::string>& f
   expect_error([&] { (void)config_from_json(v, "test.json"); }, fragments);
 }
 
-/// Two batches of five tokens in [0, 11).
-TensorI tokens() {
-  return TensorI::from_vector({2, 5}, {1, 4, 7, 10, 0, 3, 3, 9, 2, 6});
-}
-
-/// Each element's bits equal (not only its value).
-template <class T>
-void expect_bitwise_equal(const std::vector<T>& actual, const std::vector<T>& expected) {
-  ASSERT_EQ(actual.size(), expected.size());
-  for (size_t i = 0; i < actual.size(); ++i)
-    EXPECT_EQ(std::memcmp(&actual[i], &expected[i], sizeof(T)), 0)
-        << "at flat index " << i << ": " << actual[i] << " vs " << expected[i];
-}
-
 /// Whether any element differs (a precondition: the models start different).
 template <class T>
 bool differs(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() != b.size() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) != 0;
-}
-
-template <class P, class T>
-std::vector<T> logits_of(const GPT<P, Cpu, T>& model) {
-  return model.forward(tokens()).data().to_vector();
-}
-
-/// A writer holding every parameter of `model`, stored as `as` (default: its dtype).
-template <class T>
-SafetensorsWriter parameters_of(Module<T, Cpu>& model, std::optional<DType> as = {}) {
-  SafetensorsWriter w;
-  for (const auto& p : model.named_parameters()) w.add(p.name, p.value.data(), as);
-  return w;
-}
-
-SafetensorsReader reader(const SafetensorsWriter& w, const std::string& name = "params.st") {
-  return SafetensorsReader::from_bytes(w.to_bytes(), name);
 }
 
 /// Every parameter's values, by name order of named_parameters().
@@ -508,61 +477,6 @@ TEST(Checkpoint, PreLNCheckpointIntoPostLNModelIsRefused) {
   expect_error(
       [&] { GPT<PostLN, Cpu, float> model(cfg); },
       {"GPT<post_ln>", "config asks for policy pre_ln", "this model type computes post_ln"});
-}
-
-// ---- forward_and_gradients ---------------------------------------------------
-
-TEST(ForwardAndGradients, TargetsOfAnotherShape) {
-  SmallGPT model(small_config(), 1);
-  const SafetensorsReader weights = reader(parameters_of(model));
-  const TensorI targets = TensorI::zeros({2, 4});
-  expect_error(
-      [&] { (void)forward_and_gradients<float, Cpu>(small_config(), weights, tokens(), targets); },
-      {"targets of shape (2, 4)", "tokens of shape (2, 5)"});
-}
-
-TEST(ForwardAndGradients, WeightsMissingAParameter) {
-  SmallGPT model(small_config(), 1);
-  SafetensorsWriter w;
-  for (const auto& p : model.named_parameters())
-    if (p.name != "layers.0.c_attn") w.add(p.name, p.value.data());
-  const TensorI targets = TensorI::zeros({2, 5});
-  expect_error(
-      [&] {
-        (void)forward_and_gradients<double, Cpu>(small_config(), reader(w, "weights.st"), tokens(),
-                                                 targets);
-      },
-      {"weights.st", "missing parameter 'layers.0.c_attn'", "expected shape (2,)"});
-}
-
-TEST(ForwardAndGradients, ReportHoldsLogitsLossAndEveryGradient) {
-  SmallGPT model(small_config(), 1);
-  model.eval();
-  const SafetensorsReader weights = reader(parameters_of(model));
-  const TensorI targets = TensorI::from_vector({2, 5}, {4, 7, 10, 0, 5, 3, 9, 2, 6, 1});
-  const auto report = forward_and_gradients<float, Cpu>(small_config(), weights, tokens(), targets);
-  expect_bitwise_equal(report.logits.to_vector(), logits_of(model));
-
-  const std::string path = temp_path("report.safetensors");
-  write_forward_report(path, report);
-  const SafetensorsReader file = SafetensorsReader::open(path);
-  const auto params = model.named_parameters();
-  EXPECT_EQ(file.tensors().size(), params.size() + 2);
-  EXPECT_EQ(file.info("logits").shape, Shape({2, 5, 11}));
-  EXPECT_EQ(file.info("loss").shape, Shape{});
-  expect_bitwise_equal(file.read<float, Cpu>("logits").to_vector(), report.logits.to_vector());
-  expect_bitwise_equal(file.read<float, Cpu>("loss").to_vector(), report.loss.to_vector());
-  EXPECT_GT(report.loss.item(), 0.f);
-  ASSERT_EQ(report.grads.size(), params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    SCOPED_TRACE(params[i].name);
-    const std::string key = "grad." + params[i].name;
-    ASSERT_TRUE(file.contains(key));
-    EXPECT_EQ(report.grads[i].first, params[i].name);
-    EXPECT_EQ(file.info(key).shape, params[i].value.shape());
-    expect_bitwise_equal(file.read<float, Cpu>(key).to_vector(),
-                         report.grads[i].second.to_vector());
-  }
 }
 
 }  // namespace

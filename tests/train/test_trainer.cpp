@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <optional>
 
 #include "normlab/train/trainer.hpp"
 #include "testing.hpp"
@@ -109,6 +110,49 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
   ASSERT_EQ(resumed.size(), straight.size());
   EXPECT_EQ(losses_of(resumed), losses_of(straight));  // bit for bit
   for (size_t i = 0; i < straight.size(); ++i) EXPECT_EQ(resumed[i].lr, straight[i].lr);
+}
+
+TEST(Trainer, RunStopsEvaluatesAndCheckpointsAsItsHooksSay) {
+  SyntheticData s;
+  s.options.steps = 6;
+  s.options.eval_every = 3;
+  GPT<PreLN, Cpu, float> model(
+      [] {
+        ModelConfig c = tiny();
+        c.policy = "pre_ln";
+        return c;
+      }(),
+      1);
+  AdamW<float, Cpu> opt(model);
+  Trainer trainer(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
+  std::vector<int64_t> steps, evals, checkpoints;
+  Trainer<GPT<PreLN, Cpu, float>, float, Cpu>::RunHooks hooks;
+  hooks.stop_at = 4;
+  hooks.checkpoint_every = 2;
+  hooks.on_step = [&](const StepMetrics& m, const std::optional<EvalMetrics>& e) {
+    steps.push_back(m.step);
+    if (e) evals.push_back(e->step);
+  };
+  hooks.on_checkpoint = [&](int64_t step) { checkpoints.push_back(step); };
+  EXPECT_EQ(trainer.run(hooks), 4);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(evals, (std::vector<int64_t>{3}));
+  EXPECT_EQ(checkpoints, (std::vector<int64_t>{2, 4}));
+  // Again without stop_at: the rest of the run, evaluated and checkpointed at its end.
+  hooks.stop_at = 0;
+  hooks.checkpoint_every = 4;
+  EXPECT_EQ(trainer.run(hooks), 2);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(evals, (std::vector<int64_t>{3, 6}));
+  EXPECT_EQ(checkpoints, (std::vector<int64_t>{2, 4, 6}));
+  EXPECT_EQ(trainer.run(hooks), 0) << "a finished run takes no step";
+  // A hook that throws ends the run at that step.
+  Trainer other(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
+  hooks.on_step = [&](const StepMetrics& m, const std::optional<EvalMetrics>&) {
+    if (m.step == 2) throw Error("stop at 2");
+  };
+  expect_error([&] { other.run(hooks); }, {"stop at 2"});
+  EXPECT_EQ(other.step_count(), 2);
 }
 
 TEST(Trainer, CheckpointErrorsNameTheFile) {

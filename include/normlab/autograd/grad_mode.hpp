@@ -3,7 +3,8 @@
 
 #include "normlab/config.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 inline bool& grad_enabled_flag() {
@@ -13,7 +14,9 @@ inline bool& grad_enabled_flag() {
 }  // namespace detail
 
 /// Whether ops on this thread record a graph for backward().
-inline bool grad_enabled() { return detail::grad_enabled_flag(); }
+inline bool grad_enabled() {
+  return detail::grad_enabled_flag();
+}
 
 /// While alive, ops on this thread record no graph: their results do not
 /// require grad (evaluation, optimizer updates). Restores the previous mode
@@ -29,4 +32,5 @@ class NoGradGuard {
   bool previous_;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

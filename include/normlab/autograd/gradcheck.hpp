@@ -10,22 +10,23 @@
 
 #include "normlab/autograd/variable.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 struct GradcheckOptions {
-  double eps = 1e-5;        ///< finite-difference step (central: error O(eps^2))
-  double tolerance = 1e-6;  ///< largest accepted error (see GradcheckResult::max_error)
-  double floor = 1e-3;      ///< error denominators are at least this (gradients near zero)
-  uint64_t seed = 20240607; ///< seed of the random projection of non-scalar outputs
+  double eps = 1e-5;         ///< finite-difference step (central: error O(eps^2))
+  double tolerance = 1e-6;   ///< largest accepted error (see GradcheckResult::max_error)
+  double floor = 1e-3;       ///< error denominators are at least this (gradients near zero)
+  uint64_t seed = 20240607;  ///< seed of the random projection of non-scalar outputs
 };
 
 struct GradcheckResult {
   /// max over all checked elements of |analytic - numeric| / max(|analytic|, |numeric|, floor).
   double max_error = 0;
-  size_t worst_input = 0;   ///< which input holds the worst element
-  int64_t worst_index = 0;  ///< its flat index
+  size_t worst_input = 0;            ///< which input holds the worst element
+  int64_t worst_index = 0;           ///< its flat index
   double analytic = 0, numeric = 0;  ///< the two values there
-  int64_t checked = 0;      ///< number of elements compared
+  int64_t checked = 0;               ///< number of elements compared
   bool ok = true;
 
   std::string report() const {
@@ -70,9 +71,8 @@ GradcheckResult gradcheck(F&& f, std::vector<Variable<double, B>> inputs,
     if (!inputs[i].requires_grad()) continue;
     TensorD data = inputs[i].data();
     std::vector<double> x = data.to_vector();
-    const std::vector<double> analytic = inputs[i].has_grad()
-                                             ? inputs[i].grad().to_vector()
-                                             : std::vector<double>(x.size(), 0.0);
+    const std::vector<double> analytic =
+        inputs[i].has_grad() ? inputs[i].grad().to_vector() : std::vector<double>(x.size(), 0.0);
     for (size_t j = 0; j < x.size(); ++j) {
       const double x0 = x[j];
       x[j] = x0 + opt.eps;
@@ -100,4 +100,5 @@ GradcheckResult gradcheck(F&& f, std::vector<Variable<double, B>> inputs,
   return res;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

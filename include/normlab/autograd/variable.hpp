@@ -29,7 +29,8 @@
 #include "normlab/autograd/grad_mode.hpp"
 #include "normlab/core/tensor.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 template <FloatingElement T, class B>
 struct Node;
@@ -348,4 +349,5 @@ Variable<T, B> make_result(std::string name, Tensor<T, B> out,
                              std::move(backward));
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

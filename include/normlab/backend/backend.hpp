@@ -59,7 +59,15 @@
 #include "normlab/backend/optim_args.hpp"
 #include "normlab/core/shape.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
+
+/// The CPU backend's tag (defined with its kernels in backend/cpu.hpp), the
+/// default backend of the data samplers and of register_extra.
+namespace cpu {
+struct Cpu;
+}  // namespace cpu
+using cpu::Cpu;
 
 /// The kernels a backend must provide for element type T (float or double).
 template <class B, class T>
@@ -110,4 +118,5 @@ concept Backend = std::default_initializable<B> && requires(B b, void* p, size_t
   deallocate_bytes(b, p);
 } && BackendKernelsFor<B, float> && BackendKernelsFor<B, double>;
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -9,7 +9,8 @@
 
 #include "normlab/config.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// One Adam / AdamW update of a tensor, given to `adamw_step`. The optimizer
 /// fills it per parameter (the bias corrections depend on its step count t).
@@ -117,4 +118,5 @@ struct SgdElementUpdate {
   }
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -7,7 +7,8 @@
 
 #include "normlab/config.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Element types of differentiable tensors.
 template <class T>
@@ -21,9 +22,13 @@ concept Element = FloatingElement<T> || std::same_as<T, int64_t>;
 /// "float32", "float64" or "int64".
 template <Element T>
 constexpr const char* dtype_name() {
-  if constexpr (std::is_same_v<T, float>) return "float32";
-  else if constexpr (std::is_same_v<T, double>) return "float64";
-  else return "int64";
+  if constexpr (std::is_same_v<T, float>)
+    return "float32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "float64";
+  else
+    return "int64";
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

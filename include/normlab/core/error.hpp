@@ -7,7 +7,8 @@
 
 #include "normlab/config.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Every failure that user input can cause (shape mismatch, bad axis, index
 /// out of range, unreadable file, backend error) is reported as an Error whose
@@ -34,4 +35,5 @@ void check(bool ok, const Args&... args) {
 }
 
 }  // namespace detail
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

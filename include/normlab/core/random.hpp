@@ -11,7 +11,8 @@
 
 #include "normlab/config.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Four 32-bit words: one Philox counter or one Philox output block.
 struct PhiloxBlock {
@@ -80,8 +81,8 @@ NL_HOST_DEVICE T philox_uniform(uint64_t seed, uint64_t first_block, int64_t i, 
   constexpr int k = PhiloxLayout<T>::per_block;
   const PhiloxBlock b = philox_block(seed, first_block + static_cast<uint64_t>(i / k));
   const int lane = static_cast<int>(i % k);
-  const double u = sizeof(T) == 4 ? unit_from_u32(b.w[lane])
-                                  : unit_from_u64(b.w[2 * lane], b.w[2 * lane + 1]);
+  const double u =
+      sizeof(T) == 4 ? unit_from_u32(b.w[lane]) : unit_from_u64(b.w[2 * lane], b.w[2 * lane + 1]);
   return static_cast<T>(static_cast<double>(lo) + mul_rn(static_cast<double>(hi) - lo, u));
 }
 
@@ -138,4 +139,5 @@ class Generator {
   uint64_t next_block_ = 0;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -9,7 +9,8 @@
 
 #include "normlab/core/error.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// The most dimensions a tensor may have. Kernels index with fixed-size arrays
 /// of this length so that index plans can be passed by value to device code.
@@ -197,4 +198,5 @@ inline StridedPlan make_permute_plan(const Shape& x, const std::vector<int>& per
   return p;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

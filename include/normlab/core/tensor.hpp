@@ -29,7 +29,8 @@
 #include "normlab/core/random.hpp"
 #include "normlab/core/shape.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// A block of backend memory holding `size` elements of T; frees it on destruction.
 template <Element T, class B>
@@ -255,4 +256,5 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T, B>& t) {
   return os;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -49,7 +49,8 @@
 
 #include "normlab/core/error.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Where a file's text lies in a corpus: tokens [begin, end) (for
 /// from_fortunes, including the separator appended after the file, if any).
@@ -276,4 +277,5 @@ inline TextCorpus load_default_corpus(const std::filesystem::path& dir = kDefaul
   return TextCorpus::from_fortunes(dir);
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

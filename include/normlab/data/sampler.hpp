@@ -18,14 +18,15 @@
 #include <utility>
 #include <vector>
 
-#include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/backend.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
 #include "normlab/core/tensor.hpp"
 #include "normlab/data/corpus.hpp"
 #include "normlab/data/split.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Inputs and next-token targets of a batch of windows.
 template <class Backend = Cpu>
@@ -207,4 +208,5 @@ class EvalBatches {
   std::vector<int64_t> starts_;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

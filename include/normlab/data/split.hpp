@@ -27,7 +27,8 @@
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Token positions [begin, end) of a corpus.
 struct Segment {
@@ -149,4 +150,5 @@ inline TrainValSplit split_train_val(int64_t n_tokens, const SplitOptions& opt =
   return {Split(train), Split(val)};
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

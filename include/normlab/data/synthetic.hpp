@@ -25,7 +25,8 @@
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 
@@ -109,4 +110,5 @@ inline std::string synthetic_corpus(int64_t n_bytes, uint64_t seed = 0) {
   return text;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

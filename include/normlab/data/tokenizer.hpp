@@ -13,7 +13,8 @@
 
 #include "normlab/core/error.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Maps each byte of a string to its unsigned value in [0, 256) and back.
 struct ByteTokenizer {
@@ -41,4 +42,5 @@ struct ByteTokenizer {
   }
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

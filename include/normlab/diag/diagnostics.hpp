@@ -12,7 +12,8 @@
 #include "normlab/autograd/grad_mode.hpp"
 #include "normlab/nn/module.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Gradient norms of a model's layers, one row per layer and one column per
 /// parameter group: the module a parameter belongs to inside its layer
@@ -106,4 +107,5 @@ std::vector<double> residual_stream_norms(const Model& model, const Tokens& toke
   return norms;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

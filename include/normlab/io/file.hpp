@@ -28,7 +28,9 @@
 
 #include "normlab/core/error.hpp"
 
-namespace normlab::inline v0::io {
+namespace normlab {
+inline namespace v0 {
+namespace io {
 
 namespace detail {
 
@@ -227,4 +229,6 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-}  // namespace normlab::inline v0::io
+}  // namespace io
+}  // namespace v0
+}  // namespace normlab

@@ -1,11 +1,10 @@
-// normlab/io/io.hpp — file formats: JSON (configs, headers), safetensors
-// (checkpoints interchangeable with PyTorch / Hugging Face), checkpoints, and
-// the file-driven forward pass of `normlab forward`; under them, files that
-// survive a crash (atomic writes, bounded reads, mappings).
+// normlab/io/io.hpp — file formats, below the tensors' users: JSON (configs,
+// headers), safetensors (tensors interchangeable with PyTorch / Hugging
+// Face), and under them files that survive a crash (atomic writes, bounded
+// reads, mappings). Model checkpoints are nn/checkpoint.hpp; a trainer's,
+// train/trainer.hpp.
 #pragma once
 
 #include "normlab/io/file.hpp"
 #include "normlab/io/json.hpp"
 #include "normlab/io/safetensors.hpp"
-#include "normlab/io/checkpoint.hpp"
-#include "normlab/io/forward.hpp"

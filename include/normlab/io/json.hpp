@@ -35,7 +35,9 @@
 #include "normlab/core/error.hpp"
 #include "normlab/io/file.hpp"
 
-namespace normlab::inline v0::json {
+namespace normlab {
+inline namespace v0 {
+namespace json {
 
 class Value;
 
@@ -931,4 +933,6 @@ inline std::string dump_compact(const Value& v) {
   return out;
 }
 
-}  // namespace normlab::inline v0::json
+}  // namespace json
+}  // namespace v0
+}  // namespace normlab

@@ -41,7 +41,9 @@
 #include "normlab/io/file.hpp"
 #include "normlab/io/json.hpp"
 
-namespace normlab::inline v0::io {
+namespace normlab {
+inline namespace v0 {
+namespace io {
 
 static_assert(std::endian::native == std::endian::little,
               "normlab::io copies safetensors' little-endian data with memcpy; a big-endian "
@@ -536,4 +538,6 @@ class SafetensorsWriter {
   std::map<std::string, std::string> metadata_;
 };
 
-}  // namespace normlab::inline v0::io
+}  // namespace io
+}  // namespace v0
+}  // namespace normlab

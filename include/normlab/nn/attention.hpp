@@ -9,7 +9,8 @@
 #include "normlab/ops/dropout.hpp"
 #include "normlab/ops/softmax.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Self-attention over x (B, T, C) with H heads of size D = C / H:
 ///
@@ -100,4 +101,5 @@ class MultiHeadAttention : public Module<T, B> {
   int64_t n_heads;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -15,7 +15,8 @@
 #include "normlab/nn/layers.hpp"
 #include "normlab/policy/registry.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 /// This machine's physical memory in bytes (0 when it cannot be asked).
@@ -214,4 +215,5 @@ struct ModelConfig {
   }
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -6,7 +6,8 @@
 
 #include "normlab/nn/gpt.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// A bidirectional encoder with a masked-LM head (RoBERTa's layout, fairseq
 /// names): the stack's hidden states h (B, T, C), every token attending to
@@ -46,7 +47,7 @@ class Encoder : public TransformerStack<Policy, B, T> {
   /// Builds the model `cfg` describes (tie_embeddings is ignored: the head is
   /// tied) and initializes it by `init` from `seed`.
   /// Contract: cfg validates and names this Policy (throws Error otherwise).
-  explicit Encoder(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::gpt2)
+  explicit Encoder(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::fairseq)
       : TransformerStack<Policy, B, T>("Encoder", cfg, seed),
         lm_head(cfg, this->construction_gen_) {
     initialize(*this, init, cfg.n_layers, seed);
@@ -85,4 +86,5 @@ class Encoder : public TransformerStack<Policy, B, T> {
   LMHead lm_head;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -9,7 +9,8 @@
 #include "normlab/nn/transformer_layer.hpp"
 #include "normlab/ops/loss.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 /// Throws unless the config's policy is the one the model type was built for
@@ -143,7 +144,7 @@ class GPT : public TransformerStack<Policy, B, T> {
 
   /// Builds the model `cfg` describes and initializes it by `init` from `seed`.
   /// Contract: cfg validates and names this Policy (throws Error otherwise).
-  explicit GPT(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::gpt2)
+  explicit GPT(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::fairseq)
       : TransformerStack<Policy, B, T>("GPT", cfg, seed) {
     if (!cfg.tie_embeddings)
       output_projection = Var(Tensor<T, B>::zeros({cfg.vocab_size, cfg.d_model}), true);
@@ -176,4 +177,5 @@ class GPT : public TransformerStack<Policy, B, T> {
   Var output_projection;  ///< (V, C), only when untied
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

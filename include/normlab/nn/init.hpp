@@ -7,19 +7,21 @@
 
 #include "normlab/nn/module.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// How a model's parameters start. Every scheme sets norm gains and learned
 /// scales (c_attn, w_resid) to 1 and biases and norm shifts to 0, and keeps
 /// the value of a parameter of kind own_init (an extra's own init); they
 /// differ in the matrices:
 ///
-///   gpt2     (default; Radford et al. 2019) every matrix and embedding
-///            N(0, 0.02), except the output projection of each residual
-///            branch (out_proj, fc2): N(0, 0.02 / sqrt(2N)) for N layers.
-///   fairseq  fairseq's transformer_lm: Linear weights Xavier-uniform, gain
-///            1/sqrt(2) on q/k/v_proj; token and position embeddings and an
-///            untied output projection N(0, C^-1/2).
+///   fairseq  (the default of the models, the command line and the
+///            experiments) fairseq's transformer_lm: Linear weights
+///            Xavier-uniform, gain 1/sqrt(2) on q/k/v_proj; token and position
+///            embeddings and an untied output projection N(0, C^-1/2).
+///   gpt2     (Radford et al. 2019) every matrix and embedding N(0, 0.02),
+///            except the output projection of each residual branch
+///            (out_proj, fc2): N(0, 0.02 / sqrt(2N)) for N layers.
 ///   deepnorm DeepNet (Wang et al. 2022): as fairseq, but Linear weights
 ///            Xavier-normal with gain beta = (8N)^(-1/4) on v_proj, out_proj,
 ///            fc1, fc2 and gain 1 on q_proj, k_proj.
@@ -100,4 +102,5 @@ void initialize(Module<T, B>& model, InitScheme scheme, int64_t n_layers, uint64
   });
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

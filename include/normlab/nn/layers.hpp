@@ -20,7 +20,8 @@
 #include "normlab/ops/shape.hpp"
 #include "normlab/policy/policy.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// y = x W^T + b, with W (out, in) stored like torch's nn.Linear.
 /// Init: W and b uniform in [-1/sqrt(in), 1/sqrt(in)] (torch's default).
@@ -260,4 +261,5 @@ class FeedForward : public Module<T, B> {
   }
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -13,7 +13,8 @@
 
 #include "normlab/autograd/variable.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// What a parameter is, for initialization schemes and optimizer groups
 /// (e.g. no weight decay on norms, biases and scales).
@@ -112,4 +113,5 @@ class Module {
   bool training_ = true;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

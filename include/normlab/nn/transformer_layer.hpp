@@ -11,7 +11,8 @@
 #include "normlab/nn/layers.hpp"
 #include "normlab/policy/registry.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// One layer: an attention sublayer, then a feed-forward sublayer, each the
 /// equation of policy/policy.hpp with the norms the placement puts and the
@@ -138,4 +139,5 @@ class TransformerLayer : public Module<T, B> {
   }
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

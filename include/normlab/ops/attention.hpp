@@ -16,7 +16,8 @@
 
 #include "normlab/autograd/variable.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 /// Query rows per block of the causal attention: a block of rows [r0, r1)
@@ -256,4 +257,5 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   return result;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -7,7 +7,8 @@
 #include "normlab/backend/functors.hpp"
 #include "normlab/core/random.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Inverted dropout: y = x * m, m_i = [u_i >= p] / (1 - p) with u_i uniform
 /// in [0, 1) from `gen`, so E[y] = x and evaluation needs no rescaling.
@@ -38,4 +39,5 @@ Variable<T, B> dropout(const Variable<T, B>& x /*(...)*/, double p, Generator& g
       });
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

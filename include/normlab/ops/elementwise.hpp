@@ -12,7 +12,8 @@
 #include "normlab/autograd/variable.hpp"
 #include "normlab/backend/functors.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 
@@ -267,4 +268,5 @@ Variable<T, B> operator/(double s, const Variable<T, B>& x) {
   return rdiv_scalar(x, s);
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

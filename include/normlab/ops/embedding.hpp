@@ -8,7 +8,8 @@
 
 #include "normlab/autograd/variable.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 
@@ -81,4 +82,5 @@ Variable<T, B> embedding(const Tensor<int64_t, B>& indices /*(...)*/,
                            });
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -6,7 +6,8 @@
 
 #include "normlab/autograd/variable.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// C = op(A) op(B) over the last two dims, where op(X) is X, or X^T (of its
 /// last two dims) when the matching flag is set; no transposed copy is made.
@@ -170,4 +171,5 @@ Variable<T, B> linear(const Variable<T, B>& x, const std::type_identity_t<Variab
   return result;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

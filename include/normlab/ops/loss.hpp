@@ -8,7 +8,8 @@
 #include "normlab/autograd/variable.hpp"
 #include "normlab/ops/embedding.hpp"  // detail::check_index_range
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// loss = (1 / |K|) sum_{r in K} (log sum_j exp(logits[r, j]) - logits[r, t_r]),
 /// K = {r : t_r != ignore_index}: the mean over the non-ignored positions of
@@ -54,4 +55,5 @@ Variable<T, B> cross_entropy(const Variable<T, B>& logits /*(..., V)*/,
       });
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

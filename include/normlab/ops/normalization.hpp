@@ -12,7 +12,8 @@
 #include "normlab/autograd/variable.hpp"
 #include "normlab/ops/elementwise.hpp"  // GeluApproximation, bias_gelu
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 
@@ -201,4 +202,5 @@ Variable<T, B> bias_gelu_layer_norm(const Variable<T, B>& x,
   }
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -5,7 +5,8 @@
 
 #include "normlab/autograd/variable.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 
@@ -65,4 +66,5 @@ Variable<T, B> mean(const Variable<T, B>& x, int axis, bool keepdim = false) {
   return detail::scaled_sum("mean", x, false, axis, keepdim, true);
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -9,7 +9,8 @@
 
 #include "normlab/autograd/variable.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// The same elements viewed in shape `dims` (one dim may be -1, inferred).
 /// The result shares x's storage; its gradient flows back unchanged.
@@ -139,4 +140,5 @@ Variable<T, B> concat(const std::vector<Variable<T, B>>& xs, int axis) {
   });
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

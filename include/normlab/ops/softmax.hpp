@@ -9,7 +9,8 @@
 
 #include "normlab/autograd/variable.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 
@@ -74,4 +75,5 @@ Variable<T, B> log_softmax(const Variable<T, B>& x) {
                            });
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

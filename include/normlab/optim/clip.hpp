@@ -15,11 +15,12 @@
 #include <vector>
 
 #include "normlab/autograd/variable.hpp"
-#include "normlab/backend/cpu/optim.hpp"
+#include "normlab/backend/backend.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/nn/module.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// The L2 norm of all gradients of `params` taken together, as if
 /// concatenated; parameters without a gradient count as zero.
@@ -70,4 +71,5 @@ double clip_grad_norm(const std::vector<NamedParameter<T, B>>& params, double ma
   return clip_grad_norm(v, max_norm);
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -3,10 +3,8 @@
 // learning-rate schedules.
 #pragma once
 
-#include "normlab/backend/cpu/optim.hpp"
 #include "normlab/optim/adam.hpp"
 #include "normlab/optim/clip.hpp"
 #include "normlab/optim/optimizer.hpp"
 #include "normlab/optim/schedule.hpp"
 #include "normlab/optim/sgd.hpp"
-#include "normlab/optim/state.hpp"

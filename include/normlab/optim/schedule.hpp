@@ -50,7 +50,8 @@
 
 #include "normlab/core/error.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// A learning-rate schedule, a plain value: set the fields, or use the named
 /// constructors (which validate), or Schedule::parse a spec string.
@@ -329,4 +330,5 @@ struct Schedule {
   }
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

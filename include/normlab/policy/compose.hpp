@@ -17,7 +17,8 @@
 
 #include "normlab/policy/extras.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 template <Placement P, class... Extras>
 struct ComposedPolicy;
@@ -177,4 +178,5 @@ PolicySpec spec_of() {
   return P::spec();
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

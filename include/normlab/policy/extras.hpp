@@ -42,7 +42,8 @@
 #include "normlab/nn/layers.hpp"
 #include "normlab/policy/policy.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// The sizes of the layer an extra's State is built for.
 struct ExtraContext {
@@ -358,4 +359,5 @@ struct ExtraList {};
 using BuiltinExtras = ExtraList<HeadScale<before_out_proj>, HeadScale<after_out_proj>, AttnOutNorm,
                                 FfnNorm, FfnOutNorm, ResidScale, DeepNormResidual, UseRMSNorm>;
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

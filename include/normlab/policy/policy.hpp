@@ -30,7 +30,8 @@
 #include "normlab/config.hpp"
 #include "normlab/core/error.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Where each sublayer's norm sits relative to the residual add.
 enum class Placement {
@@ -199,4 +200,5 @@ inline PolicySpec make_spec(Placement placement, std::vector<const ExtraInfo*> e
 }
 }  // namespace detail
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

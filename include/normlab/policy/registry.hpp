@@ -23,14 +23,12 @@
 #include <utility>
 #include <vector>
 
+#include "normlab/backend/backend.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/policy/compose.hpp"
 
-namespace normlab::inline v0 {
-
-namespace cpu {
-struct Cpu;  // backend/cpu/cpu.hpp: the default backend of register_extra
-}  // namespace cpu
+namespace normlab {
+inline namespace v0 {
 
 /// An extra of one layer behind a virtual interface: what a layer of
 /// RuntimePolicy holds. ExtraAdapter implements it for any extra type, with
@@ -537,4 +535,5 @@ class LayerExtras<RuntimePolicy, T, B> {
   bool all_fold_ = true;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

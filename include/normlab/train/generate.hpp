@@ -27,7 +27,8 @@
 #include "normlab/core/random.hpp"
 #include "normlab/core/tensor.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// How generate() picks each next token.
 struct SamplingOptions {
@@ -141,4 +142,5 @@ std::vector<int64_t> generate(Model& model, std::span<const int64_t> prompt,
   return out;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

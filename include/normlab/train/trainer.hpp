@@ -2,6 +2,7 @@
 // metrics, callbacks, checkpoints and exact resume.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -13,13 +14,14 @@
 #include <vector>
 
 #include "normlab/data/sampler.hpp"
-#include "normlab/io/checkpoint.hpp"
+#include "normlab/nn/checkpoint.hpp"
 #include "normlab/optim/clip.hpp"
 #include "normlab/optim/optimizer.hpp"
 #include "normlab/optim/schedule.hpp"
-#include "normlab/optim/state.hpp"
+#include "normlab/train/optimizer_state.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// How a Trainer runs.
 struct TrainerOptions {
@@ -126,15 +128,53 @@ class Trainer {
     return e;
   }
 
-  /// Steps until options().steps are done, evaluating every eval_every steps
-  /// and after the last; calls the callbacks after each step / evaluation.
-  void run(const StepCallback& on_step = {}, const EvalCallback& on_eval = {}) {
-    while (step_ < options_.steps) {
+  /// What run() does around the steps: where it stops, what it reports, when
+  /// it checkpoints. Every member is optional.
+  struct RunHooks {
+    /// Stop after this step (0: after options().steps); the schedule still
+    /// spans options().steps, so a later run() continues the same run.
+    int64_t stop_at = 0;
+    /// Called after each step with its metrics and the evaluation that
+    /// followed it, if one did (every eval_every steps, and after step
+    /// options().steps). May throw to end the run (e.g. on a non-finite loss).
+    std::function<void(const StepMetrics&, const std::optional<EvalMetrics>&)> on_step;
+    /// Steps between checkpoints (0: only after the last step run()
+    /// takes); at each, after on_step, on_checkpoint(step) is called, e.g.
+    /// to call save_checkpoint with the caller's metadata and file name.
+    int64_t checkpoint_every = 0;
+    std::function<void(int64_t step)> on_checkpoint;
+  };
+
+  /// The training loop: steps until hooks.stop_at (or options().steps),
+  /// evaluating every eval_every steps and after the last of the run's
+  /// steps, reporting each step and checkpointing as `hooks` ask. The one
+  /// loop every program uses (normlab train, the compare experiments).
+  /// Returns the number of steps taken (0 when the run is already there).
+  int64_t run(const RunHooks& hooks) {
+    const int64_t last =
+        hooks.stop_at > 0 ? std::min(hooks.stop_at, options_.steps) : options_.steps;
+    const int64_t first = step_;
+    while (step_ < last) {
       const StepMetrics m = step();
-      if (on_step) on_step(m);
+      std::optional<EvalMetrics> e;
       const bool due = options_.eval_every > 0 && step_ % options_.eval_every == 0;
-      if ((due || step_ == options_.steps) && on_eval) on_eval(evaluate());
+      if (due || step_ == options_.steps) e = evaluate();
+      if (hooks.on_step) hooks.on_step(m, e);
+      const bool checkpoint =
+          (hooks.checkpoint_every > 0 && step_ % hooks.checkpoint_every == 0) || step_ == last;
+      if (checkpoint && hooks.on_checkpoint) hooks.on_checkpoint(step_);
     }
+    return step_ - first;
+  }
+
+  /// run() to options().steps with a callback per step and per evaluation.
+  void run(const StepCallback& on_step = {}, const EvalCallback& on_eval = {}) {
+    RunHooks hooks;
+    hooks.on_step = [&](const StepMetrics& m, const std::optional<EvalMetrics>& e) {
+      if (on_step) on_step(m);
+      if (e && on_eval) on_eval(*e);
+    };
+    run(hooks);
   }
 
   /// Writes the model (parameters and config), the optimizer state under
@@ -235,4 +275,5 @@ class Trainer {
   int64_t step_ = 0;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

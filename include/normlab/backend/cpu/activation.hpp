@@ -22,7 +22,9 @@
 #include "normlab/backend/cpu/normalization.hpp"
 #include "normlab/backend/functors.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// Element-wise work is cut into blocks of this many elements, one task each.
 inline constexpr int64_t kActivationBlock = 4096;
@@ -326,4 +328,6 @@ void bias_gelu_layer_norm_backward(Cpu, T* dx, T* dbias, T* dweight, T* dln_bias
   rows_with_column_sums<3>(rows, C, std::array<T*, 3>{dbias, dweight, dln_bias}, row);
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

@@ -6,7 +6,9 @@
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/core/random.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// The scaled keep-mask of inverted dropout:
 ///   mask[i] = u_i >= p ? 1 / (1 - p) : 0,  u_i = philox_uniform<float>(seed, first_block, i, 0,
@@ -26,4 +28,6 @@ void dropout_mask(Cpu, T* mask /*(n)*/, int64_t n, uint64_t seed, uint64_t first
                   : T(0);
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

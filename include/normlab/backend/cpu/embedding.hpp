@@ -8,7 +8,9 @@
 
 #include "normlab/backend/cpu/cpu.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// out[i, :] = weight[indices[i], :] for i < n.
 /// Requires: every index in [0, V).
@@ -43,4 +45,6 @@ void embedding_backward(Cpu, T* dweight /*(V, C)*/, const T* dout /*(N, C)*/,
   }
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

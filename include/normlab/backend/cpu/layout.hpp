@@ -7,7 +7,9 @@
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/core/shape.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// dst[j] = src[plan.offset(j)], or += when `accumulate`, for the n elements of
 /// the contiguous destination (see StridedPlan in core/shape.hpp).
@@ -48,4 +50,6 @@ void copy_rows(Cpu, T* dst, int64_t dst_stride, const T* src, int64_t src_stride
   }
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

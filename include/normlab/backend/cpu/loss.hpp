@@ -12,7 +12,9 @@
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// Per row r: lse[r] = log sum_j exp(logits[r, j]) (computed as m + log sum_j exp(x_j - m),
 /// m = max_j x_j, so large logits do not overflow) and losses[r] = lse[r] - logits[r, t_r];
@@ -67,4 +69,6 @@ void cross_entropy_backward(Cpu, T* dlogits /*(N, V)*/, const T* dtotal /*()*/,
   }
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

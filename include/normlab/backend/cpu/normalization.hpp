@@ -20,7 +20,9 @@
 
 #include "normlab/backend/cpu/cpu.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// Upper bound on the chunks of a column-sum reduction, so the partial rows
 /// take at most this many rows of C elements.
@@ -190,4 +192,6 @@ void rms_norm_backward(Cpu, T* dx, T* dweight, const T* dout, const T* x, const 
   });
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

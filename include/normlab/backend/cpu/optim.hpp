@@ -18,7 +18,9 @@
 #include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
 #include "normlab/backend/optim_args.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// Elements per task of the vectorized AdamW update.
 inline constexpr int64_t kOptimBlock = 4096;
@@ -97,4 +99,6 @@ void scale_in_place(Cpu, T* x /*(n)*/, int64_t n, T s) {
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

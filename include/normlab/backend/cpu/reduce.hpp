@@ -11,7 +11,9 @@
 
 #include "normlab/backend/cpu/cpu.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// out[o, i] = scale * sum_k in[o, k, i], with in viewed as (outer, n, inner)
 /// and out as (outer, inner).
@@ -62,4 +64,6 @@ void sum_axis_backward(Cpu, T* din, const T* dout, int64_t outer, int64_t n, int
   }
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

@@ -54,7 +54,9 @@
 #include <immintrin.h>
 #endif
 
-namespace normlab::inline v0::cpu::detail {
+namespace normlab {
+inline namespace v0 {
+namespace cpu::detail {
 
 inline constexpr int64_t kSgemmMr = 12;      // rows of a micro-tile (broadcast from A)
 inline constexpr int64_t kSgemmNr = 32;      // columns of a micro-tile (two vectors of packed B)
@@ -468,4 +470,6 @@ inline void sgemm_avx512(const SgemmArgs& g, int threads) {
 
 #endif  // NORMLAB_AVX512_GEMM
 
-}  // namespace normlab::inline v0::cpu::detail
+}  // namespace cpu::detail
+}  // namespace v0
+}  // namespace normlab

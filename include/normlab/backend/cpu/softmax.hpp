@@ -16,7 +16,9 @@
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// How many leading entries of row r the causal mask keeps (n when causal_tq
 /// is 0; 0 for a query that sees no key, when causal_tq > n).
@@ -95,4 +97,6 @@ void log_softmax_backward(Cpu, T* dx, const T* dout, const T* y, int64_t rows, i
   }
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

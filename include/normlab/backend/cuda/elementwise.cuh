@@ -15,7 +15,9 @@
 #include "normlab/backend/cuda/runtime.cuh"
 #include "normlab/core/shape.hpp"
 
-namespace normlab::inline v0::cuda {
+namespace normlab {
+inline namespace v0 {
+namespace cuda {
 namespace detail {
 
 /// Rows of the (32, kReduceRows) blocks of the column reductions.
@@ -342,6 +344,8 @@ void scale_in_place(Cuda, T* x, int64_t n, T s) {
   detail::for_each_index("scale_in_place", n, detail::ScaleOp<T>{x, s});
 }
 
-}  // namespace normlab::inline v0::cuda
+}  // namespace cuda
+}  // namespace v0
+}  // namespace normlab
 
 #endif  // __CUDACC__

@@ -18,7 +18,9 @@
 #include "normlab/backend/cuda/runtime.cuh"
 #include "normlab/core/random.hpp"
 
-namespace normlab::inline v0::cuda {
+namespace normlab {
+inline namespace v0 {
+namespace cuda {
 namespace detail {
 
 template <class T>
@@ -127,6 +129,8 @@ void dropout_mask(Cuda, T* mask /*(n)*/, int64_t n, uint64_t seed, uint64_t firs
       detail::DropoutMaskOp<T>{mask, detail::DropoutOp{seed, first_block, p}, keep});
 }
 
-}  // namespace normlab::inline v0::cuda
+}  // namespace cuda
+}  // namespace v0
+}  // namespace normlab
 
 #endif  // __CUDACC__

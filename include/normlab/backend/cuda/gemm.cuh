@@ -16,7 +16,9 @@
 
 #include "normlab/backend/cuda/runtime.cuh"
 
-namespace normlab::inline v0::cuda {
+namespace normlab {
+inline namespace v0 {
+namespace cuda {
 namespace detail {
 
 /// `v` as a cuBLAS int; throws Error naming `what` when it does not fit.
@@ -119,6 +121,8 @@ void gemm_strided_batched(Cuda, bool trans_a, bool trans_b, int64_t M, int64_t N
                                               ia, stride_a, &beta, C, ic, stride_c, count));
 }
 
-}  // namespace normlab::inline v0::cuda
+}  // namespace cuda
+}  // namespace v0
+}  // namespace normlab
 
 #endif  // __CUDACC__

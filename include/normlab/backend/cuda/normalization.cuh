@@ -14,7 +14,9 @@
 #include "normlab/backend/cuda/elementwise.cuh"
 #include "normlab/backend/cuda/runtime.cuh"
 
-namespace normlab::inline v0::cuda {
+namespace normlab {
+inline namespace v0 {
+namespace cuda {
 namespace detail {
 
 /// One block per row: mean, corrected two-pass variance, rstd, and the output.
@@ -191,6 +193,8 @@ void rms_norm_backward(Cuda, T* dx, T* dweight, const T* dout, const T* x, const
                         static_cast<const T*>(nullptr), rstd, rows, C, overwrite_dx);
 }
 
-}  // namespace normlab::inline v0::cuda
+}  // namespace cuda
+}  // namespace v0
+}  // namespace normlab
 
 #endif  // __CUDACC__

@@ -13,7 +13,9 @@
 #include "normlab/backend/cuda/runtime.cuh"
 #include "normlab/backend/optim_args.hpp"
 
-namespace normlab::inline v0::cuda {
+namespace normlab {
+inline namespace v0 {
+namespace cuda {
 namespace detail {
 
 /// Applies AdamWElementUpdate (backend/optim_args.hpp) to element i.
@@ -112,6 +114,8 @@ double sum_of_squares(Cuda, const T* x /*(n)*/, int64_t n) {
   return total;
 }
 
-}  // namespace normlab::inline v0::cuda
+}  // namespace cuda
+}  // namespace v0
+}  // namespace normlab
 
 #endif  // __CUDACC__

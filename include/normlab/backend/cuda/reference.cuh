@@ -16,7 +16,9 @@
 #include "normlab/backend/cuda/runtime.cuh"
 #include "normlab/backend/cuda/softmax.cuh"
 
-namespace normlab::inline v0::cuda::reference {
+namespace normlab {
+inline namespace v0 {
+namespace cuda::reference {
 namespace kernels {
 
 template <class T>
@@ -313,6 +315,8 @@ double sum_of_squares(const T* x, int64_t n) {
   return h;
 }
 
-}  // namespace normlab::inline v0::cuda::reference
+}  // namespace cuda::reference
+}  // namespace v0
+}  // namespace normlab
 
 #endif  // __CUDACC__

@@ -28,7 +28,8 @@
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 namespace detail {
 
 /// Throws Error naming `call`, where it was made and CUDA's name and text for
@@ -50,7 +51,8 @@ inline void cublas_check(cublasStatus_t s, const char* call, const char* file, i
 }
 
 }  // namespace detail
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab
 
 // The call's text and place can only be captured by a macro.
 #define NL_CUDA_CHECK(call) ::normlab::detail::cuda_check((call), #call, __FILE__, __LINE__)
@@ -59,7 +61,9 @@ inline void cublas_check(cublasStatus_t s, const char* call, const char* file, i
 #define NL_CUDA_LAUNCH_CHECK(kernel) \
   ::normlab::detail::cuda_check(cudaGetLastError(), "launch of " kernel, __FILE__, __LINE__)
 
-namespace normlab::inline v0::cuda {
+namespace normlab {
+inline namespace v0 {
+namespace cuda {
 
 /// CUDA backend: cuBLAS for GEMM, Thrust and normlab's own kernels for the
 /// rest, all on the stream of the process-wide Context.
@@ -337,10 +341,14 @@ void accumulate(Cuda, T* dst, const T* src, int64_t n, T alpha) {
   detail::for_each_index("accumulate", n, detail::AxpyOp<T>{dst, src, alpha});
 }
 
-}  // namespace normlab::inline v0::cuda
+}  // namespace cuda
+}  // namespace v0
+}  // namespace normlab
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 using cuda::Cuda;
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab
 
 #endif  // __CUDACC__

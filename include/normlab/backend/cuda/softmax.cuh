@@ -14,7 +14,9 @@
 
 #include "normlab/backend/cuda/runtime.cuh"
 
-namespace normlab::inline v0::cuda {
+namespace normlab {
+inline namespace v0 {
+namespace cuda {
 namespace detail {
 
 /// How many leading entries of row r the causal mask keeps (as on the CPU).
@@ -231,6 +233,8 @@ void cross_entropy_backward(Cuda, T* dlogits /*(N, V)*/, const T* dtotal /*()*/,
   NL_CUDA_LAUNCH_CHECK("cross_entropy_backward_kernel");
 }
 
-}  // namespace normlab::inline v0::cuda
+}  // namespace cuda
+}  // namespace v0
+}  // namespace normlab
 
 #endif  // __CUDACC__

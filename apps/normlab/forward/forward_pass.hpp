@@ -1,4 +1,4 @@
-// normlab/io/forward.hpp — one forward and backward pass of a GPT described
+// apps/normlab/forward/forward_pass.hpp — one forward and backward pass of a GPT described
 // by files: what `normlab forward` computes, shared with the parity tests.
 #pragma once
 
@@ -6,11 +6,12 @@
 #include <utility>
 #include <vector>
 
-#include "normlab/io/checkpoint.hpp"
+#include "normlab/nn/checkpoint.hpp"
 #include "normlab/nn/gpt.hpp"
 #include "normlab/policy/registry.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// The outputs of forward_and_gradients.
 template <FloatingElement T, class B>
@@ -57,4 +58,5 @@ void write_forward_report(const std::string& path, const ForwardReport<T, B>& re
   w.write(path);
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

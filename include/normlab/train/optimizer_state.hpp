@@ -1,5 +1,5 @@
-// normlab/optim/state.hpp — an optimizer's state in a safetensors file, so a
-// trainer can checkpoint and resume exactly.
+// normlab/train/optimizer_state.hpp — an optimizer's state in a safetensors
+// file, so a trainer can checkpoint and resume exactly.
 //
 //   io::SafetensorsWriter w;
 //   write_state(w, opt.state(), "optim.");       // next to the model's tensors
@@ -16,7 +16,8 @@
 #include "normlab/io/safetensors.hpp"
 #include "normlab/optim/optimizer.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// Adds every entry of `s` to `w` under `prefix` + key: tensors in their own
 /// dtype (F32 for float, F64 for double: bit-exact), counters as I64 scalars
@@ -53,4 +54,5 @@ OptimizerState<T, B> read_state(const io::SafetensorsReader& r, const std::strin
   return s;
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

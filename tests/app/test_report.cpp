@@ -1,6 +1,6 @@
 // report.html of `normlab compare`: charts, tables, findings, escaping, gaps,
 // absent sections, determinism, axis ticks.
-#include "normlab/diag/report.hpp"
+#include "report/compare_report.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,4 @@
-// normlab/train/compare.hpp — the experiments of `normlab compare`: the same
+// apps/normlab/experiments/compare.hpp — the experiments of `normlab compare`: the same
 // model, data and budget under several normalization policies.
 //
 //   (a) gradient norm of each layer's parameter groups at initialization,
@@ -28,14 +28,15 @@
 #include <vector>
 
 #include "normlab/diag/diagnostics.hpp"
-#include "normlab/io/checkpoint.hpp"
 #include "normlab/io/json.hpp"
+#include "normlab/nn/checkpoint.hpp"
 #include "normlab/nn/gpt.hpp"
 #include "normlab/optim/adam.hpp"
 #include "normlab/policy/registry.hpp"
 #include "normlab/train/trainer.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// The knobs of a compare run. Every policy gets the same model sizes, seeds,
 /// data and budget.
@@ -576,4 +577,5 @@ inline json::Value compare_results_json(const CompareOptions& o, const std::stri
   };
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

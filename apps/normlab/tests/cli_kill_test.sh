@@ -10,7 +10,8 @@
 #      its checkpoint write and fsync, so most kills land inside a write;
 #      the test requires at least one that left a temporary file behind.
 #   3. The last resume runs to the end: its final loss line and every loss
-#      in metrics.csv must equal the uninterrupted run's, bit for bit.
+#      in metrics.csv and metrics.jsonl must equal the uninterrupted run's,
+#      bit for bit.
 #
 # Prints each kill's moment and whether it hit a write; exits non-zero with
 # a message on the first failure.
@@ -27,6 +28,7 @@ newest_checkpoint() {  # the checkpoint of the highest step in $1, or nothing
 }
 # metrics.csv without its tokens_per_s column (a timing)
 losses() { cut -d, -f1-4,6- "$1"; }
+json_losses() { sed -E 's/"tokens_per_s":[^,}]*,?//' "$1"; }
 
 rm -rf "$out"
 mkdir -p "$out"
@@ -68,6 +70,8 @@ killed_final=$(grep -o 'final step .*' "$out/last.log") || fail "no final line i
   fail "killed and resumed: '$killed_final', uninterrupted: '$whole_final'"
 diff <(losses "$out/whole/metrics.csv") <(losses "$run/metrics.csv") >/dev/null ||
   fail "metrics.csv of the killed run differs from the uninterrupted run's"
+diff <(json_losses "$out/whole/metrics.jsonl") <(json_losses "$run/metrics.jsonl") >/dev/null ||
+  fail "metrics.jsonl of the killed run differs from the uninterrupted run's"
 [[ -z "$(find "$run" -maxdepth 1 -name '.*.tmp-*')" ]] ||
   fail "temporary files are left in $run after the last run"
 echo "cli_kill_test: $kills kills ($hit_write during a checkpoint write), every newest checkpoint" \

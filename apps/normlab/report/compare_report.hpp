@@ -1,4 +1,4 @@
-// normlab/diag/report.hpp — report.html of `normlab compare`: one
+// apps/normlab/report/compare_report.hpp — report.html of `normlab compare`: one
 // self-contained page (inline CSS and SVG; no script, no network access) that
 // turns results.json into the run's findings, its table, four kinds of line
 // chart and its setup.
@@ -28,7 +28,8 @@
 #include "normlab/core/error.hpp"
 #include "normlab/io/json.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail::report {
 
@@ -898,7 +899,7 @@ class ReportWriter {
 /// script, no network).
 ///
 /// Requires: `results` is an object in the schema compare_results_json writes
-/// (see normlab/train/compare.hpp): title, summary, config, run, policies,
+/// (see experiments/compare.hpp): title, summary, config, run, policies,
 /// grad_norms_at_init, grad_norms_training, training, no_warmup, lr_stress,
 /// table, findings — each optional. Arrays of numbers may hold null (or NaN) for a value that is
 /// not finite; x and y arrays pair up to the shorter one. Throws: Error naming the section when a
@@ -912,4 +913,5 @@ inline std::string render_compare_report(const json::Value& results) {
   return detail::report::ReportWriter(results).render();
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <optional>
 
-#include "normlab/train/compare.hpp"
+#include "experiments/compare.hpp"
 #include "testing.hpp"
 
 namespace normlab::testing {

@@ -1,10 +1,14 @@
-// Parity with the PyTorch reference (tools/reference): for every policy and
-// extra, the logits, the loss and the gradient of every parameter that
-// `normlab forward` computes match the committed fixtures.
+// `normlab forward`'s pass (apps/normlab/forward): parity with the PyTorch
+// reference (tools/reference) — for every policy and extra, the logits, the
+// loss and the gradient of every parameter match the committed fixtures —
+// and its errors and report file.
 #include <algorithm>
 #include <cmath>
 #include <set>
 
+#include "forward/forward_pass.hpp"
+
+#include "parameter_files.hpp"
 #include "testing.hpp"
 
 namespace normlab::testing {
@@ -85,6 +89,65 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceParity,
                                            "pre_ln_attn_ln", "pre_ln_ffn_ln", "pre_ln_resid_scale",
                                            "sandwich", "deepnorm", "pre_ln_rms_norm",
                                            "pre_ln_untied", "post_ln_relu", "pre_ln_gelu_tanh"));
+
+// ---- forward_and_gradients: errors and the report file ----------------------
+
+TEST(ForwardAndGradients, TargetsOfAnotherShape) {
+  GPT<NormFormer, Cpu, float> model(model_config("normformer"), 1);
+  const io::SafetensorsReader weights = reader(parameters_of(model));
+  const TensorI targets = TensorI::zeros({2, 4});
+  expect_error(
+      [&] {
+        (void)forward_and_gradients<float, Cpu>(model_config("normformer"), weights, tokens(),
+                                                targets);
+      },
+      {"targets of shape (2, 4)", "tokens of shape (2, 5)"});
+}
+
+TEST(ForwardAndGradients, WeightsMissingAParameter) {
+  GPT<NormFormer, Cpu, float> model(model_config("normformer"), 1);
+  io::SafetensorsWriter w;
+  for (const auto& p : model.named_parameters())
+    if (p.name != "layers.0.c_attn") w.add(p.name, p.value.data());
+  const TensorI targets = TensorI::zeros({2, 5});
+  expect_error(
+      [&] {
+        (void)forward_and_gradients<double, Cpu>(model_config("normformer"),
+                                                 reader(w, "weights.st"), tokens(), targets);
+      },
+      {"weights.st", "missing parameter 'layers.0.c_attn'", "expected shape (2,)"});
+}
+
+TEST(ForwardAndGradients, ReportHoldsLogitsLossAndEveryGradient) {
+  GPT<NormFormer, Cpu, float> model(model_config("normformer"), 1);
+  model.eval();
+  const io::SafetensorsReader weights = reader(parameters_of(model));
+  const TensorI targets = TensorI::from_vector({2, 5}, {4, 7, 10, 0, 5, 3, 9, 2, 6, 1});
+  const auto report =
+      forward_and_gradients<float, Cpu>(model_config("normformer"), weights, tokens(), targets);
+  expect_bitwise_equal(report.logits.to_vector(), logits_of(model));
+
+  const std::string path = ::testing::TempDir() + "normlab_test_forward_report.safetensors";
+  write_forward_report(path, report);
+  const io::SafetensorsReader file = io::SafetensorsReader::open(path);
+  const auto params = model.named_parameters();
+  EXPECT_EQ(file.tensors().size(), params.size() + 2);
+  EXPECT_EQ(file.info("logits").shape, Shape({2, 5, 11}));
+  EXPECT_EQ(file.info("loss").shape, Shape{});
+  expect_bitwise_equal(file.read<float, Cpu>("logits").to_vector(), report.logits.to_vector());
+  expect_bitwise_equal(file.read<float, Cpu>("loss").to_vector(), report.loss.to_vector());
+  EXPECT_GT(report.loss.item(), 0.f);
+  ASSERT_EQ(report.grads.size(), params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    SCOPED_TRACE(params[i].name);
+    const std::string key = "grad." + params[i].name;
+    ASSERT_TRUE(file.contains(key));
+    EXPECT_EQ(report.grads[i].first, params[i].name);
+    EXPECT_EQ(file.info(key).shape, params[i].value.shape());
+    expect_bitwise_equal(file.read<float, Cpu>(key).to_vector(),
+                         report.grads[i].second.to_vector());
+  }
+}
 
 }  // namespace
 }  // namespace normlab::testing

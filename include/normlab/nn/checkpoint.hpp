@@ -1,4 +1,4 @@
-// normlab/io/checkpoint.hpp — model configs as JSON, parameters as
+// normlab/nn/checkpoint.hpp — model configs as JSON, parameters as
 // safetensors, and checkpoints (config + named parameters in one file).
 #pragma once
 
@@ -12,7 +12,8 @@
 #include "normlab/nn/config.hpp"
 #include "normlab/nn/module.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// The config as a JSON object with the documented keys (final_norm resolved).
 inline json::Value config_to_json(const ModelConfig& c) {
@@ -201,4 +202,5 @@ void load_checkpoint(const io::SafetensorsReader& file, Module<T, B>& model) {
   load_parameters(model, file, DTypeMatch::exact);
 }
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

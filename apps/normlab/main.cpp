@@ -1,0 +1,6 @@
+// apps/normlab/main.cpp — the `normlab` program.
+#include "cli/cli.hpp"
+
+int main(int argc, char** argv) {
+  return normlab::cli::run(argc, argv);
+}

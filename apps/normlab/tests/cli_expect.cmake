@@ -1,0 +1,46 @@
+# One run of the command, checked whole — never a crash or a stack trace:
+#   STATUS 0:  exit status 0, nothing on stderr, stdout matching EXPECT;
+#   STATUS 1 or 2 (default 1; 2 is a usage error): that exit status, nothing
+#              on stdout, exactly one line on stderr matching EXPECT.
+# EXPECT is a regular expression.
+#
+#   cmake -DEXPECT=<regex> [-DSTATUS=0|1|2] -P cli_expect.cmake <program> [args...]
+set(command)
+set(script_seen FALSE)
+math(EXPR last "${CMAKE_ARGC} - 1")
+foreach(i RANGE 1 ${last})
+  if(script_seen)
+    list(APPEND command "${CMAKE_ARGV${i}}")
+  elseif(CMAKE_ARGV${i} STREQUAL "-P")
+    set(script_seen TRUE)
+  endif()
+endforeach()
+list(REMOVE_AT command 0)  # the script itself
+execute_process(COMMAND ${command} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+string(REPLACE ";" " " shown "${command}")
+if(NOT DEFINED STATUS)
+  set(STATUS 1)
+endif()
+if(NOT rc STREQUAL "${STATUS}")
+  message(FATAL_ERROR "${shown}\nexpected exit status ${STATUS}, got '${rc}'; stderr:\n${err}")
+endif()
+if(STATUS STREQUAL "0")
+  if(NOT err STREQUAL "")
+    message(FATAL_ERROR "${shown}\nexpected nothing on stderr, got:\n${err}")
+  endif()
+  if(NOT out MATCHES "${EXPECT}")
+    message(FATAL_ERROR "${shown}\nstdout does not match '${EXPECT}':\n${out}")
+  endif()
+  message(STATUS "${shown}: ok")
+  return()
+endif()
+if(NOT out STREQUAL "")
+  message(FATAL_ERROR "${shown}\nexpected nothing on stdout, got:\n${out}")
+endif()
+if(NOT err MATCHES "^[^\n]+\n$")
+  message(FATAL_ERROR "${shown}\nexpected exactly one line on stderr, got:\n${err}")
+endif()
+if(NOT err MATCHES "${EXPECT}")
+  message(FATAL_ERROR "${shown}\nstderr does not match '${EXPECT}':\n${err}")
+endif()
+message(STATUS "${shown}: ${err}")
