@@ -15,8 +15,8 @@
 
 #include "fuzz_common.hpp"
 #include "normlab/core/error.hpp"
-#include "normlab/io/checkpoint.hpp"
 #include "normlab/io/json.hpp"
+#include "normlab/nn/checkpoint.hpp"
 #include "normlab/nn/config.hpp"
 
 namespace nl = normlab;

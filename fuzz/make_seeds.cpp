@@ -27,28 +27,17 @@
 #include <vector>
 
 #include "normlab/autograd/variable.hpp"
-#include "normlab/backend/cpu/activation.hpp"
-#include "normlab/backend/cpu/cpu.hpp"
-#include "normlab/backend/cpu/dropout.hpp"
-#include "normlab/backend/cpu/elementwise.hpp"
-#include "normlab/backend/cpu/embedding.hpp"
-#include "normlab/backend/cpu/gemm.hpp"
-#include "normlab/backend/cpu/layout.hpp"
-#include "normlab/backend/cpu/loss.hpp"
-#include "normlab/backend/cpu/normalization.hpp"
-#include "normlab/backend/cpu/optim.hpp"
-#include "normlab/backend/cpu/reduce.hpp"
-#include "normlab/backend/cpu/softmax.hpp"
+#include "normlab/backend/cpu.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
-#include "normlab/io/checkpoint.hpp"
 #include "normlab/io/json.hpp"
 #include "normlab/io/safetensors.hpp"
+#include "normlab/nn/checkpoint.hpp"
 #include "normlab/nn/config.hpp"
 #include "normlab/nn/gpt.hpp"
 #include "normlab/optim/adam.hpp"
-#include "normlab/optim/state.hpp"
 #include "normlab/policy/compose.hpp"
+#include "normlab/train/optimizer_state.hpp"
 
 namespace fs = std::filesystem;
 namespace nl = normlab;

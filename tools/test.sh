@@ -9,6 +9,8 @@
 #   3. asan:    AddressSanitizer + UBSan build of the tests in build/asan (Debug, -O1, line
 #               tables only: -g1 keeps file:line in reports with far less debug info than -g),
 #               then ctest
+#   4. fuzz:    libFuzzer smoke run (tools/fuzz.sh smoke): clang-14 builds the harnesses in
+#               build/fuzz, replays fuzz/regressions, then runs each harness for 20 s
 #
 # A failing release phase does not stop the asan phase; the summary at the end lists every
 # phase, and the exit status is non-zero when any failed. Set NORMLAB_JOBS to change the
@@ -48,12 +50,12 @@ record() {
   [[ "$2" == ok ]] || failed=1
 }
 
-phase "1/3 deps: checking the Debian packages"
+phase "1/4 deps: checking the Debian packages"
 start=$(date +%s)
 bash tools/deps.sh
 record deps ok "$start"
 
-phase "2/3 release: configure, build and test build/release"
+phase "2/4 release: configure, build and test build/release"
 start=$(date +%s)
 if cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DNORMLAB_BUILD_TESTS=ON &&
    cmake --build build/release --parallel "$jobs"; then
@@ -66,12 +68,12 @@ else
   record release FAILED "$start"
 fi
 
-phase "3/3 asan: configure, build and test build/asan (AddressSanitizer + UBSan)"
+phase "3/4 asan: configure, build and test build/asan (AddressSanitizer + UBSan)"
 start=$(date +%s)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_stack_use_after_return=1:strict_init_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 if cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g1 -O1" \
-         -DNORMLAB_SANITIZE=ON -DNORMLAB_BUILD_TESTS=ON -DNORMLAB_BUILD_EXAMPLES=OFF \
+         -DNORMLAB_SANITIZE=ON -DNORMLAB_BUILD_TESTS=ON -DNORMLAB_BUILD_EXAMPLES=OFF -DNORMLAB_BUILD_APPS=OFF \
          -DNORMLAB_BUILD_BENCH=OFF -DNORMLAB_PACKAGE_TESTS=OFF -DNORMLAB_ENABLE_CUDA=OFF &&
    cmake --build build/asan --parallel "$jobs"; then
   if run_ctest build/asan; then
@@ -81,6 +83,14 @@ if cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g
   fi
 else
   record asan FAILED "$start"
+fi
+
+phase "4/4 fuzz: libFuzzer smoke run (tools/fuzz.sh smoke)"
+start=$(date +%s)
+if bash tools/fuzz.sh smoke; then
+  record fuzz ok "$start"
+else
+  record fuzz FAILED "$start"
 fi
 
 phase "summary"

@@ -127,5 +127,30 @@ TEST(CachingAllocator, AnImpossibleRequestIsAnErrorNotAHang) {
                  {"cpu: cannot allocate ", "more than 2^60"});
 }
 
+#if defined(NORMLAB_ASAN)
+// Under AddressSanitizer the cache keeps ASan's guarantees for tensor
+// buffers: a freed block and the slack past a request are unaddressable.
+TEST(CachingAllocatorDeathTest, AnOverrunIntoTheSlackOfTheSizeClassIsReported) {
+  EXPECT_DEATH(
+      {
+        CachingAllocator a;
+        volatile char* p = static_cast<char*>(a.allocate(100));  // class 128
+        p[104] = 1;  // a whole granule past the 100 bytes asked for
+      },
+      "AddressSanitizer");
+}
+
+TEST(CachingAllocatorDeathTest, AUseOfACachedBlockIsReported) {
+  EXPECT_DEATH(
+      {
+        CachingAllocator a;
+        volatile char* p = static_cast<char*>(a.allocate(256));
+        a.deallocate(const_cast<char*>(p));
+        p[0] = 1;
+      },
+      "AddressSanitizer");
+}
+#endif
+
 }  // namespace
 }  // namespace normlab::testing

@@ -601,6 +601,21 @@ TEST(OptimizerErrors, ConstructionNamesTheFieldAndValue) {
                {"split_weight_decay", "weight_decay must be >= 0, got -1"});
 }
 
+TEST(OptimizerErrors, TheStepCountStopsAtItsBoundInsteadOfOverflowing) {
+  Params<double> ps{param<double>("w", {1.0, 2.0})};
+  AdamW<double, Cpu> opt(ps, {.lr = 0.1});
+  set_grad(ps[0].value, TensorD::from({1.0, 1.0}));
+  opt.step();
+  auto s = opt.state();
+  s.counters["step"] = Optimizer<double, Cpu>::kMaxSteps - 1;
+  opt.load_state(s);
+  opt.step();  // the last step that can be counted
+  EXPECT_EQ(opt.step_count(), (Optimizer<double, Cpu>::kMaxSteps));
+  const std::vector<double> before = ps[0].value.data().to_vector();
+  expect_error([&] { opt.step(); }, {"AdamW::step: the step count has reached 2^62"});
+  EXPECT_EQ(ps[0].value.data().to_vector(), before) << "a refused step changes nothing";
+}
+
 TEST(OptimizerErrors, LoadStateChecksEveryKeyAndChangesNothingOnError) {
   Params<double> ps{param<double>("w", {1.0, 2.0}), param<double>("b", {0.0}, ParamKind::bias)};
   AdamW<double, Cpu> opt(ps, {.lr = 0.1});
@@ -630,7 +645,17 @@ TEST(OptimizerErrors, LoadStateChecksEveryKeyAndChangesNothingOnError) {
       {"parameter 'w' needs all of exp_avg, exp_avg_sq and step or none", "found exp_avg step"});
   s = good;
   s.counters["step.w"] = 0;
-  expect_error([&] { opt.load_state(s); }, {"counter 'step.w' must be >= 1, got 0"});
+  expect_error([&] { opt.load_state(s); }, {"counter 'step.w' must be in [1, step = 1]", "got 0"});
+  // Counters that would overflow at the next step (a hostile checkpoint):
+  // the step count is bounded, and no parameter counts more steps than it.
+  s = good;
+  s.counters["step"] = std::numeric_limits<int64_t>::max();
+  expect_error([&] { opt.load_state(s); },
+               {"counter 'step' must be in [0, 2^62), got 9223372036854775807"});
+  s = good;
+  s.counters["step.w"] = std::numeric_limits<int64_t>::max();
+  expect_error([&] { opt.load_state(s); },
+               {"counter 'step.w' must be in [1, step = 1]", "got 9223372036854775807"});
 
   SGD<double, Cpu> plain(ps, {.lr = 0.1});
   expect_error([&] { plain.load_state(good); },

@@ -19,10 +19,11 @@
 #include <utility>
 #include <vector>
 
-#include "normlab/backend/cpu/optim.hpp"
+#include "normlab/backend/backend.hpp"
 #include "normlab/optim/optimizer.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// torch.optim.Adam's hyper-parameters and defaults.
 struct AdamOptions {
@@ -55,7 +56,7 @@ class AdamFamily : public Optimizer<T, B> {
   double eps() const { return eps_; }
 
   void step() override {
-    ++this->step_count_;
+    this->count_step();
     for (size_t i = 0; i < this->params_.size(); ++i) {
       const Tensor<T, B>* grad = this->grad_of(i);
       if (!grad) continue;
@@ -193,4 +194,5 @@ class AdamW : public detail::AdamFamily<T, B> {
   const char* name() const override { return "AdamW"; }
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

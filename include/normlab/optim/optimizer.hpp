@@ -32,7 +32,8 @@
 #include "normlab/core/tensor.hpp"
 #include "normlab/nn/module.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 namespace detail {
 /// `weight_decay`, after checking that it is >= 0 (Error names `who`).
@@ -86,7 +87,7 @@ std::vector<ParamGroup<T, B>> split_weight_decay(const std::vector<NamedParamete
 /// the parameter's name appended: `exp_avg.<name>`, `exp_avg_sq.<name>`,
 /// `step.<name>`, `momentum_buffer.<name>`, and `step` for the number of
 /// step() calls. Hyper-parameters (lr, betas, ...) are not state: they come
-/// from the constructor and the schedule. See optim/state.hpp to store it in
+/// from the constructor and the schedule. See train/optimizer_state.hpp to store it in
 /// a safetensors file.
 template <FloatingElement T, class B>
 struct OptimizerState {
@@ -150,6 +151,9 @@ class Optimizer {
 
   /// The number of step() calls (restored by load_state).
   int64_t step_count() const { return step_count_; }
+  /// The most steps an optimizer counts: 2^62 (no real run comes near; the
+  /// bound keeps every step counter, per parameter too, from overflowing).
+  static constexpr int64_t kMaxSteps = int64_t{1} << 62;
 
   const std::vector<ParamGroup<T, B>>& param_groups() const { return groups_; }
   /// Every parameter, group by group.
@@ -195,6 +199,12 @@ class Optimizer {
     return it == index_.end() ? params_.size() : it->second;
   }
 
+  /// Counts one step; throws Error (nothing changes) at kMaxSteps.
+  void count_step() {
+    detail::check(step_count_ < kMaxSteps, who_, "::step: the step count has reached 2^62");
+    ++step_count_;
+  }
+
   /// Reads "step" and checks that every other key of `s` is `<prefix>.<name>`
   /// for a prefix in `tensor_prefixes` (tensors, with the parameter's shape)
   /// or `counter_prefixes` (counters) and a parameter of this optimizer.
@@ -203,8 +213,8 @@ class Optimizer {
                            const std::vector<std::string>& counter_prefixes) const {
     const auto it = s.counters.find("step");
     detail::check(it != s.counters.end(), who_, "::load_state: the state has no counter 'step'");
-    detail::check(it->second >= 0, who_, "::load_state: counter 'step' must be >= 0, got ",
-                  it->second);
+    detail::check(it->second >= 0 && it->second < kMaxSteps, who_,
+                  "::load_state: counter 'step' must be in [0, 2^62), got ", it->second);
     const auto parameter = [&](const std::string& key, const std::vector<std::string>& prefixes,
                                const char* what) {
       for (const auto& pre : prefixes)
@@ -228,7 +238,9 @@ class Optimizer {
     for (const auto& [key, v] : s.counters)
       if (key != "step") {
         parameter(key, counter_prefixes, "state counter");
-        detail::check(v >= 1, who_, "::load_state: counter '", key, "' must be >= 1, got ", v);
+        detail::check(v >= 1 && v <= it->second, who_, "::load_state: counter '", key,
+                      "' must be in [1, step = ", it->second,
+                      "] (a parameter is updated at most once per step), got ", v);
       }
     return it->second;
   }
@@ -260,4 +272,5 @@ class Optimizer {
   const char* who_;
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

@@ -18,10 +18,11 @@
 #include <utility>
 #include <vector>
 
-#include "normlab/backend/cpu/optim.hpp"
+#include "normlab/backend/backend.hpp"
 #include "normlab/optim/optimizer.hpp"
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 
 /// torch.optim.SGD's hyper-parameters (torch has no default lr; 0.01 here).
 struct SGDOptions {
@@ -67,7 +68,7 @@ class SGD : public Optimizer<T, B> {
   const SGDOptions& options() const { return options_; }
 
   void step() override {
-    ++this->step_count_;
+    this->count_step();
     const bool momentum = options_.momentum != 0;
     for (size_t i = 0; i < this->params_.size(); ++i) {
       const Tensor<T, B>* grad = this->grad_of(i);
@@ -116,4 +117,5 @@ class SGD : public Optimizer<T, B> {
   std::vector<Tensor<T, B>> buffers_;  // per parameter; undefined before its first update
 };
 
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

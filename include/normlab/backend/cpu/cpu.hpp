@@ -21,7 +21,9 @@
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// CPU backend: a packed AVX-512 kernel or Eigen for GEMM, OpenMP for
 /// element-wise and row-wise loops
@@ -61,7 +63,7 @@ inline int64_t parallel_task_workers(Cpu, int64_t n) {
 /// depend on the worker that runs it.
 template <class F>
 void parallel_tasks(Cpu, int64_t n, F&& body) {
-  const int workers = static_cast<int>(parallel_task_workers(Cpu{}, n));
+  [[maybe_unused]] const int workers = static_cast<int>(parallel_task_workers(Cpu{}, n));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(workers) if (workers > 1)
   for (int64_t i = 0; i < n; ++i) {
 #ifdef _OPENMP
@@ -153,8 +155,12 @@ void accumulate(Cpu, T* dst, const T* src, int64_t n, T alpha) {
   for (int64_t i = 0; i < n; ++i) dst[i] += alpha * src[i];
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab
 
-namespace normlab::inline v0 {
+namespace normlab {
+inline namespace v0 {
 using cpu::Cpu;
-}  // namespace normlab::inline v0
+}  // namespace v0
+}  // namespace normlab

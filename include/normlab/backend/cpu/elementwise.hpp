@@ -9,7 +9,9 @@
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/core/shape.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// out[i] = f(in[i]) for i < n.
 template <class T, class F>
@@ -41,7 +43,8 @@ inline bool is_full_operand(const BroadcastPlan& p, const int64_t* stride) {
 /// first element; step_a, step_b their strides along the row), so the inner
 /// loops run without index arithmetic. Rows run in parallel when `parallel`.
 template <class RowFn>
-void for_each_broadcast_row(const BroadcastPlan& p, int64_t n, bool parallel, RowFn row_fn) {
+void for_each_broadcast_row(const BroadcastPlan& p, int64_t n, [[maybe_unused]] bool parallel,
+                            RowFn row_fn) {
   const int last = p.ndim - 1;
   const int64_t width = p.ndim ? p.sizes[last] : 1;
   if (width == 0) return;
@@ -145,4 +148,6 @@ void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* 
   }
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab

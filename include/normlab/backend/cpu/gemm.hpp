@@ -24,7 +24,9 @@
 #include "normlab/backend/cpu/layout.hpp"
 #include "normlab/backend/cpu/sgemm_avx512.hpp"
 
-namespace normlab::inline v0::cpu {
+namespace normlab {
+inline namespace v0 {
+namespace cpu {
 
 /// Row-major Eigen views of our storage, with a row stride.
 template <class T>
@@ -202,11 +204,14 @@ void gemm_strided_batched(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N,
   }
   // Spread the batch over threads when it has enough members for all of
   // them, or when each product is too small for Eigen to parallelize well.
-  const bool over_batch = batch >= thread_count() || M * N * K < int64_t{128} * 128 * 128;
+  [[maybe_unused]] const bool over_batch =
+      batch >= thread_count() || M * N * K < int64_t{128} * 128 * 128;
 #pragma omp parallel for schedule(dynamic, 1) if (over_batch && batch > 1)
   for (int64_t p = 0; p < batch; ++p)
     gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A + p * stride_a, lda, B + p * stride_b, ldb,
          beta, C + p * stride_c, ldc);
 }
 
-}  // namespace normlab::inline v0::cpu
+}  // namespace cpu
+}  // namespace v0
+}  // namespace normlab
