@@ -99,11 +99,11 @@ nl::ModelConfig gpt_config(PolicyId p, const GptShape& g) {
 template <class Policy>
 double layer_fwd_bwd_of(benchmark::State& state, PolicyId p, const LayerShape& s) {
   nl::Generator gen(1);
-  const nl::TransformerLayer<Policy, nl::Cpu, float> layer(
+  const nl::TransformerLayer<Policy, float, nl::Cpu> layer(
       layer_config(p, s.C, s.H, s.d_ff(), s.T, 1), gen);
   const Var x = leaf({s.B, s.T, s.C}, gen, true);      // (B, T, C), its gradient computed too
   const Tens dy = Tens::normal({s.B, s.T, s.C}, gen);  // (B, T, C) upstream gradient
-  typename nl::TransformerLayer<Policy, nl::Cpu, float>::Options opt;
+  typename nl::TransformerLayer<Policy, float, nl::Cpu>::Options opt;
   opt.causal = true;
   return timed(state, [&] {
     const Var y = layer.forward(x, opt);  // (B, T, C)
@@ -127,7 +127,7 @@ struct GptTraining {
     loss.backward();
     opt.step();
   }
-  nl::GPT<Policy, nl::Cpu, float> model;
+  nl::GPT<Policy, float, nl::Cpu> model;
   nl::AdamW<float, nl::Cpu> opt;
   Tokens tokens, targets;  // (B, T) each
 };
@@ -228,7 +228,7 @@ void cross_entropy(benchmark::State& state, const GptShape& g) {
 void adamw_step(benchmark::State& state, const GptShape& g) {
   // One AdamW update of every parameter of the GPT (gradients from one backward).
   const nl::ModelConfig cfg = gpt_config(PolicyId::normformer, g);
-  nl::GPT<nl::NormFormer, nl::Cpu, float> model(cfg, 1);
+  nl::GPT<nl::NormFormer, float, nl::Cpu> model(cfg, 1);
   nl::AdamW<float, nl::Cpu> opt(model, {6e-4, 0.9, 0.98, 1e-8, 0.01});
   const Tokens tokens = Tokens::from_vector({g.B, g.T}, token_ids(g.tokens(), g.vocab, 1));
   model.loss(tokens, tokens).backward();
@@ -290,12 +290,12 @@ Arrays layer_check(PolicyId p, const LayerShape& s, const Arrays&) {
   with_policy(p, [&](auto policy) {
     using Policy = decltype(policy);
     nl::Generator gen(7);
-    nl::TransformerLayer<Policy, nl::Cpu, float> layer(layer_config(p, s.C, s.H, s.d_ff(), s.T, 1),
+    nl::TransformerLayer<Policy, float, nl::Cpu> layer(layer_config(p, s.C, s.H, s.d_ff(), s.T, 1),
                                                        gen);
     out = perturbed_parameters(layer, gen);
     const Var x = leaf({s.B, s.T, s.C}, gen, true);      // (B, T, C)
     const Tens dy = Tens::normal({s.B, s.T, s.C}, gen);  // (B, T, C)
-    typename nl::TransformerLayer<Policy, nl::Cpu, float>::Options opt;
+    typename nl::TransformerLayer<Policy, float, nl::Cpu>::Options opt;
     opt.causal = true;
     const Var y = layer.forward(x, opt);  // (B, T, C)
     y.backward(dy);
@@ -312,7 +312,7 @@ Arrays gpt_check(PolicyId p, const GptShape& g, const Arrays&) {
   Arrays out;
   with_policy(p, [&](auto policy) {
     nl::Generator gen(7);
-    nl::GPT<decltype(policy), nl::Cpu, float> model(gpt_config(p, g), 1);
+    nl::GPT<decltype(policy), float, nl::Cpu> model(gpt_config(p, g), 1);
     out = perturbed_parameters(model, gen);
     const std::vector<int64_t> tokens = token_ids(g.tokens(), g.vocab, 1),
                                targets = token_ids(g.tokens(), g.vocab, 2);

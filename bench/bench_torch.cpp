@@ -81,7 +81,7 @@ struct Layer {
   PolicyId policy;
   int64_t C, H;
   Linear q_proj, k_proj, v_proj, out_proj, fc1, fc2;
-  LayerNorm self_attn_layer_norm, final_layer_norm, attn_ln, ffn_layernorm;
+  LayerNorm attn_norm, ffn_norm, attn_ln, ffn_layernorm;
   at::Tensor c_attn;  // (H,)
 
   Layer(PolicyId p, int64_t C, int64_t H, int64_t d_ff)
@@ -94,8 +94,8 @@ struct Layer {
         out_proj(C, C),
         fc1(C, d_ff),
         fc2(d_ff, C),
-        self_attn_layer_norm(C),
-        final_layer_norm(C),
+        attn_norm(C),
+        ffn_norm(C),
         attn_ln(C),
         ffn_layernorm(d_ff),
         c_attn(param(at::ones({H}, at::kFloat))) {}
@@ -111,10 +111,10 @@ struct Layer {
     add("self_attn.k_proj", k_proj.weight, k_proj.bias);
     add("self_attn.v_proj", v_proj.weight, v_proj.bias);
     add("self_attn.out_proj", out_proj.weight, out_proj.bias);
-    add("self_attn_layer_norm", self_attn_layer_norm.weight, self_attn_layer_norm.bias);
+    add("self_attn_layer_norm", attn_norm.weight, attn_norm.bias);
     add("fc1", fc1.weight, fc1.bias);
     add("fc2", fc2.weight, fc2.bias);
-    add("final_layer_norm", final_layer_norm.weight, final_layer_norm.bias);
+    add("final_layer_norm", ffn_norm.weight, ffn_norm.bias);
     if (policy == PolicyId::normformer) {
       add("attn_ln", attn_ln.weight, attn_ln.bias);
       add("ffn_layernorm", ffn_layernorm.weight, ffn_layernorm.bias);
@@ -138,23 +138,23 @@ struct Layer {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask) const {
     switch (policy) {
       case PolicyId::post_ln: {
-        const at::Tensor y = self_attn_layer_norm(x + attention(x, mask));
-        return final_layer_norm(y + fc2(at::gelu(fc1(y))));
+        const at::Tensor y = attn_norm(x + attention(x, mask));
+        return ffn_norm(y + fc2(at::gelu(fc1(y))));
       }
       case PolicyId::pre_ln: {
-        const at::Tensor y = x + attention(self_attn_layer_norm(x), mask);
-        return y + fc2(at::gelu(fc1(final_layer_norm(y))));
+        const at::Tensor y = x + attention(attn_norm(x), mask);
+        return y + fc2(at::gelu(fc1(ffn_norm(y))));
       }
       case PolicyId::normformer: {
-        const at::Tensor y = x + attn_ln(attention(self_attn_layer_norm(x), mask));
-        return y + fc2(ffn_layernorm(at::gelu(fc1(final_layer_norm(y)))));
+        const at::Tensor y = x + attn_ln(attention(attn_norm(x), mask));
+        return y + fc2(ffn_layernorm(at::gelu(fc1(ffn_norm(y)))));
       }
     }
     return x;
   }
 };
 
-/// The GPT of normlab's GPT<Policy, Cpu>: tied token embeddings, learned
+/// The GPT of normlab's GPT<Policy, float, Cpu>: tied token embeddings, learned
 /// positions, the layers, a final LN after Pre-LN layers; the gpt2 init.
 struct Gpt {
   GptShape g;

@@ -1,7 +1,13 @@
 // bench/compile_time_gpt.cpp — the translation unit whose compile time
 // tools/compile_time.sh reports: what a user's training program compiles,
-// <normlab/normlab.hpp> plus a GPT<NormFormer, Cpu> trained with AdamW for a
+// <normlab/normlab.hpp> plus a GPT<NormFormer, float, Cpu> trained with AdamW for a
 // few steps. Run, it prints the loss of each step.
+//
+// Built three ways (bench/CMakeLists.txt): header-only; linking
+// normlab::precompiled (NORMLAB_PRECOMPILED: the library holds GPT<NormFormer>);
+// and linking it with NORMLAB_COMPILE_TIME_OWN_POLICY defined, where the model
+// has a policy of the user's own, compose<PreLN, AttnOutNorm>, which no
+// library holds: its model classes compile here, the ops and modules not.
 #include <normlab/normlab.hpp>
 
 #include <cstdint>
@@ -17,8 +23,14 @@ int main() {
   cfg.n_layers = 2;
   cfg.d_ff = 256;
   cfg.max_seq_len = 32;
+#ifdef NORMLAB_COMPILE_TIME_OWN_POLICY
+  using Policy = nl::compose<nl::PreLN, nl::AttnOutNorm>;
+  cfg.policy = "pre_ln+attn_ln";
+#else
+  using Policy = nl::NormFormer;
   cfg.policy = "normformer";
-  nl::GPT<nl::NormFormer, nl::Cpu, float> model(cfg, /*seed=*/1);
+#endif
+  nl::GPT<Policy, float, nl::Cpu> model(cfg, /*seed=*/1);
   nl::AdamW<float, nl::Cpu> opt(model, {1e-3, 0.9, 0.98, 1e-8, 0.01});
 
   const int64_t B = 4, T = 32;

@@ -36,12 +36,12 @@ std::pair<double, double> time_layer(const LayerShape& s, int reps) {
   cfg.max_seq_len = s.T;
   cfg.set_policy<P>();
   Generator gen(1);
-  TransformerLayer<P, Cuda, float> layer(cfg, gen);
+  TransformerLayer<P, float, Cuda> layer(cfg, gen);
   using V = Variable<float, Cuda>;
   using Tn = Tensor<float, Cuda>;
   const V x(Tn::normal({s.B, s.T, s.C}, gen), true);       // (B, T, C)
   const Tn up = Tn::normal({s.B, s.T, s.C}, gen);          // (B, T, C) upstream gradient
-  typename TransformerLayer<P, Cuda, float>::Options opt;  // causal, no dropout
+  typename TransformerLayer<P, float, Cuda>::Options opt;  // causal, no dropout
   const cudaStream_t stream = normlab::cuda::context().stream();
   cudaEvent_t start, stop;
   NL_CUDA_CHECK(cudaEventCreate(&start));

@@ -54,7 +54,7 @@ void train(int steps, uint64_t seed) {
   cfg.d_ff = 256;
   cfg.max_seq_len = 32;
   cfg.set_policy<Policy>();  // the config now describes Policy
-  nl::GPT<Policy, nl::Cpu, float> model(cfg, seed);
+  nl::GPT<Policy, float, nl::Cpu> model(cfg, seed);
   nl::AdamW<float, nl::Cpu> adam(model, nl::AdamWOptions{3e-3, 0.9, 0.98, 1e-8, 0.01});
   const std::string text =
       "the place of a layer norm decides how gradients flow through a deep network. ";

@@ -2,7 +2,7 @@
 // from its equations: the slow, obviously-correct oracle for the library's
 // composed TransformerLayer<NormFormer> (policy extras, fused attention,
 // fused bias + GELU + LayerNorm, head scale folded into W_O). Nothing here
-// calls a module, a policy or a fused op; tests/nn/test_normformer_reference.cpp
+// calls a module, a policy or a fused op; tests/models/test_normformer_reference.cpp
 // holds the two equal, value and gradient.
 //
 // NormFormer (Shleifer, Weston, Ott 2021), paper form (head scale before
@@ -25,9 +25,9 @@
 namespace normlab::reference {
 
 /// The parameters of one NormFormer layer, by fairseq's state_dict names.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 struct NormFormerParams {
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
   Var self_attn_layer_norm_weight, self_attn_layer_norm_bias;  // (C,)
   Var q_proj_weight, q_proj_bias;                              // (C, C), (C,)
   Var k_proj_weight, k_proj_bias;                              // (C, C), (C,)
@@ -43,10 +43,11 @@ struct NormFormerParams {
 
 /// x (B, T, C) -> (B, T, C): the equations above, causal, top to bottom.
 /// Requires C divisible by n_heads (the ops throw on any shape mismatch).
-template <FloatingElement T, class B>
-Variable<T, B> normformer_layer_reference(const Variable<T, B>& x, const NormFormerParams<T, B>& p,
-                                          int64_t n_heads, double eps) {
-  using Var = Variable<T, B>;
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> normformer_layer_reference(const Variable<Scalar, Backend>& x,
+                                                     const NormFormerParams<Scalar, Backend>& p,
+                                                     int64_t n_heads, double eps) {
+  using Var = Variable<Scalar, Backend>;
   const int64_t Bn = x.size(0), Tn = x.size(1), C = x.size(2), H = n_heads, D = C / H;
 
   // Attention sublayer.

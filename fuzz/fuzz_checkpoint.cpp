@@ -9,7 +9,7 @@
 //      n_layers <= 4, max_seq_len <= 64 and at most 200k parameters (by
 //      ModelConfig::minimum_parameter_count). The caps are the harness's, not
 //      the library's.
-//   3. GPT<RuntimePolicy, Cpu, float> is built from the config (which
+//   3. GPT<RuntimePolicy, float, Cpu> is built from the config (which
 //      validated, so building must not throw), then loaded: load_checkpoint
 //      (exact dtypes), or when that refuses the file, load_parameters with
 //      DTypeMatch::convert ignoring the `optim.` tensors, as `generate` does.
@@ -37,9 +37,9 @@
 #include "normlab/backend/cpu.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/io/safetensors.hpp"
-#include "normlab/nn/checkpoint.hpp"
-#include "normlab/nn/config.hpp"
-#include "normlab/nn/gpt.hpp"
+#include "normlab/models/checkpoint.hpp"
+#include "normlab/models/config.hpp"
+#include "normlab/models/gpt.hpp"
 #include "normlab/optim/adam.hpp"
 #include "normlab/policy/compose.hpp"
 #include "normlab/train/optimizer_state.hpp"
@@ -47,7 +47,7 @@
 namespace nl = normlab;
 namespace io = normlab::io;
 using nl::Cpu;
-using Model = nl::GPT<nl::RuntimePolicy, Cpu, float>;
+using Model = nl::GPT<nl::RuntimePolicy, float, Cpu>;
 
 namespace {
 

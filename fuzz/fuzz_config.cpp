@@ -16,8 +16,8 @@
 #include "fuzz_common.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/io/json.hpp"
-#include "normlab/nn/checkpoint.hpp"
-#include "normlab/nn/config.hpp"
+#include "normlab/models/checkpoint.hpp"
+#include "normlab/models/config.hpp"
 
 namespace nl = normlab;
 namespace json = normlab::json;

@@ -32,9 +32,9 @@
 #include "normlab/core/random.hpp"
 #include "normlab/io/json.hpp"
 #include "normlab/io/safetensors.hpp"
-#include "normlab/nn/checkpoint.hpp"
-#include "normlab/nn/config.hpp"
-#include "normlab/nn/gpt.hpp"
+#include "normlab/models/checkpoint.hpp"
+#include "normlab/models/config.hpp"
+#include "normlab/models/gpt.hpp"
 #include "normlab/optim/adam.hpp"
 #include "normlab/policy/compose.hpp"
 #include "normlab/train/optimizer_state.hpp"
@@ -275,7 +275,7 @@ void safetensors_seeds(const fs::path& dir) {
 /// one training step under `optim.` (as a trainer's checkpoint holds it).
 template <class T>
 void write_checkpoint(const fs::path& path, const nl::ModelConfig& c, bool with_state) {
-  nl::GPT<nl::RuntimePolicy, Cpu, T> model(c, 1);
+  nl::GPT<nl::RuntimePolicy, T, Cpu> model(c, 1);
   io::SafetensorsWriter w;
   if (with_state) {
     nl::AdamW<T, Cpu> opt(model, {.lr = 1e-2, .weight_decay = 0.01});

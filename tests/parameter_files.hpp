@@ -28,7 +28,7 @@ void expect_bitwise_equal(const std::vector<T>& actual, const std::vector<T>& ex
 }
 
 template <class P, class T>
-std::vector<T> logits_of(const GPT<P, Cpu, T>& model) {
+std::vector<T> logits_of(const GPT<P, T, Cpu>& model) {
   return model.forward(tokens()).data().to_vector();
 }
 

@@ -10,15 +10,16 @@ struct ReZero {
   static constexpr std::string_view equation = "Branch_s(f) = alpha_s f, alpha_s scalar init 0";
   static constexpr normlab::SiteSet sites = {normlab::Site::attn_branch, normlab::Site::ffn_branch};
 
-  template <normlab::FloatingElement T, class B>
-  struct State : normlab::Module<T, B> {
-    using Var = normlab::Variable<T, B>;
+  template <normlab::FloatingElement Scalar, class Backend>
+  struct State : normlab::Module<Scalar, Backend> {
+    using Var = normlab::Variable<Scalar, Backend>;
     explicit State(const normlab::ExtraContext&)
-        : attn_alpha(normlab::Tensor<T, B>::zeros({1}), true),
-          ffn_alpha(normlab::Tensor<T, B>::zeros({1}), true) {}
+        : attn_alpha(normlab::Tensor<Scalar, Backend>::zeros({1}), true),
+          ffn_alpha(normlab::Tensor<Scalar, Backend>::zeros({1}), true) {}
     Var attn_branch(const Var& h) const { return h * attn_alpha; }  // (B, T, C)
     Var ffn_branch(const Var& f) const { return f * ffn_alpha; }    // (B, T, C)
-    void for_each_own_parameter(const typename normlab::Module<T, B>::ParameterFn& f) override {
+    void for_each_own_parameter(
+        const typename normlab::Module<Scalar, Backend>::ParameterFn& f) override {
       f("attn_rezero_alpha", attn_alpha, normlab::ParamKind::own_init);
       f("ffn_rezero_alpha", ffn_alpha, normlab::ParamKind::own_init);
     }

@@ -1,11 +1,11 @@
 // normlab/cuda.hpp — normlab with the CUDA backend (compile with nvcc).
 //
 // Everything in normlab/normlab.hpp, plus the tag `normlab::Cuda`, so that
-// Tensor<float, Cuda>, GPT<NormFormer, Cuda, float> and AdamW<float, Cuda>
+// Tensor<float, Cuda>, GPT<NormFormer, float, Cuda> and AdamW<float, Cuda>
 // run on the GPU with the code that runs them on the CPU:
 //
 //   #include <normlab/cuda.hpp>   // in a .cu file
-//   normlab::GPT<normlab::NormFormer, normlab::Cuda, float> model(cfg, /*seed=*/1);
+//   normlab::GPT<normlab::NormFormer, float, normlab::Cuda> model(cfg, /*seed=*/1);
 //
 // A model initialized with a seed holds the same parameters on either backend
 // (the device draws the CPU's Philox numbers). Kernels: cuBLAS GEMMs, Thrust

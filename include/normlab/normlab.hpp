@@ -22,20 +22,25 @@
 //
 //   normlab::ModelConfig cfg;                              // sizes and policy keys
 //   cfg.policy = "normformer";
-//   normlab::GPT<normlab::NormFormer, normlab::Cpu, float> model(cfg, /*seed=*/1);
+//   normlab::GPT<normlab::NormFormer, float, normlab::Cpu> model(cfg, /*seed=*/1);
 //   V loss = model.loss(tokens, targets);                  // tokens, targets: int64 (B, T)
 //   cfg.set_policy_spec("post_ln+attn_ln+ffn_ln");        // any composition, by name
-//   normlab::GPT<normlab::RuntimePolicy, normlab::Cpu, float> other(cfg, /*seed=*/1);
+//   normlab::GPT<normlab::RuntimePolicy, float, normlab::Cpu> other(cfg, /*seed=*/1);
 //
 // Layers, each including only those before it: core (Tensor, Shape, RNG)
 // and io (crash-safe files, JSON, safetensors: core only) <- backend (the
-// kernels; backend/cpu.hpp, cuda.hpp) <- autograd (Variable, backward,
-// gradcheck) <- ops (differentiable functions) <- nn's building blocks
-// (Module, Linear, norms, attention) <- policy (placements, extras, their
-// registry) <- nn's models (ModelConfig, TransformerLayer, GPT, Encoder,
-// checkpoints) <- optim and data <- train (the Trainer and its checkpoints,
-// generate). The `normlab` command, its experiments and reports are an
+// kernels; backend/cpu.hpp, cuda.hpp; the optional kernels' concepts in
+// backend/backend.hpp) <- autograd (Variable, backward, gradcheck) <- ops
+// (differentiable functions) <- modules (Module, Linear, norms, attention,
+// init) <- policy (placements, extras, their registry) <- models
+// (ModelConfig, TransformerLayer, GPT, Encoder, checkpoints) <- optim and
+// data <- diag <- train (the Trainer and its checkpoints, generate). The
+// `normlab` command, its experiments and reports are an
 // application built on this header, not part of it: apps/normlab/.
+//
+// Header-only is the default. A program of many translation units may link
+// the optional library normlab::precompiled instead (CMake), which holds the
+// common float/double CPU instances compiled once: see normlab/precompiled.hpp.
 #pragma once
 
 #include "normlab/autograd/grad_mode.hpp"
@@ -52,15 +57,16 @@
 #include "normlab/data/data.hpp"
 #include "normlab/diag/diagnostics.hpp"
 #include "normlab/io/io.hpp"
-#include "normlab/nn/attention.hpp"
-#include "normlab/nn/checkpoint.hpp"
-#include "normlab/nn/config.hpp"
-#include "normlab/nn/encoder.hpp"
-#include "normlab/nn/gpt.hpp"
-#include "normlab/nn/init.hpp"
-#include "normlab/nn/layers.hpp"
-#include "normlab/nn/module.hpp"
-#include "normlab/nn/transformer_layer.hpp"
+#include "normlab/models/checkpoint.hpp"
+#include "normlab/models/config.hpp"
+#include "normlab/models/encoder.hpp"
+#include "normlab/models/gpt.hpp"
+#include "normlab/models/transformer_layer.hpp"
+#include "normlab/modules/attention.hpp"
+#include "normlab/modules/init.hpp"
+#include "normlab/modules/layers.hpp"
+#include "normlab/modules/module.hpp"
+#include "normlab/modules/norm_kind.hpp"
 #include "normlab/ops/attention.hpp"
 #include "normlab/ops/dropout.hpp"
 #include "normlab/ops/elementwise.hpp"
@@ -79,5 +85,7 @@
 #include "normlab/train/generate.hpp"
 #include "normlab/train/optimizer_state.hpp"
 #include "normlab/train/trainer.hpp"
+// Last: with NORMLAB_PRECOMPILED, the instances the precompiled library holds.
+#include "normlab/precompiled.hpp"
 
 static_assert(normlab::Backend<normlab::Cpu>, "the CPU backend must satisfy normlab::Backend");

@@ -97,7 +97,7 @@ TEST(Compare, MeasuringTheProfileDuringTrainingLeavesTheRunUnchanged) {
   const auto results = run_compare(o, corpus, split);
   ModelConfig cfg = o.model;
   cfg.set_policy_spec("pre_ln");
-  GPT<PreLN, Cpu, float> model(cfg, o.seeds[0], o.init);
+  GPT<PreLN, float, Cpu> model(cfg, o.seeds[0], o.init);
   const Curve plain =
       detail::train_curve(model, corpus, split, o, Schedule::linear(o.peak_lr, o.warmup, o.steps),
                           o.seeds[0], "plain", {});

@@ -93,7 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceParity,
 // ---- forward_and_gradients: errors and the report file ----------------------
 
 TEST(ForwardAndGradients, TargetsOfAnotherShape) {
-  GPT<NormFormer, Cpu, float> model(model_config("normformer"), 1);
+  GPT<NormFormer, float, Cpu> model(model_config("normformer"), 1);
   const io::SafetensorsReader weights = reader(parameters_of(model));
   const TensorI targets = TensorI::zeros({2, 4});
   expect_error(
@@ -105,7 +105,7 @@ TEST(ForwardAndGradients, TargetsOfAnotherShape) {
 }
 
 TEST(ForwardAndGradients, WeightsMissingAParameter) {
-  GPT<NormFormer, Cpu, float> model(model_config("normformer"), 1);
+  GPT<NormFormer, float, Cpu> model(model_config("normformer"), 1);
   io::SafetensorsWriter w;
   for (const auto& p : model.named_parameters())
     if (p.name != "layers.0.c_attn") w.add(p.name, p.value.data());
@@ -119,7 +119,7 @@ TEST(ForwardAndGradients, WeightsMissingAParameter) {
 }
 
 TEST(ForwardAndGradients, ReportHoldsLogitsLossAndEveryGradient) {
-  GPT<NormFormer, Cpu, float> model(model_config("normformer"), 1);
+  GPT<NormFormer, float, Cpu> model(model_config("normformer"), 1);
   model.eval();
   const io::SafetensorsReader weights = reader(parameters_of(model));
   const TensorI targets = TensorI::from_vector({2, 5}, {4, 7, 10, 0, 5, 3, 9, 2, 6, 1});

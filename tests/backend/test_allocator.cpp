@@ -97,7 +97,7 @@ TEST(CachingAllocator, WarmTrainingStepMakesNoSystemAllocation) {
   cfg.max_seq_len = 16;
   cfg.vocab_size = 50;
   cfg.policy = "normformer";
-  GPT<NormFormer, Cpu, float> model(cfg, 3);
+  GPT<NormFormer, float, Cpu> model(cfg, 3);
   AdamW<float, Cpu> opt(model);
   std::vector<int64_t> tok(2 * 16);
   for (size_t i = 0; i < tok.size(); ++i) tok[i] = static_cast<int64_t>(i * 7 % 50);

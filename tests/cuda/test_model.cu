@@ -39,8 +39,8 @@ std::pair<Tensor<int64_t, B>, Tensor<int64_t, B>> batch() {
 template <class P>
 void expect_model_parity(const ModelConfig& cfg) {
   SCOPED_TRACE(cfg.policy_spec().describe());
-  GPT<P, Cpu, float> mc(cfg, 7);
-  GPT<P, Cuda, float> mg(cfg, 7);
+  GPT<P, float, Cpu> mc(cfg, 7);
+  GPT<P, float, Cuda> mg(cfg, 7);
   auto pc = mc.named_parameters();
   auto pg = mg.named_parameters();
   ASSERT_EQ(pc.size(), pg.size());

@@ -14,7 +14,7 @@ ModelConfig small() {
 }
 
 TEST(Diagnostics, GradientNormsAreFrobeniusNormsPerLayerAndGroup) {
-  GPT<NormFormer, Cpu, double> model(small(), 1);
+  GPT<NormFormer, double, Cpu> model(small(), 1);
   const TensorI64 tokens = TensorI64::from_vector({2, 4}, {1, 2, 3, 4, 5, 6, 7, 8});
   model.loss(tokens, tokens).backward();
   const LayerGradientNorms g = layer_gradient_norms(model);
@@ -37,7 +37,7 @@ TEST(Diagnostics, GradientNormsAreFrobeniusNormsPerLayerAndGroup) {
 }
 
 TEST(Diagnostics, NoGradientsNoRows) {
-  GPT<PreLN, Cpu, float> model(
+  GPT<PreLN, float, Cpu> model(
       [] {
         ModelConfig c = small();
         c.policy = "pre_ln";
@@ -48,7 +48,7 @@ TEST(Diagnostics, NoGradientsNoRows) {
 }
 
 TEST(Diagnostics, ResidualStreamNormsFollowTheForwardPass) {
-  GPT<NormFormer, Cpu, double> model(small(), 2);
+  GPT<NormFormer, double, Cpu> model(small(), 2);
   const TensorI64 tokens = TensorI64::from_vector({1, 3}, {4, 1, 9});
   const std::vector<double> norms = residual_stream_norms(model, tokens);
   ASSERT_EQ(norms.size(), 4u);  // embeddings + 3 layers

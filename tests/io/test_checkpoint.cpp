@@ -111,7 +111,7 @@ std::vector<std::vector<T>> parameter_values(Module<T, Cpu>& model) {
   return out;
 }
 
-using SmallGPT = GPT<NormFormer, Cpu, float>;
+using SmallGPT = GPT<NormFormer, float, Cpu>;
 
 // ---- config JSON ----------------------------------------------------------
 
@@ -217,7 +217,7 @@ TEST(ConfigJson, SizesThatCannotBeBuiltAreRefusedBeforeAnyAllocation) {
   c.vocab_size = int64_t(1) << 62;
   c.d_model = 1;
   c.n_heads = 1;
-  expect_error([&] { GPT<RuntimePolicy, Cpu, float> m(c); }, {"more than this machine's"});
+  expect_error([&] { GPT<RuntimePolicy, float, Cpu> m(c); }, {"more than this machine's"});
 }
 
 TEST(ConfigJson, InvalidValues) {
@@ -390,7 +390,7 @@ template <class P, class T>
 void expect_checkpoint_round_trip(const std::string& policy) {
   ModelConfig cfg = small_config(policy);
   cfg.activation = "relu";  // a key off its default travels too
-  GPT<P, Cpu, T> saved(cfg, 3);
+  GPT<P, T, Cpu> saved(cfg, 3);
   saved.eval();
   const std::string path = temp_path(policy + "_" + dtype_name<T>() + ".safetensors");
   save_checkpoint(path, saved, cfg);
@@ -402,7 +402,7 @@ void expect_checkpoint_round_trip(const std::string& policy) {
   expect_same_config(loaded_cfg, resolved);
   for (const io::TensorInfo& t : file.tensors()) EXPECT_EQ(t.dtype, io::default_dtype<T>());
 
-  GPT<P, Cpu, T> loaded(loaded_cfg, 4);
+  GPT<P, T, Cpu> loaded(loaded_cfg, 4);
   loaded.eval();
   ASSERT_TRUE(differs(logits_of(loaded), logits_of(saved)));
   load_checkpoint(file, loaded);
@@ -423,11 +423,11 @@ TEST(Checkpoint, RoundTripsDeepNormDouble) {
 }
 
 TEST(Checkpoint, FloatCheckpointIntoDoubleModelIsRefused) {
-  GPT<PreLN, Cpu, float> saved(small_config("pre_ln"), 3);
+  GPT<PreLN, float, Cpu> saved(small_config("pre_ln"), 3);
   const std::string path = temp_path("dtype.safetensors");
   save_checkpoint(path, saved, small_config("pre_ln"));
   const SafetensorsReader file = SafetensorsReader::open(path);
-  GPT<PreLN, Cpu, double> loaded(checkpoint_config(file), 4);
+  GPT<PreLN, double, Cpu> loaded(checkpoint_config(file), 4);
   expect_error([&] { load_checkpoint(file, loaded); },
                {path, "has dtype F32, expected F64 (the model's float64)"});
 }
@@ -470,12 +470,12 @@ TEST(Checkpoint, CorruptedHeaderLengthNamesTheFile) {
 }
 
 TEST(Checkpoint, PreLNCheckpointIntoPostLNModelIsRefused) {
-  GPT<PreLN, Cpu, float> saved(small_config("pre_ln"), 3);
+  GPT<PreLN, float, Cpu> saved(small_config("pre_ln"), 3);
   const std::string path = temp_path("pre_ln_for_post.safetensors");
   save_checkpoint(path, saved, small_config("pre_ln"));
   const ModelConfig cfg = checkpoint_config(SafetensorsReader::open(path));
   expect_error(
-      [&] { GPT<PostLN, Cpu, float> model(cfg); },
+      [&] { GPT<PostLN, float, Cpu> model(cfg); },
       {"GPT<post_ln>", "config asks for policy pre_ln", "this model type computes post_ln"});
 }
 

@@ -152,7 +152,7 @@ TEST(Optimizer, ZeroGradSetToNoneDropsGradientsAndTrainsBitForBitTheSame) {
   // Two copies of a NormFormer GPT trained three steps, one zero-filling its
   // gradients, one dropping them: backward writes the dropped ones fresh
   // (GEMMs with beta 0, copies) with the same values as adding into zeros.
-  GPT<compose<NormFormer, ResidScale>, Cpu, float> filled(tiny_config(), 3),
+  GPT<compose<NormFormer, ResidScale>, float, Cpu> filled(tiny_config(), 3),
       dropped(tiny_config(), 3);
   AdamW<float, Cpu> opt_filled(filled, {.lr = 1e-2, .weight_decay = 0.01});
   AdamW<float, Cpu> opt_dropped(dropped, {.lr = 1e-2, .weight_decay = 0.01});
@@ -352,7 +352,7 @@ TEST(TorchFixture, NesterovSGDMatchesTorchOptimSGD) {
 // ---- weight decay groups ---------------------------------------------------
 
 TEST(ParamGroups, NormFormerDecaysMatricesAndEmbeddingsOnly) {
-  GPT<compose<NormFormer, ResidScale>, Cpu, float> model(tiny_config(), 1);
+  GPT<compose<NormFormer, ResidScale>, float, Cpu> model(tiny_config(), 1);
   AdamW<float, Cpu> opt(model, {.lr = 1e-3, .weight_decay = 0.01});
   ASSERT_EQ(opt.param_groups().size(), 2u);
   EXPECT_EQ(opt.param_groups()[0].weight_decay, 0.01);
@@ -396,7 +396,7 @@ TEST(ParamGroups, NormFormerDecaysMatricesAndEmbeddingsOnly) {
 }
 
 TEST(ParamGroups, KindsAndPredicatesAreConfigurable) {
-  GPT<compose<NormFormer, ResidScale>, Cpu, double> model(tiny_config(), 1);
+  GPT<compose<NormFormer, ResidScale>, double, Cpu> model(tiny_config(), 1);
   const auto only_weights =
       split_weight_decay(model.named_parameters(), 0.1, decay_kinds({ParamKind::weight}));
   for (const auto& p : only_weights[0].params) EXPECT_EQ(p.kind, ParamKind::weight) << p.name;

@@ -191,7 +191,7 @@ TEST(Registry, AUserExtraIsUsableByNameAndKeepsItsOwnInit) {
   cfg.max_seq_len = 6;
   cfg.set_policy_spec("post_ln+attn_ln+test_half_branch");
   EXPECT_EQ(cfg.policy_spec().describe(), "post_ln+attn_ln+test_half_branch");
-  GPT<RuntimePolicy, Cpu, double> model(cfg, 3, InitScheme::fairseq);
+  GPT<RuntimePolicy, double, Cpu> model(cfg, 3, InitScheme::fairseq);
   std::set<std::string> names;
   for (const auto& p : model.named_parameters()) {
     names.insert(p.name);
@@ -205,7 +205,7 @@ TEST(Registry, AUserExtraIsUsableByNameAndKeepsItsOwnInit) {
   expect_error([] { register_extra<PlusInWord>(); }, {"\"a+b\"", "no '+'"});
   // The same composition as a static type computes the same.
   using Static = compose<PostLN, AttnOutNorm, HalfBranch>;
-  GPT<Static, Cpu, double> same(cfg, 3, InitScheme::fairseq);
+  GPT<Static, double, Cpu> same(cfg, 3, InitScheme::fairseq);
   const TensorI tokens = TensorI::from_vector({1, 5}, {1, 2, 3, 4, 5});
   EXPECT_EQ(model.forward(tokens).data().to_vector(), same.forward(tokens).data().to_vector());
 }
@@ -231,8 +231,8 @@ void expect_runtime_equals_static(int threads, double dropout) {
   cfg.set_policy<P>();
   ModelConfig by_name = cfg;
   by_name.set_policy_spec(P::name());
-  GPT<P, Cpu, float> fixed(cfg, 11, InitScheme::fairseq);
-  GPT<RuntimePolicy, Cpu, float> composed(by_name, 11, InitScheme::fairseq);
+  GPT<P, float, Cpu> fixed(cfg, 11, InitScheme::fairseq);
+  GPT<RuntimePolicy, float, Cpu> composed(by_name, 11, InitScheme::fairseq);
   std::vector<int64_t> tok(3 * 20);
   for (size_t i = 0; i < tok.size(); ++i) tok[i] = static_cast<int64_t>((i * 7 + 3) % 37);
   const TensorI tokens = TensorI::from_vector({3, 20}, tok);
@@ -276,7 +276,7 @@ TEST(RuntimePolicy, DropoutDrawsTheSameMasks) {
 TEST(RuntimePolicy, ModelsOfAStaticTypeRejectAnotherPolicy) {
   ModelConfig cfg;
   cfg.set_policy_spec("post_ln+attn_ln");
-  expect_error([&] { GPT<PreLN, Cpu, float> m(cfg); },
+  expect_error([&] { GPT<PreLN, float, Cpu> m(cfg); },
                {"the config asks for policy post_ln+attn_ln", "computes pre_ln"});
 }
 

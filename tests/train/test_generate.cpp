@@ -24,7 +24,7 @@ std::vector<int64_t> prompt_of(const std::string& text) {
 }
 
 /// The argmax of the last position's logits of `model` in eval mode.
-int64_t argmax_next(GPT<PreLN, Cpu, float>& model, const std::vector<int64_t>& context) {
+int64_t argmax_next(GPT<PreLN, float, Cpu>& model, const std::vector<int64_t>& context) {
   NoGradGuard no_grad;
   model.eval();
   const auto n = static_cast<int64_t>(context.size());
@@ -36,7 +36,7 @@ int64_t argmax_next(GPT<PreLN, Cpu, float>& model, const std::vector<int64_t>& c
 }
 
 TEST(Generate, SameSeedSameTextOtherSeedOtherText) {
-  GPT<PreLN, Cpu, float> model(tiny(), 3);
+  GPT<PreLN, float, Cpu> model(tiny(), 3);
   const auto prompt = prompt_of("Hello");
   SamplingOptions o;
   o.max_new_tokens = 40;
@@ -50,7 +50,7 @@ TEST(Generate, SameSeedSameTextOtherSeedOtherText) {
 }
 
 TEST(Generate, TopKOneIsGreedyIsArgmax) {
-  GPT<PreLN, Cpu, float> model(tiny(0.5), 4);  // dropout: generation must run in eval mode
+  GPT<PreLN, float, Cpu> model(tiny(0.5), 4);  // dropout: generation must run in eval mode
   const auto prompt = prompt_of("abc");
   SamplingOptions greedy;
   greedy.max_new_tokens = 12;
@@ -74,7 +74,7 @@ TEST(Generate, TopKOneIsGreedyIsArgmax) {
 }
 
 TEST(Generate, ContextLongerThanTheModelKeepsTheLastTokens) {
-  GPT<PreLN, Cpu, float> model(tiny(), 5);                     // max_seq_len 8
+  GPT<PreLN, float, Cpu> model(tiny(), 5);                     // max_seq_len 8
   const auto long_prompt = prompt_of("a prompt of twenty..");  // 20 tokens
   ASSERT_EQ(long_prompt.size(), 20u);
   const std::vector<int64_t> last8(long_prompt.end() - 8, long_prompt.end());
@@ -118,7 +118,7 @@ TEST(Generate, SampleTokenFollowsTheDistribution) {
 }
 
 TEST(Generate, ErrorsSayWhatWasExpected) {
-  GPT<PreLN, Cpu, float> model(tiny(), 6);
+  GPT<PreLN, float, Cpu> model(tiny(), 6);
   const auto prompt = prompt_of("x");
   SamplingOptions o;
   o.temperature = -1;

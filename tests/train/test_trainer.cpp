@@ -35,7 +35,7 @@ struct SyntheticData {
 TEST(Trainer, LossFallsBelowABoundOnTheSyntheticCorpus) {
   SyntheticData s;
   s.options.steps = 150;
-  GPT<NormFormer, Cpu, float> model(tiny(), 1);
+  GPT<NormFormer, float, Cpu> model(tiny(), 1);
   AdamW<float, Cpu> opt(model, AdamWOptions{3e-3, 0.9, 0.98, 1e-8, 0.01});
   Trainer trainer(model, opt, Schedule::cosine(3e-3, 20, 150, 3e-4), s.corpus, s.split, s.options);
   const double start = trainer.evaluate().loss;
@@ -58,7 +58,7 @@ TEST(Trainer, LossFallsBelowABoundOnTheSyntheticCorpus) {
 
 TEST(Trainer, EvaluationIsTheSameEveryCall) {
   SyntheticData s;
-  GPT<PreLN, Cpu, float> model(
+  GPT<PreLN, float, Cpu> model(
       [] {
         ModelConfig c = tiny(0.2);  // dropout must be off in evaluation
         c.policy = "pre_ln";
@@ -82,7 +82,7 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
   // Uninterrupted, with dropout so that its generator must be restored too.
   std::vector<StepMetrics> straight;
   {
-    GPT<NormFormer, Cpu, float> model(tiny(0.1), 5);
+    GPT<NormFormer, float, Cpu> model(tiny(0.1), 5);
     AdamW<float, Cpu> opt(model);
     Trainer trainer(model, opt, schedule, s.corpus, s.split, s.options);
     trainer.run([&](const StepMetrics& m) { straight.push_back(m); });
@@ -91,7 +91,7 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
   const std::string path = ::testing::TempDir() + "normlab_test_trainer_resume.safetensors";
   std::vector<StepMetrics> resumed;
   {
-    GPT<NormFormer, Cpu, float> model(tiny(0.1), 5);
+    GPT<NormFormer, float, Cpu> model(tiny(0.1), 5);
     AdamW<float, Cpu> opt(model);
     Trainer trainer(model, opt, schedule, s.corpus, s.split, s.options);
     for (int i = 0; i < 6; ++i) resumed.push_back(trainer.step());
@@ -99,7 +99,7 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
   }
   {
     const ModelConfig cfg = checkpoint_config(io::SafetensorsReader::open(path));
-    GPT<NormFormer, Cpu, float> model(cfg, 99);  // another seed: everything must come from the file
+    GPT<NormFormer, float, Cpu> model(cfg, 99);  // another seed: everything must come from the file
     AdamW<float, Cpu> opt(model);
     Trainer trainer(model, opt, schedule, s.corpus, s.split, s.options);
     trainer.load_checkpoint(path);
@@ -116,7 +116,7 @@ TEST(Trainer, RunStopsEvaluatesAndCheckpointsAsItsHooksSay) {
   SyntheticData s;
   s.options.steps = 6;
   s.options.eval_every = 3;
-  GPT<PreLN, Cpu, float> model(
+  GPT<PreLN, float, Cpu> model(
       [] {
         ModelConfig c = tiny();
         c.policy = "pre_ln";
@@ -126,7 +126,7 @@ TEST(Trainer, RunStopsEvaluatesAndCheckpointsAsItsHooksSay) {
   AdamW<float, Cpu> opt(model);
   Trainer trainer(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
   std::vector<int64_t> steps, evals, checkpoints;
-  Trainer<GPT<PreLN, Cpu, float>, float, Cpu>::RunHooks hooks;
+  Trainer<GPT<PreLN, float, Cpu>, float, Cpu>::RunHooks hooks;
   hooks.stop_at = 4;
   hooks.checkpoint_every = 2;
   hooks.on_step = [&](const StepMetrics& m, const std::optional<EvalMetrics>& e) {
@@ -157,7 +157,7 @@ TEST(Trainer, RunStopsEvaluatesAndCheckpointsAsItsHooksSay) {
 
 TEST(Trainer, CheckpointErrorsNameTheFile) {
   SyntheticData s;
-  GPT<NormFormer, Cpu, float> model(tiny(), 1);
+  GPT<NormFormer, float, Cpu> model(tiny(), 1);
   AdamW<float, Cpu> opt(model);
   Trainer trainer(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
   const std::string path = ::testing::TempDir() + "normlab_test_trainer_plain.safetensors";
@@ -200,7 +200,7 @@ void edit_trainer_state(const std::string& path, const std::string& key, json::V
 TEST(Trainer, ACheckpointWithAStateOutOfRangeIsRefusedNamingTheKey) {
   SyntheticData s;
   s.options.steps = 10;
-  GPT<NormFormer, Cpu, float> model(tiny(), 1);
+  GPT<NormFormer, float, Cpu> model(tiny(), 1);
   AdamW<float, Cpu> opt(model);
   Trainer trainer(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
   trainer.step();
@@ -209,7 +209,7 @@ TEST(Trainer, ACheckpointWithAStateOutOfRangeIsRefusedNamingTheKey) {
                            const std::vector<std::string>& fragments) {
     trainer.save_checkpoint(path);
     edit_trainer_state(path, key, std::move(value));
-    GPT<NormFormer, Cpu, float> other(tiny(), 2);
+    GPT<NormFormer, float, Cpu> other(tiny(), 2);
     AdamW<float, Cpu> other_opt(other);
     Trainer resumed(other, other_opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
     expect_error([&] { resumed.load_checkpoint(path); }, fragments);
@@ -228,7 +228,7 @@ TEST(Trainer, ACheckpointWithAStateOutOfRangeIsRefusedNamingTheKey) {
 
 TEST(Trainer, ACheckpointOfADivergedModelIsNotWritten) {
   SyntheticData s;
-  GPT<NormFormer, Cpu, float> model(tiny(), 1);
+  GPT<NormFormer, float, Cpu> model(tiny(), 1);
   AdamW<float, Cpu> opt(model);
   Trainer trainer(model, opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
   trainer.step();
@@ -249,7 +249,7 @@ TEST(Trainer, ACheckpointOfADivergedModelIsNotWritten) {
                 path + " is not written"});
   // The good checkpoint is still there, whole, and loads.
   EXPECT_EQ(std::filesystem::file_size(path), good);
-  GPT<NormFormer, Cpu, float> other(tiny(), 2);
+  GPT<NormFormer, float, Cpu> other(tiny(), 2);
   AdamW<float, Cpu> other_opt(other);
   Trainer resumed(other, other_opt, Schedule::constant(1e-3), s.corpus, s.split, s.options);
   resumed.load_checkpoint(path);

@@ -189,6 +189,16 @@ inline std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
+/// The initialization scheme --init names (fairseq, gpt2, deepnorm); a usage
+/// error naming `command` otherwise.
+inline nl::InitScheme init_scheme(const std::string& command, const std::string& name) {
+  if (name == "fairseq") return nl::InitScheme::fairseq;
+  if (name == "gpt2") return nl::InitScheme::gpt2;
+  if (name == "deepnorm") return nl::InitScheme::deepnorm;
+  throw UsageError("normlab " + command + ": --init must be fairseq, gpt2 or deepnorm, got '" +
+                   name + "'");
+}
+
 /// Writes `text` to `path` atomically and durably (io::write_file_atomically);
 /// the error names the command, the file and the OS reason.
 inline void write_text(const std::string& command, const std::filesystem::path& path,

@@ -134,16 +134,7 @@ int compare_command(int argc, char** argv) {
     o.peak_lr = positive_number("--lr", v);
   if (const std::string v = flags.get("--stress-factor", ""); !v.empty())
     o.stress_factor = positive_number("--stress-factor", v);
-  const std::string init = flags.get("--init", "fairseq");
-  if (init == "fairseq")
-    o.init = nl::InitScheme::fairseq;
-  else if (init == "gpt2")
-    o.init = nl::InitScheme::gpt2;
-  else if (init == "deepnorm")
-    o.init = nl::InitScheme::deepnorm;
-  else
-    throw UsageError("normlab compare: --init must be fairseq, gpt2 or deepnorm, got '" + init +
-                     "'");
+  o.init = init_scheme("compare", flags.get("--init", "fairseq"));
   o.model.max_seq_len = o.seq_len;
   for (const std::string& p : o.policies) {  // fail on a bad policy before any training
     nl::ModelConfig c = o.model;

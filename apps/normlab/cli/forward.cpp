@@ -8,19 +8,19 @@ inline namespace v0 {
 namespace cli::detail {
 namespace {
 
-template <nl::FloatingElement T>
+template <nl::FloatingElement Scalar>
 void run_forward(const nl::ModelConfig& cfg, const Flags& flags) {
   using Tokens = nl::Tensor<int64_t, nl::Cpu>;
   const auto weights = nl::io::SafetensorsReader::open(flags.required("--weights"));
   const auto batch = nl::io::SafetensorsReader::open(flags.required("--tokens"));
   const Tokens tokens = batch.read<int64_t, nl::Cpu>("tokens");
   const Tokens targets = batch.read<int64_t, nl::Cpu>("targets");
-  const auto report = nl::forward_and_gradients<T, nl::Cpu>(cfg, weights, tokens, targets);
+  const auto report = nl::forward_and_gradients<Scalar, nl::Cpu>(cfg, weights, tokens, targets);
   const std::string out = flags.required("--out");
   nl::write_forward_report(out, report);
   std::printf("%s: logits %s, loss %.10g, %zu gradients (%s)\n", out.c_str(),
               report.logits.shape().to_string().c_str(), static_cast<double>(report.loss.item()),
-              report.grads.size(), nl::dtype_name<T>());
+              report.grads.size(), nl::dtype_name<Scalar>());
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ int generate_command(int argc, char** argv) {
   std::set<std::string> optimizer_state;  // a training checkpoint also holds these
   for (const nl::io::TensorInfo& t : file.tensors())
     if (t.name.rfind("optim.", 0) == 0) optimizer_state.insert(t.name);
-  nl::GPT<nl::RuntimePolicy, nl::Cpu, float> model(cfg);
+  nl::GPT<nl::RuntimePolicy, float, nl::Cpu> model(cfg);
   nl::load_parameters(model, file, nl::DTypeMatch::convert, optimizer_state);
   const std::vector<int64_t> ids = nl::ByteTokenizer::encode(prompt);
   const std::vector<int64_t> text = nl::generate(model, ids, o);

@@ -45,7 +45,7 @@ int info_command(int argc, char** argv) {
     nl::ModelConfig c = cfg;
     c.set_policy_spec(spec);
     c.final_norm.reset();  // each policy's own default
-    nl::GPT<nl::RuntimePolicy, nl::Cpu, float> model(c);
+    nl::GPT<nl::RuntimePolicy, float, nl::Cpu> model(c);
     rows.push_back({c.policy_spec().describe(), model.parameter_count()});
   }
   int64_t pre_ln = 0;

@@ -53,14 +53,6 @@ nl::json::Value train_run_json(const TrainRun& r) {
   };
 }
 
-nl::InitScheme init_scheme(const std::string& command, const std::string& name) {
-  if (name == "fairseq") return nl::InitScheme::fairseq;
-  if (name == "gpt2") return nl::InitScheme::gpt2;
-  if (name == "deepnorm") return nl::InitScheme::deepnorm;
-  throw UsageError("normlab " + command + ": --init must be fairseq, gpt2 or deepnorm, got '" +
-                   name + "'");
-}
-
 /// The run stored in a checkpoint of `normlab train`; errors name the file.
 TrainRun stored_train_run(const nl::io::SafetensorsReader& file) {
   const auto it = file.metadata().find(kTrainRunKey);
@@ -125,52 +117,61 @@ nl::Schedule schedule_from_flags(const Flags& flags, int64_t steps) {
       kind + "'");
 }
 
-/// The rows of an existing metrics CSV up to `step` (a resumed run rewrites
-/// what came after its checkpoint); the header alone when there is none.
-/// Only complete rows count: a row cut short by a crash (fewer fields, or
-/// no newline) is dropped, as is any row at or below an earlier one.
-std::string metrics_up_to(const std::filesystem::path& path, int64_t step,
-                          const std::string& header) {
-  std::ifstream in(path);
-  std::string kept = header, line;
-  if (!in) return kept;
-  std::getline(in, line);  // the header
-  if (line + "\n" != header)
-    throw nl::Error("normlab train: " + path.string() + " is not a metrics file of normlab train " +
-                    "(its first line is '" + line + "'); choose another --out");
-  const auto fields = std::count(header.begin(), header.end(), ',');
+/// The complete lines of `in` whose step (step_of(line): nullopt when the
+/// line is malformed) rises from one line to the next and is at most `step`,
+/// up to the first line that breaks the rule: what a resumed run keeps of a
+/// metrics file (it rewrites what came after its checkpoint). A line cut
+/// short by a crash (no newline, or step_of refuses it) ends the kept part.
+template <class StepOf>
+std::string lines_up_to(std::istream& in, int64_t step, StepOf step_of) {
+  std::string kept, line;
   int64_t previous = 0;
   while (std::getline(in, line)) {
-    if (in.eof() || std::count(line.begin(), line.end(), ',') != fields) break;  // cut short
-    int64_t s = -1;
-    const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), s);
-    if (ec != std::errc() || *end != ',' || s <= previous || s > step) break;
+    if (in.eof()) break;  // no newline: cut short
+    const std::optional<int64_t> s = step_of(line);
+    if (!s || *s <= previous || *s > step) break;
     kept += line + "\n";
-    previous = s;
+    previous = *s;
   }
   return kept;
 }
 
+/// The header and the rows of an existing metrics CSV up to `step`, by the
+/// rule of lines_up_to (a row with fewer fields is cut short); the header
+/// alone when there is no file.
+std::string metrics_up_to(const std::filesystem::path& path, int64_t step,
+                          const std::string& header) {
+  std::ifstream in(path);
+  if (!in) return header;
+  std::string first;
+  std::getline(in, first);
+  if (first + "\n" != header)
+    throw nl::Error("normlab train: " + path.string() + " is not a metrics file of normlab train " +
+                    "(its first line is '" + first + "'); choose another --out");
+  const auto fields = std::count(header.begin(), header.end(), ',');
+  return header + lines_up_to(in, step, [&](const std::string& line) -> std::optional<int64_t> {
+           if (std::count(line.begin(), line.end(), ',') != fields) return std::nullopt;
+           int64_t s = -1;
+           const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), s);
+           if (ec != std::errc() || *end != ',') return std::nullopt;
+           return s;
+         });
+}
+
 /// The lines of an existing metrics.jsonl up to `step`, by the rule of
-/// metrics_up_to: complete lines that parse as an object with an increasing
-/// whole "step", stopping at the first that does not.
+/// lines_up_to: each must parse as an object with a whole "step".
 std::string jsonl_up_to(const std::filesystem::path& path, int64_t step) {
   std::ifstream in(path);
-  std::string kept, line;
-  int64_t previous = 0;
-  while (in && std::getline(in, line)) {
-    if (in.eof()) break;  // no newline: cut short
+  return lines_up_to(in, step, [](const std::string& line) -> std::optional<int64_t> {
     try {
       const nl::json::Value v = nl::json::parse(line);
       const nl::json::Value* s = v.is_object() ? v.as_object().find("step") : nullptr;
-      if (s == nullptr || !s->is_int() || s->as_int() <= previous || s->as_int() > step) break;
-      previous = s->as_int();
+      if (s == nullptr || !s->is_int()) return std::nullopt;
+      return s->as_int();
     } catch (const nl::Error&) {
-      break;
+      return std::nullopt;
     }
-    kept += line + "\n";
-  }
-  return kept;
+  });
 }
 
 /// One line of metrics.jsonl: the step's metrics, the evaluation's when one
@@ -237,20 +238,11 @@ void check_windows_fit(const TrainRun& run, const nl::TextCorpus& corpus) {
 /// and eight (B, T, C) tensors (B T (d_ff + 8 C) floats), without overflow.
 void check_batch_fits(const TrainRun& run) {
   const nl::ModelConfig& m = run.model;
-  bool fits = true;
-  const auto mul = [&](int64_t a, int64_t b) {
-    int64_t r = 0;
-    fits = fits && !__builtin_mul_overflow(a, b, &r);
-    return r;
-  };
-  const auto add = [&](int64_t a, int64_t b) {
-    int64_t r = 0;
-    fits = fits && !__builtin_add_overflow(a, b, &r);
-    return r;
-  };
+  nl::detail::CheckedCount n;
   const int64_t per_token =
-      add(mul(2, m.vocab_size), mul(m.n_layers, add(m.d_ff, mul(8, m.d_model))));
-  const int64_t floats = mul(mul(run.batch_size, run.seq_len), per_token);
+      n.add(n.mul(2, m.vocab_size), n.mul(m.n_layers, n.add(m.d_ff, n.mul(8, m.d_model))));
+  const int64_t floats = n.mul(n.mul(run.batch_size, run.seq_len), per_token);
+  const bool fits = n.fits;
   const uint64_t memory = nl::detail::physical_memory_bytes();
   if (fits && (memory == 0 || static_cast<uint64_t>(floats) <= memory / 4)) return;
   throw nl::Error("normlab train: --batch-size " + std::to_string(run.batch_size) +
@@ -304,7 +296,7 @@ void remove_older_checkpoints(const std::filesystem::path& out, int64_t newest, 
 void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::Schedule& schedule,
                   const std::string& resume, const std::filesystem::path& out,
                   int64_t checkpoint_every, int64_t stop_at, int64_t keep_checkpoints) {
-  using Model = nl::GPT<nl::RuntimePolicy, nl::Cpu, float>;
+  using Model = nl::GPT<nl::RuntimePolicy, float, nl::Cpu>;
   Model model(run.model, run.seed, run.init);
   nl::AdamW<float, nl::Cpu> opt(
       model, nl::AdamWOptions{schedule.peak_lr, run.beta1, run.beta2, run.eps, run.weight_decay});

@@ -29,8 +29,8 @@
 
 #include "normlab/diag/diagnostics.hpp"
 #include "normlab/io/json.hpp"
-#include "normlab/nn/checkpoint.hpp"
-#include "normlab/nn/gpt.hpp"
+#include "normlab/models/checkpoint.hpp"
+#include "normlab/models/gpt.hpp"
 #include "normlab/optim/adam.hpp"
 #include "normlab/policy/registry.hpp"
 #include "normlab/train/trainer.hpp"
@@ -163,9 +163,9 @@ Curve train_curve(Model& model, const TextCorpus& corpus, const TrainValSplit& s
                   const CompareOptions& o, const Schedule& schedule, uint64_t seed,
                   const std::string& label, const ProgressFn& progress,
                   const std::function<void(int64_t)>& after_step = {}) {
-  using T = typename Model::Var::value_type;
-  using B = typename Model::Var::backend_type;
-  AdamW<T, B> opt(model, AdamWOptions{o.peak_lr, 0.9, 0.98, 1e-8, 0.01});
+  using Scalar = typename Model::Var::value_type;
+  using Backend = typename Model::Var::backend_type;
+  AdamW<Scalar, Backend> opt(model, AdamWOptions{o.peak_lr, 0.9, 0.98, 1e-8, 0.01});
   TrainerOptions t;
   t.steps = o.steps;
   t.batch_size = o.batch_size;
@@ -202,11 +202,11 @@ Curve train_curve(Model& model, const TextCorpus& corpus, const TrainValSplit& s
   return c;
 }
 
-template <class P, FloatingElement T, class B>
+template <class P, FloatingElement Scalar, class Backend>
 PolicyResult run_policy(const std::string& spec, const ModelConfig& cfg, const TextCorpus& corpus,
                         const TrainValSplit& split, const CompareOptions& o,
                         const ProgressFn& progress) {
-  using Model = GPT<P, B, T>;
+  using Model = GPT<P, Scalar, Backend>;
   PolicyResult r;
   r.policy = spec;
   // (a) Gradient norms at initialization, averaged over batches and seeds.
@@ -242,7 +242,7 @@ PolicyResult run_policy(const std::string& spec, const ModelConfig& cfg, const T
     }
     {  // (d) LR stress
       Model model(cfg, seed, o.init);
-      AdamW<T, B> opt(model, AdamWOptions{o.stress_start_lr, 0.9, 0.98, 1e-8, 0.01});
+      AdamW<Scalar, Backend> opt(model, AdamWOptions{o.stress_start_lr, 0.9, 0.98, 1e-8, 0.01});
       TrainerOptions t;
       t.steps = o.stress_max_steps;
       t.batch_size = o.batch_size;
@@ -285,14 +285,14 @@ PolicyResult run_policy(const std::string& spec, const ModelConfig& cfg, const T
 }  // namespace detail
 
 /// Runs experiments (a)-(d) for every policy of `o` on `corpus` (split by
-/// `split`), in float, on backend B. `progress` receives a line now and then.
-/// Every policy is built as GPT<RuntimePolicy, B> from its spec, so any
+/// `split`), in float, on backend Backend. `progress` receives a line now and then.
+/// Every policy is built as GPT<RuntimePolicy, float, B> from its spec, so any
 /// composition of known or registered extras can be compared.
 /// Throws Error naming a policy spec that cannot be parsed.
 ///
-/// A template (B defaults to Cpu) so that a translation unit instantiates
+/// A template (Backend defaults to Cpu) so that a translation unit instantiates
 /// the model only when it calls run_compare.
-template <class B = Cpu>
+template <class Backend = Cpu>
 std::vector<PolicyResult> run_compare(const CompareOptions& o, const TextCorpus& corpus,
                                       const TrainValSplit& split, const ProgressFn& progress = {}) {
   detail::check(!o.policies.empty() && !o.seeds.empty(),
@@ -304,7 +304,7 @@ std::vector<PolicyResult> run_compare(const CompareOptions& o, const TextCorpus&
     cfg.final_norm.reset();
     cfg.max_seq_len = std::max(cfg.max_seq_len, o.seq_len);
     results.push_back(
-        detail::run_policy<RuntimePolicy, float, B>(spec, cfg, corpus, split, o, progress));
+        detail::run_policy<RuntimePolicy, float, Backend>(spec, cfg, corpus, split, o, progress));
   }
   return results;
 }

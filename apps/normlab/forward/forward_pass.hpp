@@ -6,19 +6,20 @@
 #include <utility>
 #include <vector>
 
-#include "normlab/nn/checkpoint.hpp"
-#include "normlab/nn/gpt.hpp"
+#include "normlab/models/checkpoint.hpp"
+#include "normlab/models/gpt.hpp"
 #include "normlab/policy/registry.hpp"
 
 namespace normlab {
 inline namespace v0 {
 
 /// The outputs of forward_and_gradients.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 struct ForwardReport {
-  Tensor<T, B> logits;                                      ///< (B, T, V)
-  Tensor<T, B> loss;                                        ///< () mean next-token cross-entropy
-  std::vector<std::pair<std::string, Tensor<T, B>>> grads;  ///< d loss / d parameter, by name
+  Tensor<Scalar, Backend> logits;  ///< (B, T, V)
+  Tensor<Scalar, Backend> loss;    ///< () mean next-token cross-entropy
+  std::vector<std::pair<std::string, Tensor<Scalar, Backend>>>
+      grads;  ///< d loss / d parameter, by name
 };
 
 /// Builds the GPT `cfg` describes (its policy composed at run time from the
@@ -28,19 +29,19 @@ struct ForwardReport {
 ///
 /// Requires: tokens and targets (B, T) int64 of one shape; weights holding
 /// exactly the model's parameters. Throws Error naming what did not fit.
-template <FloatingElement T, class B>
-ForwardReport<T, B> forward_and_gradients(const ModelConfig& cfg,
-                                          const io::SafetensorsReader& weights,
-                                          const Tensor<int64_t, B>& tokens,
-                                          const Tensor<int64_t, B>& targets) {
+template <FloatingElement Scalar, class Backend>
+ForwardReport<Scalar, Backend> forward_and_gradients(const ModelConfig& cfg,
+                                                     const io::SafetensorsReader& weights,
+                                                     const Tensor<int64_t, Backend>& tokens,
+                                                     const Tensor<int64_t, Backend>& targets) {
   detail::check(targets.shape() == tokens.shape(), "forward: targets of shape ", targets.shape(),
                 " do not match tokens of shape ", tokens.shape());
-  ForwardReport<T, B> report;
-  GPT<RuntimePolicy, B, T> model(cfg);
+  ForwardReport<Scalar, Backend> report;
+  GPT<RuntimePolicy, Scalar, Backend> model(cfg);
   model.eval();
   load_parameters(model, weights, DTypeMatch::convert);
-  const Variable<T, B> logits = model.forward(tokens);  // (B, T, V)
-  const Variable<T, B> loss = cross_entropy(logits, targets);
+  const Variable<Scalar, Backend> logits = model.forward(tokens);  // (B, T, V)
+  const Variable<Scalar, Backend> loss = cross_entropy(logits, targets);
   loss.backward();
   report.logits = logits.data();
   report.loss = loss.data();
@@ -49,8 +50,8 @@ ForwardReport<T, B> forward_and_gradients(const ModelConfig& cfg,
 }
 
 /// Writes `logits`, `loss` and `grad.<name>` for every parameter to `path`.
-template <FloatingElement T, class B>
-void write_forward_report(const std::string& path, const ForwardReport<T, B>& report) {
+template <FloatingElement Scalar, class Backend>
+void write_forward_report(const std::string& path, const ForwardReport<Scalar, Backend>& report) {
   io::SafetensorsWriter w;
   w.add("logits", report.logits);
   w.add("loss", report.loss);

@@ -47,12 +47,12 @@ struct GradcheckResult {
 /// fixed random r, so every output element contributes.
 /// Ensures: each input that requires grad is checked element by element;
 /// the inputs' values are restored; their grads hold the analytic gradient.
-template <class B, class F>
-GradcheckResult gradcheck(F&& f, std::vector<Variable<double, B>> inputs,
+template <class Backend, class F>
+GradcheckResult gradcheck(F&& f, std::vector<Variable<double, Backend>> inputs,
                           const GradcheckOptions& opt = {}) {
-  using TensorD = Tensor<double, B>;
+  using TensorD = Tensor<double, Backend>;
   for (auto& x : inputs) x.clear_grad();
-  Variable<double, B> out = f(inputs);
+  Variable<double, Backend> out = f(inputs);
   Generator gen(opt.seed);
   const TensorD r = TensorD::uniform(out.shape(), gen, -1.0, 1.0);
   const std::vector<double> rv = r.to_vector();

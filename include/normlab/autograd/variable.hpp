@@ -32,19 +32,19 @@
 namespace normlab {
 inline namespace v0 {
 
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 struct Node;
 
 namespace detail {
 
 /// The state a Variable handle points to.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 struct VariableState {
-  Tensor<T, B> data;
-  Tensor<T, B> grad;  // undefined until a backward pass reaches it
+  Tensor<Scalar, Backend> data;
+  Tensor<Scalar, Backend> grad;  // undefined until a backward pass reaches it
   bool requires_grad = false;
-  std::shared_ptr<Node<T, B>> grad_fn;  // null for leaves and after release
-  bool released = false;                // was an op output whose graph backward() freed
+  std::shared_ptr<Node<Scalar, Backend>> grad_fn;  // null for leaves and after release
+  bool released = false;                           // was an op output whose graph backward() freed
 
   VariableState() = default;
   VariableState(const VariableState&) = delete;
@@ -52,10 +52,10 @@ struct VariableState {
   // Tears a graph down iteratively: dropping the last handle to the output
   // of a long chain must not recurse once per op and overflow the stack.
   ~VariableState() {
-    std::vector<std::shared_ptr<Node<T, B>>> pending;
+    std::vector<std::shared_ptr<Node<Scalar, Backend>>> pending;
     if (grad_fn) pending.push_back(std::move(grad_fn));
     while (!pending.empty()) {
-      std::shared_ptr<Node<T, B>> node = std::move(pending.back());
+      std::shared_ptr<Node<Scalar, Backend>> node = std::move(pending.back());
       pending.pop_back();
       if (node.use_count() != 1) continue;  // still referenced elsewhere
       for (auto& in : node->inputs)
@@ -72,18 +72,18 @@ struct VariableState {
 /// fresh(i): only for a node with Node::writes_fresh_gradients, d[i] holds no
 /// value yet (uninitialized memory) and the backward must write every
 /// element of it instead of adding; false for every slot of other nodes.
-template <FloatingElement T, class B>
-class GradSlots : public std::vector<Tensor<T, B>*> {
+template <FloatingElement Scalar, class Backend>
+class GradSlots : public std::vector<Tensor<Scalar, Backend>*> {
  public:
-  using std::vector<Tensor<T, B>*>::vector;
+  using std::vector<Tensor<Scalar, Backend>*>::vector;
   bool fresh(size_t i) const { return i < fresh_.size() && fresh_[i]; }
   /// The GEMM beta for slot i: 0 (write) when fresh, 1 (add) otherwise.
-  T beta(size_t i) const { return fresh(i) ? T(0) : T(1); }
+  Scalar beta(size_t i) const { return fresh(i) ? Scalar(0) : Scalar(1); }
   /// Fills the fresh slots from `first` on with zeros: for a backward that
   /// adds into them (sums over rows) or writes nothing (empty sums).
   void zero_fresh(size_t first = 0) const {
     for (size_t i = first; i < this->size(); ++i)
-      if ((*this)[i] && fresh(i)) (*this)[i]->fill_(T(0));
+      if ((*this)[i] && fresh(i)) (*this)[i]->fill_(Scalar(0));
   }
   void set_fresh(size_t i) {
     if (fresh_.size() <= i) fresh_.resize(i + 1, false);
@@ -96,12 +96,13 @@ class GradSlots : public std::vector<Tensor<T, B>*> {
 
 /// One recorded op: its inputs and a function that, given the gradient of its
 /// output, adds the gradients of its inputs.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 struct Node {
-  using BackwardFn = std::function<void(const Tensor<T, B>& dout, const GradSlots<T, B>& d)>;
+  using BackwardFn =
+      std::function<void(const Tensor<Scalar, Backend>& dout, const GradSlots<Scalar, Backend>& d)>;
 
   std::string name;  // the op, for error messages
-  std::vector<std::shared_ptr<detail::VariableState<T, B>>> inputs;
+  std::vector<std::shared_ptr<detail::VariableState<Scalar, Backend>>> inputs;
   BackwardFn backward;
   /// Every input's gradient is the output's gradient in that input's shape
   /// (a view op such as reshape; an add of two same-shape operands). The
@@ -120,17 +121,17 @@ struct Node {
 /// A Variable is a handle: copies share data, gradient and graph position.
 /// Leaves are made by the user (parameters, inputs); op results are interior
 /// and carry the node that produced them.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 class Variable {
  public:
-  using value_type = T;
-  using backend_type = B;
-  using TensorType = Tensor<T, B>;
+  using value_type = Scalar;
+  using backend_type = Backend;
+  using TensorType = Tensor<Scalar, Backend>;
 
   Variable() = default;
   /// A leaf holding `data` (not copied); `requires_grad` makes backward() fill its grad().
   explicit Variable(TensorType data, bool requires_grad = false)
-      : state_(std::make_shared<detail::VariableState<T, B>>()) {
+      : state_(std::make_shared<detail::VariableState<Scalar, Backend>>()) {
     detail::check(data.defined(), "Variable: cannot wrap an undefined tensor");
     state_->data = std::move(data);
     state_->requires_grad = requires_grad;
@@ -144,7 +145,7 @@ class Variable {
   int ndim() const { return shape().ndim(); }
   int64_t numel() const { return shape().numel(); }
   int64_t size(int axis) const { return shape().size(axis); }
-  T item() const { return data().item(); }
+  Scalar item() const { return data().item(); }
 
   /// The accumulated gradient of a leaf after backward(); undefined before.
   const TensorType& grad() const { return state().grad; }
@@ -168,7 +169,7 @@ class Variable {
     if (set_to_none)
       clear_grad();
     else if (state().grad.defined())
-      state_->grad.fill_(T(0));
+      state_->grad.fill_(Scalar(0));
   }
   /// Drops the gradient buffer.
   void clear_grad() { state_->grad = TensorType(); }
@@ -194,10 +195,12 @@ class Variable {
   }
 
   /// For ops: the shared state (the graph links to it).
-  const std::shared_ptr<detail::VariableState<T, B>>& state_ptr() const { return state_; }
+  const std::shared_ptr<detail::VariableState<Scalar, Backend>>& state_ptr() const {
+    return state_;
+  }
 
  private:
-  detail::VariableState<T, B>& state() const {
+  detail::VariableState<Scalar, Backend>& state() const {
     detail::check(state_ != nullptr,
                   "Variable: use of an undefined (default-constructed) variable");
     return *state_;
@@ -205,12 +208,12 @@ class Variable {
 
   void run_backward(const TensorType& upstream) const;
 
-  std::shared_ptr<detail::VariableState<T, B>> state_;
+  std::shared_ptr<detail::VariableState<Scalar, Backend>> state_;
 };
 
-template <FloatingElement T, class B>
-void Variable<T, B>::run_backward(const TensorType& upstream) const {
-  using State = detail::VariableState<T, B>;
+template <FloatingElement Scalar, class Backend>
+void Variable<Scalar, Backend>::run_backward(const TensorType& upstream) const {
+  using State = detail::VariableState<Scalar, Backend>;
   detail::check(!state().released,
                 "backward: the graph behind this variable was already released by an earlier "
                 "backward(); run the forward pass again");
@@ -242,14 +245,14 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
   State& root = *state_;
   if (!root.grad_fn) {  // backward on a leaf: its gradient is the upstream one
     if (!root.grad.defined()) root.grad = TensorType::zeros(root.data.shape());
-    accumulate(B{}, root.grad.data(), upstream.data(), upstream.numel(), T(1));
+    accumulate(Backend{}, root.grad.data(), upstream.data(), upstream.numel(), Scalar(1));
     return;
   }
   root.grad = upstream.clone();
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     State* s = it->get();
     if (!s->grad_fn) continue;  // leaf: keeps its grad
-    std::shared_ptr<Node<T, B>> node = std::move(s->grad_fn);
+    std::shared_ptr<Node<Scalar, Backend>> node = std::move(s->grad_fn);
     s->released = true;
     if (s->grad.defined()) {
       // How often each input is passed to this node (x * x: twice).
@@ -268,7 +271,7 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
             taken = i;
           }
         }
-      GradSlots<T, B> slots(node->inputs.size(), nullptr);
+      GradSlots<Scalar, Backend> slots(node->inputs.size(), nullptr);
       bool any_slot = false;
       for (size_t i = 0; i < node->inputs.size(); ++i) {
         State& in = *node->inputs[i];
@@ -282,7 +285,7 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
 #ifndef NDEBUG
             // Debug builds (the sanitizer tests) fill it with NaN, so that an
             // element a backward fails to write shows in every result.
-            in.grad.fill_(std::numeric_limits<T>::quiet_NaN());
+            in.grad.fill_(std::numeric_limits<Scalar>::quiet_NaN());
 #endif
             slots.set_fresh(i);
           } else {
@@ -298,16 +301,17 @@ void Variable<T, B>::run_backward(const TensorType& upstream) const {
 }
 
 namespace detail {
-template <FloatingElement T, class B>
-Variable<T, B> record_node(std::string name, Tensor<T, B> out,
-                           std::vector<std::shared_ptr<VariableState<T, B>>> inputs,
-                           typename Node<T, B>::BackwardFn backward) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> record_node(
+    std::string name, Tensor<Scalar, Backend> out,
+    std::vector<std::shared_ptr<VariableState<Scalar, Backend>>> inputs,
+    typename Node<Scalar, Backend>::BackwardFn backward) {
   bool needs_grad = false;
   if (grad_enabled())
     for (const auto& s : inputs) needs_grad = needs_grad || s->requires_grad;
-  Variable<T, B> result(std::move(out), false);
+  Variable<Scalar, Backend> result(std::move(out), false);
   if (!needs_grad) return result;
-  auto node = std::make_shared<Node<T, B>>();
+  auto node = std::make_shared<Node<Scalar, Backend>>();
   node->name = std::move(name);
   node->inputs = std::move(inputs);
   node->backward = std::move(backward);
@@ -321,11 +325,12 @@ Variable<T, B> record_node(std::string name, Tensor<T, B> out,
 /// is on and some input requires grad, records a node whose backward is
 /// `backward` (its GradSlots follow the order of `inputs`); otherwise the
 /// result is a leaf that needs no grad.
-template <FloatingElement T, class B>
-Variable<T, B> make_result(std::string name, Tensor<T, B> out,
-                           std::initializer_list<const Variable<T, B>*> inputs,
-                           typename Node<T, B>::BackwardFn backward) {
-  std::vector<std::shared_ptr<detail::VariableState<T, B>>> states;
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> make_result(
+    std::string name, Tensor<Scalar, Backend> out,
+    std::initializer_list<const Variable<Scalar, Backend>*> inputs,
+    typename Node<Scalar, Backend>::BackwardFn backward) {
+  std::vector<std::shared_ptr<detail::VariableState<Scalar, Backend>>> states;
   for (const auto* v : inputs) states.push_back(v->state_ptr());
   return detail::record_node(std::move(name), std::move(out), std::move(states),
                              std::move(backward));
@@ -333,17 +338,17 @@ Variable<T, B> make_result(std::string name, Tensor<T, B> out,
 
 /// Declares that the node behind `result` writes fresh gradients
 /// (Node::writes_fresh_gradients); nothing for a result that recorded no node.
-template <FloatingElement T, class B>
-void set_writes_fresh_gradients(const Variable<T, B>& result) {
+template <FloatingElement Scalar, class Backend>
+void set_writes_fresh_gradients(const Variable<Scalar, Backend>& result) {
   if (const auto& node = result.state_ptr()->grad_fn) node->writes_fresh_gradients = true;
 }
 
 /// Same, for ops with a run-time number of inputs (concat).
-template <FloatingElement T, class B>
-Variable<T, B> make_result(std::string name, Tensor<T, B> out,
-                           const std::vector<Variable<T, B>>& inputs,
-                           typename Node<T, B>::BackwardFn backward) {
-  std::vector<std::shared_ptr<detail::VariableState<T, B>>> states;
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> make_result(std::string name, Tensor<Scalar, Backend> out,
+                                      const std::vector<Variable<Scalar, Backend>>& inputs,
+                                      typename Node<Scalar, Backend>::BackwardFn backward) {
+  std::vector<std::shared_ptr<detail::VariableState<Scalar, Backend>>> states;
   for (const auto& v : inputs) states.push_back(v.state_ptr());
   return detail::record_node(std::move(name), std::move(out), std::move(states),
                              std::move(backward));

@@ -6,45 +6,9 @@
 // nn and optim are written once against this interface; a new backend
 // implements the same signatures and every op runs on it unchanged.
 //
-// Optional kernels. A backend may also provide fused kernels that no concept
-// requires; an op detects each with a requires-expression and otherwise runs
-// its composed path, so a backend without them works unchanged:
-//
-//   bias_gelu_forward(b, T* out, const T* x, const T* bias, rows, cols, bool tanh_approx)
-//       out[r, c] = GELU(x[r, c] + bias[c])  (exact erf GELU, or the tanh form)
-//   bias_gelu_backward(b, T* dx, T* dbias, const T* dout, const T* x, const T* bias,
-//                      rows, cols, bool tanh_approx, bool overwrite_dx)
-//       g = dout * GELU'(x + bias);  dx += g (dx = g with overwrite_dx);
-//       dbias += sum over rows of g
-//       (dx or dbias may be null; the sum must not depend on the thread count)
-//
-// Used by bias_gelu (ops/elementwise.hpp) and FeedForward; detected by
-// detail::HasFusedBiasGelu. The CPU backend has them (backend/cpu/activation.hpp).
-//
-//   bias_gelu_layer_norm_forward(b, T* out, T* mean, T* rstd, const T* x, const T* bias,
-//                                const T* weight, const T* ln_bias, rows, cols, T eps,
-//                                bool tanh_approx)
-//       h = GELU(x + bias); out = layer_norm(h) per row (weight, ln_bias may be
-//       null); mean, rstd (rows,) of h
-//   bias_gelu_layer_norm_backward(b, T* dx, T* dbias, T* dweight, T* dln_bias, const T* dout,
-//                                 const T* x, const T* bias, const T* weight, const T* mean,
-//                                 const T* rstd, rows, cols, bool tanh_approx, bool overwrite_dx)
-//       with h recomputed: dweight += sum dout xhat, dln_bias += sum dout, and for
-//       g = layer_norm's input gradient times GELU'(x + bias): dx += g (= with
-//       overwrite_dx), dbias += sum over rows of g (null outputs skipped; sums
-//       independent of the thread count)
-//
-// Used by bias_gelu_layer_norm (ops/normalization.hpp) and
-// FeedForward::normalized_hidden (NormFormer's FFN norm); detected by
-// detail::HasFusedBiasGeluLayerNorm. The CPU backend has them
-// (backend/cpu/activation.hpp).
-//
-//   gemm_bias(b, trans_a, trans_b, M, N, K, T alpha, const T* A, lda, const T* B, ldb,
-//             const T* bias, T* C, ldc)
-//       C = alpha op(A) op(B) + bias, bias (N,) added to every row; C only written
-//
-// Used by linear (ops/linalg.hpp) to write a layer's output once; detected by
-// detail::HasGemmBias. The CPU backend has it (backend/cpu/gemm.hpp).
+// Optional kernels (fused kernels, parallel tasks): see the concepts
+// HasFusedBiasGelu, HasFusedBiasGeluLayerNorm, HasGemmBias and HasParallelTasks
+// below, which are where every op and module detects them.
 //
 // Memory: allocate_bytes may cache (the CPU backend's does, see
 // backend/cpu/allocator.hpp): ops allocate every output, and a warm training
@@ -69,11 +33,11 @@ struct Cpu;
 }  // namespace cpu
 using cpu::Cpu;
 
-/// The kernels a backend must provide for element type T (float or double).
-template <class B, class T>
-concept BackendKernelsFor = requires(B b, T* p, const T* cp, int64_t n, uint64_t u, T v, bool flag,
-                                     double f, const int64_t* cip, const BroadcastPlan& plan,
-                                     const StridedPlan& strided) {
+/// The kernels a backend must provide for element type Scalar (float or double).
+template <class Tag, class Scalar>
+concept BackendKernelsFor = requires(Tag b, Scalar* p, const Scalar* cp, int64_t n, uint64_t u,
+                                     Scalar v, bool flag, double f, const int64_t* cip,
+                                     const BroadcastPlan& plan, const StridedPlan& strided) {
   copy_to_host(b, p, cp, n);
   copy_from_host(b, p, cp, n);
   copy(b, p, cp, n);
@@ -111,12 +75,116 @@ concept BackendKernelsFor = requires(B b, T* p, const T* cp, int64_t n, uint64_t
 };
 
 /// A backend tag: a name, byte allocation, and the kernels for float and double.
-template <class B>
-concept Backend = std::default_initializable<B> && requires(B b, void* p, size_t bytes) {
-  { B::name } -> std::convertible_to<const char*>;
+template <class Tag>
+concept Backend = std::default_initializable<Tag> && requires(Tag b, void* p, size_t bytes) {
+  { Tag::name } -> std::convertible_to<const char*>;
   { allocate_bytes(b, bytes) } -> std::same_as<void*>;
   deallocate_bytes(b, p);
-} && BackendKernelsFor<B, float> && BackendKernelsFor<B, double>;
+} && BackendKernelsFor<Tag, float> && BackendKernelsFor<Tag, double>;
+
+// Optional kernels. A backend may also provide fused kernels that no concept
+// requires; an op detects each with a requires-expression and otherwise runs
+// its composed path, so a backend without them works unchanged:
+//
+//   bias_gelu_forward(b, Scalar* out, const Scalar* x, const Scalar* bias, rows, cols, bool
+//   tanh_approx)
+//       out[r, c] = GELU(x[r, c] + bias[c])  (exact erf GELU, or the tanh form)
+//   bias_gelu_backward(b, Scalar* dx, Scalar* dbias, const Scalar* dout, const Scalar* x, const
+//   Scalar* bias,
+//                      rows, cols, bool tanh_approx, bool overwrite_dx)
+//       g = dout * GELU'(x + bias);  dx += g (dx = g with overwrite_dx);
+//       dbias += sum over rows of g
+//       (dx or dbias may be null; the sum must not depend on the thread count)
+//
+// Used by bias_gelu (ops/elementwise.hpp) and FeedForward; detected by
+// HasFusedBiasGelu. The CPU backend has them (backend/cpu/activation.hpp).
+//
+//   bias_gelu_layer_norm_forward(b, Scalar* out, Scalar* mean, Scalar* rstd, const Scalar* x, const
+//   Scalar* bias,
+//                                const Scalar* weight, const Scalar* ln_bias, rows, cols, Scalar
+//                                eps, bool tanh_approx)
+//       h = GELU(x + bias); out = layer_norm(h) per row (weight, ln_bias may be
+//       null); mean, rstd (rows,) of h
+//   bias_gelu_layer_norm_backward(b, Scalar* dx, Scalar* dbias, Scalar* dweight, Scalar* dln_bias,
+//   const Scalar* dout,
+//                                 const Scalar* x, const Scalar* bias, const Scalar* weight, const
+//                                 Scalar* mean, const Scalar* rstd, rows, cols, bool tanh_approx,
+//                                 bool overwrite_dx)
+//       with h recomputed: dweight += sum dout xhat, dln_bias += sum dout, and for
+//       g = layer_norm's input gradient times GELU'(x + bias): dx += g (= with
+//       overwrite_dx), dbias += sum over rows of g (null outputs skipped; sums
+//       independent of the thread count)
+//
+// Used by bias_gelu_layer_norm (ops/normalization.hpp) and
+// FeedForward::normalized_hidden (NormFormer's FFN norm); detected by
+// HasFusedBiasGeluLayerNorm. The CPU backend has them
+// (backend/cpu/activation.hpp).
+//
+//   gemm_bias(b, trans_a, trans_b, M, N, K, Scalar alpha, const Scalar* A, lda, const Scalar* B,
+//   ldb,
+//             const Scalar* bias, Scalar* C, ldc)
+//       C = alpha op(A) op(B) + bias, bias (N,) added to every row; C only written
+//
+// Used by linear (ops/linalg.hpp) to write a layer's output once; detected by
+// HasGemmBias. The CPU backend has it (backend/cpu/gemm.hpp).
+//
+//   parallel_tasks(b, n, body) and parallel_task_workers(b, n) -> int64_t
+//       body(i, worker) for every i in [0, n), on the backend's threads, no two
+//       tasks at once with the same worker in [0, parallel_task_workers(b, n))
+//
+// Used by multi_head_attention (ops/attention.hpp) to run all heads in one
+// parallel region, each worker with its own scratch; detected by
+// HasParallelTasks. The CPU backend has them (backend/cpu/cpu.hpp).
+
+/// Whether backend Tag has the optional fused bias + GELU kernels.
+template <class Tag, class Scalar>
+concept HasFusedBiasGelu = requires(Tag b, Scalar* p, const Scalar* cp, int64_t n, bool flag) {
+  bias_gelu_forward(b, p, cp, cp, n, n, flag);
+  bias_gelu_backward(b, p, p, cp, cp, cp, n, n, flag, flag);
+};
+
+/// Whether backend Tag has the optional fused bias + GELU + LayerNorm kernels.
+template <class Tag, class Scalar>
+concept HasFusedBiasGeluLayerNorm = requires(Tag b, Scalar* p, const Scalar* cp, int64_t n,
+                                             Scalar v, bool flag) {
+  bias_gelu_layer_norm_forward(b, p, p, p, cp, cp, cp, cp, n, n, v, flag);
+  bias_gelu_layer_norm_backward(b, p, p, p, p, cp, cp, cp, cp, cp, cp, n, n, flag, flag);
+};
+
+/// Whether backend Tag has the optional gemm_bias kernel.
+template <class Tag, class Scalar>
+concept HasGemmBias = requires(Tag b, Scalar* p, const Scalar* cp, int64_t n, Scalar v, bool flag) {
+  gemm_bias(b, flag, flag, n, n, n, v, cp, n, cp, n, cp, p, n);
+};
+
+/// Whether backend Tag runs independent tasks on its threads.
+template <class Tag>
+concept HasParallelTasks = requires(Tag b, int64_t n, void (*body)(int64_t, int64_t)) {
+  parallel_tasks(b, n, body);
+  { parallel_task_workers(b, n) } -> std::convertible_to<int64_t>;
+};
+
+namespace detail {
+/// The workers for_each_task<Tag>(n, body) runs on (1 without parallel_tasks).
+template <class Tag>
+int64_t task_workers(int64_t n) {
+  if constexpr (HasParallelTasks<Tag>)
+    return parallel_task_workers(Tag{}, n);
+  else
+    return 1;
+}
+
+/// body(t, worker) for t in [0, n): through Tag's parallel_tasks when it has
+/// one, else in order on the calling thread (worker 0). No two tasks run at
+/// once with the same worker in [0, task_workers<Tag>(n)).
+template <class Tag, class F>
+void for_each_task(int64_t n, F&& body) {
+  if constexpr (HasParallelTasks<Tag>)
+    parallel_tasks(Tag{}, n, body);
+  else
+    for (int64_t t = 0; t < n; ++t) body(t, int64_t{0});
+}
+}  // namespace detail
 
 }  // namespace v0
 }  // namespace normlab

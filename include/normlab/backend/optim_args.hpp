@@ -45,39 +45,40 @@ struct SgdStepArgs {
 ///   v  = beta2 * v + (1 - beta2) * g * g
 ///   p  = p - (lr / bias_correction1) * m / (sqrt(v) / sqrt(bias_correction2) + eps)
 ///
-/// The hyper-parameters are cast to T once, when it is built on the host (as
+/// The hyper-parameters are cast to Scalar once, when it is built on the host (as
 /// PyTorch casts its Python-float scalars to the tensor's type); applying it
 /// runs on the host and in CUDA kernels alike. The coupled term reads p
 /// before the decoupled decay.
-template <class T>
+template <class Scalar>
 struct AdamWElementUpdate {
-  T decay, l2, beta1, beta2, one_minus_beta1, one_minus_beta2, neg_step_size, bias_correction2_sqrt,
-      eps;
+  Scalar decay, l2, beta1, beta2, one_minus_beta1, one_minus_beta2, neg_step_size,
+      bias_correction2_sqrt, eps;
   bool coupled, decoupled;
 
   explicit AdamWElementUpdate(const AdamWStepArgs& a)
-      : decay(static_cast<T>(1 - a.lr * a.weight_decay)),
-        l2(static_cast<T>(a.l2)),
-        beta1(static_cast<T>(a.beta1)),
-        beta2(static_cast<T>(a.beta2)),
-        one_minus_beta1(static_cast<T>(1 - a.beta1)),
-        one_minus_beta2(static_cast<T>(1 - a.beta2)),
-        neg_step_size(static_cast<T>(-(a.lr / a.bias_correction1))),
-        bias_correction2_sqrt(static_cast<T>(std::sqrt(a.bias_correction2))),
-        eps(static_cast<T>(a.eps)),
+      : decay(static_cast<Scalar>(1 - a.lr * a.weight_decay)),
+        l2(static_cast<Scalar>(a.l2)),
+        beta1(static_cast<Scalar>(a.beta1)),
+        beta2(static_cast<Scalar>(a.beta2)),
+        one_minus_beta1(static_cast<Scalar>(1 - a.beta1)),
+        one_minus_beta2(static_cast<Scalar>(1 - a.beta2)),
+        neg_step_size(static_cast<Scalar>(-(a.lr / a.bias_correction1))),
+        bias_correction2_sqrt(static_cast<Scalar>(std::sqrt(a.bias_correction2))),
+        eps(static_cast<Scalar>(a.eps)),
         coupled(a.l2 != 0),
         decoupled(a.weight_decay != 0) {}
 
   /// Updates element i of param, m and v from grad.
-  NL_HOST_DEVICE void operator()(T* param, const T* grad, T* m, T* v, int64_t i) const {
-    T p = param[i];
-    const T g = coupled ? grad[i] + l2 * p : grad[i];
+  NL_HOST_DEVICE void operator()(Scalar* param, const Scalar* grad, Scalar* m, Scalar* v,
+                                 int64_t i) const {
+    Scalar p = param[i];
+    const Scalar g = coupled ? grad[i] + l2 * p : grad[i];
     if (decoupled) p *= decay;
-    const T mi = m[i] * beta1 + one_minus_beta1 * g;
-    const T vi = v[i] * beta2 + one_minus_beta2 * g * g;
+    const Scalar mi = m[i] * beta1 + one_minus_beta1 * g;
+    const Scalar vi = v[i] * beta2 + one_minus_beta2 * g * g;
     m[i] = mi;
     v[i] = vi;
-    const T denom = std::sqrt(vi) / bias_correction2_sqrt + eps;
+    const Scalar denom = std::sqrt(vi) / bias_correction2_sqrt + eps;
     param[i] = p + neg_step_size * mi / denom;
   }
 };
@@ -89,28 +90,29 @@ struct AdamWElementUpdate {
 ///   g   = nesterov ? g + momentum * buf : buf                     (when momentum != 0)
 ///   p   = p - lr * g
 ///
-/// Built on the host (hyper-parameters cast to T once), applied on the host
+/// Built on the host (hyper-parameters cast to Scalar once), applied on the host
 /// or in a CUDA kernel; `buffer` may be null when momentum is 0.
-template <class T>
+template <class Scalar>
 struct SgdElementUpdate {
-  T wd, momentum, one_minus_dampening, neg_lr;
+  Scalar wd, momentum, one_minus_dampening, neg_lr;
   bool decay, use_momentum, nesterov, first_step;
 
   explicit SgdElementUpdate(const SgdStepArgs& a)
-      : wd(static_cast<T>(a.weight_decay)),
-        momentum(static_cast<T>(a.momentum)),
-        one_minus_dampening(static_cast<T>(1 - a.dampening)),
-        neg_lr(static_cast<T>(-a.lr)),
+      : wd(static_cast<Scalar>(a.weight_decay)),
+        momentum(static_cast<Scalar>(a.momentum)),
+        one_minus_dampening(static_cast<Scalar>(1 - a.dampening)),
+        neg_lr(static_cast<Scalar>(-a.lr)),
         decay(a.weight_decay != 0),
         use_momentum(a.momentum != 0),
         nesterov(a.nesterov),
         first_step(a.first_step) {}
 
   /// Updates element i of param (and of buffer, with momentum) from grad.
-  NL_HOST_DEVICE void operator()(T* param, const T* grad, T* buffer, int64_t i) const {
-    T g = decay ? grad[i] + wd * param[i] : grad[i];
+  NL_HOST_DEVICE void operator()(Scalar* param, const Scalar* grad, Scalar* buffer,
+                                 int64_t i) const {
+    Scalar g = decay ? grad[i] + wd * param[i] : grad[i];
     if (use_momentum) {
-      const T buf = first_step ? g : buffer[i] * momentum + one_minus_dampening * g;
+      const Scalar buf = first_step ? g : buffer[i] * momentum + one_minus_dampening * g;
       buffer[i] = buf;
       g = nesterov ? g + momentum * buf : buf;
     }

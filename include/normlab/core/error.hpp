@@ -1,6 +1,7 @@
 // normlab/core/error.hpp — the one exception type normlab throws.
 #pragma once
 
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,23 @@ template <class... Args>
 void check(bool ok, const Args&... args) {
   if (!ok) throw Error(concat(args...));
 }
+
+/// int64 arithmetic on sizes that come from input, remembering whether any
+/// step overflowed: compute the whole count, then test `fits` once (after an
+/// overflow the results are meaningless, and `fits` stays false).
+struct CheckedCount {
+  bool fits = true;
+  int64_t mul(int64_t a, int64_t b) {
+    int64_t r = 0;
+    fits = fits && !__builtin_mul_overflow(a, b, &r);
+    return r;
+  }
+  int64_t add(int64_t a, int64_t b) {
+    int64_t r = 0;
+    fits = fits && !__builtin_add_overflow(a, b, &r);
+    return r;
+  }
+};
 
 }  // namespace detail
 }  // namespace v0

@@ -43,15 +43,15 @@ NL_HOST_DEVICE inline PhiloxBlock philox_block(uint64_t seed, uint64_t block) {
       seed);
 }
 
-/// How a fill of element type T maps elements onto Philox blocks.
+/// How a fill of element type Scalar maps elements onto Philox blocks.
 ///
 /// float: a block gives 4 uniforms (24 random bits each) or 4 normals
 /// (Box-Muller on words (0,1) and (2,3), cos then sin).
 /// double: a block gives 2 uniforms (53 random bits from two words each) or 2
 /// normals (one Box-Muller pair).
-template <class T>
+template <class Scalar>
 struct PhiloxLayout {
-  static constexpr int per_block = sizeof(T) == 4 ? 4 : 2;
+  static constexpr int per_block = sizeof(Scalar) == 4 ? 4 : 2;
 };
 
 /// Uniform in [0, 1) from one 32-bit word (24 bits) or two words (53 bits).
@@ -76,25 +76,27 @@ NL_HOST_DEVICE inline double mul_rn(double a, double b) {
 }
 
 /// Element `i` of a uniform [lo, hi) fill that starts at Philox block `first_block`.
-template <class T>
-NL_HOST_DEVICE T philox_uniform(uint64_t seed, uint64_t first_block, int64_t i, T lo, T hi) {
-  constexpr int k = PhiloxLayout<T>::per_block;
+template <class Scalar>
+NL_HOST_DEVICE Scalar philox_uniform(uint64_t seed, uint64_t first_block, int64_t i, Scalar lo,
+                                     Scalar hi) {
+  constexpr int k = PhiloxLayout<Scalar>::per_block;
   const PhiloxBlock b = philox_block(seed, first_block + static_cast<uint64_t>(i / k));
   const int lane = static_cast<int>(i % k);
-  const double u =
-      sizeof(T) == 4 ? unit_from_u32(b.w[lane]) : unit_from_u64(b.w[2 * lane], b.w[2 * lane + 1]);
-  return static_cast<T>(static_cast<double>(lo) + mul_rn(static_cast<double>(hi) - lo, u));
+  const double u = sizeof(Scalar) == 4 ? unit_from_u32(b.w[lane])
+                                       : unit_from_u64(b.w[2 * lane], b.w[2 * lane + 1]);
+  return static_cast<Scalar>(static_cast<double>(lo) + mul_rn(static_cast<double>(hi) - lo, u));
 }
 
 /// Element `i` of a normal(mean, std) fill that starts at Philox block `first_block`.
 /// Computed in double and rounded once, so float fills agree across backends.
-template <class T>
-NL_HOST_DEVICE T philox_normal(uint64_t seed, uint64_t first_block, int64_t i, T mean, T std) {
-  constexpr int k = PhiloxLayout<T>::per_block;
+template <class Scalar>
+NL_HOST_DEVICE Scalar philox_normal(uint64_t seed, uint64_t first_block, int64_t i, Scalar mean,
+                                    Scalar std) {
+  constexpr int k = PhiloxLayout<Scalar>::per_block;
   const PhiloxBlock b = philox_block(seed, first_block + static_cast<uint64_t>(i / k));
   const int lane = static_cast<int>(i % k);
   double u1, u2;
-  if (sizeof(T) == 4) {
+  if (sizeof(Scalar) == 4) {
     const int pair = lane / 2;
     u1 = 1.0 - unit_from_u32(b.w[2 * pair]);  // (0, 1]: log(u1) is finite
     u2 = unit_from_u32(b.w[2 * pair + 1]);
@@ -105,7 +107,7 @@ NL_HOST_DEVICE T philox_normal(uint64_t seed, uint64_t first_block, int64_t i, T
   const double r = std::sqrt(-2.0 * std::log(u1));
   const double theta = 6.283185307179586 * u2;
   const double z = (lane % 2 == 0) ? r * std::cos(theta) : r * std::sin(theta);
-  return static_cast<T>(static_cast<double>(mean) + mul_rn(static_cast<double>(std), z));
+  return static_cast<Scalar>(static_cast<double>(mean) + mul_rn(static_cast<double>(std), z));
 }
 
 /// A seeded source of random streams. Each fill reserves a fresh range of
@@ -125,10 +127,10 @@ class Generator {
     next_block_ = offset;
   }
 
-  /// Reserves the blocks for `n` elements of type T; returns the first.
-  template <class T>
+  /// Reserves the blocks for `n` elements of type Scalar; returns the first.
+  template <class Scalar>
   uint64_t reserve(int64_t n) {
-    constexpr int k = PhiloxLayout<T>::per_block;
+    constexpr int k = PhiloxLayout<Scalar>::per_block;
     const uint64_t first = next_block_;
     next_block_ += static_cast<uint64_t>((n + k - 1) / k);
     return first;

@@ -5,15 +5,15 @@
 // torch.Tensor). `reshape` returns a view of the same storage; `clone` and
 // `copy_from` copy elements. The element memory belongs to the backend and is
 // only touched through the backend's functions (found by argument-dependent
-// lookup on the backend tag `B`), so host code never dereferences it.
+// lookup on the backend tag `Backend`), so host code never dereferences it.
 //
-// What a backend tag B must provide (checked by the Backend concept in
+// What a backend tag Backend must provide (checked by the Backend concept in
 // normlab/backend/backend.hpp):
 //   void* allocate_bytes(B, size_t bytes);         void deallocate_bytes(B, void*);
-//   copy_to_host(B, T* host, const T* src, n);     copy_from_host(B, T* dst, const T* host, n);
-//   copy(B, T* dst, const T* src, n);              fill(B, T* dst, n, T value);
-//   fill_uniform(B, T* dst, n, seed, first_block, lo, hi);
-//   fill_normal(B, T* dst, n, seed, first_block, mean, std);
+//   copy_to_host(B, Scalar* host, const Scalar* src, n);     copy_from_host(B, Scalar* dst, const
+//   Scalar* host, n); copy(B, Scalar* dst, const Scalar* src, n);              fill(B, Scalar* dst,
+//   n, Scalar value); fill_uniform(B, Scalar* dst, n, seed, first_block, lo, hi); fill_normal(B,
+//   Scalar* dst, n, seed, first_block, mean, std);
 #pragma once
 
 #include <cstdint>
@@ -32,85 +32,85 @@
 namespace normlab {
 inline namespace v0 {
 
-/// A block of backend memory holding `size` elements of T; frees it on destruction.
-template <Element T, class B>
+/// A block of backend memory holding `size` elements of Scalar; frees it on destruction.
+template <Element Scalar, class Backend>
 class Storage {
  public:
-  /// Throws Error when `size` elements of T do not fit a size_t of bytes.
+  /// Throws Error when `size` elements of Scalar do not fit a size_t of bytes.
   explicit Storage(int64_t size) : size_(size), data_(size > 0 ? allocate(size) : nullptr) {}
   ~Storage() {
-    if (data_) deallocate_bytes(B{}, data_);
+    if (data_) deallocate_bytes(Backend{}, data_);
   }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
   int64_t size() const { return size_; }
-  T* data() const { return data_; }
+  Scalar* data() const { return data_; }
 
  private:
-  static T* allocate(int64_t size) {
+  static Scalar* allocate(int64_t size) {
     size_t bytes = 0;
-    detail::check(!__builtin_mul_overflow(static_cast<size_t>(size), sizeof(T), &bytes),
-                  "Storage: ", size, " elements of ", sizeof(T),
+    detail::check(!__builtin_mul_overflow(static_cast<size_t>(size), sizeof(Scalar), &bytes),
+                  "Storage: ", size, " elements of ", sizeof(Scalar),
                   " bytes do not fit the address space");
-    return static_cast<T*>(allocate_bytes(B{}, bytes));
+    return static_cast<Scalar*>(allocate_bytes(Backend{}, bytes));
   }
 
  public:
  private:
   int64_t size_;
-  T* data_;
+  Scalar* data_;
 };
 
-/// A dense, contiguous, row-major array of T on backend B.
+/// A dense, contiguous, row-major array of Scalar on backend Backend.
 ///
 /// Contract: a default-constructed Tensor is *undefined* (`defined()` is
 /// false) and only `defined()`, `shape()` and assignment may be used on it.
-template <Element T, class B>
+template <Element Scalar, class Backend>
 class Tensor {
  public:
-  using value_type = T;
-  using backend_type = B;
+  using value_type = Scalar;
+  using backend_type = Backend;
 
   Tensor() = default;
   /// Allocates an uninitialized tensor of `shape`.
   explicit Tensor(const Shape& shape)
-      : storage_(std::make_shared<Storage<T, B>>(shape.numel())), shape_(shape) {}
+      : storage_(std::make_shared<Storage<Scalar, Backend>>(shape.numel())), shape_(shape) {}
 
   // ---- factories -------------------------------------------------------
   static Tensor empty(const Shape& shape) { return Tensor(shape); }
-  static Tensor full(const Shape& shape, T value) {
+  static Tensor full(const Shape& shape, Scalar value) {
     Tensor t(shape);
-    fill(B{}, t.data(), t.numel(), value);
+    fill(Backend{}, t.data(), t.numel(), value);
     return t;
   }
-  static Tensor zeros(const Shape& shape) { return full(shape, T(0)); }
-  static Tensor ones(const Shape& shape) { return full(shape, T(1)); }
+  static Tensor zeros(const Shape& shape) { return full(shape, Scalar(0)); }
+  static Tensor ones(const Shape& shape) { return full(shape, Scalar(1)); }
   /// A 0-d tensor holding `value`.
-  static Tensor scalar(T value) { return full(Shape{}, value); }
+  static Tensor scalar(Scalar value) { return full(Shape{}, value); }
   /// [start, start + step, ...) up to but excluding `stop`, as a 1-d tensor.
-  static Tensor arange(T start, T stop, T step = T(1)) {
-    detail::check(step != T(0), "arange: step must be non-zero");
-    std::vector<T> v;
-    for (T x = start; step > 0 ? x < stop : x > stop; x += step) v.push_back(x);
+  static Tensor arange(Scalar start, Scalar stop, Scalar step = Scalar(1)) {
+    detail::check(step != Scalar(0), "arange: step must be non-zero");
+    std::vector<Scalar> v;
+    for (Scalar x = start; step > 0 ? x < stop : x > stop; x += step) v.push_back(x);
     const int64_t n = static_cast<int64_t>(v.size());
     return from_vector(Shape{n}, v);
   }
   /// Copies `values` (row-major) into a new tensor of `shape`.
-  static Tensor from_vector(const Shape& shape, const std::vector<T>& values) {
+  static Tensor from_vector(const Shape& shape, const std::vector<Scalar>& values) {
     detail::check(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: shape ",
                   shape, " needs ", shape.numel(), " values, got ", values.size());
     Tensor t(shape);
-    if (!values.empty()) copy_from_host(B{}, t.data(), values.data(), shape.numel());
+    if (!values.empty()) copy_from_host(Backend{}, t.data(), values.data(), shape.numel());
     return t;
   }
   /// A 1-d tensor: Tensor::from({1, 2, 3}).
-  static Tensor from(std::initializer_list<T> values) {
-    return from_vector(Shape{static_cast<int64_t>(values.size())}, std::vector<T>(values));
+  static Tensor from(std::initializer_list<Scalar> values) {
+    return from_vector(Shape{static_cast<int64_t>(values.size())}, std::vector<Scalar>(values));
   }
   /// A 2-d tensor: Tensor::from({{1, 2}, {3, 4}}); rows must have equal length.
-  static Tensor from(std::initializer_list<std::initializer_list<T>> rows) {
-    std::vector<T> v;
+  static Tensor from(std::initializer_list<std::initializer_list<Scalar>> rows) {
+    std::vector<Scalar> v;
     const int64_t cols = rows.size() ? static_cast<int64_t>(rows.begin()->size()) : 0;
     for (const auto& r : rows) {
       detail::check(static_cast<int64_t>(r.size()) == cols,
@@ -121,17 +121,19 @@ class Tensor {
     return from_vector(Shape{static_cast<int64_t>(rows.size()), cols}, v);
   }
   /// Uniform [lo, hi) values drawn from `gen` (same values on every backend).
-  static Tensor uniform(const Shape& shape, Generator& gen, T lo = T(0),
-                        T hi = T(1)) requires FloatingElement<T> {
+  static Tensor uniform(const Shape& shape, Generator& gen, Scalar lo = Scalar(0),
+                        Scalar hi = Scalar(1)) requires FloatingElement<Scalar> {
     Tensor t(shape);
-    fill_uniform(B{}, t.data(), t.numel(), gen.seed(), gen.reserve<T>(t.numel()), lo, hi);
+    fill_uniform(Backend{}, t.data(), t.numel(), gen.seed(), gen.reserve<Scalar>(t.numel()), lo,
+                 hi);
     return t;
   }
   /// Normal(mean, std) values drawn from `gen` (same values on every backend).
-  static Tensor normal(const Shape& shape, Generator& gen, T mean = T(0),
-                       T std = T(1)) requires FloatingElement<T> {
+  static Tensor normal(const Shape& shape, Generator& gen, Scalar mean = Scalar(0),
+                       Scalar std = Scalar(1)) requires FloatingElement<Scalar> {
     Tensor t(shape);
-    fill_normal(B{}, t.data(), t.numel(), gen.seed(), gen.reserve<T>(t.numel()), mean, std);
+    fill_normal(Backend{}, t.data(), t.numel(), gen.seed(), gen.reserve<Scalar>(t.numel()), mean,
+                std);
     return t;
   }
 
@@ -142,7 +144,7 @@ class Tensor {
   int64_t numel() const { return shape_.numel(); }
   int64_t size(int axis) const { return shape_.size(axis); }
   /// Backend pointer to the first element; for backend kernels only.
-  T* data() const { return storage_ ? storage_->data() + offset_ : nullptr; }
+  Scalar* data() const { return storage_ ? storage_->data() + offset_ : nullptr; }
   bool shares_storage_with(const Tensor& o) const { return storage_ && storage_ == o.storage_; }
 
   // ---- views and copies -----------------------------------------------
@@ -182,41 +184,41 @@ class Tensor {
   /// A new tensor with a copy of the elements.
   Tensor clone() const {
     Tensor t(shape_);
-    if (numel()) copy(B{}, t.data(), data(), numel());
+    if (numel()) copy(Backend{}, t.data(), data(), numel());
     return t;
   }
   /// Copies the elements of `src` into this tensor's storage (shapes must match).
   void copy_from(const Tensor& src) {
     detail::check(src.shape() == shape_, "copy_from: destination shape ", shape_,
                   " differs from source shape ", src.shape());
-    if (numel() && data() != src.data()) copy(B{}, data(), src.data(), numel());
+    if (numel() && data() != src.data()) copy(Backend{}, data(), src.data(), numel());
   }
   /// Sets every element to `value`.
-  void fill_(T value) {
-    if (numel()) fill(B{}, data(), numel(), value);
+  void fill_(Scalar value) {
+    if (numel()) fill(Backend{}, data(), numel(), value);
   }
 
   /// The elements, row-major, on the host.
-  std::vector<T> to_vector() const {
-    std::vector<T> v(static_cast<size_t>(numel()));
-    if (numel()) copy_to_host(B{}, v.data(), data(), numel());
+  std::vector<Scalar> to_vector() const {
+    std::vector<Scalar> v(static_cast<size_t>(numel()));
+    if (numel()) copy_to_host(Backend{}, v.data(), data(), numel());
     return v;
   }
   /// The single element of a tensor with numel 1.
-  T item() const {
+  Scalar item() const {
     detail::check(numel() == 1, "item: needs a tensor with one element, got shape ", shape_);
     return to_vector()[0];
   }
 
  private:
-  std::shared_ptr<Storage<T, B>> storage_;
+  std::shared_ptr<Storage<Scalar, Backend>> storage_;
   int64_t offset_ = 0;
   Shape shape_;
 };
 
 namespace detail {
-template <class T>
-void print_elements(std::ostream& os, const std::vector<T>& v, const Shape& s, int dim,
+template <class Scalar>
+void print_elements(std::ostream& os, const std::vector<Scalar>& v, const Shape& s, int dim,
                     int64_t offset, int64_t stride, int indent) {
   constexpr int64_t kEdge = 3;  // elements shown at each end of a long dim
   const int64_t n = s[dim];
@@ -244,11 +246,11 @@ void print_elements(std::ostream& os, const std::vector<T>& v, const Shape& s, i
 
 /// Prints `Tensor(shape=(2, 3), dtype=float32, backend=cpu)` followed by the
 /// values, nested like NumPy, eliding the middle of dims longer than 7.
-template <Element T, class B>
-std::ostream& operator<<(std::ostream& os, const Tensor<T, B>& t) {
+template <Element Scalar, class Backend>
+std::ostream& operator<<(std::ostream& os, const Tensor<Scalar, Backend>& t) {
   if (!t.defined()) return os << "Tensor(undefined)";
-  os << "Tensor(shape=" << t.shape() << ", dtype=" << dtype_name<T>() << ", backend=" << B::name
-     << ")\n";
+  os << "Tensor(shape=" << t.shape() << ", dtype=" << dtype_name<Scalar>()
+     << ", backend=" << Backend::name << ")\n";
   const auto v = t.to_vector();
   if (t.ndim() == 0) return os << v[0];
   if (t.numel() == 0) return os << "[]";

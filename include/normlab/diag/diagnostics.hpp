@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "normlab/autograd/grad_mode.hpp"
-#include "normlab/nn/module.hpp"
+#include "normlab/modules/module.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -45,34 +45,36 @@ enum class GradientNormScope {
 /// gradient: the Frobenius norm sqrt(sum g^2) of the group's gradients in each
 /// layer. Parameters outside `layers.` (embeddings, the final norm) are not
 /// counted; parameters without a gradient count as absent.
-template <FloatingElement T, class B>
-LayerGradientNorms layer_gradient_norms(Module<T, B>& model,
+template <FloatingElement Scalar, class Backend>
+LayerGradientNorms layer_gradient_norms(Module<Scalar, Backend>& model,
                                         GradientNormScope scope = GradientNormScope::weights) {
   LayerGradientNorms out;
   std::map<std::string, size_t> column;
   std::vector<std::map<size_t, double>> squares;  // [layer] group -> sum of squares
-  model.for_each_parameter([&](const std::string& name, Variable<T, B>& p, ParamKind kind) {
-    if (name.rfind("layers.", 0) != 0 || !p.has_grad()) return;
-    if (scope == GradientNormScope::weights &&
-        (kind == ParamKind::bias || kind == ParamKind::norm_bias))
-      return;
-    const size_t dot = name.find('.', 7);
-    const size_t layer = static_cast<size_t>(std::stoll(name.substr(7, dot - 7)));
-    std::string group = name.substr(dot + 1);
-    for (const char* suffix : {".weight", ".bias"}) {
-      const std::string s(suffix);
-      if (group.size() > s.size() && group.compare(group.size() - s.size(), s.size(), s) == 0) {
-        group.resize(group.size() - s.size());
-        break;
-      }
-    }
-    const auto [it, fresh] = column.emplace(group, out.groups.size());
-    if (fresh) out.groups.push_back(group);
-    if (squares.size() <= layer) squares.resize(layer + 1);
-    double sum = 0;
-    for (T g : p.grad().to_vector()) sum += static_cast<double>(g) * static_cast<double>(g);
-    squares[layer][it->second] += sum;
-  });
+  model.for_each_parameter(
+      [&](const std::string& name, Variable<Scalar, Backend>& p, ParamKind kind) {
+        if (name.rfind("layers.", 0) != 0 || !p.has_grad()) return;
+        if (scope == GradientNormScope::weights &&
+            (kind == ParamKind::bias || kind == ParamKind::norm_bias))
+          return;
+        const size_t dot = name.find('.', 7);
+        const size_t layer = static_cast<size_t>(std::stoll(name.substr(7, dot - 7)));
+        std::string group = name.substr(dot + 1);
+        for (const char* suffix : {".weight", ".bias"}) {
+          const std::string s(suffix);
+          if (group.size() > s.size() && group.compare(group.size() - s.size(), s.size(), s) == 0) {
+            group.resize(group.size() - s.size());
+            break;
+          }
+        }
+        const auto [it, fresh] = column.emplace(group, out.groups.size());
+        if (fresh) out.groups.push_back(group);
+        if (squares.size() <= layer) squares.resize(layer + 1);
+        double sum = 0;
+        for (Scalar g : p.grad().to_vector())
+          sum += static_cast<double>(g) * static_cast<double>(g);
+        squares[layer][it->second] += sum;
+      });
   for (const auto& layer : squares) {
     std::vector<double> row(out.groups.size(), std::numeric_limits<double>::quiet_NaN());
     for (const auto& [g, sum] : layer) row[g] = std::sqrt(sum);

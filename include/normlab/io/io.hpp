@@ -1,7 +1,7 @@
 // normlab/io/io.hpp — file formats, below the tensors' users: JSON (configs,
 // headers), safetensors (tensors interchangeable with PyTorch / Hugging
 // Face), and under them files that survive a crash (atomic writes, bounded
-// reads, mappings). Model checkpoints are nn/checkpoint.hpp; a trainer's,
+// reads, mappings). Model checkpoints are models/checkpoint.hpp; a trainer's,
 // train/trainer.hpp.
 #pragma once
 

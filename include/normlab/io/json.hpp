@@ -167,15 +167,15 @@ class Value {
                            " does not fit in int64");
     return static_cast<int64_t>(i);
   }
-  template <class T>
-  const T& get(const char* expected) const {
-    const T* p = std::get_if<T>(&v_);
+  template <class Scalar>
+  const Scalar& get(const char* expected) const {
+    const Scalar* p = std::get_if<Scalar>(&v_);
     normlab::detail::check(p != nullptr, "json: expected ", expected, ", found ", describe());
     return *p;
   }
-  template <class T>
-  T& get(const char* expected) {
-    return const_cast<T&>(std::as_const(*this).get<T>(expected));
+  template <class Scalar>
+  Scalar& get(const char* expected) {
+    return const_cast<Scalar&>(std::as_const(*this).get<Scalar>(expected));
   }
 
   std::variant<std::nullptr_t, bool, int64_t, double, std::string, Array, Object> v_;

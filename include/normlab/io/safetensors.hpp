@@ -84,12 +84,12 @@ inline std::optional<DType> parse_dtype(std::string_view s) {
   return std::nullopt;
 }
 
-/// The DType a Tensor<T> is written as by default: float F32, double F64, int64 I64.
-template <Element T>
+/// The DType a Tensor<Scalar> is written as by default: float F32, double F64, int64 I64.
+template <Element Scalar>
 constexpr DType default_dtype() {
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<Scalar, float>)
     return DType::F32;
-  else if constexpr (std::is_same_v<T, double>)
+  else if constexpr (std::is_same_v<Scalar, double>)
     return DType::F64;
   else
     return DType::I64;
@@ -121,18 +121,19 @@ std::vector<To> convert(const std::vector<From>& v) {
     return std::vector<To>(v.begin(), v.end());
 }
 
-/// The `n` elements at `p`, stored as `d`, converted by value to T.
-/// Requires: is_floating(d) == FloatingElement<T>.
-template <Element T>
-std::vector<T> decode(const uint8_t* p, size_t n, DType d) {
-  if constexpr (FloatingElement<T>)
-    return d == DType::F32 ? convert<T>(load<float>(p, n)) : convert<T>(load<double>(p, n));
+/// The `n` elements at `p`, stored as `d`, converted by value to Scalar.
+/// Requires: is_floating(d) == FloatingElement<Scalar>.
+template <Element Scalar>
+std::vector<Scalar> decode(const uint8_t* p, size_t n, DType d) {
+  if constexpr (FloatingElement<Scalar>)
+    return d == DType::F32 ? convert<Scalar>(load<float>(p, n))
+                           : convert<Scalar>(load<double>(p, n));
   else
-    return d == DType::I64 ? load<int64_t>(p, n) : convert<T>(load<int32_t>(p, n));
+    return d == DType::I64 ? load<int64_t>(p, n) : convert<Scalar>(load<int32_t>(p, n));
 }
 
-template <class Stored, class T>
-void append(std::vector<uint8_t>& out, const std::vector<T>& v) {
+template <class Stored, class Scalar>
+void append(std::vector<uint8_t>& out, const std::vector<Scalar>& v) {
   const std::vector<Stored> s = convert<Stored>(v);
   const size_t at = out.size();
   out.resize(at + s.size() * sizeof(Stored));
@@ -140,11 +141,11 @@ void append(std::vector<uint8_t>& out, const std::vector<T>& v) {
 }
 
 /// `v` as little-endian bytes of dtype `d`; int64 -> I32 checks every value's range.
-/// Requires: is_floating(d) == FloatingElement<T>.
-template <Element T>
-std::vector<uint8_t> encode(const std::vector<T>& v, DType d, const std::string& name) {
+/// Requires: is_floating(d) == FloatingElement<Scalar>.
+template <Element Scalar>
+std::vector<uint8_t> encode(const std::vector<Scalar>& v, DType d, const std::string& name) {
   std::vector<uint8_t> out;
-  if constexpr (FloatingElement<T>) {
+  if constexpr (FloatingElement<Scalar>) {
     if (d == DType::F32)
       append<float>(out, v);
     else
@@ -237,31 +238,31 @@ class SafetensorsReader {
   /// The "__metadata__" strings (empty when the header has none).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
-  /// Tensor `name` as a Tensor<T, B>.
+  /// Tensor `name` as a Tensor<Scalar, Backend>.
   ///
-  /// Requires: the stored dtype is floating (F32, F64) for floating T and an
-  /// integer (I64, I32) for int64 T; throws Error otherwise.
+  /// Requires: the stored dtype is floating (F32, F64) for floating Scalar and an
+  /// integer (I64, I32) for int64 Scalar; throws Error otherwise.
   /// Ensures: F32 <-> F64 and I32 -> I64 convert by value (F64 -> float
   /// rounds); the shape is the stored shape.
-  template <Element T, class B>
-  Tensor<T, B> read(const std::string& name) const {
+  template <Element Scalar, class Backend>
+  Tensor<Scalar, Backend> read(const std::string& name) const {
     const TensorInfo& t = info(name);
-    normlab::detail::check(is_floating(t.dtype) == FloatingElement<T>, source_, ": tensor '", name,
-                           "' has dtype ", to_string(t.dtype), ", which cannot be read as ",
-                           dtype_name<T>(), " (floating and integer types do not convert)");
+    normlab::detail::check(is_floating(t.dtype) == FloatingElement<Scalar>, source_, ": tensor '",
+                           name, "' has dtype ", to_string(t.dtype), ", which cannot be read as ",
+                           dtype_name<Scalar>(), " (floating and integer types do not convert)");
     const uint8_t* p = bytes_.data() + data_start_ + t.begin;
-    return Tensor<T, B>::from_vector(
-        t.shape, detail::decode<T>(p, static_cast<size_t>(t.shape.numel()), t.dtype));
+    return Tensor<Scalar, Backend>::from_vector(
+        t.shape, detail::decode<Scalar>(p, static_cast<size_t>(t.shape.numel()), t.dtype));
   }
 
   /// read(name), after checking that the stored shape is `expected`; the
   /// error names the key, the expected and the found shape.
-  template <Element T, class B>
-  Tensor<T, B> read_exact(const std::string& name, const Shape& expected) const {
+  template <Element Scalar, class Backend>
+  Tensor<Scalar, Backend> read_exact(const std::string& name, const Shape& expected) const {
     const TensorInfo& t = info(name);
     normlab::detail::check(t.shape == expected, source_, ": tensor '", name, "' has shape ",
                            t.shape, ", expected ", expected);
-    return read<T, B>(name);
+    return read<Scalar, Backend>(name);
   }
 
  private:
@@ -456,15 +457,16 @@ class SafetensorsReader {
 class SafetensorsWriter {
  public:
   /// Copies `t`'s elements (so later changes to `t` are not written), stored
-  /// as `as` or by default as default_dtype<T>(). float and double convert to
+  /// as `as` or by default as default_dtype<Scalar>(). float and double convert to
   /// either F32 or F64 (double -> F32 rounds, overflowing to inf as in
   /// PyTorch); int64 converts to I64 or I32.
   ///
   /// Requires: `t` defined; `name` UTF-8, not "__metadata__", not added
-  /// before; `as` of T's kind (floating or integer); for I32 every value
+  /// before; `as` of Scalar's kind (floating or integer); for I32 every value
   /// within int32's range. Throws Error naming the tensor otherwise.
-  template <Element T, class B>
-  void add(const std::string& name, const Tensor<T, B>& t, std::optional<DType> as = {}) {
+  template <Element Scalar, class Backend>
+  void add(const std::string& name, const Tensor<Scalar, Backend>& t,
+           std::optional<DType> as = {}) {
     normlab::detail::check(t.defined(), "safetensors: cannot add tensor '", name,
                            "': it is undefined");
     normlab::detail::check(name != "__metadata__",
@@ -473,9 +475,9 @@ class SafetensorsWriter {
                            "' is not valid UTF-8");
     normlab::detail::check(!entries_.contains(name), "safetensors: duplicate tensor name '", name,
                            "' (each name may be added once)");
-    const DType d = as.value_or(default_dtype<T>());
-    normlab::detail::check(is_floating(d) == FloatingElement<T>, "safetensors: cannot write ",
-                           dtype_name<T>(), " tensor '", name, "' as ", to_string(d),
+    const DType d = as.value_or(default_dtype<Scalar>());
+    normlab::detail::check(is_floating(d) == FloatingElement<Scalar>, "safetensors: cannot write ",
+                           dtype_name<Scalar>(), " tensor '", name, "' as ", to_string(d),
                            " (floating and integer types do not convert)");
     entries_.emplace(name, Entry{d, t.shape(), detail::encode(t.to_vector(), d, name)});
   }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "normlab/autograd/variable.hpp"
+#include "normlab/backend/backend.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -32,34 +33,6 @@ inline int64_t causal_key_end(int64_t r1, int64_t Tq, int64_t Tk) {
   return std::clamp<int64_t>(r1 + Tk - Tq, 0, Tk);
 }
 
-/// Whether backend B runs independent tasks on its threads (the optional
-/// kernels parallel_tasks(B, n, body) and parallel_task_workers(B, n), see
-/// backend/cpu/cpu.hpp).
-template <class B>
-concept HasParallelTasks = requires(B b, int64_t n, void (*body)(int64_t, int64_t)) {
-  parallel_tasks(b, n, body);
-  { parallel_task_workers(b, n) } -> std::convertible_to<int64_t>;
-};
-
-/// The workers for_each_task<B>(n, body) runs on (1 without parallel_tasks).
-template <class B>
-int64_t task_workers(int64_t n) {
-  if constexpr (HasParallelTasks<B>)
-    return parallel_task_workers(B{}, n);
-  else
-    return 1;
-}
-
-/// body(t, worker) for t in [0, n): through B's parallel_tasks when it has
-/// one, else in order on the calling thread (worker 0). No two tasks run at
-/// once with the same worker in [0, task_workers<B>(n)).
-template <class B, class F>
-void for_each_task(int64_t n, F&& body) {
-  if constexpr (HasParallelTasks<B>)
-    parallel_tasks(B{}, n, body);
-  else
-    for (int64_t t = 0; t < n; ++t) body(t, int64_t{0});
-}
 }  // namespace detail
 
 /// Multi-head scaled dot-product attention, heads in place:
@@ -96,11 +69,11 @@ void for_each_task(int64_t n, F&& body) {
 /// Requires: q, k, v 3-D with the same batch and channels, k and v the same
 /// length, channels divisible by n_heads > 0. Throws Error naming the shapes
 /// otherwise.
-template <FloatingElement T, class B>
-Variable<T, B> multi_head_attention(const Variable<T, B>& q,
-                                    const std::type_identity_t<Variable<T, B>>& k,
-                                    const std::type_identity_t<Variable<T, B>>& v, int64_t n_heads,
-                                    double scale, bool causal) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> multi_head_attention(
+    const Variable<Scalar, Backend>& q, const std::type_identity_t<Variable<Scalar, Backend>>& k,
+    const std::type_identity_t<Variable<Scalar, Backend>>& v, int64_t n_heads, double scale,
+    bool causal) {
   detail::check(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3,
                 "multi_head_attention: q, k, v must be (B, T, C), got ", q.shape(), ", ", k.shape(),
                 ", ", v.shape());
@@ -112,7 +85,7 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   detail::check(n_heads > 0 && C % n_heads == 0, "multi_head_attention: ", C,
                 " channels do not split into ", n_heads, " heads");
   const int64_t H = n_heads, D = C / H;
-  const T s = static_cast<T>(scale);
+  const Scalar s = static_cast<Scalar>(scale);
   // Query-row blocks [r0, r1), the keys [0, kend) each sees, and where its
   // (r1 - r0, kend) matrix of one head starts in the head's storage
   // (`offset`; block_floats in all, per head).
@@ -137,14 +110,16 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
     return n_heads_stored * blk.offset + head * blk.floats();
   };
   auto mask_rows = [causal](const RowBlock& blk) { return causal ? blk.rows() : int64_t{0}; };
-  const Tensor<T, B> tq = q.data(), tk = k.data(), tv = v.data();  // (B, T, C) each
-  Tensor<T, B> probs(Shape{Bn, H * block_floats});                 // (B, blocks, H, r1 - r0, kend)
-  Tensor<T, B> out(q.shape());                                     // (B, Tq, C)
+  const Tensor<Scalar, Backend> tq = q.data(), tk = k.data(), tv = v.data();  // (B, T, C) each
+  Tensor<Scalar, Backend> probs(Shape{Bn, H * block_floats});  // (B, blocks, H, r1 - r0, kend)
+  Tensor<Scalar, Backend> out(q.shape());                      // (B, Tq, C)
   if (Bn * Tq * Tk * C == 0) {
-    if (out.numel()) out.fill_(T(0));  // no keys (Tk == 0): every output is an empty sum
-    Variable<T, B> result = make_result<T, B>(
+    if (out.numel()) out.fill_(Scalar(0));  // no keys (Tk == 0): every output is an empty sum
+    Variable<Scalar, Backend> result = make_result<Scalar, Backend>(
         "multi_head_attention", out, {&q, &k, &v},
-        [](const Tensor<T, B>&, const GradSlots<T, B>& d) { d.zero_fresh(); });  // empty sums
+        [](const Tensor<Scalar, Backend>&, const GradSlots<Scalar, Backend>& d) {
+          d.zero_fresh();
+        });  // empty sums
     set_writes_fresh_gradients(result);
     return result;
   }
@@ -155,7 +130,7 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   // the tasks on its threads in one parallel region; others take all heads
   // of a member per task, in order. Either way each head's products and
   // softmax rows run in the same order, so the results are the same.
-  const int64_t G = detail::HasParallelTasks<B> ? 1 : H, tasks = Bn * (H / G);
+  const int64_t G = HasParallelTasks<Backend> ? 1 : H, tasks = Bn * (H / G);
   auto task_heads = [=](int64_t t) {  // {b, h0}
     return std::array<int64_t, 2>{t / (H / G), t % (H / G) * G};
   };
@@ -163,93 +138,95 @@ Variable<T, B> multi_head_attention(const Variable<T, B>& q,
   auto probs_of = [=](int64_t b, int64_t h0, const RowBlock& blk) {
     return probs.data() + b * H * block_floats + block_at(blk, H, h0);
   };
-  const int64_t workers = detail::task_workers<B>(tasks);
+  const int64_t workers = detail::task_workers<Backend>(tasks);
   // Per worker: the scores of its task's heads, (blocks, G, r1 - r0, kend).
-  Tensor<T, B> scratch(Shape{workers, G * block_floats});
-  detail::for_each_task<B>(tasks, [&](int64_t t, int64_t worker) {
+  Tensor<Scalar, Backend> scratch(Shape{workers, G * block_floats});
+  detail::for_each_task<Backend>(tasks, [&](int64_t t, int64_t worker) {
     const auto [b, h0] = task_heads(t);
-    T* const scores = scratch.data() + worker * G * block_floats;
-    const T* q_b = tq.data() + b * Tq * C + h0 * D;  // (Tq, G D) with row stride C
-    const T* k_b = tk.data() + b * Tk * C + h0 * D;  // (Tk, G D)
-    const T* v_b = tv.data() + b * Tk * C + h0 * D;  // (Tk, G D)
-    T* out_b = out.data() + b * Tq * C + h0 * D;     // (Tq, G D)
+    Scalar* const scores = scratch.data() + worker * G * block_floats;
+    const Scalar* q_b = tq.data() + b * Tq * C + h0 * D;  // (Tq, G D) with row stride C
+    const Scalar* k_b = tk.data() + b * Tk * C + h0 * D;  // (Tk, G D)
+    const Scalar* v_b = tv.data() + b * Tk * C + h0 * D;  // (Tk, G D)
+    Scalar* out_b = out.data() + b * Tq * C + h0 * D;     // (Tq, G D)
     for (const RowBlock& blk : blocks) {
       if (blk.kend == 0) continue;
       // S_bh[r0:r1, :kend] = scale * Q_bh[r0:r1] K_bh[:kend]^T for each of the G heads
-      T* scores_blk = scores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
-      gemm_strided_batched(B{}, false, true, blk.rows(), blk.kend, D, s, q_b + blk.r0 * C, C, D,
-                           k_b, C, D, T(0), scores_blk, blk.kend, blk.floats(), G);
-      softmax_forward(B{}, probs_of(b, h0, blk), static_cast<const T*>(scores_blk), G * blk.rows(),
-                      blk.kend, mask_rows(blk));
+      Scalar* scores_blk = scores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
+      gemm_strided_batched(Backend{}, false, true, blk.rows(), blk.kend, D, s, q_b + blk.r0 * C, C,
+                           D, k_b, C, D, Scalar(0), scores_blk, blk.kend, blk.floats(), G);
+      softmax_forward(Backend{}, probs_of(b, h0, blk), static_cast<const Scalar*>(scores_blk),
+                      G * blk.rows(), blk.kend, mask_rows(blk));
     }
     for (const RowBlock& blk : blocks) {
       if (blk.kend == 0) {  // queries that see no key get empty sums
-        for (int64_t r = blk.r0; r < blk.r1; ++r) fill(B{}, out_b + r * C, G * D, T(0));
+        for (int64_t r = blk.r0; r < blk.r1; ++r) fill(Backend{}, out_b + r * C, G * D, Scalar(0));
         continue;
       }
       // O_bh[r0:r1] = P_bh[r0:r1, :kend] V_bh[:kend]
-      gemm_strided_batched(B{}, false, false, blk.rows(), D, blk.kend, T(1), probs_of(b, h0, blk),
-                           blk.kend, blk.floats(), v_b, C, D, T(0), out_b + blk.r0 * C, C, D, G);
+      gemm_strided_batched(Backend{}, false, false, blk.rows(), D, blk.kend, Scalar(1),
+                           probs_of(b, h0, blk), blk.kend, blk.floats(), v_b, C, D, Scalar(0),
+                           out_b + blk.r0 * C, C, D, G);
     }
   });
   // Backward: the blocks run last to first. The last block sees every key,
   // so when dK and dV are fresh (GradSlots::fresh) its products write them
   // (beta 0) and the others add; dQ's blocks write disjoint rows.
-  Variable<T, B> result = make_result<T, B>(
+  Variable<Scalar, Backend> result = make_result<Scalar, Backend>(
       "multi_head_attention", out, {&q, &k, &v},
-      [=](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {  // dout: (B, Tq, C)
-        const T beta_q = d.beta(0);
+      [=](const Tensor<Scalar, Backend>& dout,
+          const GradSlots<Scalar, Backend>& d) {  // dout: (B, Tq, C)
+        const Scalar beta_q = d.beta(0);
         // Per worker (as many as now run the tasks): dP and dS of its task's
         // heads, (blocks, G, r1 - r0, kend).
-        const int64_t backward_workers = detail::task_workers<B>(tasks);
-        Tensor<T, B> dprobs_scratch(Shape{backward_workers, G * block_floats});
-        Tensor<T, B> dscores_scratch(Shape{backward_workers, G * block_floats});
-        detail::for_each_task<B>(tasks, [&](int64_t t, int64_t worker) {
+        const int64_t backward_workers = detail::task_workers<Backend>(tasks);
+        Tensor<Scalar, Backend> dprobs_scratch(Shape{backward_workers, G * block_floats});
+        Tensor<Scalar, Backend> dscores_scratch(Shape{backward_workers, G * block_floats});
+        detail::for_each_task<Backend>(tasks, [&](int64_t t, int64_t worker) {
           const auto [b, h0] = task_heads(t);
-          T* const dprobs = dprobs_scratch.data() + worker * G * block_floats;
-          T* const dscores = dscores_scratch.data() + worker * G * block_floats;
+          Scalar* const dprobs = dprobs_scratch.data() + worker * G * block_floats;
+          Scalar* const dscores = dscores_scratch.data() + worker * G * block_floats;
           // The entries past a row's keys are read by the products, and the
           // softmax backward adds into dS: it starts as zeros.
-          fill(B{}, dscores, G * block_floats, T(0));
+          fill(Backend{}, dscores, G * block_floats, Scalar(0));
           const int64_t q_off = b * Tq * C + h0 * D, kv_off = b * Tk * C + h0 * D;
-          const T* dout_b = dout.data() + q_off;  // (Tq, G D) with row stride C
-          T beta_v = d.beta(2), beta_k = d.beta(1);
+          const Scalar* dout_b = dout.data() + q_off;  // (Tq, G D) with row stride C
+          Scalar beta_v = d.beta(2), beta_k = d.beta(1);
           for (int64_t i = n_blocks - 1; i >= 0; --i) {
             const RowBlock& blk = blocks[static_cast<size_t>(i)];
             if (blk.kend == 0) continue;
-            const T* p_blk = probs_of(b, h0, blk);      // (G, r1 - r0, kend)
-            T* dp_blk = dprobs + block_at(blk, G, 0);   // (G, r1 - r0, kend)
-            T* ds_blk = dscores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
+            const Scalar* p_blk = probs_of(b, h0, blk);      // (G, r1 - r0, kend)
+            Scalar* dp_blk = dprobs + block_at(blk, G, 0);   // (G, r1 - r0, kend)
+            Scalar* ds_blk = dscores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
             // dP_bh[r0:r1, :kend] = dO_bh[r0:r1] V_bh[:kend]^T
-            gemm_strided_batched(B{}, false, true, blk.rows(), blk.kend, D, T(1),
-                                 dout_b + blk.r0 * C, C, D, tv.data() + kv_off, C, D, T(0), dp_blk,
-                                 blk.kend, blk.floats(), G);
+            gemm_strided_batched(Backend{}, false, true, blk.rows(), blk.kend, D, Scalar(1),
+                                 dout_b + blk.r0 * C, C, D, tv.data() + kv_off, C, D, Scalar(0),
+                                 dp_blk, blk.kend, blk.floats(), G);
             if (d[2])  // dV_bh[:kend] += P_bh[r0:r1, :kend]^T dO_bh[r0:r1]
-              gemm_strided_batched(B{}, true, false, blk.kend, D, blk.rows(), T(1), p_blk, blk.kend,
-                                   blk.floats(), dout_b + blk.r0 * C, C, D, beta_v,
+              gemm_strided_batched(Backend{}, true, false, blk.kend, D, blk.rows(), Scalar(1),
+                                   p_blk, blk.kend, blk.floats(), dout_b + blk.r0 * C, C, D, beta_v,
                                    d[2]->data() + kv_off, C, D, G);
-            beta_v = T(1);
-            softmax_backward(B{}, ds_blk, static_cast<const T*>(dp_blk), p_blk, G * blk.rows(),
-                             blk.kend, mask_rows(blk));
+            beta_v = Scalar(1);
+            softmax_backward(Backend{}, ds_blk, static_cast<const Scalar*>(dp_blk), p_blk,
+                             G * blk.rows(), blk.kend, mask_rows(blk));
           }
           for (int64_t i = n_blocks - 1; i >= 0; --i) {
             const RowBlock& blk = blocks[static_cast<size_t>(i)];
             if (blk.kend == 0) {  // queries that see no key: a zero gradient
               if (d[0] && d.fresh(0))
                 for (int64_t r = blk.r0; r < blk.r1; ++r)
-                  fill(B{}, d[0]->data() + q_off + r * C, G * D, T(0));
+                  fill(Backend{}, d[0]->data() + q_off + r * C, G * D, Scalar(0));
               continue;
             }
-            const T* ds_blk = dscores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
+            const Scalar* ds_blk = dscores + block_at(blk, G, 0);  // (G, r1 - r0, kend)
             if (d[0])  // dQ_bh[r0:r1] += scale * dS_bh[r0:r1, :kend] K_bh[:kend]
-              gemm_strided_batched(B{}, false, false, blk.rows(), D, blk.kend, s, ds_blk, blk.kend,
-                                   blk.floats(), tk.data() + kv_off, C, D, beta_q,
+              gemm_strided_batched(Backend{}, false, false, blk.rows(), D, blk.kend, s, ds_blk,
+                                   blk.kend, blk.floats(), tk.data() + kv_off, C, D, beta_q,
                                    d[0]->data() + q_off + blk.r0 * C, C, D, G);
             if (d[1])  // dK_bh[:kend] += scale * dS_bh[r0:r1, :kend]^T Q_bh[r0:r1]
-              gemm_strided_batched(B{}, true, false, blk.kend, D, blk.rows(), s, ds_blk, blk.kend,
-                                   blk.floats(), tq.data() + q_off + blk.r0 * C, C, D, beta_k,
-                                   d[1]->data() + kv_off, C, D, G);
-            beta_k = T(1);
+              gemm_strided_batched(Backend{}, true, false, blk.kend, D, blk.rows(), s, ds_blk,
+                                   blk.kend, blk.floats(), tq.data() + q_off + blk.r0 * C, C, D,
+                                   beta_k, d[1]->data() + kv_off, C, D, G);
+            beta_k = Scalar(1);
           }
         });
       });

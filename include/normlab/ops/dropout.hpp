@@ -17,25 +17,26 @@ inline namespace v0 {
 /// Requires: 0 <= p <= 1 (throws Error otherwise).
 /// Ensures: when p == 0 or !training, returns `x` itself (no node, no draw
 /// from `gen`); p == 1 gives zeros (and a zero gradient). Otherwise the mask
-/// takes gen.reserve<float>(numel) Philox blocks whatever T is: successive
+/// takes gen.reserve<float>(numel) Philox blocks whatever Scalar is: successive
 /// calls use fresh masks, and a seed reproduces them on every backend and
 /// thread count, in float and in double.
-template <FloatingElement T, class B>
-Variable<T, B> dropout(const Variable<T, B>& x /*(...)*/, double p, Generator& gen,
-                       bool training = true) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> dropout(const Variable<Scalar, Backend>& x /*(...)*/, double p,
+                                  Generator& gen, bool training = true) {
   detail::check(p >= 0 && p <= 1, "dropout: p = ", p, " not in [0, 1]");
   if (p == 0 || !training) return x;
-  const Tensor<T, B> tx = x.data();  // (...)
+  const Tensor<Scalar, Backend> tx = x.data();  // (...)
   const int64_t n = tx.numel();
-  Tensor<T, B> mask(tx.shape());  // (...) 0 or 1 / (1 - p)
-  dropout_mask(B{}, mask.data(), n, gen.seed(), gen.reserve<float>(n), p);
-  Tensor<T, B> y(tx.shape());  // (...)
+  Tensor<Scalar, Backend> mask(tx.shape());  // (...) 0 or 1 / (1 - p)
+  dropout_mask(Backend{}, mask.data(), n, gen.seed(), gen.reserve<float>(n), p);
+  Tensor<Scalar, Backend> y(tx.shape());  // (...)
   const BroadcastPlan plan = make_broadcast_plan(tx.shape(), tx.shape(), tx.shape());
-  map_binary_forward(B{}, y.data(), tx.data(), mask.data(), plan, n, fn::Mul{});
-  return make_result<T, B>(
-      "dropout", y, {&x}, [tx, mask, plan](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-        map_binary_backward(B{}, d[0]->data(), static_cast<T*>(nullptr), dy.data(), tx.data(),
-                            mask.data(), plan, dy.numel(), fn::Mul{});
+  map_binary_forward(Backend{}, y.data(), tx.data(), mask.data(), plan, n, fn::Mul{});
+  return make_result<Scalar, Backend>(
+      "dropout", y, {&x},
+      [tx, mask, plan](const Tensor<Scalar, Backend>& dy, const GradSlots<Scalar, Backend>& d) {
+        map_binary_backward(Backend{}, d[0]->data(), static_cast<Scalar*>(nullptr), dy.data(),
+                            tx.data(), mask.data(), plan, dy.numel(), fn::Mul{});
       });
 }
 

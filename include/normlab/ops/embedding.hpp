@@ -32,9 +32,9 @@ inline std::string position_string(const Shape& s, int64_t flat) {
 /// Throws an Error naming `op`, the first bad value (called `noun`), its
 /// position in the tensor (called `name`) and v. Kernels rely on this: they
 /// must not throw.
-template <class B>
+template <class Backend>
 int64_t check_index_range(const char* op, const char* noun, const char* name,
-                          const Tensor<int64_t, B>& indices, int64_t v,
+                          const Tensor<int64_t, Backend>& indices, int64_t v,
                           std::optional<int64_t> ignore_index = std::nullopt) {
   const std::vector<int64_t> idx = indices.to_vector();
   int64_t kept = 0;
@@ -61,9 +61,9 @@ int64_t check_index_range(const char* op, const char* noun, const char* name,
 /// fewer than kMaxDims dims. Throws Error naming the bad index, its position and V.
 /// Ensures: out has shape (indices..., C); the indices are copied, so the
 /// caller may refill its buffer before backward().
-template <FloatingElement T, class B>
-Variable<T, B> embedding(const Tensor<int64_t, B>& indices /*(...)*/,
-                         const Variable<T, B>& weight /*(V, C)*/) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> embedding(const Tensor<int64_t, Backend>& indices /*(...)*/,
+                                    const Variable<Scalar, Backend>& weight /*(V, C)*/) {
   detail::check(indices.defined(), "embedding: indices is an undefined tensor");
   detail::check(weight.ndim() == 2, "embedding: weight must be 2-D (V, C), got shape ",
                 weight.shape());
@@ -71,15 +71,16 @@ Variable<T, B> embedding(const Tensor<int64_t, B>& indices /*(...)*/,
                 " would give an output of more than ", kMaxDims, " dims");
   const int64_t v = weight.size(0), c = weight.size(1), n = indices.numel();
   detail::check_index_range("embedding", "index", "indices", indices, v);
-  const Tensor<int64_t, B> idx = indices.clone();  // (N)
+  const Tensor<int64_t, Backend> idx = indices.clone();  // (N)
   std::vector<int64_t> dims = indices.shape().dims();
   dims.push_back(c);
-  Tensor<T, B> out{Shape(std::move(dims))};  // (..., C)
-  embedding_forward(B{}, out.data(), weight.data().data(), idx.data(), n, c);
-  return make_result<T, B>("embedding", out, {&weight},
-                           [idx, n, c](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {
-                             embedding_backward(B{}, d[0]->data(), dout.data(), idx.data(), n, c);
-                           });
+  Tensor<Scalar, Backend> out{Shape(std::move(dims))};  // (..., C)
+  embedding_forward(Backend{}, out.data(), weight.data().data(), idx.data(), n, c);
+  return make_result<Scalar, Backend>(
+      "embedding", out, {&weight},
+      [idx, n, c](const Tensor<Scalar, Backend>& dout, const GradSlots<Scalar, Backend>& d) {
+        embedding_backward(Backend{}, d[0]->data(), dout.data(), idx.data(), n, c);
+      });
 }
 
 }  // namespace v0

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "normlab/autograd/variable.hpp"
+#include "normlab/backend/backend.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -23,9 +24,10 @@ inline namespace v0 {
 ///
 /// Contract: requires ndim >= 2 for both and matching inner sizes K; throws an
 /// Error naming both shapes and flags otherwise.
-template <FloatingElement T, class B>
-Variable<T, B> matmul(const Variable<T, B>& a, const Variable<T, B>& b, bool trans_a = false,
-                      bool trans_b = false) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> matmul(const Variable<Scalar, Backend>& a,
+                                 const Variable<Scalar, Backend>& b, bool trans_a = false,
+                                 bool trans_b = false) {
   const Shape& sa = a.shape();
   const Shape& sb = b.shape();
   auto describe = [&] {
@@ -49,14 +51,15 @@ Variable<T, B> matmul(const Variable<T, B>& a, const Variable<T, B>& b, bool tra
 
   const int64_t stride_a = batch_a.empty() ? 0 : ra * ca;  // 0: shared over the batch
   const int64_t stride_b = batch_b.empty() ? 0 : rb * cb;
-  const Tensor<T, B> ta = a.data(), tb = b.data();
-  Tensor<T, B> c{Shape(out_dims)};  // (..., M, N)
-  gemm_strided_batched(B{}, trans_a, trans_b, M, N, K, T(1), ta.data(), ca, stride_a, tb.data(), cb,
-                       stride_b, T(0), c.data(), N, M * N, batch);
+  const Tensor<Scalar, Backend> ta = a.data(), tb = b.data();
+  Tensor<Scalar, Backend> c{Shape(out_dims)};  // (..., M, N)
+  gemm_strided_batched(Backend{}, trans_a, trans_b, M, N, K, Scalar(1), ta.data(), ca, stride_a,
+                       tb.data(), cb, stride_b, Scalar(0), c.data(), N, M * N, batch);
 
-  Variable<T, B> result = make_result<T, B>(
+  Variable<Scalar, Backend> result = make_result<Scalar, Backend>(
       "matmul", c, {&a, &b},
-      [=](const Tensor<T, B>& dc, const GradSlots<T, B>& d) {  // dc: (..., M, N)
+      [=](const Tensor<Scalar, Backend>& dc,
+          const GradSlots<Scalar, Backend>& d) {  // dc: (..., M, N)
         // d op(A) = dC op(B)^T and d op(B) = op(A)^T dC; a transposed operand
         // receives the transpose, computed by swapping the GEMM's operands. A
         // fresh slot is written (GEMM beta 0), any other added to (beta 1).
@@ -65,35 +68,28 @@ Variable<T, B> matmul(const Variable<T, B>& a, const Variable<T, B>& b, bool tra
           return;
         }
         if (d[0]) {
-          T* da = d[0]->data();
+          Scalar* da = d[0]->data();
           if (!trans_a)  // dA (M, K) = dC (M, N) op(B)^T
-            gemm_strided_batched(B{}, false, !trans_b, M, K, N, T(1), dc.data(), N, M * N,
-                                 tb.data(), cb, stride_b, d.beta(0), da, ca, stride_a, batch);
+            gemm_strided_batched(Backend{}, false, !trans_b, M, K, N, Scalar(1), dc.data(), N,
+                                 M * N, tb.data(), cb, stride_b, d.beta(0), da, ca, stride_a,
+                                 batch);
           else  // dA (K, M) = op(B) (K, N) dC^T
-            gemm_strided_batched(B{}, trans_b, true, K, M, N, T(1), tb.data(), cb, stride_b,
-                                 dc.data(), N, M * N, d.beta(0), da, ca, stride_a, batch);
+            gemm_strided_batched(Backend{}, trans_b, true, K, M, N, Scalar(1), tb.data(), cb,
+                                 stride_b, dc.data(), N, M * N, d.beta(0), da, ca, stride_a, batch);
         }
         if (d[1]) {
-          T* db = d[1]->data();
+          Scalar* db = d[1]->data();
           if (!trans_b)  // dB (K, N) = op(A)^T (K, M) dC
-            gemm_strided_batched(B{}, !trans_a, false, K, N, M, T(1), ta.data(), ca, stride_a,
-                                 dc.data(), N, M * N, d.beta(1), db, cb, stride_b, batch);
+            gemm_strided_batched(Backend{}, !trans_a, false, K, N, M, Scalar(1), ta.data(), ca,
+                                 stride_a, dc.data(), N, M * N, d.beta(1), db, cb, stride_b, batch);
           else  // dB (N, K) = dC^T (N, M) op(A)
-            gemm_strided_batched(B{}, true, trans_a, N, K, M, T(1), dc.data(), N, M * N, ta.data(),
-                                 ca, stride_a, d.beta(1), db, cb, stride_b, batch);
+            gemm_strided_batched(Backend{}, true, trans_a, N, K, M, Scalar(1), dc.data(), N, M * N,
+                                 ta.data(), ca, stride_a, d.beta(1), db, cb, stride_b, batch);
         }
       });
   set_writes_fresh_gradients(result);
   return result;
 }
-
-namespace detail {
-/// Whether backend B has the optional gemm_bias kernel (backend/backend.hpp).
-template <class B, class T>
-concept HasGemmBias = requires(B b, T* p, const T* cp, int64_t n, T v, bool flag) {
-  gemm_bias(b, flag, flag, n, n, n, v, cp, n, cp, n, cp, p, n);
-};
-}  // namespace detail
 
 /// y = x W^T + b over the last axis (torch.nn.functional.linear), one graph node:
 ///
@@ -107,9 +103,10 @@ concept HasGemmBias = requires(B b, T* p, const T* cp, int64_t n, T v, bool flag
 ///
 /// Requires: x has >= 1 dims and x.size(-1) == W.size(1); W is 2-D; b is
 /// undefined or of shape (out,). Throws Error naming the shapes otherwise.
-template <FloatingElement T, class B>
-Variable<T, B> linear(const Variable<T, B>& x, const std::type_identity_t<Variable<T, B>>& weight,
-                      const std::type_identity_t<Variable<T, B>>& bias) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> linear(const Variable<Scalar, Backend>& x,
+                                 const std::type_identity_t<Variable<Scalar, Backend>>& weight,
+                                 const std::type_identity_t<Variable<Scalar, Backend>>& bias) {
   detail::check(weight.defined() && weight.ndim() == 2, "linear: weight must be (out, in), got ",
                 weight.defined() ? weight.shape() : Shape{});
   const int64_t out = weight.size(0), in = weight.size(1);
@@ -122,48 +119,49 @@ Variable<T, B> linear(const Variable<T, B>& x, const std::type_identity_t<Variab
   const int64_t rows = x.numel() / in;
   std::vector<int64_t> dims(x.shape().begin(), x.shape().end() - 1);
   dims.push_back(out);
-  const Tensor<T, B> tx = x.data(), tw = weight.data();  // (rows, in), (out, in)
-  Tensor<T, B> y{Shape(dims)};                           // (rows, out)
+  const Tensor<Scalar, Backend> tx = x.data(), tw = weight.data();  // (rows, in), (out, in)
+  Tensor<Scalar, Backend> y{Shape(dims)};                           // (rows, out)
   const bool has_b = bias.defined();
   if (rows > 0) {
     bool bias_added = false;
-    if constexpr (detail::HasGemmBias<B, T>) {
+    if constexpr (HasGemmBias<Backend, Scalar>) {
       if (has_b) {  // the GEMM adds b to every row as it writes y
-        gemm_bias(B{}, false, true, rows, out, in, T(1), tx.data(), in, tw.data(), in,
+        gemm_bias(Backend{}, false, true, rows, out, in, Scalar(1), tx.data(), in, tw.data(), in,
                   bias.data().data(), y.data(), out);
         bias_added = true;
       }
     }
     if (!bias_added) {
       if (has_b)  // every row of y starts as b, then the GEMM adds x W^T
-        copy_rows(B{}, y.data(), out, bias.data().data(), 0, rows, out, false);
-      gemm(B{}, false, true, rows, out, in, T(1), tx.data(), in, tw.data(), in, has_b ? T(1) : T(0),
-           y.data(), out);
+        copy_rows(Backend{}, y.data(), out, bias.data().data(), 0, rows, out, false);
+      gemm(Backend{}, false, true, rows, out, in, Scalar(1), tx.data(), in, tw.data(), in,
+           has_b ? Scalar(1) : Scalar(0), y.data(), out);
     }
   }
-  std::vector<Variable<T, B>> inputs{x, weight};
+  std::vector<Variable<Scalar, Backend>> inputs{x, weight};
   if (has_b) inputs.push_back(bias);
-  Variable<T, B> result = make_result<T, B>(
+  Variable<Scalar, Backend> result = make_result<Scalar, Backend>(
       "linear", y, inputs,
-      [tx, tw, rows, in, out, has_b](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+      [tx, tw, rows, in, out, has_b](const Tensor<Scalar, Backend>& dy,
+                                     const GradSlots<Scalar, Backend>& d) {
         // A fresh slot is written (GEMM beta 0), any other added to (beta 1).
         if (rows == 0) {  // empty sums
           d.zero_fresh();
           return;
         }
         if (d[0])  // dx (rows, in) += dy (rows, out) W (out, in)
-          gemm(B{}, false, false, rows, in, out, T(1), dy.data(), out, tw.data(), in, d.beta(0),
-               d[0]->data(), in);
+          gemm(Backend{}, false, false, rows, in, out, Scalar(1), dy.data(), out, tw.data(), in,
+               d.beta(0), d[0]->data(), in);
         if (d[1])  // dW (out, in) += dy^T (out, rows) x (rows, in)
-          gemm(B{}, true, false, out, in, rows, T(1), dy.data(), out, tx.data(), in, d.beta(1),
-               d[1]->data(), in);
+          gemm(Backend{}, true, false, out, in, rows, Scalar(1), dy.data(), out, tx.data(), in,
+               d.beta(1), d[1]->data(), in);
         if (has_b && d[2]) {  // db (out,) += sum over rows of dy
           if (d.fresh(2)) {
-            sum_axis_forward(B{}, d[2]->data(), dy.data(), int64_t{1}, rows, out, T(1));
+            sum_axis_forward(Backend{}, d[2]->data(), dy.data(), int64_t{1}, rows, out, Scalar(1));
           } else {
-            Tensor<T, B> colsum(Shape{out});  // (out,)
-            sum_axis_forward(B{}, colsum.data(), dy.data(), int64_t{1}, rows, out, T(1));
-            accumulate(B{}, d[2]->data(), colsum.data(), out, T(1));
+            Tensor<Scalar, Backend> colsum(Shape{out});  // (out,)
+            sum_axis_forward(Backend{}, colsum.data(), dy.data(), int64_t{1}, rows, out, Scalar(1));
+            accumulate(Backend{}, d[2]->data(), colsum.data(), out, Scalar(1));
           }
         }
       });

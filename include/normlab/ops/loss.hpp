@@ -24,10 +24,10 @@ inline namespace v0 {
 /// subtracts the row max). When every position is ignored (or there are none)
 /// the result is NaN, like torch's 0/0, and the gradient is zero. The targets
 /// are copied, so the caller may refill its buffer before backward().
-template <FloatingElement T, class B>
-Variable<T, B> cross_entropy(const Variable<T, B>& logits /*(..., V)*/,
-                             const Tensor<int64_t, B>& targets /*(...)*/,
-                             int64_t ignore_index = -100) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> cross_entropy(const Variable<Scalar, Backend>& logits /*(..., V)*/,
+                                        const Tensor<int64_t, Backend>& targets /*(...)*/,
+                                        int64_t ignore_index = -100) {
   const Shape& ls = logits.shape();
   detail::check(ls.ndim() >= 1, "cross_entropy: logits must have a class dim (..., V), got shape ",
                 ls);
@@ -38,20 +38,22 @@ Variable<T, B> cross_entropy(const Variable<T, B>& logits /*(..., V)*/,
   const int64_t v = ls[ls.ndim() - 1], n = lead.numel();
   const int64_t kept =
       detail::check_index_range("cross_entropy", "target", "targets", targets, v, ignore_index);
-  const T scale = kept > 0 ? T(1) / static_cast<T>(kept) : std::numeric_limits<T>::quiet_NaN();
+  const Scalar scale =
+      kept > 0 ? Scalar(1) / static_cast<Scalar>(kept) : std::numeric_limits<Scalar>::quiet_NaN();
 
-  const Tensor<T, B> x = logits.data();          // (N, V)
-  const Tensor<int64_t, B> t = targets.clone();  // (N)
-  Tensor<T, B> loss{Shape{}};                    // ()
-  Tensor<T, B> losses{Shape{n}};                 // (N)
-  Tensor<T, B> lse{Shape{n}};                    // (N) log-sum-exp of each row
-  cross_entropy_forward(B{}, loss.data(), losses.data(), lse.data(), x.data(), t.data(), n, v,
+  const Tensor<Scalar, Backend> x = logits.data();     // (N, V)
+  const Tensor<int64_t, Backend> t = targets.clone();  // (N)
+  Tensor<Scalar, Backend> loss{Shape{}};               // ()
+  Tensor<Scalar, Backend> losses{Shape{n}};            // (N)
+  Tensor<Scalar, Backend> lse{Shape{n}};               // (N) log-sum-exp of each row
+  cross_entropy_forward(Backend{}, loss.data(), losses.data(), lse.data(), x.data(), t.data(), n, v,
                         ignore_index, scale);
-  return make_result<T, B>(
+  return make_result<Scalar, Backend>(
       "cross_entropy", loss, {&logits},
-      [x, t, lse, n, v, ignore_index, scale](const Tensor<T, B>& dloss, const GradSlots<T, B>& d) {
-        cross_entropy_backward(B{}, d[0]->data(), dloss.data(), x.data(), lse.data(), t.data(), n,
-                               v, ignore_index, scale);
+      [x, t, lse, n, v, ignore_index, scale](const Tensor<Scalar, Backend>& dloss,
+                                             const GradSlots<Scalar, Backend>& d) {
+        cross_entropy_backward(Backend{}, d[0]->data(), dloss.data(), x.data(), lse.data(),
+                               t.data(), n, v, ignore_index, scale);
       });
 }
 

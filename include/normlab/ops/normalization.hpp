@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "normlab/autograd/variable.hpp"
+#include "normlab/backend/backend.hpp"
 #include "normlab/ops/elementwise.hpp"  // GeluApproximation, bias_gelu
 
 namespace normlab {
@@ -19,8 +20,8 @@ namespace detail {
 
 /// The row length C = x.size(-1) of a normalization over the last axis; throws
 /// unless x is defined with a non-empty last axis and eps >= 0.
-template <FloatingElement T, class B>
-int64_t norm_row_length(const char* op, const Variable<T, B>& x, double eps) {
+template <FloatingElement Scalar, class Backend>
+int64_t norm_row_length(const char* op, const Variable<Scalar, Backend>& x, double eps) {
   check(x.defined(), op, ": x is undefined (a default-constructed Variable)");
   check(x.ndim() >= 1, op, ": x with 0 dims (shape ", x.shape(),
         ") has no last axis to normalize over");
@@ -31,9 +32,9 @@ int64_t norm_row_length(const char* op, const Variable<T, B>& x, double eps) {
 }
 
 /// Throws unless the optional parameter `p` is undefined or of shape (C,).
-template <FloatingElement T, class B>
-void check_norm_param(const char* op, const char* what, const Variable<T, B>& p,
-                      const Variable<T, B>& x) {
+template <FloatingElement Scalar, class Backend>
+void check_norm_param(const char* op, const char* what, const Variable<Scalar, Backend>& p,
+                      const Variable<Scalar, Backend>& x) {
   if (!p.defined()) return;
   const int64_t C = x.size(-1);
   check(p.shape() == Shape{C}, op, ": ", what, " shape ", p.shape(), " does not match last dim ", C,
@@ -51,36 +52,39 @@ void check_norm_param(const char* op, const char* what, const Variable<T, B>& p,
 /// Error naming the shapes otherwise.
 /// Ensures: y has x's shape; one graph node whose backward adds into the
 /// gradients of x, weight and bias (those that require grad).
-template <FloatingElement T, class B>
-Variable<T, B> layer_norm(const Variable<T, B>& x,
-                          const std::type_identity_t<Variable<T, B>>& weight,
-                          const std::type_identity_t<Variable<T, B>>& bias, double eps = 1e-5) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> layer_norm(const Variable<Scalar, Backend>& x,
+                                     const std::type_identity_t<Variable<Scalar, Backend>>& weight,
+                                     const std::type_identity_t<Variable<Scalar, Backend>>& bias,
+                                     double eps = 1e-5) {
   const int64_t C = detail::norm_row_length("layer_norm", x, eps);
   detail::check_norm_param("layer_norm", "weight", weight, x);
   detail::check_norm_param("layer_norm", "bias", bias, x);
   const int64_t rows = x.numel() / C;
-  const Tensor<T, B> tx = x.data();                                           // (rows, C)
-  const Tensor<T, B> tw = weight.defined() ? weight.data() : Tensor<T, B>();  // (C,) or none
-  const Tensor<T, B> tb = bias.defined() ? bias.data() : Tensor<T, B>();      // (C,) or none
-  Tensor<T, B> y(tx.shape());                                                 // (rows, C)
-  Tensor<T, B> mean(Shape{rows}), rstd(Shape{rows});                          // (rows,)
-  layer_norm_forward(B{}, y.data(), mean.data(), rstd.data(), tx.data(), tw.data(), tb.data(), rows,
-                     C, static_cast<T>(eps));
+  const Tensor<Scalar, Backend> tx = x.data();  // (rows, C)
+  const Tensor<Scalar, Backend> tw =
+      weight.defined() ? weight.data() : Tensor<Scalar, Backend>();  // (C,) or none
+  const Tensor<Scalar, Backend> tb =
+      bias.defined() ? bias.data() : Tensor<Scalar, Backend>();  // (C,) or none
+  Tensor<Scalar, Backend> y(tx.shape());                         // (rows, C)
+  Tensor<Scalar, Backend> mean(Shape{rows}), rstd(Shape{rows});  // (rows,)
+  layer_norm_forward(Backend{}, y.data(), mean.data(), rstd.data(), tx.data(), tw.data(), tb.data(),
+                     rows, C, static_cast<Scalar>(eps));
 
-  std::vector<Variable<T, B>> inputs{x};
+  std::vector<Variable<Scalar, Backend>> inputs{x};
   if (weight.defined()) inputs.push_back(weight);
   if (bias.defined()) inputs.push_back(bias);
   const bool has_w = weight.defined(), has_b = bias.defined();
-  Variable<T, B> result = make_result<T, B>(
+  Variable<Scalar, Backend> result = make_result<Scalar, Backend>(
       "layer_norm", y, inputs,
-      [tx, tw, mean, rstd, rows, C, has_w, has_b](const Tensor<T, B>& dy,
-                                                  const GradSlots<T, B>& d) {
+      [tx, tw, mean, rstd, rows, C, has_w, has_b](const Tensor<Scalar, Backend>& dy,
+                                                  const GradSlots<Scalar, Backend>& d) {
         d.zero_fresh(1);  // dweight and dbias are added to; dx is written
         size_t k = 0;
-        Tensor<T, B>* dx = d[k++];
-        Tensor<T, B>* dw = has_w ? d[k++] : nullptr;
-        Tensor<T, B>* db = has_b ? d[k++] : nullptr;
-        layer_norm_backward(B{}, dx ? dx->data() : nullptr, dw ? dw->data() : nullptr,
+        Tensor<Scalar, Backend>* dx = d[k++];
+        Tensor<Scalar, Backend>* dw = has_w ? d[k++] : nullptr;
+        Tensor<Scalar, Backend>* db = has_b ? d[k++] : nullptr;
+        layer_norm_backward(Backend{}, dx ? dx->data() : nullptr, dw ? dw->data() : nullptr,
                             db ? db->data() : nullptr, dy.data(), tx.data(), tw.data(), mean.data(),
                             rstd.data(), rows, C, d.fresh(0));
       });
@@ -97,43 +101,37 @@ Variable<T, B> layer_norm(const Variable<T, B>& x,
 /// otherwise.
 /// Ensures: y has x's shape; one graph node whose backward adds into the
 /// gradients of x and weight (those that require grad).
-template <FloatingElement T, class B>
-Variable<T, B> rms_norm(const Variable<T, B>& x, const std::type_identity_t<Variable<T, B>>& weight,
-                        double eps = 1e-6) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> rms_norm(const Variable<Scalar, Backend>& x,
+                                   const std::type_identity_t<Variable<Scalar, Backend>>& weight,
+                                   double eps = 1e-6) {
   const int64_t C = detail::norm_row_length("rms_norm", x, eps);
   detail::check_norm_param("rms_norm", "weight", weight, x);
   const int64_t rows = x.numel() / C;
-  const Tensor<T, B> tx = x.data();                                           // (rows, C)
-  const Tensor<T, B> tw = weight.defined() ? weight.data() : Tensor<T, B>();  // (C,) or none
-  Tensor<T, B> y(tx.shape());                                                 // (rows, C)
-  Tensor<T, B> rstd(Shape{rows});                                             // (rows,)
-  rms_norm_forward(B{}, y.data(), rstd.data(), tx.data(), tw.data(), rows, C, static_cast<T>(eps));
+  const Tensor<Scalar, Backend> tx = x.data();  // (rows, C)
+  const Tensor<Scalar, Backend> tw =
+      weight.defined() ? weight.data() : Tensor<Scalar, Backend>();  // (C,) or none
+  Tensor<Scalar, Backend> y(tx.shape());                             // (rows, C)
+  Tensor<Scalar, Backend> rstd(Shape{rows});                         // (rows,)
+  rms_norm_forward(Backend{}, y.data(), rstd.data(), tx.data(), tw.data(), rows, C,
+                   static_cast<Scalar>(eps));
 
-  std::vector<Variable<T, B>> inputs{x};
+  std::vector<Variable<Scalar, Backend>> inputs{x};
   if (weight.defined()) inputs.push_back(weight);
   const bool has_w = weight.defined();
-  Variable<T, B> result = make_result<T, B>(
+  Variable<Scalar, Backend> result = make_result<Scalar, Backend>(
       "rms_norm", y, inputs,
-      [tx, tw, rstd, rows, C, has_w](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
+      [tx, tw, rstd, rows, C, has_w](const Tensor<Scalar, Backend>& dy,
+                                     const GradSlots<Scalar, Backend>& d) {
         d.zero_fresh(1);  // dweight is added to; dx is written
-        Tensor<T, B>* dx = d[0];
-        Tensor<T, B>* dw = has_w ? d[1] : nullptr;
-        rms_norm_backward(B{}, dx ? dx->data() : nullptr, dw ? dw->data() : nullptr, dy.data(),
-                          tx.data(), tw.data(), rstd.data(), rows, C, d.fresh(0));
+        Tensor<Scalar, Backend>* dx = d[0];
+        Tensor<Scalar, Backend>* dw = has_w ? d[1] : nullptr;
+        rms_norm_backward(Backend{}, dx ? dx->data() : nullptr, dw ? dw->data() : nullptr,
+                          dy.data(), tx.data(), tw.data(), rstd.data(), rows, C, d.fresh(0));
       });
   set_writes_fresh_gradients(result);
   return result;
 }
-
-namespace detail {
-/// Whether backend B has the optional fused bias + GELU + LayerNorm kernels
-/// (backend.hpp).
-template <class B, class T>
-concept HasFusedBiasGeluLayerNorm = requires(B b, T* p, const T* cp, int64_t n, T v, bool flag) {
-  bias_gelu_layer_norm_forward(b, p, p, p, cp, cp, cp, cp, n, n, v, flag);
-  bias_gelu_layer_norm_backward(b, p, p, p, p, cp, cp, cp, cp, cp, cp, n, n, flag, flag);
-};
-}  // namespace detail
 
 /// NormFormer's normalized hidden units (Shleifer et al. 2021, the FFN's
 /// LayerNorm after the activation):
@@ -152,46 +150,48 @@ concept HasFusedBiasGeluLayerNorm = requires(B b, T* p, const T* cp, int64_t n, 
 /// shapes otherwise.
 /// Ensures: y has x's shape; dx is written when it is fresh (see GradSlots),
 /// the other gradients are added to.
-template <FloatingElement T, class B>
-Variable<T, B> bias_gelu_layer_norm(const Variable<T, B>& x,
-                                    const std::type_identity_t<Variable<T, B>>& bias,
-                                    const std::type_identity_t<Variable<T, B>>& weight,
-                                    const std::type_identity_t<Variable<T, B>>& ln_bias,
-                                    double eps = 1e-5,
-                                    GeluApproximation approx = GeluApproximation::none) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> bias_gelu_layer_norm(
+    const Variable<Scalar, Backend>& x, const std::type_identity_t<Variable<Scalar, Backend>>& bias,
+    const std::type_identity_t<Variable<Scalar, Backend>>& weight,
+    const std::type_identity_t<Variable<Scalar, Backend>>& ln_bias, double eps = 1e-5,
+    GeluApproximation approx = GeluApproximation::none) {
   const int64_t C = detail::norm_row_length("bias_gelu_layer_norm", x, eps);
   detail::check(bias.defined() && bias.shape() == Shape{C}, "bias_gelu_layer_norm: bias of shape ",
                 bias.defined() ? bias.shape() : Shape{}, " does not match the last dim of x ",
                 x.shape(), "; expected ", Shape{C});
   detail::check_norm_param("bias_gelu_layer_norm", "weight", weight, x);
   detail::check_norm_param("bias_gelu_layer_norm", "ln_bias", ln_bias, x);
-  if constexpr (detail::HasFusedBiasGeluLayerNorm<B, T>) {
+  if constexpr (HasFusedBiasGeluLayerNorm<Backend, Scalar>) {
     const int64_t rows = x.numel() / C;
     const bool tanh_approx = approx == GeluApproximation::tanh;
-    const Tensor<T, B> tx = x.data(), tbias = bias.data();                      // (rows, C), (C,)
-    const Tensor<T, B> tw = weight.defined() ? weight.data() : Tensor<T, B>();  // (C,) or none
-    const Tensor<T, B> tlb = ln_bias.defined() ? ln_bias.data() : Tensor<T, B>();  // (C,) or none
-    Tensor<T, B> y(tx.shape());                                                    // (rows, C)
-    Tensor<T, B> mean(Shape{rows}), rstd(Shape{rows});  // (rows,): of GELU(x + bias)
-    bias_gelu_layer_norm_forward(B{}, y.data(), mean.data(), rstd.data(), tx.data(), tbias.data(),
-                                 tw.data(), tlb.data(), rows, C, static_cast<T>(eps), tanh_approx);
+    const Tensor<Scalar, Backend> tx = x.data(), tbias = bias.data();  // (rows, C), (C,)
+    const Tensor<Scalar, Backend> tw =
+        weight.defined() ? weight.data() : Tensor<Scalar, Backend>();  // (C,) or none
+    const Tensor<Scalar, Backend> tlb =
+        ln_bias.defined() ? ln_bias.data() : Tensor<Scalar, Backend>();  // (C,) or none
+    Tensor<Scalar, Backend> y(tx.shape());                               // (rows, C)
+    Tensor<Scalar, Backend> mean(Shape{rows}), rstd(Shape{rows});  // (rows,): of GELU(x + bias)
+    bias_gelu_layer_norm_forward(Backend{}, y.data(), mean.data(), rstd.data(), tx.data(),
+                                 tbias.data(), tw.data(), tlb.data(), rows, C,
+                                 static_cast<Scalar>(eps), tanh_approx);
 
-    std::vector<Variable<T, B>> inputs{x, bias};
+    std::vector<Variable<Scalar, Backend>> inputs{x, bias};
     if (weight.defined()) inputs.push_back(weight);
     if (ln_bias.defined()) inputs.push_back(ln_bias);
     const bool has_w = weight.defined(), has_lb = ln_bias.defined();
-    Variable<T, B> result = make_result<T, B>(
+    Variable<Scalar, Backend> result = make_result<Scalar, Backend>(
         tanh_approx ? "bias_gelu_tanh_layer_norm" : "bias_gelu_layer_norm", y, inputs,
-        [tx, tbias, tw, mean, rstd, rows, C, has_w, has_lb, tanh_approx](const Tensor<T, B>& dy,
-                                                                         const GradSlots<T, B>& d) {
+        [tx, tbias, tw, mean, rstd, rows, C, has_w, has_lb, tanh_approx](
+            const Tensor<Scalar, Backend>& dy, const GradSlots<Scalar, Backend>& d) {
           d.zero_fresh(1);  // the parameter sums are added to; dx is written
           size_t k = 0;
-          Tensor<T, B>* dx = d[k++];
-          Tensor<T, B>* dbias = d[k++];
-          Tensor<T, B>* dw = has_w ? d[k++] : nullptr;
-          Tensor<T, B>* dlb = has_lb ? d[k++] : nullptr;
+          Tensor<Scalar, Backend>* dx = d[k++];
+          Tensor<Scalar, Backend>* dbias = d[k++];
+          Tensor<Scalar, Backend>* dw = has_w ? d[k++] : nullptr;
+          Tensor<Scalar, Backend>* dlb = has_lb ? d[k++] : nullptr;
           bias_gelu_layer_norm_backward(
-              B{}, dx ? dx->data() : nullptr, dbias ? dbias->data() : nullptr,
+              Backend{}, dx ? dx->data() : nullptr, dbias ? dbias->data() : nullptr,
               dw ? dw->data() : nullptr, dlb ? dlb->data() : nullptr, dy.data(), tx.data(),
               tbias.data(), tw.data(), mean.data(), rstd.data(), rows, C, tanh_approx, d.fresh(0));
         });

@@ -11,9 +11,9 @@ inline namespace v0 {
 namespace detail {
 
 /// scale * sum of x over `axis` (all elements when `all`), and its backward.
-template <FloatingElement T, class B>
-Variable<T, B> scaled_sum(const char* name, const Variable<T, B>& x, bool all, int axis,
-                          bool keepdim, bool is_mean) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> scaled_sum(const char* name, const Variable<Scalar, Backend>& x, bool all,
+                                     int axis, bool keepdim, bool is_mean) {
   const Shape& s = x.shape();
   int64_t outer = 1, n = s.numel(), inner = 1;
   std::vector<int64_t> out_dims;
@@ -33,36 +33,37 @@ Variable<T, B> scaled_sum(const char* name, const Variable<T, B>& x, bool all, i
   if (is_mean)
     detail::check(n > 0, name, ": cannot average over zero elements (input shape ", s,
                   all ? "" : detail::concat(", axis ", axis), ")");
-  const T scale = is_mean ? T(1) / static_cast<T>(n) : T(1);
-  Tensor<T, B> out{Shape(out_dims)};  // x without `axis` (or with it as 1)
-  if (out.numel()) sum_axis_forward(B{}, out.data(), x.data().data(), outer, n, inner, scale);
-  return make_result<T, B>(
-      name, out, {&x}, [=](const Tensor<T, B>& dout, const GradSlots<T, B>& d) {
-        sum_axis_backward(B{}, d[0]->data(), dout.data(), outer, n, inner, scale);
+  const Scalar scale = is_mean ? Scalar(1) / static_cast<Scalar>(n) : Scalar(1);
+  Tensor<Scalar, Backend> out{Shape(out_dims)};  // x without `axis` (or with it as 1)
+  if (out.numel()) sum_axis_forward(Backend{}, out.data(), x.data().data(), outer, n, inner, scale);
+  return make_result<Scalar, Backend>(
+      name, out, {&x},
+      [=](const Tensor<Scalar, Backend>& dout, const GradSlots<Scalar, Backend>& d) {
+        sum_axis_backward(Backend{}, d[0]->data(), dout.data(), outer, n, inner, scale);
       });
 }
 
 }  // namespace detail
 
 /// sum_i x_i over all elements: a 0-d tensor (0 for an empty x).
-template <FloatingElement T, class B>
-Variable<T, B> sum(const Variable<T, B>& x) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> sum(const Variable<Scalar, Backend>& x) {
   return detail::scaled_sum("sum", x, true, 0, false, false);
 }
 /// Sum along `axis` (negative counts from the end); the axis is dropped, or
 /// kept with size 1 when `keepdim`. Throws on an axis out of range.
-template <FloatingElement T, class B>
-Variable<T, B> sum(const Variable<T, B>& x, int axis, bool keepdim = false) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> sum(const Variable<Scalar, Backend>& x, int axis, bool keepdim = false) {
   return detail::scaled_sum("sum", x, false, axis, keepdim, false);
 }
 /// (1/n) sum_i x_i over all n elements: a 0-d tensor. Throws when x is empty.
-template <FloatingElement T, class B>
-Variable<T, B> mean(const Variable<T, B>& x) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> mean(const Variable<Scalar, Backend>& x) {
   return detail::scaled_sum("mean", x, true, 0, false, true);
 }
 /// Mean along `axis`, like sum(x, axis, keepdim). Throws when that axis is empty.
-template <FloatingElement T, class B>
-Variable<T, B> mean(const Variable<T, B>& x, int axis, bool keepdim = false) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> mean(const Variable<Scalar, Backend>& x, int axis, bool keepdim = false) {
   return detail::scaled_sum("mean", x, false, axis, keepdim, true);
 }
 

@@ -15,12 +15,14 @@ inline namespace v0 {
 /// The same elements viewed in shape `dims` (one dim may be -1, inferred).
 /// The result shares x's storage; its gradient flows back unchanged.
 /// Throws when the element counts differ.
-template <FloatingElement T, class B>
-Variable<T, B> reshape(const Variable<T, B>& x, const std::vector<int64_t>& dims) {
-  const Tensor<T, B> y = x.data().reshape(dims);
-  Variable<T, B> result =
-      make_result<T, B>("reshape", y, {&x}, [](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-        accumulate(B{}, d[0]->data(), dy.data(), dy.numel(), T(1));
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> reshape(const Variable<Scalar, Backend>& x,
+                                  const std::vector<int64_t>& dims) {
+  const Tensor<Scalar, Backend> y = x.data().reshape(dims);
+  Variable<Scalar, Backend> result = make_result<Scalar, Backend>(
+      "reshape", y, {&x},
+      [](const Tensor<Scalar, Backend>& dy, const GradSlots<Scalar, Backend>& d) {
+        accumulate(Backend{}, d[0]->data(), dy.data(), dy.numel(), Scalar(1));
       });
   // The engine may hand dy's buffer to x instead (see Node::gradient_is_view).
   if (const auto& node = result.state_ptr()->grad_fn) node->gradient_is_view = true;
@@ -30,8 +32,8 @@ Variable<T, B> reshape(const Variable<T, B>& x, const std::vector<int64_t>& dims
 /// y with y.shape[d] = x.shape[perm[d]]: the dims of x reordered (a copy).
 /// Throws unless perm is a permutation of [0, x.ndim()); negative entries
 /// count from the end.
-template <FloatingElement T, class B>
-Variable<T, B> permute(const Variable<T, B>& x, std::vector<int> perm) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> permute(const Variable<Scalar, Backend>& x, std::vector<int> perm) {
   const Shape& s = x.shape();
   auto describe = [&] {
     std::string p = "(";
@@ -55,18 +57,19 @@ Variable<T, B> permute(const Variable<T, B>& x, std::vector<int> perm) {
 
   const StridedPlan forward = make_permute_plan(s, perm);
   std::vector<int64_t> out_dims(forward.sizes, forward.sizes + forward.ndim);
-  Tensor<T, B> y{Shape(out_dims)};  // x's dims in the order perm
-  gather_strided(B{}, y.data(), x.data().data(), forward, y.numel(), false);
+  Tensor<Scalar, Backend> y{Shape(out_dims)};  // x's dims in the order perm
+  gather_strided(Backend{}, y.data(), x.data().data(), forward, y.numel(), false);
   const StridedPlan backward = make_permute_plan(y.shape(), inverse);
-  return make_result<T, B>(
-      "permute", y, {&x}, [backward](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-        gather_strided(B{}, d[0]->data(), dy.data(), backward, dy.numel(), true);
+  return make_result<Scalar, Backend>(
+      "permute", y, {&x},
+      [backward](const Tensor<Scalar, Backend>& dy, const GradSlots<Scalar, Backend>& d) {
+        gather_strided(Backend{}, d[0]->data(), dy.data(), backward, dy.numel(), true);
       });
 }
 
 /// x with dims `dim0` and `dim1` swapped (a copy). Negative dims count from the end.
-template <FloatingElement T, class B>
-Variable<T, B> transpose(const Variable<T, B>& x, int dim0, int dim1) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> transpose(const Variable<Scalar, Backend>& x, int dim0, int dim1) {
   dim0 = x.shape().normalize_axis("transpose", dim0);
   dim1 = x.shape().normalize_axis("transpose", dim1);
   std::vector<int> perm(static_cast<size_t>(x.ndim()));
@@ -78,8 +81,9 @@ Variable<T, B> transpose(const Variable<T, B>& x, int dim0, int dim1) {
 /// The elements with index in [start, stop) along `axis` (a copy), like
 /// torch.narrow. Negative start/stop count from the end of the axis; unlike
 /// Python slicing, bounds outside the axis are an error rather than clamped.
-template <FloatingElement T, class B>
-Variable<T, B> slice(const Variable<T, B>& x, int axis, int64_t start, int64_t stop) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> slice(const Variable<Scalar, Backend>& x, int axis, int64_t start,
+                                int64_t stop) {
   const Shape& s = x.shape();
   axis = s.normalize_axis("slice", axis);
   const int64_t n = s[axis];
@@ -89,22 +93,24 @@ Variable<T, B> slice(const Variable<T, B>& x, int axis, int64_t start, int64_t s
   const int64_t outer = s.outer(axis), inner = s.inner(axis), len = end - begin;
   std::vector<int64_t> out_dims = s.dims();
   out_dims[static_cast<size_t>(axis)] = len;
-  Tensor<T, B> y{Shape(out_dims)};  // x with `axis` cut to len
+  Tensor<Scalar, Backend> y{Shape(out_dims)};  // x with `axis` cut to len
   const int64_t offset = begin * inner;
   if (y.numel())
-    copy_rows(B{}, y.data(), len * inner, x.data().data() + offset, n * inner, outer, len * inner,
-              false);
-  return make_result<T, B>("slice", y, {&x}, [=](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-    if (dy.numel())
-      copy_rows(B{}, d[0]->data() + offset, n * inner, dy.data(), len * inner, outer, len * inner,
-                true);
-  });
+    copy_rows(Backend{}, y.data(), len * inner, x.data().data() + offset, n * inner, outer,
+              len * inner, false);
+  return make_result<Scalar, Backend>(
+      "slice", y, {&x},
+      [=](const Tensor<Scalar, Backend>& dy, const GradSlots<Scalar, Backend>& d) {
+        if (dy.numel())
+          copy_rows(Backend{}, d[0]->data() + offset, n * inner, dy.data(), len * inner, outer,
+                    len * inner, true);
+      });
 }
 
 /// The inputs joined along `axis`; all must have the same shape except along it.
 /// Throws on an empty list or mismatched shapes (naming the first offender).
-template <FloatingElement T, class B>
-Variable<T, B> concat(const std::vector<Variable<T, B>>& xs, int axis) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> concat(const std::vector<Variable<Scalar, Backend>>& xs, int axis) {
   detail::check(!xs.empty(), "concat: needs at least one tensor");
   const Shape& first = xs[0].shape();
   axis = first.normalize_axis("concat", axis);
@@ -121,23 +127,24 @@ Variable<T, B> concat(const std::vector<Variable<T, B>>& xs, int axis) {
     total += s[axis];
   }
   out_dims[static_cast<size_t>(axis)] = total;
-  Tensor<T, B> y{Shape(out_dims)};  // inputs side by side along axis
+  Tensor<Scalar, Backend> y{Shape(out_dims)};  // inputs side by side along axis
   const int64_t outer = first.outer(axis), inner = first.inner(axis);
   std::vector<int64_t> offsets;  // where each input starts in a row of y
   int64_t at = 0;
   for (size_t k = 0; k < xs.size(); ++k) {
     offsets.push_back(at);
     if (lengths[k] * inner * outer != 0)
-      copy_rows(B{}, y.data() + at, total * inner, xs[k].data().data(), lengths[k] * inner, outer,
-                lengths[k] * inner, false);
+      copy_rows(Backend{}, y.data() + at, total * inner, xs[k].data().data(), lengths[k] * inner,
+                outer, lengths[k] * inner, false);
     at += lengths[k] * inner;
   }
-  return make_result<T, B>("concat", y, xs, [=](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-    for (size_t k = 0; k < d.size(); ++k)
-      if (d[k] && lengths[k] * inner * outer != 0)
-        copy_rows(B{}, d[k]->data(), lengths[k] * inner, dy.data() + offsets[k], total * inner,
-                  outer, lengths[k] * inner, true);
-  });
+  return make_result<Scalar, Backend>(
+      "concat", y, xs, [=](const Tensor<Scalar, Backend>& dy, const GradSlots<Scalar, Backend>& d) {
+        for (size_t k = 0; k < d.size(); ++k)
+          if (d[k] && lengths[k] * inner * outer != 0)
+            copy_rows(Backend{}, d[k]->data(), lengths[k] * inner, dy.data() + offsets[k],
+                      total * inner, outer, lengths[k] * inner, true);
+      });
 }
 
 }  // namespace v0

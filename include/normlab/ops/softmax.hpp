@@ -15,8 +15,8 @@ inline namespace v0 {
 namespace detail {
 
 /// The number of rows of x seen as (rows, n); throws unless x has a last axis.
-template <FloatingElement T, class B>
-int64_t softmax_rows(const char* op, const Variable<T, B>& x) {
+template <FloatingElement Scalar, class Backend>
+int64_t softmax_rows(const char* op, const Variable<Scalar, Backend>& x) {
   check(x.defined(), op, ": x is undefined (a default-constructed Variable)");
   check(x.ndim() >= 1, op, ": x with 0 dims (shape ", x.shape(), ") has no last axis");
   return x.size(-1) > 0 ? x.numel() / x.size(-1) : 0;
@@ -37,8 +37,8 @@ int64_t softmax_rows(const char* op, const Variable<T, B>& x) {
 /// the shape otherwise.
 /// Ensures: y has x's shape; in each row with an unmasked entry those entries
 /// are >= 0 and sum to 1; one graph node whose backward adds into x's gradient.
-template <FloatingElement T, class B>
-Variable<T, B> softmax(const Variable<T, B>& x, bool causal = false) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> softmax(const Variable<Scalar, Backend>& x, bool causal = false) {
   const int64_t rows = detail::softmax_rows("softmax", x);
   detail::check(!causal || x.ndim() >= 2,
                 "softmax: a causal mask needs x of shape (..., Tq, Tk) with >= 2 dims, got a 1-d "
@@ -46,14 +46,15 @@ Variable<T, B> softmax(const Variable<T, B>& x, bool causal = false) {
                 x.shape());
   const int64_t n = x.size(-1);
   const int64_t causal_tq = causal ? x.size(-2) : 0;
-  const Tensor<T, B> tx = x.data();  // (rows, n)
-  Tensor<T, B> y(tx.shape());        // (rows, n)
-  softmax_forward(B{}, y.data(), tx.data(), rows, n, causal_tq);
-  return make_result<T, B>(
-      "softmax", y, {&x},
-      [y, rows, n, causal_tq](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-        softmax_backward(B{}, d[0]->data(), dy.data(), y.data(), rows, n, causal_tq);
-      });
+  const Tensor<Scalar, Backend> tx = x.data();  // (rows, n)
+  Tensor<Scalar, Backend> y(tx.shape());        // (rows, n)
+  softmax_forward(Backend{}, y.data(), tx.data(), rows, n, causal_tq);
+  return make_result<Scalar, Backend>("softmax", y, {&x},
+                                      [y, rows, n, causal_tq](const Tensor<Scalar, Backend>& dy,
+                                                              const GradSlots<Scalar, Backend>& d) {
+                                        softmax_backward(Backend{}, d[0]->data(), dy.data(),
+                                                         y.data(), rows, n, causal_tq);
+                                      });
 }
 
 /// Log-softmax over the last axis:  y_j = x_j - max_k x_k - log sum_k exp(x_k - max_k x_k),
@@ -62,17 +63,18 @@ Variable<T, B> softmax(const Variable<T, B>& x, bool causal = false) {
 /// Requires: x has >= 1 dims. Throws Error naming the shape otherwise.
 /// Ensures: y has x's shape and exp(y) sums to 1 over each row; one graph node
 /// whose backward adds into x's gradient.
-template <FloatingElement T, class B>
-Variable<T, B> log_softmax(const Variable<T, B>& x) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> log_softmax(const Variable<Scalar, Backend>& x) {
   const int64_t rows = detail::softmax_rows("log_softmax", x);
   const int64_t n = x.size(-1);
-  const Tensor<T, B> tx = x.data();  // (rows, n)
-  Tensor<T, B> y(tx.shape());        // (rows, n)
-  log_softmax_forward(B{}, y.data(), tx.data(), rows, n);
-  return make_result<T, B>("log_softmax", y, {&x},
-                           [y, rows, n](const Tensor<T, B>& dy, const GradSlots<T, B>& d) {
-                             log_softmax_backward(B{}, d[0]->data(), dy.data(), y.data(), rows, n);
-                           });
+  const Tensor<Scalar, Backend> tx = x.data();  // (rows, n)
+  Tensor<Scalar, Backend> y(tx.shape());        // (rows, n)
+  log_softmax_forward(Backend{}, y.data(), tx.data(), rows, n);
+  return make_result<Scalar, Backend>(
+      "log_softmax", y, {&x},
+      [y, rows, n](const Tensor<Scalar, Backend>& dy, const GradSlots<Scalar, Backend>& d) {
+        log_softmax_backward(Backend{}, d[0]->data(), dy.data(), y.data(), rows, n);
+      });
 }
 
 }  // namespace v0

@@ -46,9 +46,9 @@ struct AdamWOptions {
 namespace detail {
 
 /// The update both Adam variants share; `decoupled` picks AdamW's decay.
-template <FloatingElement T, class B>
-class AdamFamily : public Optimizer<T, B> {
-  using Base = Optimizer<T, B>;
+template <FloatingElement Scalar, class Backend>
+class AdamFamily : public Optimizer<Scalar, Backend> {
+  using Base = Optimizer<Scalar, Backend>;
 
  public:
   double beta1() const { return beta1_; }
@@ -58,13 +58,13 @@ class AdamFamily : public Optimizer<T, B> {
   void step() override {
     this->count_step();
     for (size_t i = 0; i < this->params_.size(); ++i) {
-      const Tensor<T, B>* grad = this->grad_of(i);
+      const Tensor<Scalar, Backend>* grad = this->grad_of(i);
       if (!grad) continue;
       Slot& s = slots_[i];
-      const Tensor<T, B>& p = this->params_[i].value.data();
+      const Tensor<Scalar, Backend>& p = this->params_[i].value.data();
       if (!s.exp_avg.defined()) {
-        s.exp_avg = Tensor<T, B>::zeros(p.shape());     // same shape as p
-        s.exp_avg_sq = Tensor<T, B>::zeros(p.shape());  // same shape as p
+        s.exp_avg = Tensor<Scalar, Backend>::zeros(p.shape());     // same shape as p
+        s.exp_avg_sq = Tensor<Scalar, Backend>::zeros(p.shape());  // same shape as p
       }
       ++s.step;
       AdamWStepArgs a;
@@ -76,15 +76,15 @@ class AdamFamily : public Optimizer<T, B> {
       a.bias_correction1 = 1 - std::pow(beta1_, static_cast<double>(s.step));
       a.bias_correction2 = 1 - std::pow(beta2_, static_cast<double>(s.step));
       if (p.numel())
-        adamw_step(B{}, p.data(), grad->data(), s.exp_avg.data(), s.exp_avg_sq.data(), p.numel(),
-                   a);
+        adamw_step(Backend{}, p.data(), grad->data(), s.exp_avg.data(), s.exp_avg_sq.data(),
+                   p.numel(), a);
     }
   }
 
   /// "step", and for each parameter updated at least once `exp_avg.<name>`,
   /// `exp_avg_sq.<name>` (its shape) and the counter `step.<name>`.
-  OptimizerState<T, B> state() const override {
-    OptimizerState<T, B> st;
+  OptimizerState<Scalar, Backend> state() const override {
+    OptimizerState<Scalar, Backend> st;
     st.counters["step"] = this->step_count_;
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (!slots_[i].exp_avg.defined()) continue;
@@ -96,12 +96,12 @@ class AdamFamily : public Optimizer<T, B> {
     return st;
   }
 
-  void load_state(const OptimizerState<T, B>& s) override {
+  void load_state(const OptimizerState<Scalar, Backend>& s) override {
     const int64_t steps = this->check_state_keys(s, {"exp_avg", "exp_avg_sq"}, {"step"});
     std::vector<Slot> slots(slots_.size());
     for (size_t i = 0; i < slots.size(); ++i) {
-      const Tensor<T, B>* m = this->find_entry(s.tensors, "exp_avg", i);
-      const Tensor<T, B>* v = this->find_entry(s.tensors, "exp_avg_sq", i);
+      const Tensor<Scalar, Backend>* m = this->find_entry(s.tensors, "exp_avg", i);
+      const Tensor<Scalar, Backend>* v = this->find_entry(s.tensors, "exp_avg_sq", i);
       const int64_t* t = this->find_entry(s.counters, "step", i);
       const int present = (m != nullptr) + (v != nullptr) + (t != nullptr);
       normlab::detail::check(present == 0 || present == 3, this->who_, "::load_state: parameter '",
@@ -116,7 +116,7 @@ class AdamFamily : public Optimizer<T, B> {
   }
 
  protected:
-  AdamFamily(std::vector<ParamGroup<T, B>> groups, double lr, double beta1, double beta2,
+  AdamFamily(std::vector<ParamGroup<Scalar, Backend>> groups, double lr, double beta1, double beta2,
              double eps, bool decoupled, const char* who)
       : Base(std::move(groups), lr, who),
         beta1_(beta1),
@@ -133,9 +133,10 @@ class AdamFamily : public Optimizer<T, B> {
 
  private:
   struct Slot {
-    Tensor<T, B> exp_avg;     // m, shape of the parameter; undefined before its first update
-    Tensor<T, B> exp_avg_sq;  // v, shape of the parameter
-    int64_t step = 0;         // updates of this parameter
+    Tensor<Scalar, Backend>
+        exp_avg;  // m, shape of the parameter; undefined before its first update
+    Tensor<Scalar, Backend> exp_avg_sq;  // v, shape of the parameter
+    int64_t step = 0;                    // updates of this parameter
   };
   double beta1_, beta2_, eps_;
   bool decoupled_;
@@ -146,23 +147,24 @@ class AdamFamily : public Optimizer<T, B> {
 
 /// torch.optim.Adam: the weight decay is an L2 penalty added to the gradient,
 /// so it passes through the moment estimates.
-template <FloatingElement T, class B>
-class Adam : public detail::AdamFamily<T, B> {
+template <FloatingElement Scalar, class Backend>
+class Adam : public detail::AdamFamily<Scalar, Backend> {
  public:
   /// One group per entry of `groups`, each with its own weight_decay
   /// (o.weight_decay is not used).
   /// Requires: o.lr >= 0, betas in [0, 1), eps >= 0, decays >= 0, unique
   /// parameters (throws Error naming the field or parameter otherwise).
-  Adam(std::vector<ParamGroup<T, B>> groups, const AdamOptions& o)
-      : detail::AdamFamily<T, B>(std::move(groups), o.lr, o.beta1, o.beta2, o.eps, false, "Adam") {}
+  Adam(std::vector<ParamGroup<Scalar, Backend>> groups, const AdamOptions& o)
+      : detail::AdamFamily<Scalar, Backend>(std::move(groups), o.lr, o.beta1, o.beta2, o.eps, false,
+                                            "Adam") {}
   /// `params` split by `decays` (split_weight_decay) with o.weight_decay.
-  explicit Adam(const std::vector<NamedParameter<T, B>>& params, const AdamOptions& o = {},
-                const DecayPredicate& decays = decays_by_default)
+  explicit Adam(const std::vector<NamedParameter<Scalar, Backend>>& params,
+                const AdamOptions& o = {}, const DecayPredicate& decays = decays_by_default)
       : Adam(split_weight_decay(params, detail::checked_weight_decay("Adam", o.weight_decay),
                                 decays),
              o) {}
   /// Every parameter of `module`, split by `decays`.
-  explicit Adam(Module<T, B>& module, const AdamOptions& o = {},
+  explicit Adam(Module<Scalar, Backend>& module, const AdamOptions& o = {},
                 const DecayPredicate& decays = decays_by_default)
       : Adam(module.named_parameters(), o, decays) {}
 
@@ -171,23 +173,24 @@ class Adam : public detail::AdamFamily<T, B> {
 
 /// torch.optim.AdamW: decoupled weight decay p <- p - lr * wd * p, applied
 /// before the Adam update and outside the moment estimates.
-template <FloatingElement T, class B>
-class AdamW : public detail::AdamFamily<T, B> {
+template <FloatingElement Scalar, class Backend>
+class AdamW : public detail::AdamFamily<Scalar, Backend> {
  public:
   /// One group per entry of `groups`, each with its own weight_decay
   /// (o.weight_decay is not used).
   /// Requires: o.lr >= 0, betas in [0, 1), eps >= 0, decays >= 0, unique
   /// parameters (throws Error naming the field or parameter otherwise).
-  AdamW(std::vector<ParamGroup<T, B>> groups, const AdamWOptions& o)
-      : detail::AdamFamily<T, B>(std::move(groups), o.lr, o.beta1, o.beta2, o.eps, true, "AdamW") {}
+  AdamW(std::vector<ParamGroup<Scalar, Backend>> groups, const AdamWOptions& o)
+      : detail::AdamFamily<Scalar, Backend>(std::move(groups), o.lr, o.beta1, o.beta2, o.eps, true,
+                                            "AdamW") {}
   /// `params` split by `decays` (split_weight_decay) with o.weight_decay.
-  explicit AdamW(const std::vector<NamedParameter<T, B>>& params, const AdamWOptions& o = {},
-                 const DecayPredicate& decays = decays_by_default)
+  explicit AdamW(const std::vector<NamedParameter<Scalar, Backend>>& params,
+                 const AdamWOptions& o = {}, const DecayPredicate& decays = decays_by_default)
       : AdamW(split_weight_decay(params, detail::checked_weight_decay("AdamW", o.weight_decay),
                                  decays),
               o) {}
   /// Every parameter of `module`, split by `decays`.
-  explicit AdamW(Module<T, B>& module, const AdamWOptions& o = {},
+  explicit AdamW(Module<Scalar, Backend>& module, const AdamWOptions& o = {},
                  const DecayPredicate& decays = decays_by_default)
       : AdamW(module.named_parameters(), o, decays) {}
 

@@ -17,18 +17,19 @@
 #include "normlab/autograd/variable.hpp"
 #include "normlab/backend/backend.hpp"
 #include "normlab/core/error.hpp"
-#include "normlab/nn/module.hpp"
+#include "normlab/modules/module.hpp"
 
 namespace normlab {
 inline namespace v0 {
 
 /// The L2 norm of all gradients of `params` taken together, as if
 /// concatenated; parameters without a gradient count as zero.
-template <FloatingElement T, class B>
-double grad_norm(const std::vector<Variable<T, B>>& params) {
+template <FloatingElement Scalar, class Backend>
+double grad_norm(const std::vector<Variable<Scalar, Backend>>& params) {
   double sum = 0;
   for (const auto& p : params)
-    if (p.has_grad() && p.grad().numel()) sum += sum_of_squares(B{}, p.grad().data(), p.numel());
+    if (p.has_grad() && p.grad().numel())
+      sum += sum_of_squares(Backend{}, p.grad().data(), p.numel());
   return std::sqrt(sum);
 }
 
@@ -41,8 +42,8 @@ double grad_norm(const std::vector<Variable<T, B>>& params) {
 /// norm is not finite, the gradients are unchanged — unlike torch, which
 /// multiplies by 0 or NaN then — so a trainer can see the inf/NaN norm and
 /// skip the step.
-template <FloatingElement T, class B>
-double clip_grad_norm(const std::vector<Variable<T, B>>& params, double max_norm) {
+template <FloatingElement Scalar, class Backend>
+double clip_grad_norm(const std::vector<Variable<Scalar, Backend>>& params, double max_norm) {
   detail::check(std::isfinite(max_norm) && max_norm > 0,
                 "clip_grad_norm: max_norm must be finite and > 0, got ", max_norm);
   const double norm = grad_norm(params);
@@ -50,23 +51,23 @@ double clip_grad_norm(const std::vector<Variable<T, B>>& params, double max_norm
   if (std::isfinite(norm) && coef < 1)
     for (const auto& p : params)
       if (p.has_grad() && p.grad().numel())
-        scale_in_place(B{}, p.grad().data(), p.grad().numel(), static_cast<T>(coef));
+        scale_in_place(Backend{}, p.grad().data(), p.grad().numel(), static_cast<Scalar>(coef));
   return norm;
 }
 
 /// grad_norm over named parameters (e.g. Module::named_parameters(),
 /// Optimizer::named_parameters()).
-template <FloatingElement T, class B>
-double grad_norm(const std::vector<NamedParameter<T, B>>& params) {
-  std::vector<Variable<T, B>> v;
+template <FloatingElement Scalar, class Backend>
+double grad_norm(const std::vector<NamedParameter<Scalar, Backend>>& params) {
+  std::vector<Variable<Scalar, Backend>> v;
   for (const auto& p : params) v.push_back(p.value);
   return grad_norm(v);
 }
 
 /// clip_grad_norm over named parameters.
-template <FloatingElement T, class B>
-double clip_grad_norm(const std::vector<NamedParameter<T, B>>& params, double max_norm) {
-  std::vector<Variable<T, B>> v;
+template <FloatingElement Scalar, class Backend>
+double clip_grad_norm(const std::vector<NamedParameter<Scalar, Backend>>& params, double max_norm) {
+  std::vector<Variable<Scalar, Backend>> v;
   for (const auto& p : params) v.push_back(p.value);
   return clip_grad_norm(v, max_norm);
 }

@@ -30,7 +30,7 @@
 #include "normlab/autograd/variable.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/core/tensor.hpp"
-#include "normlab/nn/module.hpp"
+#include "normlab/modules/module.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -44,9 +44,9 @@ inline double checked_weight_decay(const char* who, double weight_decay) {
 }  // namespace detail
 
 /// Parameters that share a weight decay.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 struct ParamGroup {
-  std::vector<NamedParameter<T, B>> params;
+  std::vector<NamedParameter<Scalar, Backend>> params;
   double weight_decay = 0;
 };
 
@@ -70,12 +70,12 @@ inline DecayPredicate decay_kinds(std::set<ParamKind> kinds) {
 /// `decays` accepts, with `weight_decay`; group 1 the others, with 0. Both
 /// groups keep the order of `params` and either may be empty.
 /// Requires: weight_decay >= 0 (throws Error otherwise).
-template <FloatingElement T, class B>
-std::vector<ParamGroup<T, B>> split_weight_decay(const std::vector<NamedParameter<T, B>>& params,
-                                                 double weight_decay,
-                                                 const DecayPredicate& decays = decays_by_default) {
+template <FloatingElement Scalar, class Backend>
+std::vector<ParamGroup<Scalar, Backend>> split_weight_decay(
+    const std::vector<NamedParameter<Scalar, Backend>>& params, double weight_decay,
+    const DecayPredicate& decays = decays_by_default) {
   detail::checked_weight_decay("split_weight_decay", weight_decay);
-  std::vector<ParamGroup<T, B>> groups(2);
+  std::vector<ParamGroup<Scalar, Backend>> groups(2);
   groups[0].weight_decay = weight_decay;
   for (const auto& p : params) groups[decays(p.name, p.kind) ? 0 : 1].params.push_back(p);
   return groups;
@@ -89,9 +89,9 @@ std::vector<ParamGroup<T, B>> split_weight_decay(const std::vector<NamedParamete
 /// step() calls. Hyper-parameters (lr, betas, ...) are not state: they come
 /// from the constructor and the schedule. See train/optimizer_state.hpp to store it in
 /// a safetensors file.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 struct OptimizerState {
-  std::map<std::string, Tensor<T, B>> tensors;
+  std::map<std::string, Tensor<Scalar, Backend>> tensors;
   std::map<std::string, int64_t> counters;
 };
 
@@ -101,7 +101,7 @@ struct OptimizerState {
 /// tensors in place) and one state slot per parameter. Parameters are
 /// identified by name in the state, so a state loads into an optimizer built
 /// over the same names in any group order.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
@@ -119,7 +119,7 @@ class Optimizer {
   virtual void step() = 0;
 
   /// A snapshot (copies) of the state; later steps do not change it.
-  virtual OptimizerState<T, B> state() const = 0;
+  virtual OptimizerState<Scalar, Backend> state() const = 0;
 
   /// Replaces the state with `s`, after checking all of it: every key must
   /// belong to a parameter of this optimizer with the right shape, a
@@ -127,7 +127,7 @@ class Optimizer {
   /// be present. Throws Error naming the key on a violation and then changes
   /// nothing. Ensures: given the same parameter values, gradients and lr,
   /// step() continues bit for bit as the optimizer `s` was taken from would.
-  virtual void load_state(const OptimizerState<T, B>& s) = 0;
+  virtual void load_state(const OptimizerState<Scalar, Backend>& s) = 0;
 
   /// Sets every parameter's gradient to zero, keeping the buffers; with
   /// set_to_none, drops them instead (torch's zero_grad(set_to_none=True)).
@@ -155,15 +155,15 @@ class Optimizer {
   /// bound keeps every step counter, per parameter too, from overflowing).
   static constexpr int64_t kMaxSteps = int64_t{1} << 62;
 
-  const std::vector<ParamGroup<T, B>>& param_groups() const { return groups_; }
+  const std::vector<ParamGroup<Scalar, Backend>>& param_groups() const { return groups_; }
   /// Every parameter, group by group.
-  const std::vector<NamedParameter<T, B>>& named_parameters() const { return params_; }
+  const std::vector<NamedParameter<Scalar, Backend>>& named_parameters() const { return params_; }
 
  protected:
   /// Requires: parameter names unique across groups, no variable listed
   /// twice (under any name), every variable defined, weight decays >= 0,
   /// lr >= 0. Throws Error naming the parameter or value otherwise.
-  Optimizer(std::vector<ParamGroup<T, B>> groups, double lr, const char* who)
+  Optimizer(std::vector<ParamGroup<Scalar, Backend>> groups, double lr, const char* who)
       : groups_(std::move(groups)), lr_(lr), who_(who) {
     check_lr(lr);
     std::unordered_map<const void*, std::string> variables;
@@ -185,8 +185,8 @@ class Optimizer {
 
   /// The gradient of parameter i, checked against its shape; nullptr when
   /// it has none.
-  const Tensor<T, B>* grad_of(size_t i) const {
-    const Variable<T, B>& v = params_[i].value;
+  const Tensor<Scalar, Backend>* grad_of(size_t i) const {
+    const Variable<Scalar, Backend>& v = params_[i].value;
     if (!v.has_grad()) return nullptr;
     detail::check(v.grad().shape() == v.shape(), who_, ": gradient of '", params_[i].name,
                   "' has shape ", v.grad().shape(), " but the parameter has shape ", v.shape());
@@ -208,7 +208,7 @@ class Optimizer {
   /// Reads "step" and checks that every other key of `s` is `<prefix>.<name>`
   /// for a prefix in `tensor_prefixes` (tensors, with the parameter's shape)
   /// or `counter_prefixes` (counters) and a parameter of this optimizer.
-  int64_t check_state_keys(const OptimizerState<T, B>& s,
+  int64_t check_state_keys(const OptimizerState<Scalar, Backend>& s,
                            const std::vector<std::string>& tensor_prefixes,
                            const std::vector<std::string>& counter_prefixes) const {
     const auto it = s.counters.find("step");
@@ -263,10 +263,10 @@ class Optimizer {
     return s.empty() ? "no per-parameter state" : s;
   }
 
-  std::vector<ParamGroup<T, B>> groups_;
-  std::vector<NamedParameter<T, B>> params_;       // all groups, flattened
-  std::vector<double> weight_decays_;              // per entry of params_
-  std::unordered_map<std::string, size_t> index_;  // name -> position in params_
+  std::vector<ParamGroup<Scalar, Backend>> groups_;
+  std::vector<NamedParameter<Scalar, Backend>> params_;  // all groups, flattened
+  std::vector<double> weight_decays_;                    // per entry of params_
+  std::unordered_map<std::string, size_t> index_;        // name -> position in params_
   double lr_;
   int64_t step_count_ = 0;
   const char* who_;

@@ -33,9 +33,9 @@ struct SGDOptions {
   bool nesterov = false;
 };
 
-template <FloatingElement T, class B>
-class SGD : public Optimizer<T, B> {
-  using Base = Optimizer<T, B>;
+template <FloatingElement Scalar, class Backend>
+class SGD : public Optimizer<Scalar, Backend> {
+  using Base = Optimizer<Scalar, Backend>;
 
  public:
   /// One group per entry of `groups`, each with its own weight_decay
@@ -43,7 +43,7 @@ class SGD : public Optimizer<T, B> {
   /// Requires: lr >= 0, momentum >= 0, dampening in [0, 1], nesterov only
   /// with momentum > 0 and dampening 0 (as torch), decays >= 0, unique
   /// parameters. Throws Error naming the field or parameter otherwise.
-  SGD(std::vector<ParamGroup<T, B>> groups, const SGDOptions& o)
+  SGD(std::vector<ParamGroup<Scalar, Backend>> groups, const SGDOptions& o)
       : Base(std::move(groups), o.lr, "SGD"), options_(o) {
     normlab::detail::check(std::isfinite(o.momentum) && o.momentum >= 0,
                            "SGD: momentum must be finite and >= 0, got ", o.momentum);
@@ -55,12 +55,12 @@ class SGD : public Optimizer<T, B> {
     buffers_.resize(this->params_.size());
   }
   /// `params` split by `decays` (split_weight_decay) with o.weight_decay.
-  explicit SGD(const std::vector<NamedParameter<T, B>>& params, const SGDOptions& o = {},
+  explicit SGD(const std::vector<NamedParameter<Scalar, Backend>>& params, const SGDOptions& o = {},
                const DecayPredicate& decays = decays_by_default)
       : SGD(split_weight_decay(params, detail::checked_weight_decay("SGD", o.weight_decay), decays),
             o) {}
   /// Every parameter of `module`, split by `decays`.
-  explicit SGD(Module<T, B>& module, const SGDOptions& o = {},
+  explicit SGD(Module<Scalar, Backend>& module, const SGDOptions& o = {},
                const DecayPredicate& decays = decays_by_default)
       : SGD(module.named_parameters(), o, decays) {}
 
@@ -71,10 +71,10 @@ class SGD : public Optimizer<T, B> {
     this->count_step();
     const bool momentum = options_.momentum != 0;
     for (size_t i = 0; i < this->params_.size(); ++i) {
-      const Tensor<T, B>* grad = this->grad_of(i);
+      const Tensor<Scalar, Backend>* grad = this->grad_of(i);
       if (!grad) continue;
-      const Tensor<T, B>& p = this->params_[i].value.data();
-      Tensor<T, B>& buf = buffers_[i];  // same shape as p, when momentum != 0
+      const Tensor<Scalar, Backend>& p = this->params_[i].value.data();
+      Tensor<Scalar, Backend>& buf = buffers_[i];  // same shape as p, when momentum != 0
       SgdStepArgs a;
       a.lr = this->lr_;
       a.momentum = options_.momentum;
@@ -82,16 +82,16 @@ class SGD : public Optimizer<T, B> {
       a.weight_decay = this->weight_decays_[i];
       a.nesterov = options_.nesterov;
       a.first_step = momentum && !buf.defined();
-      if (a.first_step) buf = Tensor<T, B>(p.shape());  // written whole by the kernel
+      if (a.first_step) buf = Tensor<Scalar, Backend>(p.shape());  // written whole by the kernel
       if (p.numel())
-        sgd_step(B{}, p.data(), grad->data(), momentum ? buf.data() : nullptr, p.numel(), a);
+        sgd_step(Backend{}, p.data(), grad->data(), momentum ? buf.data() : nullptr, p.numel(), a);
     }
   }
 
   /// "step", and with momentum `momentum_buffer.<name>` for each parameter
   /// updated at least once.
-  OptimizerState<T, B> state() const override {
-    OptimizerState<T, B> st;
+  OptimizerState<Scalar, Backend> state() const override {
+    OptimizerState<Scalar, Backend> st;
     st.counters["step"] = this->step_count_;
     for (size_t i = 0; i < buffers_.size(); ++i)
       if (buffers_[i].defined())
@@ -99,14 +99,14 @@ class SGD : public Optimizer<T, B> {
     return st;
   }
 
-  void load_state(const OptimizerState<T, B>& s) override {
+  void load_state(const OptimizerState<Scalar, Backend>& s) override {
     const std::vector<std::string> tensors = options_.momentum != 0
                                                  ? std::vector<std::string>{"momentum_buffer"}
                                                  : std::vector<std::string>{};
     const int64_t steps = this->check_state_keys(s, tensors, {});
-    std::vector<Tensor<T, B>> buffers(buffers_.size());
+    std::vector<Tensor<Scalar, Backend>> buffers(buffers_.size());
     for (size_t i = 0; i < buffers.size(); ++i)
-      if (const Tensor<T, B>* b = this->find_entry(s.tensors, "momentum_buffer", i))
+      if (const Tensor<Scalar, Backend>* b = this->find_entry(s.tensors, "momentum_buffer", i))
         buffers[i] = b->clone();
     buffers_ = std::move(buffers);
     this->step_count_ = steps;
@@ -114,7 +114,8 @@ class SGD : public Optimizer<T, B> {
 
  private:
   SGDOptions options_;
-  std::vector<Tensor<T, B>> buffers_;  // per parameter; undefined before its first update
+  std::vector<Tensor<Scalar, Backend>>
+      buffers_;  // per parameter; undefined before its first update
 };
 
 }  // namespace v0

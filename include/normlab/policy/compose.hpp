@@ -144,7 +144,7 @@ using NormFormerFairseq = compose<PreLN, HeadScale<after_out_proj>, AttnOutNorm,
 using SandwichLN = compose<PreLN, AttnOutNorm, FfnOutNorm>;
 
 /// The policy the model's config names, composed at run time from extras
-/// chosen by name (policy/registry.hpp): GPT<RuntimePolicy, Cpu> is one type
+/// chosen by name (policy/registry.hpp): GPT<RuntimePolicy, float, Cpu> is one type
 /// for every composition a config or the command line can describe, and
 /// computes exactly what the same composition as a static type computes.
 struct RuntimePolicy {};

@@ -7,9 +7,10 @@
 //     static constexpr std::string_view equation = "x <- ...";    // what it computes
 //     static constexpr SiteSet sites = {Site::ffn_branch};        // where it acts
 //     template <FloatingElement T, class B>
-//     struct State : Module<T, B> {                                 // per layer
+//     struct State : Module<Scalar, Backend> {                                 // per layer
 //       explicit State(const ExtraContext& cx);                     // sizes of the layer
-//       Variable<T, B> ffn_branch(const Variable<T, B>& f) const;   // one method per site
+//       Variable<Scalar, Backend> ffn_branch(const Variable<Scalar, Backend>& f) const;   // one
+//       method per site
 //       // parameters: for_each_own_parameter / for_each_child, as any Module
 //     };
 //   };
@@ -38,8 +39,8 @@
 #include <string_view>
 #include <type_traits>
 
-#include "normlab/nn/attention.hpp"
-#include "normlab/nn/layers.hpp"
+#include "normlab/modules/attention.hpp"
+#include "normlab/modules/layers.hpp"
 #include "normlab/policy/policy.hpp"
 
 namespace normlab {
@@ -134,17 +135,17 @@ V call_site(const S& s, const V& x) {
     return x;
 }
 
-/// Compile-time checks of E's State for T, B, each a static_assert whose
+/// Compile-time checks of E's State for Scalar, B, each a static_assert whose
 /// message says what is missing.
-template <class E, FloatingElement T, class B>
+template <class E, FloatingElement Scalar, class Backend>
 constexpr bool check_extra_state() {
   static_assert(
-      requires { typename E::template State<T, B>; },
+      requires { typename E::template State<Scalar, Backend>; },
       "extra: needs a member `template <FloatingElement T, class B> struct State` "
       "(see normlab/policy/extras.hpp)");
-  using S = typename E::template State<T, B>;
-  using V = Variable<T, B>;
-  static_assert(std::derived_from<S, Module<T, B>>,
+  using S = typename E::template State<Scalar, Backend>;
+  using V = Variable<Scalar, Backend>;
+  static_assert(std::derived_from<S, Module<Scalar, Backend>>,
                 "extra: State<T, B> must derive from Module<T, B>");
   static_assert(std::constructible_from<S, const ExtraContext&>,
                 "extra: State<T, B> needs a constructor State(const ExtraContext&)");
@@ -177,8 +178,9 @@ template <class S, class V>
 concept FoldsHeads = requires(const S& s, const V& w) {
   s.attn_heads_folded(w);
 };
-template <class S, class T, class B>
-concept FusesHidden = requires(const S& s, const FeedForward<T, B>& ffn, const Variable<T, B>& z) {
+template <class S, class Scalar, class Backend>
+concept FusesHidden = requires(const S& s, const FeedForward<Scalar, Backend>& ffn,
+                               const Variable<Scalar, Backend>& z) {
   s.ffn_hidden_fused(ffn, z);
 };
 
@@ -223,22 +225,24 @@ struct HeadScale {
                "(H,) init 1";
   static constexpr SiteSet sites = {before ? Site::attn_heads : Site::attn_branch};
 
-  template <FloatingElement T, class B>
-  struct State : Module<T, B> {
-    using Var = Variable<T, B>;
-    explicit State(const ExtraContext& cx) : c_attn(Tensor<T, B>::ones({cx.n_heads}), true) {}
+  template <FloatingElement Scalar, class Backend>
+  struct State : Module<Scalar, Backend> {
+    using Var = Variable<Scalar, Backend>;
+    explicit State(const ExtraContext& cx)
+        : c_attn(Tensor<Scalar, Backend>::ones({cx.n_heads}), true) {}
     Var attn_heads(const Var& heads) const {  // (B, T, C)
-      return MultiHeadAttention<T, B>::scale_heads(heads, c_attn);
+      return MultiHeadAttention<Scalar, Backend>::scale_heads(heads, c_attn);
     }
     Var attn_heads_folded(const Var& w_o) const {  // (C, C): W_O diag(gamma)
       const int64_t c_out = w_o.size(0), c_in = w_o.size(1);
-      return reshape(MultiHeadAttention<T, B>::scale_heads(reshape(w_o, {1, c_out, c_in}), c_attn),
-                     {c_out, c_in});
+      return reshape(
+          MultiHeadAttention<Scalar, Backend>::scale_heads(reshape(w_o, {1, c_out, c_in}), c_attn),
+          {c_out, c_in});
     }
     Var attn_branch(const Var& y) const {  // (B, T, C)
-      return MultiHeadAttention<T, B>::scale_heads(y, c_attn);
+      return MultiHeadAttention<Scalar, Backend>::scale_heads(y, c_attn);
     }
-    void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
       f("c_attn", c_attn, ParamKind::scale);
     }
     Var c_attn;  ///< (H,)
@@ -250,13 +254,15 @@ struct AttnOutNorm {
   static constexpr std::string_view word = "attn_ln";
   static constexpr std::string_view equation = "Branch_attn(h) = LN_a(h), LN_a = attn_ln (C,)";
   static constexpr SiteSet sites = {Site::attn_branch};
-  template <FloatingElement T, class B>
-  struct State : Module<T, B> {
-    using Var = Variable<T, B>;
+  template <FloatingElement Scalar, class Backend>
+  struct State : Module<Scalar, Backend> {
+    using Var = Variable<Scalar, Backend>;
     explicit State(const ExtraContext& cx) : attn_ln(cx.d_model, cx.ln_eps, cx.norm) {}
     Var attn_branch(const Var& h) const { return attn_ln.forward(h); }  // (B, T, C)
-    void for_each_child(const typename Module<T, B>::ChildFn& f) override { f("attn_ln", attn_ln); }
-    Normalization<T, B> attn_ln;
+    void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
+      f("attn_ln", attn_ln);
+    }
+    Normalization<Scalar, Backend> attn_ln;
   };
 };
 
@@ -266,19 +272,19 @@ struct FfnNorm {
   static constexpr std::string_view word = "ffn_ln";
   static constexpr std::string_view equation = "Hidden(a) = LN_f(a), LN_f = ffn_layernorm (d_ff,)";
   static constexpr SiteSet sites = {Site::ffn_hidden};
-  template <FloatingElement T, class B>
-  struct State : Module<T, B> {
-    using Var = Variable<T, B>;
+  template <FloatingElement Scalar, class Backend>
+  struct State : Module<Scalar, Backend> {
+    using Var = Variable<Scalar, Backend>;
     explicit State(const ExtraContext& cx) : ffn_layernorm(cx.d_ff, cx.ln_eps, cx.norm) {}
     Var ffn_hidden(const Var& a) const { return ffn_layernorm.forward(a); }  // (B, T, d_ff)
     /// act(fc1(z)) then the norm, one fused node where the backend has it.
-    Var ffn_hidden_fused(const FeedForward<T, B>& ffn, const Var& z) const {
+    Var ffn_hidden_fused(const FeedForward<Scalar, Backend>& ffn, const Var& z) const {
       return ffn.normalized_hidden(z, ffn_layernorm);
     }
-    void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+    void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
       f("ffn_layernorm", ffn_layernorm);
     }
-    Normalization<T, B> ffn_layernorm;
+    Normalization<Scalar, Backend> ffn_layernorm;
   };
 };
 
@@ -289,15 +295,15 @@ struct FfnOutNorm {
   static constexpr std::string_view word = "ffn_out_ln";
   static constexpr std::string_view equation = "Branch_ffn(f) = LN_o(f), LN_o = ffn_out_ln (C,)";
   static constexpr SiteSet sites = {Site::ffn_branch};
-  template <FloatingElement T, class B>
-  struct State : Module<T, B> {
-    using Var = Variable<T, B>;
+  template <FloatingElement Scalar, class Backend>
+  struct State : Module<Scalar, Backend> {
+    using Var = Variable<Scalar, Backend>;
     explicit State(const ExtraContext& cx) : ffn_out_ln(cx.d_model, cx.ln_eps, cx.norm) {}
     Var ffn_branch(const Var& f) const { return ffn_out_ln.forward(f); }  // (B, T, C)
-    void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+    void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
       f("ffn_out_ln", ffn_out_ln);
     }
-    Normalization<T, B> ffn_out_ln;
+    Normalization<Scalar, Backend> ffn_out_ln;
   };
 };
 
@@ -309,12 +315,13 @@ struct ResidScale {
   static constexpr std::string_view equation =
       "Skip_ffn(x) = lambda * x, lambda = w_resid (C,) init 1";
   static constexpr SiteSet sites = {Site::ffn_skip};
-  template <FloatingElement T, class B>
-  struct State : Module<T, B> {
-    using Var = Variable<T, B>;
-    explicit State(const ExtraContext& cx) : w_resid(Tensor<T, B>::ones({cx.d_model}), true) {}
+  template <FloatingElement Scalar, class Backend>
+  struct State : Module<Scalar, Backend> {
+    using Var = Variable<Scalar, Backend>;
+    explicit State(const ExtraContext& cx)
+        : w_resid(Tensor<Scalar, Backend>::ones({cx.d_model}), true) {}
     Var ffn_skip(const Var& x) const { return x * w_resid; }  // (B, T, C)
-    void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
       f("w_resid", w_resid, ParamKind::scale);
     }
     Var w_resid;  ///< (C,)
@@ -329,9 +336,9 @@ struct DeepNormResidual {
   static constexpr std::string_view equation = "Skip_s(x) = alpha x, alpha = (2N)^(1/4) (constant)";
   static constexpr SiteSet sites = {Site::attn_skip, Site::ffn_skip};
   static constexpr Placement placement = Placement::post;
-  template <FloatingElement T, class B>
-  struct State : Module<T, B> {
-    using Var = Variable<T, B>;
+  template <FloatingElement Scalar, class Backend>
+  struct State : Module<Scalar, Backend> {
+    using Var = Variable<Scalar, Backend>;
     explicit State(const ExtraContext& cx)
         : alpha(std::pow(2.0 * static_cast<double>(cx.n_layers), 0.25)) {}
     Var attn_skip(const Var& x) const { return x * alpha; }
@@ -347,8 +354,8 @@ struct UseRMSNorm {
   static constexpr std::string_view equation = "LN(x) = x / sqrt(mean(x^2) + eps) * weight";
   static constexpr SiteSet sites = {Site::norm};
   static constexpr NormKind norm = NormKind::rms_norm;
-  template <FloatingElement T, class B>
-  struct State : Module<T, B> {
+  template <FloatingElement Scalar, class Backend>
+  struct State : Module<Scalar, Backend> {
     explicit State(const ExtraContext&) {}
   };
 };

@@ -29,6 +29,7 @@
 
 #include "normlab/config.hpp"
 #include "normlab/core/error.hpp"
+#include "normlab/modules/norm_kind.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -40,15 +41,6 @@ enum class Placement {
   none,  ///< x = x + F(x): no norm in the layer (for ReZero-style extras)
 };
 
-/// Which normalization every norm of the model computes.
-enum class NormKind {
-  layer_norm,  ///< (x - mean) / sqrt(var + eps) * weight + bias
-  rms_norm,    ///< x / sqrt(mean(x^2) + eps) * weight (no bias)
-};
-
-inline const char* to_string(NormKind k) {
-  return k == NormKind::rms_norm ? "rms_norm" : "layer_norm";
-}
 inline const char* to_string(Placement p) {
   return p == Placement::pre ? "pre_ln" : p == Placement::post ? "post_ln" : "no_ln";
 }

@@ -33,10 +33,10 @@ inline namespace v0 {
 /// An extra of one layer behind a virtual interface: what a layer of
 /// RuntimePolicy holds. ExtraAdapter implements it for any extra type, with
 /// the extra's own code.
-template <FloatingElement T, class B>
-class AnyExtra : public Module<T, B> {
+template <FloatingElement Scalar, class Backend>
+class AnyExtra : public Module<Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
   virtual const ExtraInfo& info() const = 0;
   /// The extra's map at `site` (one of info().sites).
   virtual Var at(Site site, const Var& x) const = 0;
@@ -45,17 +45,17 @@ class AnyExtra : public Module<T, B> {
   virtual Var attn_heads_folded(const Var& w_o) const = 0;
   /// Whether ffn_hidden_fused is defined.
   virtual bool fuses_hidden() const = 0;
-  virtual Var ffn_hidden_fused(const FeedForward<T, B>& ffn, const Var& z) const = 0;
+  virtual Var ffn_hidden_fused(const FeedForward<Scalar, Backend>& ffn, const Var& z) const = 0;
 };
 
-/// AnyExtra for the extra E: forwards to E::State<T, B>.
-template <PolicyExtra E, FloatingElement T, class B>
-class ExtraAdapter final : public AnyExtra<T, B> {
-  static_assert(detail::check_extra_state<E, T, B>());
+/// AnyExtra for the extra E: forwards to E::State<Scalar, Backend>.
+template <PolicyExtra E, FloatingElement Scalar, class Backend>
+class ExtraAdapter final : public AnyExtra<Scalar, Backend> {
+  static_assert(detail::check_extra_state<E, Scalar, Backend>());
 
  public:
-  using Var = Variable<T, B>;
-  using State = typename E::template State<T, B>;
+  using Var = Variable<Scalar, Backend>;
+  using State = typename E::template State<Scalar, Backend>;
 
   explicit ExtraAdapter(const ExtraContext& cx) : state(cx), info_(extra_info<E>()) {}
 
@@ -86,17 +86,19 @@ class ExtraAdapter final : public AnyExtra<T, B> {
     else
       throw Error(detail::concat("extra ", E::word, " does not fold into W_O"));
   }
-  bool fuses_hidden() const override { return detail::FusesHidden<State, T, B>; }
-  Var ffn_hidden_fused(const FeedForward<T, B>& ffn, const Var& z) const override {
-    if constexpr (detail::FusesHidden<State, T, B>)
+  bool fuses_hidden() const override { return detail::FusesHidden<State, Scalar, Backend>; }
+  Var ffn_hidden_fused(const FeedForward<Scalar, Backend>& ffn, const Var& z) const override {
+    if constexpr (detail::FusesHidden<State, Scalar, Backend>)
       return state.ffn_hidden_fused(ffn, z);
     else
       throw Error(detail::concat("extra ", E::word, " has no fused hidden form"));
   }
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     state.for_each_own_parameter(f);
   }
-  void for_each_child(const typename Module<T, B>::ChildFn& f) override { state.for_each_child(f); }
+  void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
+    state.for_each_child(f);
+  }
 
   State state;
 
@@ -163,10 +165,12 @@ class ExtraRegistry {
   }
 
   /// Builds the extra `word` for one layer. Throws Error when the word is
-  /// unknown or the extra was not registered for backend B.
-  template <FloatingElement T, class B>
-  std::shared_ptr<AnyExtra<T, B>> make(const std::string& word, const ExtraContext& cx) const {
-    std::shared_ptr<AnyExtra<T, B>> built = make_builtin<T, B>(word, cx, BuiltinExtras{});
+  /// unknown or the extra was not registered for backend Backend.
+  template <FloatingElement Scalar, class Backend>
+  std::shared_ptr<AnyExtra<Scalar, Backend>> make(const std::string& word,
+                                                  const ExtraContext& cx) const {
+    std::shared_ptr<AnyExtra<Scalar, Backend>> built =
+        make_builtin<Scalar, Backend>(word, cx, BuiltinExtras{});
     if (built) return built;
     std::function<std::shared_ptr<void>(const ExtraContext&)> maker;
     std::string backends;
@@ -177,14 +181,15 @@ class ExtraRegistry {
         if (e.info.word == word) entry = &e;
       detail::check(entry != nullptr, "policy: unknown extra \"", word,
                     "\"; known extras: ", words_unlocked());
-      const auto it = entry->makers.find(std::type_index(typeid(AnyExtra<T, B>)));
+      const auto it = entry->makers.find(std::type_index(typeid(AnyExtra<Scalar, Backend>)));
       if (it != entry->makers.end()) maker = it->second;
       backends = entry->backends;
     }
     detail::check(static_cast<bool>(maker), "policy: extra \"", word, "\" is registered for ",
-                  backends.empty() ? "no backend" : backends, " but the model runs on ", B::name,
-                  "; register it with register_extra<Extra, ..., ", B::name, " backend>()");
-    return std::static_pointer_cast<AnyExtra<T, B>>(maker(cx));
+                  backends.empty() ? "no backend" : backends, " but the model runs on ",
+                  Backend::name, "; register it with register_extra<Extra, ..., ", Backend::name,
+                  " backend>()");
+    return std::static_pointer_cast<AnyExtra<Scalar, Backend>>(maker(cx));
   }
 
  private:
@@ -203,21 +208,23 @@ class ExtraRegistry {
          Entry{extra_info<Es>(), std::type_index(typeid(Es)), true, {}, "every backend"}),
      ...);
   }
-  template <FloatingElement T, class B, class... Es>
-  static std::shared_ptr<AnyExtra<T, B>> make_builtin(const std::string& word,
-                                                      const ExtraContext& cx, ExtraList<Es...>) {
-    std::shared_ptr<AnyExtra<T, B>> out;
-    ((out == nullptr && word == Es::word ? (out = std::make_shared<ExtraAdapter<Es, T, B>>(cx), 0)
-                                         : 0),
+  template <FloatingElement Scalar, class Backend, class... Es>
+  static std::shared_ptr<AnyExtra<Scalar, Backend>> make_builtin(const std::string& word,
+                                                                 const ExtraContext& cx,
+                                                                 ExtraList<Es...>) {
+    std::shared_ptr<AnyExtra<Scalar, Backend>> out;
+    ((out == nullptr && word == Es::word
+          ? (out = std::make_shared<ExtraAdapter<Es, Scalar, Backend>>(cx), 0)
+          : 0),
      ...);
     return out;
   }
-  template <class E, FloatingElement T, class B>
+  template <class E, FloatingElement Scalar, class Backend>
   static void add_maker(Entry& entry) {
-    entry.makers[std::type_index(typeid(AnyExtra<T, B>))] = [](const ExtraContext& cx) {
-      return std::static_pointer_cast<void>(std::make_shared<ExtraAdapter<E, T, B>>(cx));
+    entry.makers[std::type_index(typeid(AnyExtra<Scalar, Backend>))] = [](const ExtraContext& cx) {
+      return std::static_pointer_cast<void>(std::make_shared<ExtraAdapter<E, Scalar, Backend>>(cx));
     };
-    const std::string name = B::name;
+    const std::string name = Backend::name;
     if (entry.backends.find(name) == std::string::npos)
       entry.backends += (entry.backends.empty() ? "" : ", ") + name;
   }
@@ -342,7 +349,7 @@ inline NormKind norm_kind_of(const PolicySpec& spec) {
 ///   project_heads(out_proj, h) W_O (maybe with Heads extras folded in) applied to h
 ///   hidden(ffn, z)             act(fc1(z)) with the Hidden extras
 ///   for_each_own_parameter(f), for_each_child(group, f)
-template <class P, FloatingElement T, class B>
+template <class P, FloatingElement Scalar, class Backend>
 class LayerExtras;
 
 namespace detail {
@@ -359,16 +366,16 @@ inline bool attention_group(SiteSet sites) {
 }
 }  // namespace detail
 
-template <Placement P, class... Es, FloatingElement T, class B>
-class LayerExtras<ComposedPolicy<P, Es...>, T, B> {
-  static_assert((detail::check_extra_state<Es, T, B>() && ...));
+template <Placement P, class... Es, FloatingElement Scalar, class Backend>
+class LayerExtras<ComposedPolicy<P, Es...>, Scalar, Backend> {
+  static_assert((detail::check_extra_state<Es, Scalar, Backend>() && ...));
 
  public:
-  using Var = Variable<T, B>;
-  using States = std::tuple<typename Es::template State<T, B>...>;
+  using Var = Variable<Scalar, Backend>;
+  using States = std::tuple<typename Es::template State<Scalar, Backend>...>;
 
   LayerExtras(const PolicySpec&, const ExtraContext& cx)
-      : states_(typename Es::template State<T, B>(cx)...) {}
+      : states_(typename Es::template State<Scalar, Backend>(cx)...) {}
 
   static constexpr Placement placement() { return P; }
 
@@ -378,7 +385,7 @@ class LayerExtras<ComposedPolicy<P, Es...>, T, B> {
     return x;
   }
 
-  Var project_heads(const Linear<T, B>& out_proj, const Var& heads) const {
+  Var project_heads(const Linear<Scalar, Backend>& out_proj, const Var& heads) const {
     if constexpr (kHeadsExtras == 0) {
       return out_proj.forward(heads);
     } else if constexpr (kAllFold) {
@@ -390,11 +397,11 @@ class LayerExtras<ComposedPolicy<P, Es...>, T, B> {
     }
   }
 
-  Var hidden(const FeedForward<T, B>& ffn, const Var& z) const {
+  Var hidden(const FeedForward<Scalar, Backend>& ffn, const Var& z) const {
     constexpr size_t first = first_of(Site::ffn_hidden);
     if constexpr (first < sizeof...(Es)) {
       using S = std::tuple_element_t<first, States>;
-      if constexpr (detail::FusesHidden<S, T, B>) {
+      if constexpr (detail::FusesHidden<S, Scalar, Backend>) {
         Var h = std::get<first>(states_).ffn_hidden_fused(ffn, z);
         apply_hidden_after<first>(h, std::index_sequence_for<Es...>{});
         return h;
@@ -406,12 +413,12 @@ class LayerExtras<ComposedPolicy<P, Es...>, T, B> {
   /// Parameters and children are listed in the canonical order of the
   /// extras (as a RuntimePolicy layer lists them), whatever order compose<>
   /// was given.
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) {
     for (size_t k : kCanonical)
       visit(
           k, [&](auto& s) { s.for_each_own_parameter(f); }, std::index_sequence_for<Es...>{});
   }
-  void for_each_child(bool attention, const typename Module<T, B>::ChildFn& f) {
+  void for_each_child(bool attention, const typename Module<Scalar, Backend>::ChildFn& f) {
     for (size_t k : kCanonical)
       if (detail::attention_group(kSites[k]) == attention)
         visit(
@@ -420,15 +427,15 @@ class LayerExtras<ComposedPolicy<P, Es...>, T, B> {
 
   /// The State of the extra E (which must be among the policy's extras).
   template <class E>
-  const typename E::template State<T, B>& state() const {
-    return std::get<typename E::template State<T, B>>(states_);
+  const typename E::template State<Scalar, Backend>& state() const {
+    return std::get<typename E::template State<Scalar, Backend>>(states_);
   }
 
  private:
   static constexpr size_t kHeadsExtras = (0 + ... + (Es::sites.contains(Site::attn_heads) ? 1 : 0));
   static constexpr bool kAllFold =
       ((!Es::sites.contains(Site::attn_heads) ||
-        detail::FoldsHeads<typename Es::template State<T, B>, Var>)&&...);
+        detail::FoldsHeads<typename Es::template State<Scalar, Backend>, Var>)&&...);
   static constexpr std::array<SiteSet, sizeof...(Es)> kSites = {Es::sites...};
   /// The index of the first extra at site s (sizeof...(Es) when none).
   static constexpr size_t first_of(Site s) {
@@ -474,20 +481,20 @@ class LayerExtras<ComposedPolicy<P, Es...>, T, B> {
   States states_;
 };
 
-template <FloatingElement T, class B>
-class LayerExtras<RuntimePolicy, T, B> {
+template <FloatingElement Scalar, class Backend>
+class LayerExtras<RuntimePolicy, Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
 
   /// The extras of `spec`, in its order, built from the registry.
   LayerExtras(const PolicySpec& spec, const ExtraContext& cx) : placement_(spec.placement) {
     for (const std::string& word : spec.extras) {
-      extras_.push_back(ExtraRegistry::global().make<T, B>(word, cx));
-      const AnyExtra<T, B>* e = extras_.back().get();
+      extras_.push_back(ExtraRegistry::global().make<Scalar, Backend>(word, cx));
+      const AnyExtra<Scalar, Backend>* e = extras_.back().get();
       for (unsigned s = 0; s < kSiteCount; ++s)
         if (e->info().sites.contains(Site(s))) by_site_[s].push_back(e);
     }
-    for (const AnyExtra<T, B>* e : by_site_[unsigned(Site::attn_heads)])
+    for (const AnyExtra<Scalar, Backend>* e : by_site_[unsigned(Site::attn_heads)])
       all_fold_ = all_fold_ && e->folds_heads();
   }
 
@@ -495,20 +502,20 @@ class LayerExtras<RuntimePolicy, T, B> {
 
   template <Site S>
   Var at(Var x) const {
-    for (const AnyExtra<T, B>* e : by_site_[unsigned(S)]) x = e->at(S, x);
+    for (const AnyExtra<Scalar, Backend>* e : by_site_[unsigned(S)]) x = e->at(S, x);
     return x;
   }
 
-  Var project_heads(const Linear<T, B>& out_proj, const Var& heads) const {
+  Var project_heads(const Linear<Scalar, Backend>& out_proj, const Var& heads) const {
     const auto& extras = by_site_[unsigned(Site::attn_heads)];
     if (extras.empty()) return out_proj.forward(heads);
     if (!all_fold_) return out_proj.forward(at<Site::attn_heads>(heads));
     Var w = out_proj.weight;  // (C, C)
-    for (const AnyExtra<T, B>* e : extras) w = e->attn_heads_folded(w);
+    for (const AnyExtra<Scalar, Backend>* e : extras) w = e->attn_heads_folded(w);
     return linear(heads, w, out_proj.bias);
   }
 
-  Var hidden(const FeedForward<T, B>& ffn, const Var& z) const {
+  Var hidden(const FeedForward<Scalar, Backend>& ffn, const Var& z) const {
     const auto& extras = by_site_[unsigned(Site::ffn_hidden)];
     if (extras.empty() || !extras.front()->fuses_hidden())
       return at<Site::ffn_hidden>(ffn.hidden(z));
@@ -517,21 +524,21 @@ class LayerExtras<RuntimePolicy, T, B> {
     return h;
   }
 
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) {
     for (const auto& e : extras_) e->for_each_own_parameter(f);
   }
-  void for_each_child(bool attention, const typename Module<T, B>::ChildFn& f) {
+  void for_each_child(bool attention, const typename Module<Scalar, Backend>::ChildFn& f) {
     for (const auto& e : extras_)
       if (detail::attention_group(e->info().sites) == attention) e->for_each_child(f);
   }
 
   /// The extras, in the spec's order.
-  const std::vector<std::shared_ptr<AnyExtra<T, B>>>& extras() const { return extras_; }
+  const std::vector<std::shared_ptr<AnyExtra<Scalar, Backend>>>& extras() const { return extras_; }
 
  private:
   Placement placement_;
-  std::vector<std::shared_ptr<AnyExtra<T, B>>> extras_;
-  std::vector<const AnyExtra<T, B>*> by_site_[kSiteCount];
+  std::vector<std::shared_ptr<AnyExtra<Scalar, Backend>>> extras_;
+  std::vector<const AnyExtra<Scalar, Backend>*> by_site_[kSiteCount];
   bool all_fold_ = true;
 };
 

@@ -57,8 +57,8 @@ struct SamplingOptions {
 /// Requires: o validates; z is non-empty and finite (throws Error otherwise,
 /// since a diverged model's NaN logits have no meaningful sample).
 /// Ensures: the result is in [0, V).
-template <FloatingElement T>
-int64_t sample_token(std::span<const T> z, const SamplingOptions& o, Generator& gen) {
+template <FloatingElement Scalar>
+int64_t sample_token(std::span<const Scalar> z, const SamplingOptions& o, Generator& gen) {
   o.validate();
   const int64_t V = static_cast<int64_t>(z.size());
   detail::check(V > 0, "sampling: needs at least one logit, got none");
@@ -70,7 +70,7 @@ int64_t sample_token(std::span<const T> z, const SamplingOptions& o, Generator& 
   std::vector<int64_t> order(static_cast<size_t>(V));  // (V)
   std::iota(order.begin(), order.end(), int64_t{0});
   const auto before = [&](int64_t a, int64_t b) {
-    const T za = z[static_cast<size_t>(a)], zb = z[static_cast<size_t>(b)];
+    const Scalar za = z[static_cast<size_t>(a)], zb = z[static_cast<size_t>(b)];
     return za > zb || (za == zb && a < b);
   };
   const int64_t k = (o.top_k == 0 || o.top_k > V) ? V : o.top_k;
@@ -107,8 +107,8 @@ int64_t sample_token(std::span<const T> z, const SamplingOptions& o, Generator& 
 template <class Model>
 std::vector<int64_t> generate(Model& model, std::span<const int64_t> prompt,
                               const SamplingOptions& o) {
-  using T = typename Model::Var::value_type;
-  using B = typename Model::Var::backend_type;
+  using Scalar = typename Model::Var::value_type;
+  using Backend = typename Model::Var::backend_type;
   o.validate();
   const int64_t V = model.config().vocab_size;
   const int64_t max_T = model.config().max_seq_len;
@@ -132,9 +132,11 @@ std::vector<int64_t> generate(Model& model, std::span<const int64_t> prompt,
   for (int64_t n = 0; n < o.max_new_tokens; ++n) {
     const int64_t Tn = std::min<int64_t>(static_cast<int64_t>(text.size()), max_T);
     const std::vector<int64_t> context(text.end() - Tn, text.end());
-    const Tensor<int64_t, B> tokens = Tensor<int64_t, B>::from_vector({1, Tn}, context);  // (1, T)
-    const std::vector<T> logits = model.forward(tokens).data().to_vector();  // (1, T, V)
-    const std::span<const T> last(logits.data() + (Tn - 1) * V, static_cast<size_t>(V));  // (V)
+    const Tensor<int64_t, Backend> tokens =
+        Tensor<int64_t, Backend>::from_vector({1, Tn}, context);                  // (1, T)
+    const std::vector<Scalar> logits = model.forward(tokens).data().to_vector();  // (1, T, V)
+    const std::span<const Scalar> last(logits.data() + (Tn - 1) * V,
+                                       static_cast<size_t>(V));  // (V)
     const int64_t next = sample_token(last, o, gen);
     text.push_back(next);
     out.push_back(next);

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "normlab/data/sampler.hpp"
-#include "normlab/nn/checkpoint.hpp"
+#include "normlab/models/checkpoint.hpp"
 #include "normlab/optim/clip.hpp"
 #include "normlab/optim/optimizer.hpp"
 #include "normlab/optim/schedule.hpp"
@@ -61,14 +61,14 @@ struct EvalMetrics {
 /// Contract: the model, optimizer, corpus and split outlive the trainer. On
 /// the CPU a run resumed from save_checkpoint() reproduces the losses of the
 /// uninterrupted run bit for bit.
-template <class Model, FloatingElement T, class B>
+template <class Model, FloatingElement Scalar, class Backend>
 class Trainer {
  public:
   using StepCallback = std::function<void(const StepMetrics&)>;
   using EvalCallback = std::function<void(const EvalMetrics&)>;
 
-  Trainer(Model& model, Optimizer<T, B>& optimizer, Schedule schedule, const TextCorpus& corpus,
-          const TrainValSplit& split, TrainerOptions options)
+  Trainer(Model& model, Optimizer<Scalar, Backend>& optimizer, Schedule schedule,
+          const TextCorpus& corpus, const TrainValSplit& split, TrainerOptions options)
       : model_(model),
         optimizer_(optimizer),
         schedule_(std::move(schedule)),
@@ -88,10 +88,10 @@ class Trainer {
   /// One optimizer step on the next training batch.
   StepMetrics step() {
     const auto start = std::chrono::steady_clock::now();
-    const Batch<B> batch = sampler_.template next<B>();
+    const Batch<Backend> batch = sampler_.template next<Backend>();
     model_.train();
     optimizer_.zero_grad(/*set_to_none=*/true);  // backward writes them fresh
-    const Variable<T, B> loss = model_.loss(batch.tokens, batch.targets);
+    const Variable<Scalar, Backend> loss = model_.loss(batch.tokens, batch.targets);
     loss.backward();
     StepMetrics m;
     m.loss = static_cast<double>(loss.item());
@@ -114,7 +114,7 @@ class Trainer {
     double total = 0;
     int64_t windows = 0;
     for (int64_t i = 0; i < eval_.num_batches(); ++i) {
-      const Batch<B> batch = eval_.template batch<B>(i);
+      const Batch<Backend> batch = eval_.template batch<Backend>(i);
       const int64_t rows = batch.tokens.size(0);
       total += static_cast<double>(model_.loss(batch.tokens, batch.targets).item()) *
                static_cast<double>(rows);
@@ -199,7 +199,7 @@ class Trainer {
       w.set_metadata(key, value);
     }
     for (const auto& p : model_.named_parameters()) check_finite(path, p.name, p.value.data());
-    const OptimizerState<T, B> state = optimizer_.state();
+    const OptimizerState<Scalar, Backend> state = optimizer_.state();
     for (const auto& [key, t] : state.tensors) check_finite(path, kOptimPrefix + key, t);
     add_model(w, model_, model_.config());
     write_state(w, state, kOptimPrefix);
@@ -245,7 +245,7 @@ class Trainer {
     for (const io::TensorInfo& t : r.tensors())
       if (t.name.rfind(kOptimPrefix, 0) == 0) optim_keys.insert(t.name);
     load_parameters(model_, r, DTypeMatch::exact, optim_keys);
-    optimizer_.load_state(read_state<T, B>(r, kOptimPrefix));
+    optimizer_.load_state(read_state<Scalar, Backend>(r, kOptimPrefix));
     step_ = step.as_int();
     sampler_.set_state(sampler);
     model_.dropout_generator().set_state(dropout_seed, dropout_offset);
@@ -256,8 +256,14 @@ class Trainer {
 
  private:
   /// Throws Error unless every element of `t` is finite (see save_checkpoint).
-  void check_finite(const std::string& path, const std::string& name, const Tensor<T, B>& t) const {
-    const std::vector<T> values = t.to_vector();
+  /// The sum of squares on the backend decides without copying `t` (the
+  /// writer copies it once); only when it is not finite — a non-finite
+  /// element, or finite doubles above 1e154 — are the elements read to name
+  /// the first non-finite one.
+  void check_finite(const std::string& path, const std::string& name,
+                    const Tensor<Scalar, Backend>& t) const {
+    if (t.numel() == 0 || std::isfinite(sum_of_squares(Backend{}, t.data(), t.numel()))) return;
+    const std::vector<Scalar> values = t.to_vector();
     for (size_t i = 0; i < values.size(); ++i)
       detail::check(std::isfinite(values[i]), "Trainer::save_checkpoint: after step ", step_,
                     " tensor '", name, "' holds ", values[i], " at element ", i, " of shape ",
@@ -266,12 +272,12 @@ class Trainer {
   }
 
   Model& model_;
-  Optimizer<T, B>& optimizer_;
+  Optimizer<Scalar, Backend>& optimizer_;
   Schedule schedule_;
   TrainerOptions options_;
   WindowSampler sampler_;
   EvalBatches eval_;
-  std::vector<Variable<T, B>> params_;
+  std::vector<Variable<Scalar, Backend>> params_;
   int64_t step_ = 0;
 };
 

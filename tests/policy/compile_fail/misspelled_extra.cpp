@@ -18,6 +18,6 @@ int main() {
   normlab::ModelConfig cfg;
   using Policy = normlab::compose<normlab::PreLN, HalveBranch>;
   cfg.set_policy<Policy>();
-  normlab::GPT<Policy, normlab::Cpu, float> model(cfg);
+  normlab::GPT<Policy, float, normlab::Cpu> model(cfg);
   return static_cast<int>(model.parameter_count() % 2);
 }

@@ -10,6 +10,6 @@ struct PostLNWithAttnLN : normlab::PostLN {
 
 int main() {
   normlab::ModelConfig cfg;
-  normlab::GPT<PostLNWithAttnLN, normlab::Cpu, float> model(cfg);
+  normlab::GPT<PostLNWithAttnLN, float, normlab::Cpu> model(cfg);
   return static_cast<int>(model.parameter_count() % 2);
 }

@@ -4,6 +4,6 @@
 
 int main() {
   normlab::Generator gen(0);
-  normlab::TransformerLayer<int, normlab::Cpu, float> layer(normlab::ModelConfig{}, gen);
+  normlab::TransformerLayer<int, float, normlab::Cpu> layer(normlab::ModelConfig{}, gen);
   return 0;
 }

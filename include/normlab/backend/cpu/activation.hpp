@@ -37,9 +37,9 @@ inline constexpr int64_t kActivationBlock = 4096;
 template <bool TanhApprox>
 struct GeluKernels {
   /// y = GELU(x) for the n elements of x.
-  template <class T>
-  static void forward(T* y, const T* x, int64_t n) {
-    if constexpr (!std::is_same_v<T, float>) {
+  template <class Scalar>
+  static void forward(Scalar* y, const Scalar* x, int64_t n) {
+    if constexpr (!std::is_same_v<Scalar, float>) {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) y[i] = F{}(x[i]);
     } else {
@@ -56,11 +56,11 @@ struct GeluKernels {
     }
   }
   /// dx += dy * GELU'(x) for the n elements.
-  template <class T>
-  static void backward(T* dx, const T* dy, const T* x, int64_t n) {
-    if constexpr (!std::is_same_v<T, float>) {
+  template <class Scalar>
+  static void backward(Scalar* dx, const Scalar* dy, const Scalar* x, int64_t n) {
+    if constexpr (!std::is_same_v<Scalar, float>) {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
-      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * F{}.grad(x[i], T(0));
+      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * F{}.grad(x[i], Scalar(0));
     } else {
       using namespace Eigen::internal;
       for_each_packet(n, [&](int64_t i) {
@@ -82,9 +82,9 @@ struct GeluKernels {
   }
   /// y = GELU(x) and dydx = GELU'(x) for the n elements, sharing the exp /
   /// erfc that both need; y by forward's formula.
-  template <class T>
-  static void forward_and_derivative(T* y, T* dydx, const T* x, int64_t n) {
-    if constexpr (!std::is_same_v<T, float>) {
+  template <class Scalar>
+  static void forward_and_derivative(Scalar* y, Scalar* dydx, const Scalar* x, int64_t n) {
+    if constexpr (!std::is_same_v<Scalar, float>) {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) {
         y[i] = F{}(x[i]);
@@ -185,28 +185,29 @@ void for_each_block(int64_t n, BlockFn block_fn) {
 }
 
 /// out = GELU(in) (exact), vectorized; see map_unary_forward.
-template <class T>
-void map_unary_forward(Cpu, T* out, const T* in, int64_t n, fn::GeluErf) {
+template <class Scalar>
+void map_unary_forward(Cpu, Scalar* out, const Scalar* in, int64_t n, fn::GeluErf) {
   for_each_block(
       n, [&](int64_t i, int64_t len) { GeluKernels<false>::forward(out + i, in + i, len); });
 }
 /// din += dout * GELU'(in) (exact), vectorized; see map_unary_backward.
-template <class T>
-void map_unary_backward(Cpu, T* din, const T* dout, const T* in, const T*, int64_t n, fn::GeluErf) {
+template <class Scalar>
+void map_unary_backward(Cpu, Scalar* din, const Scalar* dout, const Scalar* in, const Scalar*,
+                        int64_t n, fn::GeluErf) {
   for_each_block(n, [&](int64_t i, int64_t len) {
     GeluKernels<false>::backward(din + i, dout + i, in + i, len);
   });
 }
 /// out = GELU(in) (tanh approximation), vectorized.
-template <class T>
-void map_unary_forward(Cpu, T* out, const T* in, int64_t n, fn::GeluTanh) {
+template <class Scalar>
+void map_unary_forward(Cpu, Scalar* out, const Scalar* in, int64_t n, fn::GeluTanh) {
   for_each_block(n,
                  [&](int64_t i, int64_t len) { GeluKernels<true>::forward(out + i, in + i, len); });
 }
 /// din += dout * GELU'(in) (tanh approximation), vectorized.
-template <class T>
-void map_unary_backward(Cpu, T* din, const T* dout, const T* in, const T*, int64_t n,
-                        fn::GeluTanh) {
+template <class Scalar>
+void map_unary_backward(Cpu, Scalar* din, const Scalar* dout, const Scalar* in, const Scalar*,
+                        int64_t n, fn::GeluTanh) {
   for_each_block(n, [&](int64_t i, int64_t len) {
     GeluKernels<true>::backward(din + i, dout + i, in + i, len);
   });
@@ -215,11 +216,12 @@ void map_unary_backward(Cpu, T* din, const T* dout, const T* in, const T*, int64
 /// out = GELU(x + bias) (or with its derivative into dout_dx when not null)
 /// for one row of C elements, a segment of up to kActivationBlock at a time.
 /// Requires: out, x, bias, dout_dx (C,); out may be x.
-template <class T>
-void bias_gelu_row(T* out, T* dout_dx, const T* x, const T* bias, int64_t C, bool tanh_approx) {
+template <class Scalar>
+void bias_gelu_row(Scalar* out, Scalar* dout_dx, const Scalar* x, const Scalar* bias, int64_t C,
+                   bool tanh_approx) {
   for (int64_t c0 = 0; c0 < C; c0 += kActivationBlock) {
     const int64_t len = std::min(kActivationBlock, C - c0);
-    alignas(64) T pre[kActivationBlock];  // x + bias of the segment
+    alignas(64) Scalar pre[kActivationBlock];  // x + bias of the segment
     for (int64_t c = 0; c < len; ++c) pre[c] = x[c0 + c] + bias[c0 + c];
     if (dout_dx && tanh_approx)
       GeluKernels<true>::forward_and_derivative(out + c0, dout_dx + c0, pre, len);
@@ -235,12 +237,13 @@ void bias_gelu_row(T* out, T* dout_dx, const T* x, const T* bias, int64_t C, boo
 /// Optional fused kernel (see backend.hpp): out[r, c] = GELU(x[r, c] + bias[c]),
 /// exact or tanh-approximated. One pass instead of a bias add then an activation.
 /// Requires: out, x (rows, cols); bias (cols,).
-template <class T>
-void bias_gelu_forward(Cpu, T* out, const T* x, const T* bias, int64_t rows, int64_t cols,
-                       bool tanh_approx) {
+template <class Scalar>
+void bias_gelu_forward(Cpu, Scalar* out, const Scalar* x, const Scalar* bias, int64_t rows,
+                       int64_t cols, bool tanh_approx) {
 #pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r)
-    bias_gelu_row(out + r * cols, static_cast<T*>(nullptr), x + r * cols, bias, cols, tanh_approx);
+    bias_gelu_row(out + r * cols, static_cast<Scalar*>(nullptr), x + r * cols, bias, cols,
+                  tanh_approx);
 }
 /// Optional fused kernel, the backward of bias_gelu_forward: with
 /// g = dout * GELU'(x + bias), dx += g (dx = g with overwrite_dx, when dx
@@ -248,30 +251,32 @@ void bias_gelu_forward(Cpu, T* out, const T* x, const T* bias, int64_t rows, int
 /// (rows, cols): the same bits for any thread count). A null dx or dbias is
 /// skipped.
 /// Requires: dx, dout, x (rows, cols); dbias, bias (cols,).
-template <class T>
-void bias_gelu_backward(Cpu, T* dx, T* dbias, const T* dout, const T* x, const T* bias,
-                        int64_t rows, int64_t cols, bool tanh_approx, bool overwrite_dx) {
-  rows_with_column_sums(rows, cols, dbias, static_cast<T*>(nullptr), [&](int64_t r, T* acc, T*) {
-    for (int64_t c0 = 0; c0 < cols; c0 += kActivationBlock) {
-      const int64_t len = std::min(kActivationBlock, cols - c0);
-      alignas(64) T pre[kActivationBlock];  // x + bias of the segment
-      alignas(64) T g[kActivationBlock];    // dout * GELU'(pre)
-      for (int64_t c = 0; c < len; ++c) {
-        pre[c] = x[r * cols + c0 + c] + bias[c0 + c];
-        g[c] = T(0);
-      }
-      if (tanh_approx)
-        GeluKernels<true>::backward(g, dout + r * cols + c0, pre, len);
-      else
-        GeluKernels<false>::backward(g, dout + r * cols + c0, pre, len);
-      if (dx && overwrite_dx)
-        for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] = g[c];
-      else if (dx)
-        for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] += g[c];
-      if (acc)
-        for (int64_t c = 0; c < len; ++c) acc[c0 + c] += g[c];
-    }
-  });
+template <class Scalar>
+void bias_gelu_backward(Cpu, Scalar* dx, Scalar* dbias, const Scalar* dout, const Scalar* x,
+                        const Scalar* bias, int64_t rows, int64_t cols, bool tanh_approx,
+                        bool overwrite_dx) {
+  rows_with_column_sums(rows, cols, dbias, static_cast<Scalar*>(nullptr),
+                        [&](int64_t r, Scalar* acc, Scalar*) {
+                          for (int64_t c0 = 0; c0 < cols; c0 += kActivationBlock) {
+                            const int64_t len = std::min(kActivationBlock, cols - c0);
+                            alignas(64) Scalar pre[kActivationBlock];  // x + bias of the segment
+                            alignas(64) Scalar g[kActivationBlock];    // dout * GELU'(pre)
+                            for (int64_t c = 0; c < len; ++c) {
+                              pre[c] = x[r * cols + c0 + c] + bias[c0 + c];
+                              g[c] = Scalar(0);
+                            }
+                            if (tanh_approx)
+                              GeluKernels<true>::backward(g, dout + r * cols + c0, pre, len);
+                            else
+                              GeluKernels<false>::backward(g, dout + r * cols + c0, pre, len);
+                            if (dx && overwrite_dx)
+                              for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] = g[c];
+                            else if (dx)
+                              for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] += g[c];
+                            if (acc)
+                              for (int64_t c = 0; c < len; ++c) acc[c0 + c] += g[c];
+                          }
+                        });
 }
 
 /// Optional fused kernel (see backend.hpp), NormFormer's normalized hidden
@@ -281,14 +286,14 @@ void bias_gelu_backward(Cpu, T* dx, T* dbias, const T* dout, const T* x, const T
 /// written once, and nothing but x is kept for the backward pass.
 /// Requires: C > 0; out, x (rows, C); mean, rstd (rows,); bias (C,); weight,
 /// ln_bias (C,) or null.
-template <class T>
-void bias_gelu_layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, const T* bias,
-                                  const T* weight, const T* ln_bias, int64_t rows, int64_t C, T eps,
-                                  bool tanh_approx) {
+template <class Scalar>
+void bias_gelu_layer_norm_forward(Cpu, Scalar* out, Scalar* mean, Scalar* rstd, const Scalar* x,
+                                  const Scalar* bias, const Scalar* weight, const Scalar* ln_bias,
+                                  int64_t rows, int64_t C, Scalar eps, bool tanh_approx) {
 #pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    T* yr = out + r * C;  // (C,): the GELU output, then normalized in place
-    bias_gelu_row(yr, static_cast<T*>(nullptr), x + r * C, bias, C, tanh_approx);
+    Scalar* yr = out + r * C;  // (C,): the GELU output, then normalized in place
+    bias_gelu_row(yr, static_cast<Scalar*>(nullptr), x + r * C, bias, C, tanh_approx);
     layer_norm_row_forward(yr, mean[r], rstd[r], yr, weight, ln_bias, C, eps);
   }
 }
@@ -301,23 +306,24 @@ void bias_gelu_layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, con
 /// every sum over rows in an order fixed by (rows, C). Null outputs are skipped.
 /// Requires: the forward's x, bias, weight, mean, rstd; dout, dx (rows, C);
 /// dbias, dweight, dln_bias (C,).
-template <class T>
-void bias_gelu_layer_norm_backward(Cpu, T* dx, T* dbias, T* dweight, T* dln_bias, const T* dout,
-                                   const T* x, const T* bias, const T* weight, const T* mean,
-                                   const T* rstd, int64_t rows, int64_t C, bool tanh_approx,
+template <class Scalar>
+void bias_gelu_layer_norm_backward(Cpu, Scalar* dx, Scalar* dbias, Scalar* dweight,
+                                   Scalar* dln_bias, const Scalar* dout, const Scalar* x,
+                                   const Scalar* bias, const Scalar* weight, const Scalar* mean,
+                                   const Scalar* rstd, int64_t rows, int64_t C, bool tanh_approx,
                                    bool overwrite_dx) {
   const bool need_dh = dx || dbias;
-  auto row = [&](int64_t r, const std::array<T*, 3>& acc) {  // acc: dbias, dweight, dln_bias
+  auto row = [&](int64_t r, const std::array<Scalar*, 3>& acc) {  // acc: dbias, dweight, dln_bias
     // This thread's two rows of scratch: h, then dh in its place; h'.
-    static thread_local std::vector<T> scratch;
+    static thread_local std::vector<Scalar> scratch;
     if (scratch.size() < static_cast<size_t>(2 * C)) scratch.resize(static_cast<size_t>(2 * C));
-    T* h = scratch.data();
-    T* h_prime = h + C;
+    Scalar* h = scratch.data();
+    Scalar* h_prime = h + C;
     bias_gelu_row(h, h_prime, x + r * C, bias, C, tanh_approx);
     layer_norm_row_backward(need_dh ? h : nullptr, acc[1], acc[2], dout + r * C, h, weight, mean[r],
                             rstd[r], C, true);
     if (!need_dh) return;
-    T* dxr = dx ? dx + r * C : nullptr;  // (C,)
+    Scalar* dxr = dx ? dx + r * C : nullptr;  // (C,)
     if (dxr && overwrite_dx)
       for (int64_t c = 0; c < C; ++c) dxr[c] = h[c] * h_prime[c];
     else if (dxr)
@@ -325,7 +331,7 @@ void bias_gelu_layer_norm_backward(Cpu, T* dx, T* dbias, T* dweight, T* dln_bias
     if (acc[0])
       for (int64_t c = 0; c < C; ++c) acc[0][c] += h[c] * h_prime[c];
   };
-  rows_with_column_sums<3>(rows, C, std::array<T*, 3>{dbias, dweight, dln_bias}, row);
+  rows_with_column_sums<3>(rows, C, std::array<Scalar*, 3>{dbias, dweight, dln_bias}, row);
 }
 
 }  // namespace cpu

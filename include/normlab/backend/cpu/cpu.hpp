@@ -82,28 +82,28 @@ void parallel_tasks(Cpu, int64_t n, F&& body) {
 /// the latency of one add per vector (LayerNorm forward + backward over
 /// (2048, 2048) took 1.24x as long).
 inline constexpr int64_t kSumLanes = 64;
-template <class T, class Term>
-T lane_sum(int64_t n, Term term) {
-  T acc[kSumLanes] = {};
+template <class Scalar, class Term>
+Scalar lane_sum(int64_t n, Term term) {
+  Scalar acc[kSumLanes] = {};
   int64_t c = 0;
   for (; c + kSumLanes <= n; c += kSumLanes)
     for (int64_t j = 0; j < kSumLanes; ++j) acc[j] += term(c + j);
   for (int64_t j = 0; c < n; ++c, ++j) acc[j] += term(c);
-  T total = 0;
+  Scalar total = 0;
   for (int64_t j = 0; j < kSumLanes; ++j) total += acc[j];
   return total;
 }
 
 /// max_{c < n} term(c) (n > 0), over the same lanes as lane_sum.
-template <class T, class Term>
-T lane_max(int64_t n, Term term) {
-  T acc[kSumLanes];
+template <class Scalar, class Term>
+Scalar lane_max(int64_t n, Term term) {
+  Scalar acc[kSumLanes];
   for (int64_t j = 0; j < kSumLanes; ++j) acc[j] = term(0);
   int64_t c = 0;
   for (; c + kSumLanes <= n; c += kSumLanes)
     for (int64_t j = 0; j < kSumLanes; ++j) acc[j] = std::max(acc[j], term(c + j));
   for (int64_t j = 0; c < n; ++c, ++j) acc[j] = std::max(acc[j], term(c));
-  T total = acc[0];
+  Scalar total = acc[0];
   for (int64_t j = 1; j < kSumLanes; ++j) total = std::max(total, acc[j]);
   return total;
 }
@@ -117,40 +117,42 @@ inline void deallocate_bytes(Cpu, void* p) {
   CachingAllocator::instance().deallocate(p);
 }
 
-template <class T>
-void copy_to_host(Cpu, T* host_dst, const T* src, int64_t n) {
-  std::memcpy(host_dst, src, static_cast<size_t>(n) * sizeof(T));
+template <class Scalar>
+void copy_to_host(Cpu, Scalar* host_dst, const Scalar* src, int64_t n) {
+  std::memcpy(host_dst, src, static_cast<size_t>(n) * sizeof(Scalar));
 }
-template <class T>
-void copy_from_host(Cpu, T* dst, const T* host_src, int64_t n) {
-  std::memcpy(dst, host_src, static_cast<size_t>(n) * sizeof(T));
+template <class Scalar>
+void copy_from_host(Cpu, Scalar* dst, const Scalar* host_src, int64_t n) {
+  std::memcpy(dst, host_src, static_cast<size_t>(n) * sizeof(Scalar));
 }
-template <class T>
-void copy(Cpu, T* dst, const T* src, int64_t n) {
-  std::memmove(dst, src, static_cast<size_t>(n) * sizeof(T));
+template <class Scalar>
+void copy(Cpu, Scalar* dst, const Scalar* src, int64_t n) {
+  std::memmove(dst, src, static_cast<size_t>(n) * sizeof(Scalar));
 }
-template <class T>
-void fill(Cpu, T* dst, int64_t n, T value) {
+template <class Scalar>
+void fill(Cpu, Scalar* dst, int64_t n, Scalar value) {
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) dst[i] = value;
 }
 
 /// dst[i] = uniform(seed, first_block, i) in [lo, hi) — see core/random.hpp.
-template <class T>
-void fill_uniform(Cpu, T* dst, int64_t n, uint64_t seed, uint64_t first_block, T lo, T hi) {
+template <class Scalar>
+void fill_uniform(Cpu, Scalar* dst, int64_t n, uint64_t seed, uint64_t first_block, Scalar lo,
+                  Scalar hi) {
 #pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dst[i] = philox_uniform<T>(seed, first_block, i, lo, hi);
+  for (int64_t i = 0; i < n; ++i) dst[i] = philox_uniform<Scalar>(seed, first_block, i, lo, hi);
 }
 /// dst[i] = normal(seed, first_block, i) with the given mean and std.
-template <class T>
-void fill_normal(Cpu, T* dst, int64_t n, uint64_t seed, uint64_t first_block, T mean, T std) {
+template <class Scalar>
+void fill_normal(Cpu, Scalar* dst, int64_t n, uint64_t seed, uint64_t first_block, Scalar mean,
+                 Scalar std) {
 #pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dst[i] = philox_normal<T>(seed, first_block, i, mean, std);
+  for (int64_t i = 0; i < n; ++i) dst[i] = philox_normal<Scalar>(seed, first_block, i, mean, std);
 }
 
 /// dst[i] += alpha * src[i]
-template <class T>
-void accumulate(Cpu, T* dst, const T* src, int64_t n, T alpha) {
+template <class Scalar>
+void accumulate(Cpu, Scalar* dst, const Scalar* src, int64_t n, Scalar alpha) {
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) dst[i] += alpha * src[i];
 }

@@ -14,15 +14,16 @@ inline namespace v0 {
 namespace cpu {
 
 /// out[i] = f(in[i]) for i < n.
-template <class T, class F>
-void map_unary_forward(Cpu, T* out, const T* in, int64_t n, F f) {
+template <class Scalar, class F>
+void map_unary_forward(Cpu, Scalar* out, const Scalar* in, int64_t n, F f) {
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) out[i] = f(in[i]);
 }
 
 /// din[i] += dout[i] * f.grad(in[i], out[i]).
-template <class T, class F>
-void map_unary_backward(Cpu, T* din, const T* dout, const T* in, const T* out, int64_t n, F f) {
+template <class Scalar, class F>
+void map_unary_backward(Cpu, Scalar* din, const Scalar* dout, const Scalar* in, const Scalar* out,
+                        int64_t n, F f) {
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) din[i] += dout[i] * f.grad(in[i], out[i]);
 }
@@ -77,9 +78,9 @@ void with_row_strides(int64_t sa, int64_t sb, Body body) {
 }
 
 /// out[i] = f(a[oa(i)], b[ob(i)]) for the n output elements of plan `p`.
-template <class T, class F>
-void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan& p, int64_t n,
-                        F f) {
+template <class Scalar, class F>
+void map_binary_forward(Cpu, Scalar* out, const Scalar* a, const Scalar* b, const BroadcastPlan& p,
+                        int64_t n, F f) {
   if (p.is_elementwise_identity()) {
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) out[i] = f(a[i], b[i]);
@@ -88,8 +89,8 @@ void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan
   for_each_broadcast_row(
       p, n, true,
       [&](int64_t first, int64_t width, int64_t oa, int64_t ob, int64_t sa, int64_t sb) {
-        T* o = out + first;
-        const T *ar = a + oa, *br = b + ob;
+        Scalar* o = out + first;
+        const Scalar *ar = a + oa, *br = b + ob;
         with_row_strides(sa, sb, [&](auto ia, auto ib) {
           for (int64_t i = 0; i < width; ++i) o[i] = f(ar[ia(i)], br[ib(i)]);
         });
@@ -102,9 +103,9 @@ void map_binary_forward(Cpu, T* out, const T* a, const T* b, const BroadcastPlan
 /// the plan (the result does not depend on the thread count; a row of output
 /// that reads a single element of b is summed in lanes, see lane_sum); an
 /// operand that is not broadcast is written in parallel.
-template <class T, class F>
-void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* b,
-                         const BroadcastPlan& p, int64_t n, F f) {
+template <class Scalar, class F>
+void map_binary_backward(Cpu, Scalar* da, Scalar* db, const Scalar* dout, const Scalar* a,
+                         const Scalar* b, const BroadcastPlan& p, int64_t n, F f) {
   if (p.is_elementwise_identity()) {
 #pragma omp parallel for if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
@@ -115,20 +116,20 @@ void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* 
   }
   const bool full_a = is_full_operand(p, p.stride_a), full_b = is_full_operand(p, p.stride_b);
   for (const bool parallel : {true, false}) {  // the full operands, then the broadcast ones
-    T* ga = da && full_a == parallel ? da : nullptr;
-    T* gb = db && full_b == parallel ? db : nullptr;
+    Scalar* ga = da && full_a == parallel ? da : nullptr;
+    Scalar* gb = db && full_b == parallel ? db : nullptr;
     if (!ga && !gb) continue;
     for_each_broadcast_row(
         p, n, parallel,
         [&](int64_t first, int64_t width, int64_t oa, int64_t ob, int64_t sa, int64_t sb) {
-          const T* g = dout + first;
-          const T *ar = a + oa, *br = b + ob;
-          T* gar = ga ? ga + oa : nullptr;
-          T* gbr = gb ? gb + ob : nullptr;
+          const Scalar* g = dout + first;
+          const Scalar *ar = a + oa, *br = b + ob;
+          Scalar* gar = ga ? ga + oa : nullptr;
+          Scalar* gbr = gb ? gb + ob : nullptr;
           with_row_strides(sa, sb, [&](auto ia, auto ib) {
             if (!parallel && sb == 0 && !gar) {  // the row feeds one element of b
-              gbr[0] +=
-                  lane_sum<T>(width, [&](int64_t i) { return g[i] * f.grad_b(ar[ia(i)], br[0]); });
+              gbr[0] += lane_sum<Scalar>(
+                  width, [&](int64_t i) { return g[i] * f.grad_b(ar[ia(i)], br[0]); });
               return;
             }
             if (gar && !gbr)
@@ -139,7 +140,7 @@ void map_binary_backward(Cpu, T* da, T* db, const T* dout, const T* a, const T* 
                 gbr[ib(i)] += g[i] * f.grad_b(ar[ia(i)], br[ib(i)]);
             else
               for (int64_t i = 0; i < width; ++i) {
-                const T x = ar[ia(i)], y = br[ib(i)];
+                const Scalar x = ar[ia(i)], y = br[ib(i)];
                 gar[ia(i)] += g[i] * f.grad_a(x, y);
                 gbr[ib(i)] += g[i] * f.grad_b(x, y);
               }

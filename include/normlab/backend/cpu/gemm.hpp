@@ -29,33 +29,33 @@ inline namespace v0 {
 namespace cpu {
 
 /// Row-major Eigen views of our storage, with a row stride.
-template <class T>
-using RowMajorMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using ConstMatrixMap = Eigen::Map<const RowMajorMatrix<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using MatrixMap = Eigen::Map<RowMajorMatrix<T>, 0, Eigen::OuterStride<>>;
+template <class Scalar>
+using RowMajorMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class Scalar>
+using ConstMatrixMap = Eigen::Map<const RowMajorMatrix<Scalar>, 0, Eigen::OuterStride<>>;
+template <class Scalar>
+using MatrixMap = Eigen::Map<RowMajorMatrix<Scalar>, 0, Eigen::OuterStride<>>;
 
 /// One GEMM on the calling thread (see gemm for the arguments).
-template <class T>
-void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-                         const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
-                         int64_t ldc) {
-  MatrixMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));  // (M, N)
-  if (K == 0) {                                        // empty product: C = beta * C
-    if (beta == T(0))
+template <class Scalar>
+void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Scalar alpha,
+                         const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb, Scalar beta,
+                         Scalar* C, int64_t ldc) {
+  MatrixMap<Scalar> c(C, M, N, Eigen::OuterStride<>(ldc));  // (M, N)
+  if (K == 0) {                                             // empty product: C = beta * C
+    if (beta == Scalar(0))
       c.setZero();
     else
       c *= beta;
     return;
   }
-  const ConstMatrixMap<T> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
-  const ConstMatrixMap<T> b(B, trans_b ? N : K, trans_b ? K : N, Eigen::OuterStride<>(ldb));
+  const ConstMatrixMap<Scalar> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
+  const ConstMatrixMap<Scalar> b(B, trans_b ? N : K, trans_b ? K : N, Eigen::OuterStride<>(ldb));
   auto run = [&](const auto& op_a, const auto& op_b) {
-    if (beta == T(0)) {
+    if (beta == Scalar(0)) {
       c.noalias() = alpha * op_a * op_b;
     } else {
-      if (beta != T(1)) c *= beta;
+      if (beta != Scalar(1)) c *= beta;
       c.noalias() += alpha * op_a * op_b;
     }
   };
@@ -88,12 +88,12 @@ namespace detail {
 /// AVX-512 kernel when it applies (float, K > 0, the CPU has AVX-512F),
 /// threaded for products of at least kGemmParallelWork multiply-adds.
 /// Returns whether it ran; false leaves C untouched.
-template <class T>
-bool gemm_on_avx512_kernel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-                           const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
-                           int64_t ldc, const T* bias) {
+template <class Scalar>
+bool gemm_on_avx512_kernel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                           Scalar alpha, const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb,
+                           Scalar beta, Scalar* C, int64_t ldc, const Scalar* bias) {
 #ifdef NORMLAB_AVX512_GEMM
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<Scalar, float>) {
     if (K > 0 && cpu_has_avx512f()) {
       const int threads = thread_count();
       const bool parallel = threads > 1 && M * N * K >= kGemmParallelWork;
@@ -125,12 +125,13 @@ bool gemm_on_avx512_kernel(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 /// thread; Eigen's depth blocking depends on K alone. Either way every
 /// element of C is summed in the same order however the rows are split:
 /// results do not depend on the thread count.
-template <class T>
-void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+template <class Scalar>
+void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Scalar alpha,
+          const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb, Scalar beta, Scalar* C,
+          int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (detail::gemm_on_avx512_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                    static_cast<const T*>(nullptr)))
+                                    static_cast<const Scalar*>(nullptr)))
     return;
   const int threads = thread_count();
   if (threads == 1 || M * N * K < kGemmParallelWork || M < 2 * threads) {
@@ -161,15 +162,16 @@ void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
 /// elsewhere C is filled with the bias and gemm adds the product (beta 1).
 /// Each element equals alpha * (the product's sum) + bias, rounded as in
 /// that second form, and does not depend on the thread count.
-template <class T>
-void gemm_bias(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-               const T* A, int64_t lda, const T* B, int64_t ldb, const T* bias, T* C, int64_t ldc) {
+template <class Scalar>
+void gemm_bias(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Scalar alpha,
+               const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb, const Scalar* bias,
+               Scalar* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (detail::gemm_on_avx512_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, T(0), C, ldc,
-                                    bias))
+  if (detail::gemm_on_avx512_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, Scalar(0), C,
+                                    ldc, bias))
     return;
   copy_rows(Cpu{}, C, ldc, bias, int64_t{0}, M, N, false);  // every row of C starts as the bias
-  gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, T(1), C, ldc);
+  gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, Scalar(1), C, ldc);
 }
 
 /// For p in [0, batch): C_p = alpha * op(A_p) op(B_p) + beta * C_p, where
@@ -180,11 +182,11 @@ void gemm_bias(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 /// back-to-back A_p (a linear layer over (batch, M, K) input) stacks the A_p
 /// along M; and a shared C fed by back-to-back A_p^T and B_p (its weight
 /// gradient) stacks them along K.
-template <class T>
-void gemm_strided_batched(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-                          const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb,
-                          int64_t stride_b, T beta, T* C, int64_t ldc, int64_t stride_c,
-                          int64_t batch) {
+template <class Scalar>
+void gemm_strided_batched(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                          Scalar alpha, const Scalar* A, int64_t lda, int64_t stride_a,
+                          const Scalar* B, int64_t ldb, int64_t stride_b, Scalar beta, Scalar* C,
+                          int64_t ldc, int64_t stride_c, int64_t batch) {
   if (batch == 0) return;
   if (batch > 1 && stride_b == 0 && stride_c != 0 && !trans_a && lda == K && stride_a == M * K &&
       ldc == N && stride_c == M * N) {
@@ -199,7 +201,7 @@ void gemm_strided_batched(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N,
   if (stride_c == 0) {  // every product adds into the same C: in order, on one thread
     for (int64_t p = 0; p < batch; ++p)
       gemm(Cpu{}, trans_a, trans_b, M, N, K, alpha, A + p * stride_a, lda, B + p * stride_b, ldb,
-           p == 0 ? beta : T(1), C, ldc);
+           p == 0 ? beta : Scalar(1), C, ldc);
     return;
   }
   // Spread the batch over threads when it has enough members for all of

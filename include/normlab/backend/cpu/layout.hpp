@@ -13,8 +13,8 @@ namespace cpu {
 
 /// dst[j] = src[plan.offset(j)], or += when `accumulate`, for the n elements of
 /// the contiguous destination (see StridedPlan in core/shape.hpp).
-template <class T>
-void gather_strided(Cpu, T* dst, const T* src, const StridedPlan& plan, int64_t n,
+template <class Scalar>
+void gather_strided(Cpu, Scalar* dst, const Scalar* src, const StridedPlan& plan, int64_t n,
                     bool accumulate) {
   if (n == 0) return;
   const int last = plan.ndim - 1;
@@ -25,8 +25,8 @@ void gather_strided(Cpu, T* dst, const T* src, const StridedPlan& plan, int64_t 
   // computed once, the rest step by the innermost stride.
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* s = src + plan.offset(r * width);
-    T* d = dst + r * width;
+    const Scalar* s = src + plan.offset(r * width);
+    Scalar* d = dst + r * width;
     if (accumulate)
       for (int64_t i = 0; i < width; ++i) d[i] += s[i * step];
     else
@@ -36,13 +36,13 @@ void gather_strided(Cpu, T* dst, const T* src, const StridedPlan& plan, int64_t 
 
 /// For r < rows and c < cols: dst[r * dst_stride + c] = src[r * src_stride + c]
 /// (or += when `accumulate`). Slices and concatenations are such row blocks.
-template <class T>
-void copy_rows(Cpu, T* dst, int64_t dst_stride, const T* src, int64_t src_stride, int64_t rows,
-               int64_t cols, bool accumulate) {
+template <class Scalar>
+void copy_rows(Cpu, Scalar* dst, int64_t dst_stride, const Scalar* src, int64_t src_stride,
+               int64_t rows, int64_t cols, bool accumulate) {
 #pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    T* d = dst + r * dst_stride;
-    const T* s = src + r * src_stride;
+    Scalar* d = dst + r * dst_stride;
+    const Scalar* s = src + r * src_stride;
     if (accumulate)
       for (int64_t c = 0; c < cols; ++c) d[c] += s[c];
     else

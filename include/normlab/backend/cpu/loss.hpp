@@ -22,48 +22,48 @@ namespace cpu {
 /// order in double (the same value for every thread count).
 ///
 /// Requires: every target is ignore_index or in [0, v); v >= 1 unless all rows are ignored.
-template <class T>
-void cross_entropy_forward(Cpu, T* total /*()*/, T* losses /*(N)*/, T* lse /*(N)*/,
-                           const T* logits /*(N, V)*/, const int64_t* targets /*(N)*/, int64_t n,
-                           int64_t v, int64_t ignore_index, T scale) {
-  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+template <class Scalar>
+void cross_entropy_forward(Cpu, Scalar* total /*()*/, Scalar* losses /*(N)*/, Scalar* lse /*(N)*/,
+                           const Scalar* logits /*(N, V)*/, const int64_t* targets /*(N)*/,
+                           int64_t n, int64_t v, int64_t ignore_index, Scalar scale) {
+  using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
 #pragma omp parallel for if (n * v > kParallelGrain)
   for (int64_t r = 0; r < n; ++r) {
     const int64_t t = targets[r];
     if (t == ignore_index) {
-      lse[r] = T(0);
-      losses[r] = T(0);
+      lse[r] = Scalar(0);
+      losses[r] = Scalar(0);
       continue;
     }
-    const T* x = logits + r * v;  // (V)
-    const T m = lane_max<T>(v, [&](int64_t j) { return x[j]; });
+    const Scalar* x = logits + r * v;  // (V)
+    const Scalar m = lane_max<Scalar>(v, [&](int64_t j) { return x[j]; });
     // Eigen's vectorized exp; its sum adds in an order fixed by v.
-    const T s = (Eigen::Map<const Array>(x, v) - m).exp().sum();
+    const Scalar s = (Eigen::Map<const Array>(x, v) - m).exp().sum();
     lse[r] = m + std::log(s);
     losses[r] = lse[r] - x[t];
   }
   double sum = 0;
   for (int64_t r = 0; r < n; ++r) sum += static_cast<double>(losses[r]);
-  total[0] = static_cast<T>(static_cast<double>(scale) * sum);
+  total[0] = static_cast<Scalar>(static_cast<double>(scale) * sum);
 }
 
 /// For every row r that is not ignored:
 ///   dlogits[r, j] += dtotal[0] * scale * (exp(logits[r, j] - lse[r]) - [j == t_r]),
 /// the gradient of total = scale * sum_r losses[r]; `lse` is what the forward saved.
 /// `dtotal` is a backend pointer to the scalar upstream gradient.
-template <class T>
-void cross_entropy_backward(Cpu, T* dlogits /*(N, V)*/, const T* dtotal /*()*/,
-                            const T* logits /*(N, V)*/, const T* lse /*(N)*/,
+template <class Scalar>
+void cross_entropy_backward(Cpu, Scalar* dlogits /*(N, V)*/, const Scalar* dtotal /*()*/,
+                            const Scalar* logits /*(N, V)*/, const Scalar* lse /*(N)*/,
                             const int64_t* targets /*(N)*/, int64_t n, int64_t v,
-                            int64_t ignore_index, T scale) {
-  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  const T g = dtotal[0] * scale;
+                            int64_t ignore_index, Scalar scale) {
+  using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
+  const Scalar g = dtotal[0] * scale;
 #pragma omp parallel for if (n * v > kParallelGrain)
   for (int64_t r = 0; r < n; ++r) {
     const int64_t t = targets[r];
     if (t == ignore_index) continue;
-    const T* x = logits + r * v;  // (V)
-    T* dx = dlogits + r * v;      // (V)
+    const Scalar* x = logits + r * v;  // (V)
+    Scalar* dx = dlogits + r * v;      // (V)
     Eigen::Map<Array>(dx, v) += g * (Eigen::Map<const Array>(x, v) - lse[r]).exp();
     dx[t] -= g;
   }

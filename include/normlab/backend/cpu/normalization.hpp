@@ -32,21 +32,23 @@ inline constexpr int64_t kMaxReductionChunks = 64;
 /// rows; row_fn adds the row's contribution to the k-th column sum into
 /// acc[k][0, C) (null where sums[k] is null). Ensures: sums[k][c] received the
 /// total over all rows, in an order fixed by (rows, C) alone.
-template <size_t N, class T, class RowFn>
-void rows_with_column_sums(int64_t rows, int64_t C, const std::array<T*, N>& sums, RowFn row_fn) {
+template <size_t N, class Scalar, class RowFn>
+void rows_with_column_sums(int64_t rows, int64_t C, const std::array<Scalar*, N>& sums,
+                           RowFn row_fn) {
   const int64_t chunk = std::max({int64_t{1}, kParallelGrain / std::max(C, int64_t{1}),
                                   (rows + kMaxReductionChunks - 1) / kMaxReductionChunks});
   const int64_t chunks = (rows + chunk - 1) / chunk;
-  const bool any_sum = std::any_of(sums.begin(), sums.end(), [](T* s) { return s != nullptr; });
+  const bool any_sum =
+      std::any_of(sums.begin(), sums.end(), [](Scalar* s) { return s != nullptr; });
   const bool partial = chunks > 1 && any_sum;
   // Per-chunk partial column sums, (chunks, C) for each requested sum; none
   // when one chunk adds in place.
-  std::array<std::vector<T>, N> parts;
+  std::array<std::vector<Scalar>, N> parts;
   for (size_t k = 0; k < N; ++k)
-    if (partial && sums[k]) parts[k].assign(static_cast<size_t>(chunks * C), T(0));
+    if (partial && sums[k]) parts[k].assign(static_cast<size_t>(chunks * C), Scalar(0));
 #pragma omp parallel for if (chunks > 1)
   for (int64_t j = 0; j < chunks; ++j) {
-    std::array<T*, N> acc;
+    std::array<Scalar*, N> acc;
     for (size_t k = 0; k < N; ++k) acc[k] = sums[k] && partial ? parts[k].data() + j * C : sums[k];
     const int64_t end = std::min(rows, (j + 1) * chunk);
     for (int64_t r = j * chunk; r < end; ++r) row_fn(r, acc);
@@ -56,7 +58,7 @@ void rows_with_column_sums(int64_t rows, int64_t C, const std::array<T*, N>& sum
   for (int64_t c = 0; c < C; ++c) {
     for (size_t k = 0; k < N; ++k) {
       if (!sums[k]) continue;
-      T total = 0;
+      Scalar total = 0;
       for (int64_t j = 0; j < chunks; ++j) total += parts[k][static_cast<size_t>(j * C + c)];
       sums[k][c] += total;
     }
@@ -64,33 +66,33 @@ void rows_with_column_sums(int64_t rows, int64_t C, const std::array<T*, N>& sum
 }
 
 /// rows_with_column_sums for two sums: row_fn(r, acc_a, acc_b).
-template <class T, class RowFn>
-void rows_with_column_sums(int64_t rows, int64_t C, T* sum_a, T* sum_b, RowFn row_fn) {
+template <class Scalar, class RowFn>
+void rows_with_column_sums(int64_t rows, int64_t C, Scalar* sum_a, Scalar* sum_b, RowFn row_fn) {
   rows_with_column_sums<2>(
-      rows, C, std::array<T*, 2>{sum_a, sum_b},
-      [&](int64_t r, const std::array<T*, 2>& acc) { row_fn(r, acc[0], acc[1]); });
+      rows, C, std::array<Scalar*, 2>{sum_a, sum_b},
+      [&](int64_t r, const std::array<Scalar*, 2>& acc) { row_fn(r, acc[0], acc[1]); });
 }
 
 /// One row of layer_norm_forward: yr = (xr - m) * s * weight + bias with the
 /// row's mean m and s = 1 / sqrt(var + eps), both returned through mean and
 /// rstd. yr may be xr (normalized in place).
 /// Requires: C > 0; yr, xr (C,); weight, bias (C,) or null.
-template <class T>
-void layer_norm_row_forward(T* yr, T& mean, T& rstd, const T* xr, const T* weight, const T* bias,
-                            int64_t C, T eps) {
-  T m = lane_sum<T>(C, [&](int64_t c) { return xr[c]; }) / static_cast<T>(C);
+template <class Scalar>
+void layer_norm_row_forward(Scalar* yr, Scalar& mean, Scalar& rstd, const Scalar* xr,
+                            const Scalar* weight, const Scalar* bias, int64_t C, Scalar eps) {
+  Scalar m = lane_sum<Scalar>(C, [&](int64_t c) { return xr[c]; }) / static_cast<Scalar>(C);
   // Second pass over the deviations from m. Their sum is the rounding error
   // of the first one: adding its mean back refines m, and subtracting its
   // square leaves the variance about the refined mean (corrected two-pass,
   // Chan, Golub & LeVeque 1983).
-  const T dsum = lane_sum<T>(C, [&](int64_t c) { return xr[c] - m; });
-  const T d2sum = lane_sum<T>(C, [&](int64_t c) { return (xr[c] - m) * (xr[c] - m); });
-  const T dm = dsum / static_cast<T>(C);
+  const Scalar dsum = lane_sum<Scalar>(C, [&](int64_t c) { return xr[c] - m; });
+  const Scalar d2sum = lane_sum<Scalar>(C, [&](int64_t c) { return (xr[c] - m) * (xr[c] - m); });
+  const Scalar dm = dsum / static_cast<Scalar>(C);
   m += dm;
-  const T v = std::max(d2sum / static_cast<T>(C) - dm * dm, T(0));
-  const T s = T(1) / std::sqrt(v + eps);
+  const Scalar v = std::max(d2sum / static_cast<Scalar>(C) - dm * dm, Scalar(0));
+  const Scalar s = Scalar(1) / std::sqrt(v + eps);
   for (int64_t c = 0; c < C; ++c) {
-    const T w = weight ? weight[c] : T(1), b = bias ? bias[c] : T(0);
+    const Scalar w = weight ? weight[c] : Scalar(1), b = bias ? bias[c] : Scalar(0);
     yr[c] = (xr[c] - m) * s * w + b;
   }
   mean = m;
@@ -102,18 +104,19 @@ void layer_norm_row_forward(T* yr, T& mean, T& rstd, const T* xr, const T* weigh
 /// where dxr is not null. dxr may be xr: every read of xr comes before the
 /// element's write.
 /// Requires: dyr, xr, dxr (C,); dw, db, weight (C,) or null.
-template <class T>
-void layer_norm_row_backward(T* dxr, T* dw, T* db, const T* dyr, const T* xr, const T* weight, T m,
-                             T s, int64_t C, bool overwrite_dx) {
+template <class Scalar>
+void layer_norm_row_backward(Scalar* dxr, Scalar* dw, Scalar* db, const Scalar* dyr,
+                             const Scalar* xr, const Scalar* weight, Scalar m, Scalar s, int64_t C,
+                             bool overwrite_dx) {
   if (dw)
     for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * ((xr[c] - m) * s);
   if (db)
     for (int64_t c = 0; c < C; ++c) db[c] += dyr[c];
   if (!dxr) return;
   auto g = [&](int64_t c) { return weight ? dyr[c] * weight[c] : dyr[c]; };
-  const T g_mean = lane_sum<T>(C, g) / static_cast<T>(C);
-  const T gx_mean =
-      lane_sum<T>(C, [&](int64_t c) { return g(c) * ((xr[c] - m) * s); }) / static_cast<T>(C);
+  const Scalar g_mean = lane_sum<Scalar>(C, g) / static_cast<Scalar>(C);
+  const Scalar gx_mean = lane_sum<Scalar>(C, [&](int64_t c) { return g(c) * ((xr[c] - m) * s); }) /
+                         static_cast<Scalar>(C);
   if (overwrite_dx)
     for (int64_t c = 0; c < C; ++c) dxr[c] = s * (g(c) - g_mean - (xr[c] - m) * s * gx_mean);
   else
@@ -125,9 +128,10 @@ void layer_norm_row_backward(T* dxr, T* dw, T* db, const T* dyr, const T* xr, co
 /// rstd = 1 / sqrt(var + eps) stored per row.
 /// Requires: C > 0; out, x (rows, C); mean, rstd (rows,); weight, bias (C,) or null
 /// (null: scale 1 / shift 0).
-template <class T>
-void layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, const T* weight, const T* bias,
-                        int64_t rows, int64_t C, T eps) {
+template <class Scalar>
+void layer_norm_forward(Cpu, Scalar* out, Scalar* mean, Scalar* rstd, const Scalar* x,
+                        const Scalar* weight, const Scalar* bias, int64_t rows, int64_t C,
+                        Scalar eps) {
 #pragma omp parallel for if (rows * C > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r)
     layer_norm_row_forward(out + r * C, mean[r], rstd[r], x + r * C, weight, bias, C, eps);
@@ -138,11 +142,11 @@ void layer_norm_forward(Cpu, T* out, T* mean, T* rstd, const T* x, const T* weig
 ///   dweight += sum_rows dout * xhat,   dbias += sum_rows dout.
 /// Requires: the forward's x, weight, mean, rstd; dout, dx (rows, C); dweight,
 /// dbias (C,). Null dx / dweight / dbias are skipped; null weight means 1.
-template <class T>
-void layer_norm_backward(Cpu, T* dx, T* dweight, T* dbias, const T* dout, const T* x,
-                         const T* weight, const T* mean, const T* rstd, int64_t rows, int64_t C,
-                         bool overwrite_dx = false) {
-  rows_with_column_sums(rows, C, dweight, dbias, [&](int64_t r, T* dw, T* db) {
+template <class Scalar>
+void layer_norm_backward(Cpu, Scalar* dx, Scalar* dweight, Scalar* dbias, const Scalar* dout,
+                         const Scalar* x, const Scalar* weight, const Scalar* mean,
+                         const Scalar* rstd, int64_t rows, int64_t C, bool overwrite_dx = false) {
+  rows_with_column_sums(rows, C, dweight, dbias, [&](int64_t r, Scalar* dw, Scalar* db) {
     layer_norm_row_backward(dx ? dx + r * C : nullptr, dw, db, dout + r * C, x + r * C, weight,
                             mean[r], rstd[r], C, overwrite_dx);
   });
@@ -151,16 +155,17 @@ void layer_norm_backward(Cpu, T* dx, T* dweight, T* dbias, const T* dout, const 
 /// out = x * rstd * weight per row, with rstd = 1 / sqrt(mean_c(x^2) + eps)
 /// stored per row.
 /// Requires: C > 0; out, x (rows, C); rstd (rows,); weight (C,) or null (scale 1).
-template <class T>
-void rms_norm_forward(Cpu, T* out, T* rstd, const T* x, const T* weight, int64_t rows, int64_t C,
-                      T eps) {
+template <class Scalar>
+void rms_norm_forward(Cpu, Scalar* out, Scalar* rstd, const Scalar* x, const Scalar* weight,
+                      int64_t rows, int64_t C, Scalar eps) {
 #pragma omp parallel for if (rows * C > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * C;  // (C,)
-    T* yr = out + r * C;      // (C,)
-    const T ms = lane_sum<T>(C, [&](int64_t c) { return xr[c] * xr[c]; }) / static_cast<T>(C);
-    const T s = T(1) / std::sqrt(ms + eps);
-    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * s * (weight ? weight[c] : T(1));
+    const Scalar* xr = x + r * C;  // (C,)
+    Scalar* yr = out + r * C;      // (C,)
+    const Scalar ms =
+        lane_sum<Scalar>(C, [&](int64_t c) { return xr[c] * xr[c]; }) / static_cast<Scalar>(C);
+    const Scalar s = Scalar(1) / std::sqrt(ms + eps);
+    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * s * (weight ? weight[c] : Scalar(1));
     rstd[r] = s;
   }
 }
@@ -170,26 +175,29 @@ void rms_norm_forward(Cpu, T* out, T* rstd, const T* x, const T* weight, int64_t
 ///   dweight += sum_rows dout * xhat.
 /// Requires: the forward's x, weight, rstd; dout, dx (rows, C); dweight (C,).
 /// Null dx / dweight are skipped; null weight means 1.
-template <class T>
-void rms_norm_backward(Cpu, T* dx, T* dweight, const T* dout, const T* x, const T* weight,
-                       const T* rstd, int64_t rows, int64_t C, bool overwrite_dx = false) {
-  rows_with_column_sums(rows, C, dweight, static_cast<T*>(nullptr), [&](int64_t r, T* dw, T*) {
-    const T* dyr = dout + r * C;  // (C,)
-    const T* xr = x + r * C;      // (C,)
-    const T s = rstd[r];
-    if (dw)
-      for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * (xr[c] * s);
-    if (!dx) return;
-    const T gx_mean =
-        lane_sum<T>(
-            C, [&](int64_t c) { return (weight ? dyr[c] * weight[c] : dyr[c]) * (xr[c] * s); }) /
-        static_cast<T>(C);
-    T* dxr = dx + r * C;  // (C,)
-    for (int64_t c = 0; c < C; ++c) {
-      const T g = weight ? dyr[c] * weight[c] : dyr[c];
-      dxr[c] = (overwrite_dx ? T(0) : dxr[c]) + s * (g - xr[c] * s * gx_mean);
-    }
-  });
+template <class Scalar>
+void rms_norm_backward(Cpu, Scalar* dx, Scalar* dweight, const Scalar* dout, const Scalar* x,
+                       const Scalar* weight, const Scalar* rstd, int64_t rows, int64_t C,
+                       bool overwrite_dx = false) {
+  rows_with_column_sums(
+      rows, C, dweight, static_cast<Scalar*>(nullptr), [&](int64_t r, Scalar* dw, Scalar*) {
+        const Scalar* dyr = dout + r * C;  // (C,)
+        const Scalar* xr = x + r * C;      // (C,)
+        const Scalar s = rstd[r];
+        if (dw)
+          for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * (xr[c] * s);
+        if (!dx) return;
+        const Scalar gx_mean =
+            lane_sum<Scalar>(
+                C,
+                [&](int64_t c) { return (weight ? dyr[c] * weight[c] : dyr[c]) * (xr[c] * s); }) /
+            static_cast<Scalar>(C);
+        Scalar* dxr = dx + r * C;  // (C,)
+        for (int64_t c = 0; c < C; ++c) {
+          const Scalar g = weight ? dyr[c] * weight[c] : dyr[c];
+          dxr[c] = (overwrite_dx ? Scalar(0) : dxr[c]) + s * (g - xr[c] * s * gx_mean);
+        }
+      });
 }
 
 }  // namespace cpu

@@ -4,7 +4,7 @@
 // Each update reads and writes every element once, in one pass, with the
 // operations in the order PyTorch 1.13's single-tensor implementations apply
 // them (torch/optim/adamw.py, adam.py, sgd.py), so a double run matches
-// PyTorch to rounding. Hyper-parameters arrive as doubles and are cast to T
+// PyTorch to rounding. Hyper-parameters arrive as doubles and are cast to Scalar
 // once per call, as PyTorch casts its Python-float scalars to the tensor's
 // type. The CUDA backend mirrors these signatures in normlab::cuda.
 #pragma once
@@ -31,11 +31,11 @@ inline constexpr int64_t kOptimBlock = 4096;
 /// loop over the scalar update does not vectorize: std::sqrt may set errno,
 /// where Eigen's array sqrt is the vector instruction, rounded the same.)
 /// Requires: param, grad, m, v hold n elements each; m and v start at zero.
-template <class T>
-void adamw_step(Cpu, T* param /*(n)*/, const T* grad /*(n)*/, T* m /*(n)*/, T* v /*(n)*/, int64_t n,
-                AdamWStepArgs a) {
-  const AdamWElementUpdate<T> u(a);
-  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+template <class Scalar>
+void adamw_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/, Scalar* m /*(n)*/,
+                Scalar* v /*(n)*/, int64_t n, AdamWStepArgs a) {
+  const AdamWElementUpdate<Scalar> u(a);
+  using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   const int64_t blocks = (n + kOptimBlock - 1) / kOptimBlock;
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t k = 0; k < blocks; ++k) {
@@ -46,7 +46,7 @@ void adamw_step(Cpu, T* param /*(n)*/, const T* grad /*(n)*/, T* m /*(n)*/, T* v
     const auto update = [&](const auto& gk) {
       mk = mk * u.beta1 + u.one_minus_beta1 * gk;
       vk = vk * u.beta2 + u.one_minus_beta2 * gk * gk;
-      const T decay = u.decoupled ? u.decay : T(1);  // p * 1 is p, bit for bit
+      const Scalar decay = u.decoupled ? u.decay : Scalar(1);  // p * 1 is p, bit for bit
       p = p * decay + u.neg_step_size * mk / (vk.sqrt() / u.bias_correction2_sqrt + u.eps);
     };
     if (u.coupled)
@@ -60,18 +60,18 @@ void adamw_step(Cpu, T* param /*(n)*/, const T* grad /*(n)*/, T* m /*(n)*/, T* v
 /// update of SgdElementUpdate (backend/optim_args.hpp) on each element.
 /// Requires: param and grad hold n elements; momentum_buffer holds n elements
 /// when momentum != 0 (it may be null otherwise).
-template <class T>
-void sgd_step(Cpu, T* param /*(n)*/, const T* grad /*(n)*/, T* momentum_buffer /*(n) or null*/,
-              int64_t n, SgdStepArgs a) {
-  const SgdElementUpdate<T> update(a);
+template <class Scalar>
+void sgd_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/,
+              Scalar* momentum_buffer /*(n) or null*/, int64_t n, SgdStepArgs a) {
+  const SgdElementUpdate<Scalar> update(a);
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) update(param, grad, momentum_buffer, i);
 }
 
 /// sum_i x[i]^2, accumulated in double over fixed 4096-element chunks that are
 /// then added in chunk order: the result does not depend on the thread count.
-template <class T>
-double sum_of_squares(Cpu, const T* x /*(n)*/, int64_t n) {
+template <class Scalar>
+double sum_of_squares(Cpu, const Scalar* x /*(n)*/, int64_t n) {
   constexpr int64_t kChunk = 4096;
   const auto chunk_sum = [&](int64_t c) {
     double acc = 0;
@@ -93,8 +93,8 @@ double sum_of_squares(Cpu, const T* x /*(n)*/, int64_t n) {
 }
 
 /// x[i] *= s for i < n.
-template <class T>
-void scale_in_place(Cpu, T* x /*(n)*/, int64_t n, T s) {
+template <class Scalar>
+void scale_in_place(Cpu, Scalar* x /*(n)*/, int64_t n, Scalar s) {
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }

@@ -17,8 +17,9 @@ namespace cpu {
 
 /// out[o, i] = scale * sum_k in[o, k, i], with in viewed as (outer, n, inner)
 /// and out as (outer, inner).
-template <class T>
-void sum_axis_forward(Cpu, T* out, const T* in, int64_t outer, int64_t n, int64_t inner, T scale) {
+template <class Scalar>
+void sum_axis_forward(Cpu, Scalar* out, const Scalar* in, int64_t outer, int64_t n, int64_t inner,
+                      Scalar scale) {
   constexpr int64_t kChunk = 4096;  // fixed partial-sum length: thread-count independent
   if (outer * inner == 1 && n > 2 * kChunk) {
     const int64_t chunks = (n + kChunk - 1) / kChunk;
@@ -31,7 +32,7 @@ void sum_axis_forward(Cpu, T* out, const T* in, int64_t outer, int64_t n, int64_
     }
     double total = 0;
     for (double p : partial) total += p;
-    out[0] = static_cast<T>(total * static_cast<double>(scale));
+    out[0] = static_cast<Scalar>(total * static_cast<double>(scale));
     return;
   }
   // Each (o, block of up to 256 columns) is one task: rows are read in order,
@@ -44,22 +45,22 @@ void sum_axis_forward(Cpu, T* out, const T* in, int64_t outer, int64_t n, int64_
     const int64_t width = std::min(kBlock, inner - i0);
     double acc[kBlock] = {};
     for (int64_t k = 0; k < n; ++k) {
-      const T* row = in + (o * n + k) * inner + i0;
+      const Scalar* row = in + (o * n + k) * inner + i0;
       for (int64_t i = 0; i < width; ++i) acc[i] += row[i];
     }
     for (int64_t i = 0; i < width; ++i)
-      out[o * inner + i0 + i] = static_cast<T>(acc[i] * static_cast<double>(scale));
+      out[o * inner + i0 + i] = static_cast<Scalar>(acc[i] * static_cast<double>(scale));
   }
 }
 
 /// din[o, k, i] += scale * dout[o, i]: the backward of sum_axis_forward.
-template <class T>
-void sum_axis_backward(Cpu, T* din, const T* dout, int64_t outer, int64_t n, int64_t inner,
-                       T scale) {
+template <class Scalar>
+void sum_axis_backward(Cpu, Scalar* din, const Scalar* dout, int64_t outer, int64_t n,
+                       int64_t inner, Scalar scale) {
 #pragma omp parallel for schedule(static) if (outer * n * inner > kParallelGrain)
   for (int64_t row = 0; row < outer * n; ++row) {
-    const T* src = dout + (row / n) * inner;
-    T* dst = din + row * inner;
+    const Scalar* src = dout + (row / n) * inner;
+    Scalar* dst = din + row * inner;
     for (int64_t i = 0; i < inner; ++i) dst[i] += scale * src[i];
   }
 }

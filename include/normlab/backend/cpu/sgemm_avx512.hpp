@@ -421,7 +421,7 @@ inline void sgemm_avx512(const SgemmArgs& g, int threads) {
   const int64_t padded_n = g.padded_n();
   const int64_t b_panels = padded_n / kSgemmNr;
   // C's rows in tasks of whole micro-tiles: the fewest tasks of at most 16
-  // tiles (192 rows: an A block of at most 384 KiB, in L2 beside B's
+  // tiles (192 rows: an A block of at most 384 KiB, in L2 beside Backend's
   // panels) whose number is a multiple of the thread count, with the tiles
   // dealt out evenly (task t takes tiles [t P / T, (t + 1) P / T) of P), so
   // that the threads finish within one tile of each other. (Tasks of a fixed

@@ -30,68 +30,70 @@ inline int64_t causal_row_length(int64_t r, int64_t n, int64_t causal_tq) {
 /// out = exp(x - max) / sum(exp(x - max)) per row over the unmasked entries;
 /// masked entries are exactly 0 (so is a row with every entry masked).
 /// Requires: out, x (rows, n); causal_tq >= 0 and, when > 0, divides rows.
-template <class T>
-void softmax_forward(Cpu, T* out, const T* x, int64_t rows, int64_t n, int64_t causal_tq) {
+template <class Scalar>
+void softmax_forward(Cpu, Scalar* out, const Scalar* x, int64_t rows, int64_t n,
+                     int64_t causal_tq) {
 #pragma omp parallel for if (rows * n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * n;  // (n,)
-    T* yr = out + r * n;      // (n,)
+    const Scalar* xr = x + r * n;  // (n,)
+    Scalar* yr = out + r * n;      // (n,)
     const int64_t len = causal_row_length(r, n, causal_tq);
     if (len > 0) {  // vectorized: Eigen's exp, lane-wise max and sum
-      using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-      const T mx = lane_max<T>(len, [&](int64_t j) { return xr[j]; });
+      using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
+      const Scalar mx = lane_max<Scalar>(len, [&](int64_t j) { return xr[j]; });
       Eigen::Map<Array>(yr, len) = (Eigen::Map<const Array>(xr, len) - mx).exp();
-      const T inv = T(1) / lane_sum<T>(len, [&](int64_t j) { return yr[j]; });
+      const Scalar inv = Scalar(1) / lane_sum<Scalar>(len, [&](int64_t j) { return yr[j]; });
       for (int64_t j = 0; j < len; ++j) yr[j] *= inv;
     }
-    for (int64_t j = len; j < n; ++j) yr[j] = T(0);
+    for (int64_t j = len; j < n; ++j) yr[j] = Scalar(0);
   }
 }
 
 /// dx += y * (dy - sum(dy * y)) per row; masked entries (y == 0) get nothing.
 /// Requires: the forward's y and causal_tq; dx, dout, y (rows, n).
-template <class T>
-void softmax_backward(Cpu, T* dx, const T* dout, const T* y, int64_t rows, int64_t n,
+template <class Scalar>
+void softmax_backward(Cpu, Scalar* dx, const Scalar* dout, const Scalar* y, int64_t rows, int64_t n,
                       int64_t causal_tq) {
 #pragma omp parallel for if (rows * n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* dyr = dout + r * n;  // (n,)
-    const T* yr = y + r * n;      // (n,)
-    T* dxr = dx + r * n;          // (n,)
+    const Scalar* dyr = dout + r * n;  // (n,)
+    const Scalar* yr = y + r * n;      // (n,)
+    Scalar* dxr = dx + r * n;          // (n,)
     const int64_t len = causal_row_length(r, n, causal_tq);
-    const T dot = lane_sum<T>(len, [&](int64_t j) { return dyr[j] * yr[j]; });
+    const Scalar dot = lane_sum<Scalar>(len, [&](int64_t j) { return dyr[j] * yr[j]; });
     for (int64_t j = 0; j < len; ++j) dxr[j] += yr[j] * (dyr[j] - dot);
   }
 }
 
 /// out = (x - max) - log(sum(exp(x - max))) per row.
 /// Requires: out, x (rows, n).
-template <class T>
-void log_softmax_forward(Cpu, T* out, const T* x, int64_t rows, int64_t n) {
+template <class Scalar>
+void log_softmax_forward(Cpu, Scalar* out, const Scalar* x, int64_t rows, int64_t n) {
 #pragma omp parallel for if (rows * n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * n;  // (n,)
-    T* yr = out + r * n;      // (n,)
+    const Scalar* xr = x + r * n;  // (n,)
+    Scalar* yr = out + r * n;      // (n,)
     if (n == 0) continue;
-    T mx = xr[0];
+    Scalar mx = xr[0];
     for (int64_t j = 1; j < n; ++j) mx = std::max(mx, xr[j]);
-    T sum = 0;
+    Scalar sum = 0;
     for (int64_t j = 0; j < n; ++j) sum += std::exp(xr[j] - mx);
-    const T log_sum = std::log(sum);
+    const Scalar log_sum = std::log(sum);
     for (int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - mx) - log_sum;
   }
 }
 
 /// dx += dy - exp(y) * sum(dy) per row.
 /// Requires: the forward's y; dx, dout, y (rows, n).
-template <class T>
-void log_softmax_backward(Cpu, T* dx, const T* dout, const T* y, int64_t rows, int64_t n) {
+template <class Scalar>
+void log_softmax_backward(Cpu, Scalar* dx, const Scalar* dout, const Scalar* y, int64_t rows,
+                          int64_t n) {
 #pragma omp parallel for if (rows * n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* dyr = dout + r * n;  // (n,)
-    const T* yr = y + r * n;      // (n,)
-    T* dxr = dx + r * n;          // (n,)
-    T sum = 0;
+    const Scalar* dyr = dout + r * n;  // (n,)
+    const Scalar* yr = y + r * n;      // (n,)
+    Scalar* dxr = dx + r * n;          // (n,)
+    Scalar sum = 0;
     for (int64_t j = 0; j < n; ++j) sum += dyr[j];
     for (int64_t j = 0; j < n; ++j) dxr[j] += dyr[j] - std::exp(yr[j]) * sum;
   }

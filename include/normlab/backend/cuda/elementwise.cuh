@@ -23,27 +23,27 @@ namespace detail {
 /// Rows of the (32, kReduceRows) blocks of the column reductions.
 inline constexpr int kReduceRows = 8;
 
-template <class T, class F>
+template <class Scalar, class F>
 struct UnaryForwardOp {
-  T* out;
-  const T* in;
+  Scalar* out;
+  const Scalar* in;
   F f;
   __device__ void operator()(int64_t i) const { out[i] = f(in[i]); }
 };
-template <class T, class F>
+template <class Scalar, class F>
 struct UnaryBackwardOp {
-  T* din;
-  const T* dout;
-  const T* in;
-  const T* out;
+  Scalar* din;
+  const Scalar* dout;
+  const Scalar* in;
+  const Scalar* out;
   F f;
   __device__ void operator()(int64_t i) const { din[i] += dout[i] * f.grad(in[i], out[i]); }
 };
-template <class T, class F>
+template <class Scalar, class F>
 struct BinaryForwardOp {
-  T* out;
-  const T* a;
-  const T* b;
+  Scalar* out;
+  const Scalar* a;
+  const Scalar* b;
   BroadcastPlan p;
   bool identity;
   F f;
@@ -57,13 +57,13 @@ struct BinaryForwardOp {
     out[i] = f(a[oa], b[ob]);
   }
 };
-template <class T, class F>
+template <class Scalar, class F>
 struct BinaryBackwardIdentityOp {
-  T* da;
-  T* db;
-  const T* dout;
-  const T* a;
-  const T* b;
+  Scalar* da;
+  Scalar* db;
+  const Scalar* dout;
+  const Scalar* a;
+  const Scalar* b;
   F f;
   __device__ void operator()(int64_t i) const {
     if (da) da[i] += dout[i] * f.grad_a(a[i], b[i]);
@@ -133,12 +133,13 @@ inline OperandSplit split_for(const BroadcastPlan& p, bool for_a) {
 /// dx[x(k)] += sum_r dout[o] * dF/dx(a[oa(o)], b[ob(o)]), o = out(k) + out(r):
 /// the gradient of one broadcast operand (x is a when `for_a`, else b).
 /// Block (32, kReduceRows): column tx owns kept index k; rows split r.
-template <class T, class F>
-__global__ void broadcast_backward_kernel(T* dx, const T* dout, const T* a, const T* b,
-                                          BroadcastPlan p, OperandSplit s, bool for_a, F f) {
-  __shared__ T part[kReduceRows][32];
+template <class Scalar, class F>
+__global__ void broadcast_backward_kernel(Scalar* dx, const Scalar* dout, const Scalar* a,
+                                          const Scalar* b, BroadcastPlan p, OperandSplit s,
+                                          bool for_a, F f) {
+  __shared__ Scalar part[kReduceRows][32];
   const int64_t k = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
-  T acc = T(0);
+  Scalar acc = Scalar(0);
   int64_t xoff = 0;
   if (k < s.kept_count) {
     int64_t base;
@@ -153,7 +154,7 @@ __global__ void broadcast_backward_kernel(T* dx, const T* dout, const T* a, cons
   part[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && k < s.kept_count) {
-    T total = part[0][threadIdx.x];
+    Scalar total = part[0][threadIdx.x];
     for (unsigned y = 1; y < blockDim.y; ++y) total += part[y][threadIdx.x];
     dx[xoff] += total;
   }
@@ -161,14 +162,14 @@ __global__ void broadcast_backward_kernel(T* dx, const T* dout, const T* a, cons
 
 /// out[e] = scale * sum_k in[o, k, i] for e = (o, i), in double; column-owned
 /// as broadcast_backward_kernel.
-template <class T>
-__global__ void sum_columns_kernel(T* out, const T* in, int64_t outer, int64_t n, int64_t inner,
-                                   T scale) {
+template <class Scalar>
+__global__ void sum_columns_kernel(Scalar* out, const Scalar* in, int64_t outer, int64_t n,
+                                   int64_t inner, Scalar scale) {
   __shared__ double part[kReduceRows][32];
   const int64_t e = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
   double acc = 0;
   if (e < outer * inner) {
-    const T* col = in + (e / inner) * n * inner + e % inner;
+    const Scalar* col = in + (e / inner) * n * inner + e % inner;
     for (int64_t k = threadIdx.y; k < n; k += blockDim.y)
       acc += static_cast<double>(col[k * inner]);
   }
@@ -177,67 +178,68 @@ __global__ void sum_columns_kernel(T* out, const T* in, int64_t outer, int64_t n
   if (threadIdx.y == 0 && e < outer * inner) {
     double total = part[0][threadIdx.x];
     for (unsigned y = 1; y < blockDim.y; ++y) total += part[y][threadIdx.x];
-    out[e] = static_cast<T>(total * static_cast<double>(scale));
+    out[e] = static_cast<Scalar>(total * static_cast<double>(scale));
   }
 }
 
 /// out[o] = scale * sum_k in[o, k] in double: one block per row (inner == 1).
-template <class T>
-__global__ void sum_rows_kernel(T* out, const T* in, int64_t outer, int64_t n, T scale) {
+template <class Scalar>
+__global__ void sum_rows_kernel(Scalar* out, const Scalar* in, int64_t outer, int64_t n,
+                                Scalar scale) {
   __shared__ double scratch[32];
   for (int64_t o = blockIdx.x; o < outer; o += gridDim.x) {
-    const T* row = in + o * n;
+    const Scalar* row = in + o * n;
     double acc = 0;
     for (int64_t k = threadIdx.x; k < n; k += blockDim.x) acc += static_cast<double>(row[k]);
     acc = block_sum(acc, scratch);
-    if (threadIdx.x == 0) out[o] = static_cast<T>(acc * static_cast<double>(scale));
+    if (threadIdx.x == 0) out[o] = static_cast<Scalar>(acc * static_cast<double>(scale));
   }
 }
 
-template <class T>
+template <class Scalar>
 struct SumBackwardOp {
-  T* din;
-  const T* dout;
+  Scalar* din;
+  const Scalar* dout;
   int64_t n, inner;
-  T scale;
+  Scalar scale;
   __device__ void operator()(int64_t j) const {
     din[j] += scale * dout[(j / (n * inner)) * inner + j % inner];
   }
 };
-template <class T>
+template <class Scalar>
 struct GatherOp {
-  T* dst;
-  const T* src;
+  Scalar* dst;
+  const Scalar* src;
   StridedPlan plan;
   bool accumulate;
   __device__ void operator()(int64_t j) const {
-    const T v = src[plan.offset(j)];
+    const Scalar v = src[plan.offset(j)];
     if (accumulate)
       dst[j] += v;
     else
       dst[j] = v;
   }
 };
-template <class T>
+template <class Scalar>
 struct CopyRowsOp {
-  T* dst;
+  Scalar* dst;
   int64_t dst_stride;
-  const T* src;
+  const Scalar* src;
   int64_t src_stride, cols;
   bool accumulate;
   __device__ void operator()(int64_t j) const {
     const int64_t r = j / cols, c = j % cols;
-    const T v = src[r * src_stride + c];
+    const Scalar v = src[r * src_stride + c];
     if (accumulate)
       dst[r * dst_stride + c] += v;
     else
       dst[r * dst_stride + c] = v;
   }
 };
-template <class T>
+template <class Scalar>
 struct ScaleOp {
-  T* x;
-  T s;
+  Scalar* x;
+  Scalar s;
   __device__ void operator()(int64_t i) const { x[i] *= s; }
 };
 
@@ -250,46 +252,47 @@ inline void column_launch(int64_t columns, int64_t rows, dim3& grid, dim3& block
 }  // namespace detail
 
 /// out[i] = f(in[i]) for i < n.
-template <class T, class F>
-void map_unary_forward(Cuda, T* out, const T* in, int64_t n, F f) {
-  detail::for_each_index("map_unary_forward", n, detail::UnaryForwardOp<T, F>{out, in, f});
+template <class Scalar, class F>
+void map_unary_forward(Cuda, Scalar* out, const Scalar* in, int64_t n, F f) {
+  detail::for_each_index("map_unary_forward", n, detail::UnaryForwardOp<Scalar, F>{out, in, f});
 }
 
 /// din[i] += dout[i] * f.grad(in[i], out[i]).
-template <class T, class F>
-void map_unary_backward(Cuda, T* din, const T* dout, const T* in, const T* out, int64_t n, F f) {
+template <class Scalar, class F>
+void map_unary_backward(Cuda, Scalar* din, const Scalar* dout, const Scalar* in, const Scalar* out,
+                        int64_t n, F f) {
   detail::for_each_index("map_unary_backward", n,
-                         detail::UnaryBackwardOp<T, F>{din, dout, in, out, f});
+                         detail::UnaryBackwardOp<Scalar, F>{din, dout, in, out, f});
 }
 
 /// out[i] = f(a[oa(i)], b[ob(i)]) for the n output elements of plan `p`.
-template <class T, class F>
-void map_binary_forward(Cuda, T* out, const T* a, const T* b, const BroadcastPlan& p, int64_t n,
-                        F f) {
+template <class Scalar, class F>
+void map_binary_forward(Cuda, Scalar* out, const Scalar* a, const Scalar* b, const BroadcastPlan& p,
+                        int64_t n, F f) {
   detail::for_each_index(
       "map_binary_forward", n,
-      detail::BinaryForwardOp<T, F>{out, a, b, p, p.is_elementwise_identity(), f});
+      detail::BinaryForwardOp<Scalar, F>{out, a, b, p, p.is_elementwise_identity(), f});
 }
 
 /// da[oa(i)] += dout[i] * f.grad_a(a, b) and db[ob(i)] += dout[i] * f.grad_b(a, b);
 /// a null da or db is skipped. A broadcast operand receives the sum over the
 /// output elements that read it (deterministic: see the file comment).
-template <class T, class F>
-void map_binary_backward(Cuda, T* da, T* db, const T* dout, const T* a, const T* b,
-                         const BroadcastPlan& p, int64_t n, F f) {
+template <class Scalar, class F>
+void map_binary_backward(Cuda, Scalar* da, Scalar* db, const Scalar* dout, const Scalar* a,
+                         const Scalar* b, const BroadcastPlan& p, int64_t n, F f) {
   if (n == 0) return;
   if (p.is_elementwise_identity()) {
     detail::for_each_index("map_binary_backward", n,
-                           detail::BinaryBackwardIdentityOp<T, F>{da, db, dout, a, b, f});
+                           detail::BinaryBackwardIdentityOp<Scalar, F>{da, db, dout, a, b, f});
     return;
   }
   for (int which = 0; which < 2; ++which) {
-    T* dx = which == 0 ? da : db;
+    Scalar* dx = which == 0 ? da : db;
     if (!dx) continue;
     const detail::OperandSplit s = detail::split_for(p, which == 0);
     dim3 grid, block;
     detail::column_launch(s.kept_count, s.red_count, grid, block);
-    detail::broadcast_backward_kernel<T, F>
+    detail::broadcast_backward_kernel<Scalar, F>
         <<<grid, block, 0, context().stream()>>>(dx, dout, a, b, p, s, which == 0, f);
     NL_CUDA_LAUNCH_CHECK("broadcast_backward_kernel");
   }
@@ -297,51 +300,54 @@ void map_binary_backward(Cuda, T* da, T* db, const T* dout, const T* a, const T*
 
 /// out[o, i] = scale * sum_k in[o, k, i], with in viewed as (outer, n, inner)
 /// and out as (outer, inner); accumulated in double.
-template <class T>
-void sum_axis_forward(Cuda, T* out, const T* in, int64_t outer, int64_t n, int64_t inner, T scale) {
+template <class Scalar>
+void sum_axis_forward(Cuda, Scalar* out, const Scalar* in, int64_t outer, int64_t n, int64_t inner,
+                      Scalar scale) {
   if (outer * inner == 0) return;
   const cudaStream_t stream = context().stream();
   if (inner == 1) {
-    detail::sum_rows_kernel<T><<<detail::row_blocks(outer), detail::row_threads(n), 0, stream>>>(
-        out, in, outer, n, scale);
+    detail::sum_rows_kernel<Scalar>
+        <<<detail::row_blocks(outer), detail::row_threads(n), 0, stream>>>(out, in, outer, n,
+                                                                           scale);
     NL_CUDA_LAUNCH_CHECK("sum_rows_kernel");
     return;
   }
   dim3 grid, block;
   detail::column_launch(outer * inner, n, grid, block);
-  detail::sum_columns_kernel<T><<<grid, block, 0, stream>>>(out, in, outer, n, inner, scale);
+  detail::sum_columns_kernel<Scalar><<<grid, block, 0, stream>>>(out, in, outer, n, inner, scale);
   NL_CUDA_LAUNCH_CHECK("sum_columns_kernel");
 }
 
 /// din[o, k, i] += scale * dout[o, i]: the backward of sum_axis_forward.
-template <class T>
-void sum_axis_backward(Cuda, T* din, const T* dout, int64_t outer, int64_t n, int64_t inner,
-                       T scale) {
+template <class Scalar>
+void sum_axis_backward(Cuda, Scalar* din, const Scalar* dout, int64_t outer, int64_t n,
+                       int64_t inner, Scalar scale) {
   detail::for_each_index("sum_axis_backward", outer * n * inner,
-                         detail::SumBackwardOp<T>{din, dout, n, inner, scale});
+                         detail::SumBackwardOp<Scalar>{din, dout, n, inner, scale});
 }
 
 /// dst[j] = src[plan.offset(j)], or += when `accumulate`, for j < n.
-template <class T>
-void gather_strided(Cuda, T* dst, const T* src, const StridedPlan& plan, int64_t n,
+template <class Scalar>
+void gather_strided(Cuda, Scalar* dst, const Scalar* src, const StridedPlan& plan, int64_t n,
                     bool accumulate) {
-  detail::for_each_index("gather_strided", n, detail::GatherOp<T>{dst, src, plan, accumulate});
+  detail::for_each_index("gather_strided", n, detail::GatherOp<Scalar>{dst, src, plan, accumulate});
 }
 
 /// For r < rows and c < cols: dst[r * dst_stride + c] = src[r * src_stride + c]
 /// (or += when `accumulate`).
-template <class T>
-void copy_rows(Cuda, T* dst, int64_t dst_stride, const T* src, int64_t src_stride, int64_t rows,
-               int64_t cols, bool accumulate) {
+template <class Scalar>
+void copy_rows(Cuda, Scalar* dst, int64_t dst_stride, const Scalar* src, int64_t src_stride,
+               int64_t rows, int64_t cols, bool accumulate) {
   if (cols == 0) return;
-  detail::for_each_index("copy_rows", rows * cols,
-                         detail::CopyRowsOp<T>{dst, dst_stride, src, src_stride, cols, accumulate});
+  detail::for_each_index(
+      "copy_rows", rows * cols,
+      detail::CopyRowsOp<Scalar>{dst, dst_stride, src, src_stride, cols, accumulate});
 }
 
 /// x[i] *= s for i < n.
-template <class T>
-void scale_in_place(Cuda, T* x, int64_t n, T s) {
-  detail::for_each_index("scale_in_place", n, detail::ScaleOp<T>{x, s});
+template <class Scalar>
+void scale_in_place(Cuda, Scalar* x, int64_t n, Scalar s) {
+  detail::for_each_index("scale_in_place", n, detail::ScaleOp<Scalar>{x, s});
 }
 
 }  // namespace cuda

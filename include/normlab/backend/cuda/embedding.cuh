@@ -23,10 +23,10 @@ inline namespace v0 {
 namespace cuda {
 namespace detail {
 
-template <class T>
+template <class Scalar>
 struct EmbeddingForwardOp {
-  T* out;
-  const T* weight;
+  Scalar* out;
+  const Scalar* weight;
   const int64_t* indices;
   int64_t c;
   __device__ void operator()(int64_t j) const { out[j] = weight[indices[j / c] * c + j % c]; }
@@ -34,17 +34,17 @@ struct EmbeddingForwardOp {
 
 /// Block i handles the run of equal keys that starts at sorted position i (if
 /// one does): dweight[key, :] += dout[pos[s], :] for s over the run, in order.
-template <class T>
-__global__ void embedding_backward_kernel(T* dweight, const T* dout, const int64_t* keys,
+template <class Scalar>
+__global__ void embedding_backward_kernel(Scalar* dweight, const Scalar* dout, const int64_t* keys,
                                           const int64_t* pos, int64_t n, int64_t c) {
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     const int64_t key = keys[i];
     if (i > 0 && keys[i - 1] == key) continue;  // not the start of a run
     int64_t end = i + 1;
     while (end < n && keys[end] == key) ++end;
-    T* dst = dweight + key * c;  // (C)
+    Scalar* dst = dweight + key * c;  // (C)
     for (int64_t j = threadIdx.x; j < c; j += blockDim.x) {
-      T acc = dst[j];
+      Scalar acc = dst[j];
       for (int64_t s = i; s < end; ++s) acc += dout[pos[s] * c + j];
       dst[j] = acc;
     }
@@ -54,17 +54,18 @@ __global__ void embedding_backward_kernel(T* dweight, const T* dout, const int64
 struct DropoutOp {
   uint64_t seed, first_block;
   double p;
-  template <class T>
-  __device__ T value(int64_t i, T keep) const {
-    return static_cast<double>(philox_uniform<float>(seed, first_block, i, 0.f, 1.f)) >= p ? keep
-                                                                                           : T(0);
+  template <class Scalar>
+  __device__ Scalar value(int64_t i, Scalar keep) const {
+    return static_cast<double>(philox_uniform<float>(seed, first_block, i, 0.f, 1.f)) >= p
+               ? keep
+               : Scalar(0);
   }
 };
-template <class T>
+template <class Scalar>
 struct DropoutMaskOp {
-  T* mask;
+  Scalar* mask;
   DropoutOp op;
-  T keep;
+  Scalar keep;
   __device__ void operator()(int64_t i) const { mask[i] = op.value(i, keep); }
 };
 
@@ -72,18 +73,18 @@ struct DropoutMaskOp {
 
 /// out[i, :] = weight[indices[i], :] for i < n.
 /// Requires: every index in [0, V) (the op checks on the host).
-template <class T>
-void embedding_forward(Cuda, T* out /*(N, C)*/, const T* weight /*(V, C)*/,
+template <class Scalar>
+void embedding_forward(Cuda, Scalar* out /*(N, C)*/, const Scalar* weight /*(V, C)*/,
                        const int64_t* indices /*(N)*/, int64_t n, int64_t c) {
   if (c == 0) return;
   detail::for_each_index("embedding_forward", n * c,
-                         detail::EmbeddingForwardOp<T>{out, weight, indices, c});
+                         detail::EmbeddingForwardOp<Scalar>{out, weight, indices, c});
 }
 
 /// dweight[indices[i], :] += dout[i, :] for i < n; repeated indices receive the
 /// sum, added in the order of i (the same order as on the CPU).
-template <class T>
-void embedding_backward(Cuda, T* dweight /*(V, C)*/, const T* dout /*(N, C)*/,
+template <class Scalar>
+void embedding_backward(Cuda, Scalar* dweight /*(V, C)*/, const Scalar* dout /*(N, C)*/,
                         const int64_t* indices /*(N)*/, int64_t n, int64_t c) {
   if (n == 0 || c == 0) return;
   const cudaStream_t stream = context().stream();
@@ -109,7 +110,7 @@ void embedding_backward(Cuda, T* dweight /*(V, C)*/, const T* dout /*(N, C)*/,
     deallocate_bytes(Cuda{}, pos);
     throw;
   }
-  detail::embedding_backward_kernel<T>
+  detail::embedding_backward_kernel<Scalar>
       <<<detail::row_blocks(n), detail::row_threads(c), 0, stream>>>(dweight, dout, keys, pos, n,
                                                                      c);
   const cudaError_t launch = cudaGetLastError();
@@ -121,12 +122,13 @@ void embedding_backward(Cuda, T* dweight /*(V, C)*/, const T* dout /*(N, C)*/,
 /// mask[i] = u_i >= p ? 1 / (1 - p) : 0 with u_i = philox_uniform<float>(seed,
 /// first_block, i, 0, 1): the CPU's mask for the same seed (backend/cpu/dropout.hpp).
 /// Requires: 0 <= p <= 1.
-template <class T>
-void dropout_mask(Cuda, T* mask /*(n)*/, int64_t n, uint64_t seed, uint64_t first_block, double p) {
-  const T keep = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+template <class Scalar>
+void dropout_mask(Cuda, Scalar* mask /*(n)*/, int64_t n, uint64_t seed, uint64_t first_block,
+                  double p) {
+  const Scalar keep = p < 1 ? static_cast<Scalar>(1.0 / (1.0 - p)) : Scalar(0);
   detail::for_each_index(
       "dropout_mask", n,
-      detail::DropoutMaskOp<T>{mask, detail::DropoutOp{seed, first_block, p}, keep});
+      detail::DropoutMaskOp<Scalar>{mask, detail::DropoutOp{seed, first_block, p}, keep});
 }
 
 }  // namespace cuda

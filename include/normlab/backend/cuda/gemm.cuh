@@ -34,24 +34,25 @@ inline cublasOperation_t blas_op(bool trans) {
 
 /// C[r * ldc + c] = beta * C[...] (exactly 0 when beta == 0) for r < M, c < N:
 /// an empty product (K == 0).
-template <class T>
+template <class Scalar>
 struct ScaleMatrixOp {
-  T* c;
+  Scalar* c;
   int64_t ldc, n;
-  T beta;
+  Scalar beta;
   __device__ void operator()(int64_t j) const {
-    T& x = c[(j / n) * ldc + j % n];
-    x = beta == T(0) ? T(0) : beta * x;
+    Scalar& x = c[(j / n) * ldc + j % n];
+    x = beta == Scalar(0) ? Scalar(0) : beta * x;
   }
 };
 
-template <class T>
-void blas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+template <class Scalar>
+void blas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Scalar alpha,
+               const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb, Scalar beta, Scalar* C,
+               int64_t ldc) {
   const int m = blas_int(M, "M"), n = blas_int(N, "N"), k = blas_int(K, "K");
   const int ia = blas_int(lda, "lda"), ib = blas_int(ldb, "ldb"), ic = blas_int(ldc, "ldc");
   cublasHandle_t h = context().cublas();
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<Scalar, float>)
     NL_CUBLAS_CHECK(cublasSgemm(h, blas_op(trans_b), blas_op(trans_a), n, m, k, &alpha, B, ib, A,
                                 ia, &beta, C, ic));
   else
@@ -66,12 +67,13 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
 /// Requires: A holds (M, K) with row stride lda >= K, or (K, M) with lda >= M
 /// when trans_a; likewise B; ldc >= N; every size fits in 32 bits. With
 /// beta == 0, C is only written. Float products are full float32 (no TF32).
-template <class T>
-void gemm(Cuda, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+template <class Scalar>
+void gemm(Cuda, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Scalar alpha,
+          const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb, Scalar beta, Scalar* C,
+          int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
-    detail::for_each_index("gemm (K = 0)", M * N, detail::ScaleMatrixOp<T>{C, ldc, N, beta});
+    detail::for_each_index("gemm (K = 0)", M * N, detail::ScaleMatrixOp<Scalar>{C, ldc, N, beta});
     return;
   }
   detail::blas_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -85,11 +87,11 @@ void gemm(Cuda, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T a
 /// with the A_p stacked along M, and a shared C fed by back-to-back A_p^T and
 /// B_p is one GEMM with them stacked along K; other batches are one
 /// cublas<t>gemmStridedBatched call (a shared C: one GEMM per member, in order).
-template <class T>
+template <class Scalar>
 void gemm_strided_batched(Cuda, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                          T alpha, const T* A, int64_t lda, int64_t stride_a, const T* B,
-                          int64_t ldb, int64_t stride_b, T beta, T* C, int64_t ldc,
-                          int64_t stride_c, int64_t batch) {
+                          Scalar alpha, const Scalar* A, int64_t lda, int64_t stride_a,
+                          const Scalar* B, int64_t ldb, int64_t stride_b, Scalar beta, Scalar* C,
+                          int64_t ldc, int64_t stride_c, int64_t batch) {
   if (batch == 0 || M == 0 || N == 0) return;
   if (batch > 1 && stride_b == 0 && stride_c != 0 && !trans_a && lda == K && stride_a == M * K &&
       ldc == N && stride_c == M * N) {
@@ -104,7 +106,7 @@ void gemm_strided_batched(Cuda, bool trans_a, bool trans_b, int64_t M, int64_t N
   if (stride_c == 0 || K == 0 || batch == 1) {
     for (int64_t p = 0; p < batch; ++p)
       gemm(Cuda{}, trans_a, trans_b, M, N, K, alpha, A + p * stride_a, lda, B + p * stride_b, ldb,
-           stride_c == 0 && p > 0 ? T(1) : beta, C + p * stride_c, ldc);
+           stride_c == 0 && p > 0 ? Scalar(1) : beta, C + p * stride_c, ldc);
     return;
   }
   const int m = detail::blas_int(M, "M"), n = detail::blas_int(N, "N"),
@@ -113,7 +115,7 @@ void gemm_strided_batched(Cuda, bool trans_a, bool trans_b, int64_t M, int64_t N
             ic = detail::blas_int(ldc, "ldc");
   cublasHandle_t h = context().cublas();
   const cublasOperation_t op_a = detail::blas_op(trans_a), op_b = detail::blas_op(trans_b);
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<Scalar, float>)
     NL_CUBLAS_CHECK(cublasSgemmStridedBatched(h, op_b, op_a, n, m, k, &alpha, B, ib, stride_b, A,
                                               ia, stride_a, &beta, C, ic, stride_c, count));
   else

@@ -19,23 +19,23 @@ namespace cuda {
 namespace detail {
 
 /// Applies AdamWElementUpdate (backend/optim_args.hpp) to element i.
-template <class T>
+template <class Scalar>
 struct AdamWOp {
-  T* param;
-  const T* grad;
-  T* m;
-  T* v;
-  AdamWElementUpdate<T> update;
+  Scalar* param;
+  const Scalar* grad;
+  Scalar* m;
+  Scalar* v;
+  AdamWElementUpdate<Scalar> update;
   __device__ void operator()(int64_t i) const { update(param, grad, m, v, i); }
 };
 
 /// Applies SgdElementUpdate (backend/optim_args.hpp) to element i.
-template <class T>
+template <class Scalar>
 struct SgdOp {
-  T* param;
-  const T* grad;
-  T* buffer;
-  SgdElementUpdate<T> update;
+  Scalar* param;
+  const Scalar* grad;
+  Scalar* buffer;
+  SgdElementUpdate<Scalar> update;
   __device__ void operator()(int64_t i) const { update(param, grad, buffer, i); }
 };
 
@@ -43,8 +43,8 @@ struct SgdOp {
 inline constexpr int64_t kSquaresChunk = 4096;
 
 /// partial[c] = sum over chunk c of x^2, in double; one block per chunk.
-template <class T>
-__global__ void squares_chunks_kernel(double* partial, const T* x, int64_t n) {
+template <class Scalar>
+__global__ void squares_chunks_kernel(double* partial, const Scalar* x, int64_t n) {
   __shared__ double scratch[32];
   const int64_t chunks = (n + kSquaresChunk - 1) / kSquaresChunk;
   for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
@@ -70,33 +70,33 @@ static __global__ void sum_partials_kernel(double* out, const double* partial, i
 
 /// Adam (l2 > 0) or AdamW (weight_decay > 0) on n elements, in place: the
 /// update of AdamWElementUpdate (backend/optim_args.hpp) on each element.
-template <class T>
-void adamw_step(Cuda, T* param /*(n)*/, const T* grad /*(n)*/, T* m /*(n)*/, T* v /*(n)*/,
-                int64_t n, AdamWStepArgs a) {
-  const detail::AdamWOp<T> op{param, grad, m, v, AdamWElementUpdate<T>(a)};
+template <class Scalar>
+void adamw_step(Cuda, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/, Scalar* m /*(n)*/,
+                Scalar* v /*(n)*/, int64_t n, AdamWStepArgs a) {
+  const detail::AdamWOp<Scalar> op{param, grad, m, v, AdamWElementUpdate<Scalar>(a)};
   detail::for_each_index("adamw_step", n, op);
 }
 
 /// SGD with optional momentum on n elements, in place: the update of
 /// SgdElementUpdate (backend/optim_args.hpp) on each element.
-template <class T>
-void sgd_step(Cuda, T* param /*(n)*/, const T* grad /*(n)*/, T* momentum_buffer /*(n) or null*/,
-              int64_t n, SgdStepArgs a) {
-  const detail::SgdOp<T> op{param, grad, momentum_buffer, SgdElementUpdate<T>(a)};
+template <class Scalar>
+void sgd_step(Cuda, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/,
+              Scalar* momentum_buffer /*(n) or null*/, int64_t n, SgdStepArgs a) {
+  const detail::SgdOp<Scalar> op{param, grad, momentum_buffer, SgdElementUpdate<Scalar>(a)};
   detail::for_each_index("sgd_step", n, op);
 }
 
 /// sum_i x[i]^2 in double, over fixed 4096-element chunks added in chunk
 /// order; returns to the host (waits for the stream).
-template <class T>
-double sum_of_squares(Cuda, const T* x /*(n)*/, int64_t n) {
+template <class Scalar>
+double sum_of_squares(Cuda, const Scalar* x /*(n)*/, int64_t n) {
   if (n <= 0) return 0.0;
   const cudaStream_t stream = context().stream();
   const int64_t chunks = (n + detail::kSquaresChunk - 1) / detail::kSquaresChunk;
   // (chunks + 1) doubles: the partials, then the total.
   double* buf = static_cast<double*>(
       allocate_bytes(Cuda{}, static_cast<size_t>(chunks + 1) * sizeof(double)));
-  detail::squares_chunks_kernel<T><<<detail::grid_for(chunks, 1), 256, 0, stream>>>(buf, x, n);
+  detail::squares_chunks_kernel<Scalar><<<detail::grid_for(chunks, 1), 256, 0, stream>>>(buf, x, n);
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) {
     detail::sum_partials_kernel<<<1, 1, 0, stream>>>(buf + chunks, buf, chunks);

@@ -189,20 +189,22 @@ inline void copy_and_wait(void* dst, const void* src, int64_t bytes, cudaMemcpyK
 }  // namespace detail
 
 /// host_dst[0, n) = src[0, n); returns when the copy (and all earlier work) is done.
-template <class T>
-void copy_to_host(Cuda, T* host_dst, const T* src, int64_t n) {
-  detail::copy_and_wait(host_dst, src, n * static_cast<int64_t>(sizeof(T)), cudaMemcpyDeviceToHost);
+template <class Scalar>
+void copy_to_host(Cuda, Scalar* host_dst, const Scalar* src, int64_t n) {
+  detail::copy_and_wait(host_dst, src, n * static_cast<int64_t>(sizeof(Scalar)),
+                        cudaMemcpyDeviceToHost);
 }
 /// dst[0, n) = host_src[0, n); returns when host_src may be reused.
-template <class T>
-void copy_from_host(Cuda, T* dst, const T* host_src, int64_t n) {
-  detail::copy_and_wait(dst, host_src, n * static_cast<int64_t>(sizeof(T)), cudaMemcpyHostToDevice);
+template <class Scalar>
+void copy_from_host(Cuda, Scalar* dst, const Scalar* host_src, int64_t n) {
+  detail::copy_and_wait(dst, host_src, n * static_cast<int64_t>(sizeof(Scalar)),
+                        cudaMemcpyHostToDevice);
 }
 /// dst[0, n) = src[0, n) on the device (the ranges must not overlap).
-template <class T>
-void copy(Cuda, T* dst, const T* src, int64_t n) {
+template <class Scalar>
+void copy(Cuda, Scalar* dst, const Scalar* src, int64_t n) {
   if (n <= 0 || dst == src) return;
-  NL_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(T),
+  NL_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(Scalar),
                                 cudaMemcpyDeviceToDevice, context().stream()));
 }
 
@@ -249,28 +251,28 @@ inline unsigned row_blocks(int64_t rows) {
 /// whose size is a multiple of 32 and `scratch` of 32 shared elements; every
 /// thread of the block must call it. Warps add by a fixed butterfly and the
 /// warp totals are added in warp order, so the result is the same every run.
-template <class T>
-__device__ T block_sum(T v, T* scratch) {
+template <class Scalar>
+__device__ Scalar block_sum(Scalar v, Scalar* scratch) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   __syncthreads();  // the previous call's readers are done with scratch
   if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
   __syncthreads();
-  T total = scratch[0];
+  Scalar total = scratch[0];
   for (unsigned w = 1; w < blockDim.x / 32; ++w) total += scratch[w];
   return total;
 }
 
 /// The maximum of v over the block, returned to every thread (as block_sum).
-template <class T>
-__device__ T block_max(T v, T* scratch) {
+template <class Scalar>
+__device__ Scalar block_max(Scalar v, Scalar* scratch) {
   for (int o = 16; o > 0; o >>= 1) {
-    const T u = __shfl_xor_sync(0xffffffffu, v, o);
+    const Scalar u = __shfl_xor_sync(0xffffffffu, v, o);
     v = u > v ? u : v;
   }
   __syncthreads();
   if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
   __syncthreads();
-  T total = scratch[0];
+  Scalar total = scratch[0];
   for (unsigned w = 1; w < blockDim.x / 32; ++w) total = scratch[w] > total ? scratch[w] : total;
   return total;
 }
@@ -284,35 +286,35 @@ struct PoolAllocator {
   void deallocate(char* p, size_t) { deallocate_bytes(Cuda{}, p); }
 };
 
-template <class T>
+template <class Scalar>
 struct FillOp {
-  T* dst;
-  T value;
+  Scalar* dst;
+  Scalar value;
   __device__ void operator()(int64_t i) const { dst[i] = value; }
 };
-template <class T>
+template <class Scalar>
 struct UniformOp {
-  T* dst;
+  Scalar* dst;
   uint64_t seed, first_block;
-  T lo, hi;
+  Scalar lo, hi;
   __device__ void operator()(int64_t i) const {
-    dst[i] = philox_uniform<T>(seed, first_block, i, lo, hi);
+    dst[i] = philox_uniform<Scalar>(seed, first_block, i, lo, hi);
   }
 };
-template <class T>
+template <class Scalar>
 struct NormalOp {
-  T* dst;
+  Scalar* dst;
   uint64_t seed, first_block;
-  T mean, std;
+  Scalar mean, std;
   __device__ void operator()(int64_t i) const {
-    dst[i] = philox_normal<T>(seed, first_block, i, mean, std);
+    dst[i] = philox_normal<Scalar>(seed, first_block, i, mean, std);
   }
 };
-template <class T>
+template <class Scalar>
 struct AxpyOp {
-  T* dst;
-  const T* src;
-  T alpha;
+  Scalar* dst;
+  const Scalar* src;
+  Scalar alpha;
   __device__ void operator()(int64_t i) const { dst[i] += alpha * src[i]; }
 };
 
@@ -321,24 +323,28 @@ struct AxpyOp {
 // ---- fills ---------------------------------------------------------------
 
 /// dst[i] = value for i < n (any element type).
-template <class T>
-void fill(Cuda, T* dst, int64_t n, T value) {
-  detail::for_each_index("fill", n, detail::FillOp<T>{dst, value});
+template <class Scalar>
+void fill(Cuda, Scalar* dst, int64_t n, Scalar value) {
+  detail::for_each_index("fill", n, detail::FillOp<Scalar>{dst, value});
 }
 /// dst[i] = philox_uniform(seed, first_block, i, lo, hi): the CPU's values (core/random.hpp).
-template <class T>
-void fill_uniform(Cuda, T* dst, int64_t n, uint64_t seed, uint64_t first_block, T lo, T hi) {
-  detail::for_each_index("fill_uniform", n, detail::UniformOp<T>{dst, seed, first_block, lo, hi});
+template <class Scalar>
+void fill_uniform(Cuda, Scalar* dst, int64_t n, uint64_t seed, uint64_t first_block, Scalar lo,
+                  Scalar hi) {
+  detail::for_each_index("fill_uniform", n,
+                         detail::UniformOp<Scalar>{dst, seed, first_block, lo, hi});
 }
 /// dst[i] = philox_normal(seed, first_block, i, mean, std) (core/random.hpp).
-template <class T>
-void fill_normal(Cuda, T* dst, int64_t n, uint64_t seed, uint64_t first_block, T mean, T std) {
-  detail::for_each_index("fill_normal", n, detail::NormalOp<T>{dst, seed, first_block, mean, std});
+template <class Scalar>
+void fill_normal(Cuda, Scalar* dst, int64_t n, uint64_t seed, uint64_t first_block, Scalar mean,
+                 Scalar std) {
+  detail::for_each_index("fill_normal", n,
+                         detail::NormalOp<Scalar>{dst, seed, first_block, mean, std});
 }
 /// dst[i] += alpha * src[i]
-template <class T>
-void accumulate(Cuda, T* dst, const T* src, int64_t n, T alpha) {
-  detail::for_each_index("accumulate", n, detail::AxpyOp<T>{dst, src, alpha});
+template <class Scalar>
+void accumulate(Cuda, Scalar* dst, const Scalar* src, int64_t n, Scalar alpha) {
+  detail::for_each_index("accumulate", n, detail::AxpyOp<Scalar>{dst, src, alpha});
 }
 
 }  // namespace cuda

@@ -1,4 +1,4 @@
-// normlab/nn/transformer_layer.hpp — one transformer layer, its norms placed by a policy.
+// normlab/models/transformer_layer.hpp — one transformer layer, its norms placed by a policy.
 #pragma once
 
 #include <cmath>
@@ -6,9 +6,9 @@
 #include <set>
 #include <string>
 
-#include "normlab/nn/attention.hpp"
-#include "normlab/nn/config.hpp"
-#include "normlab/nn/layers.hpp"
+#include "normlab/models/config.hpp"
+#include "normlab/modules/attention.hpp"
+#include "normlab/modules/layers.hpp"
 #include "normlab/policy/registry.hpp"
 
 namespace normlab {
@@ -16,8 +16,8 @@ inline namespace v0 {
 
 /// One layer: an attention sublayer, then a feed-forward sublayer, each the
 /// equation of policy/policy.hpp with the norms the placement puts and the
-/// extras the policy adds. With LN_1 = self_attn_layer_norm and
-/// LN_2 = final_layer_norm (fairseq's names):
+/// extras the policy adds. With LN_1 = attn_norm and LN_2 = ffn_norm
+/// (checkpoint keys self_attn_layer_norm and final_layer_norm, fairseq's):
 ///
 ///   pre placement:   x = Skip_a(x) + D(Branch_a(Attn(LN_1(x))))
 ///                    x = Skip_f(x) + D(Branch_f(FFN(LN_2(x))))
@@ -32,15 +32,15 @@ inline namespace v0 {
 /// dropout (training only). Norms are LayerNorm or RMSNorm per the policy.
 /// Policy is a static policy (compose<...>) or RuntimePolicy, whose extras
 /// come from the config; both run the extras' same code.
-template <class Policy, class B, FloatingElement T = float>
-class TransformerLayer : public Module<T, B> {
+template <class Policy, FloatingElement Scalar, class Backend>
+class TransformerLayer : public Module<Scalar, Backend> {
   static_assert(detail::check_policy<Policy>());
 
  public:
-  using Var = Variable<T, B>;
-  using Norm = Normalization<T, B>;
+  using Var = Variable<Scalar, Backend>;
+  using Norm = Normalization<Scalar, Backend>;
   using policy_type = Policy;
-  using Extras = LayerExtras<Policy, T, B>;
+  using Extras = LayerExtras<Policy, Scalar, Backend>;
 
   /// Sizes, eps, activation, the policy (for RuntimePolicy) and the depth N
   /// come from `cfg`; `layer` is this layer's index (extras may use it).
@@ -57,13 +57,13 @@ class TransformerLayer : public Module<T, B> {
   /// What a forward pass needs besides x.
   struct Options {
     bool causal = true;
-    Variable<T, B> key_bias;   ///< (B, 1, 1, T) additive padding mask, or undefined
-    Generator* gen = nullptr;  ///< for dropout when training with dropout > 0
+    Variable<Scalar, Backend> key_bias;  ///< (B, 1, 1, T) additive padding mask, or undefined
+    Generator* gen = nullptr;            ///< for dropout when training with dropout > 0
   };
 
   /// x (B, T, C) -> (B, T, C).
   Var forward(const Var& x, const Options& opt) const {
-    typename MultiHeadAttention<T, B>::Options attn_opt;
+    typename MultiHeadAttention<Scalar, Backend>::Options attn_opt;
     attn_opt.causal = opt.causal;
     attn_opt.key_bias = opt.key_bias;
     attn_opt.dropout = attention_dropout_p;
@@ -72,41 +72,43 @@ class TransformerLayer : public Module<T, B> {
     const bool post = extras.placement() == Placement::post;
 
     // Attention sublayer.
-    const Var heads = self_attn.attend(pre ? self_attn_layer_norm->forward(x) : x, attn_opt);
+    const Var heads = self_attn.attend(pre ? attn_norm->forward(x) : x, attn_opt);
     Var h = extras.project_heads(self_attn.out_proj, heads);  // (B, T, C)
     h = extras.template at<Site::attn_branch>(h);
     Var y = extras.template at<Site::attn_skip>(x) + drop(h, opt);  // (B, T, C)
-    if (post) y = self_attn_layer_norm->forward(y);
+    if (post) y = attn_norm->forward(y);
 
     // Feed-forward sublayer.
-    const Var ffn_in = pre ? final_layer_norm->forward(y) : y;  // (B, T, C)
-    Var f = extras.hidden(ffn, ffn_in);                         // (B, T, d_ff)
-    f = extras.template at<Site::ffn_branch>(ffn.output(f));    // (B, T, C)
+    const Var ffn_in = pre ? ffn_norm->forward(y) : y;        // (B, T, C)
+    Var f = extras.hidden(ffn, ffn_in);                       // (B, T, d_ff)
+    f = extras.template at<Site::ffn_branch>(ffn.output(f));  // (B, T, C)
     Var out = extras.template at<Site::ffn_skip>(y) + drop(f, opt);
-    if (post) out = final_layer_norm->forward(out);
+    if (post) out = ffn_norm->forward(out);
     return out;
   }
 
   /// The extras' own parameters (c_attn, w_resid, ...), then, as children:
-  /// self_attn, self_attn_layer_norm, the attention extras' modules (attn_ln),
-  /// fc1, fc2, the feed-forward extras' modules (ffn_layernorm, ffn_out_ln),
-  /// final_layer_norm: fairseq's order.
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+  /// self_attn, attn_norm (key self_attn_layer_norm), the attention extras'
+  /// modules (attn_ln), fc1, fc2, the feed-forward extras' modules
+  /// (ffn_layernorm, ffn_out_ln), ffn_norm (key final_layer_norm): fairseq's
+  /// order and keys. In normlab's own words "final" is only the model's
+  /// last norm (TransformerStack::final_norm, config key final_norm).
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     extras.for_each_own_parameter(f);
   }
-  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+  void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
     f("self_attn", self_attn);
-    if (self_attn_layer_norm) f("self_attn_layer_norm", *self_attn_layer_norm);
+    if (attn_norm) f("self_attn_layer_norm", *attn_norm);
     extras.for_each_child(true, f);
     f("", ffn);  // fc1, fc2 sit directly in the layer, as in fairseq
     extras.for_each_child(false, f);
-    if (final_layer_norm) f("final_layer_norm", *final_layer_norm);
+    if (ffn_norm) f("final_layer_norm", *ffn_norm);
   }
 
-  MultiHeadAttention<T, B> self_attn;
-  std::optional<Norm> self_attn_layer_norm;  ///< (C,), LN_1; none with the no_ln placement
-  FeedForward<T, B> ffn;
-  std::optional<Norm> final_layer_norm;  ///< (C,), LN_2; none with the no_ln placement
+  MultiHeadAttention<Scalar, Backend> self_attn;
+  std::optional<Norm> attn_norm;  ///< (C,), LN_1 (self_attn_layer_norm); none with no_ln
+  FeedForward<Scalar, Backend> ffn;
+  std::optional<Norm> ffn_norm;  ///< (C,), LN_2 (final_layer_norm); none with no_ln
   Extras extras;
   double dropout_p, attention_dropout_p;
 
@@ -120,8 +122,8 @@ class TransformerLayer : public Module<T, B> {
         dropout_p(cfg.dropout),
         attention_dropout_p(cfg.attention_dropout) {
     if (spec.placement != Placement::none) {
-      self_attn_layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm);
-      final_layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm);
+      attn_norm.emplace(cfg.d_model, cfg.ln_eps, norm);
+      ffn_norm.emplace(cfg.d_model, cfg.ln_eps, norm);
     }
     std::set<std::string> names;
     this->for_each_parameter([&](const std::string& name, Var&, ParamKind) {

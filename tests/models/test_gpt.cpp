@@ -55,7 +55,7 @@ TYPED_TEST_SUITE(EveryPolicy, Policies);
 TYPED_TEST(EveryPolicy, ParameterCountMatchesTheFormula) {
   using P = TypeParam;
   const ModelConfig cfg = config_for<P>();
-  GPT<P, Cpu, double> model(cfg, 1);
+  GPT<P, double, Cpu> model(cfg, 1);
   const int64_t C = cfg.d_model, V = cfg.vocab_size;
   const int64_t norm = P::norm == NormKind::rms_norm ? 1 : 2;
   const int64_t expected = V * C + cfg.max_seq_len * C +
@@ -67,7 +67,7 @@ TYPED_TEST(EveryPolicy, ParameterCountMatchesTheFormula) {
 
 TYPED_TEST(EveryPolicy, ParameterNamesAreFairseqKeysAndOnlyEnabledFeaturesOwnAny) {
   using P = TypeParam;
-  GPT<P, Cpu, double> model(config_for<P>(), 1);
+  GPT<P, double, Cpu> model(config_for<P>(), 1);
   std::set<std::string> names;
   for (const auto& p : model.named_parameters()) EXPECT_TRUE(names.insert(p.name).second) << p.name;
   for (const char* key :
@@ -91,7 +91,7 @@ TYPED_TEST(EveryPolicy, GradcheckOfTheLossOverEveryParameter) {
   using P = TypeParam;
   ModelConfig cfg = config_for<P>(4, 2, 2, 6);
   cfg.vocab_size = 7;
-  GPT<P, Cpu, double> model(cfg, 3, InitScheme::fairseq);
+  GPT<P, double, Cpu> model(cfg, 3, InitScheme::fairseq);
   // Move norms and scales away from 1/0 so that every path carries gradient.
   Generator gen(4);
   for (auto& p : model.named_parameters())
@@ -112,7 +112,7 @@ TYPED_TEST(EveryPolicy, GradcheckOfTheLossOverEveryParameter) {
 TYPED_TEST(EveryPolicy, SameSeedSameModelAndLogits) {
   using P = TypeParam;
   const ModelConfig cfg = config_for<P>();
-  GPT<P, Cpu, float> a(cfg, 9), b(cfg, 9), c(cfg, 10);
+  GPT<P, float, Cpu> a(cfg, 9), b(cfg, 9), c(cfg, 10);
   const TensorI64 tokens = TensorI64::from_vector({1, 4}, {3, 1, 4, 1});
   const auto la = a.forward(tokens).data().to_vector();
   EXPECT_EQ(la, b.forward(tokens).data().to_vector());
@@ -128,18 +128,18 @@ TEST(TransformerLayer, NormFormerOverPreLNIsTwoCPlusTwoDffPlusH) {
   EXPECT_EQ((layer_parameter_count<compose<NormFormer, ResidScale>>(C, H, d_ff)) - pre,
             2 * C + 2 * d_ff + H + C);
   Generator gen(1);
-  TransformerLayer<NormFormer, Cpu, float> nf(config_for<NormFormer>(C, H, 2, d_ff), gen);
-  TransformerLayer<PreLN, Cpu, float> pl(config_for<PreLN>(C, H, 2, d_ff), gen);
+  TransformerLayer<NormFormer, float, Cpu> nf(config_for<NormFormer>(C, H, 2, d_ff), gen);
+  TransformerLayer<PreLN, float, Cpu> pl(config_for<PreLN>(C, H, 2, d_ff), gen);
   EXPECT_EQ(nf.parameter_count() - pl.parameter_count(), 2 * C + 2 * d_ff + H);
 }
 
 TEST(TransformerLayer, HeadScaleOfOneIsTheIdentityAndPlacementsDifferOtherwise) {
   const ModelConfig cfg = config_for<compose<PreLN, HeadScale<before_out_proj>>>();
-  GPT<compose<PreLN, HeadScale<before_out_proj>>, Cpu, double> before(cfg, 5);
+  GPT<compose<PreLN, HeadScale<before_out_proj>>, double, Cpu> before(cfg, 5);
   ModelConfig cfg_after = cfg;
   cfg_after.head_scale = "after_out_proj";
-  GPT<compose<PreLN, HeadScale<after_out_proj>>, Cpu, double> after(cfg_after, 5);
-  GPT<PreLN, Cpu, double> plain(config_for<PreLN>(), 5);
+  GPT<compose<PreLN, HeadScale<after_out_proj>>, double, Cpu> after(cfg_after, 5);
+  GPT<PreLN, double, Cpu> plain(config_for<PreLN>(), 5);
   const TensorI64 tokens = TensorI64::from_vector({1, 5}, {1, 2, 3, 4, 5});
   // Same seed, same draws (c_attn is set to 1 by init, not drawn): identical models.
   const auto lp = plain.forward(tokens).data().to_vector();
@@ -167,7 +167,7 @@ TEST(TransformerLayer, HeadScaleOfOneIsTheIdentityAndPlacementsDifferOtherwise) 
 TEST(TransformerLayer, DeepNormResidualWeight) {
   ModelConfig cfg = config_for<DeepNorm>();
   cfg.n_layers = 8;
-  GPT<DeepNorm, Cpu, float> model(cfg, 1, InitScheme::deepnorm);
+  GPT<DeepNorm, float, Cpu> model(cfg, 1, InitScheme::deepnorm);
   EXPECT_DOUBLE_EQ(model.layers[3].extras.state<DeepNormResidual>().alpha, std::pow(16.0, 0.25));
   static_assert(!PostLN::has<DeepNormResidual>);  // Post-LN's skip path is x itself
 }
@@ -177,7 +177,7 @@ TEST(Gpt, UntiedHeadSinusoidsAndFinalNormOverride) {
   cfg.tie_embeddings = false;
   cfg.positions = "sinusoidal";
   cfg.final_norm = false;
-  GPT<PreLN, Cpu, float> model(cfg, 2);
+  GPT<PreLN, float, Cpu> model(cfg, 2);
   std::set<std::string> names;
   for (const auto& p : model.named_parameters()) names.insert(p.name);
   EXPECT_TRUE(names.count("output_projection.weight"));
@@ -204,14 +204,13 @@ TEST(Gpt, InitSchemesDrawTheDocumentedScales) {
     for (float f : x) s += static_cast<double>(f) * f;
     return std::sqrt(s / static_cast<double>(x.size()));
   };
-  GPT<PreLN, Cpu, float> gpt2(cfg, 1, InitScheme::gpt2);
+  GPT<PreLN, float, Cpu> gpt2(cfg, 1, InitScheme::gpt2);
   EXPECT_NEAR(std_of(gpt2.layers[0].self_attn.q_proj.weight), 0.02, 0.002);
   EXPECT_NEAR(std_of(gpt2.layers[0].ffn.fc2.weight), 0.02 / std::sqrt(8.0), 0.0005);
   EXPECT_NEAR(std_of(gpt2.embed_tokens.weight), 0.02, 0.002);
   EXPECT_EQ(gpt2.layers[0].self_attn.q_proj.bias.data().to_vector(), std::vector<float>(64, 0.f));
-  EXPECT_EQ(gpt2.layers[0].final_layer_norm->weight.data().to_vector(),
-            std::vector<float>(64, 1.f));
-  GPT<PreLN, Cpu, float> fs(cfg, 1, InitScheme::fairseq);
+  EXPECT_EQ(gpt2.layers[0].ffn_norm->weight.data().to_vector(), std::vector<float>(64, 1.f));
+  GPT<PreLN, float, Cpu> fs(cfg, 1, InitScheme::fairseq);
   // Xavier-uniform: std = gain * sqrt(2 / (fan_in + fan_out)).
   EXPECT_NEAR(std_of(fs.layers[0].ffn.fc1.weight), std::sqrt(2.0 / (64 + 256)), 0.003);
   EXPECT_NEAR(std_of(fs.layers[0].self_attn.k_proj.weight), std::sqrt(2.0 / 128) / std::sqrt(2.0),
@@ -219,7 +218,7 @@ TEST(Gpt, InitSchemesDrawTheDocumentedScales) {
   EXPECT_NEAR(std_of(fs.embed_tokens.weight), 1 / 8.0, 0.005);
   ModelConfig dcfg = cfg;
   dcfg.policy = "deepnorm";
-  GPT<DeepNorm, Cpu, float> dn(dcfg, 1, InitScheme::deepnorm);
+  GPT<DeepNorm, float, Cpu> dn(dcfg, 1, InitScheme::deepnorm);
   const double beta = std::pow(32.0, -0.25);
   EXPECT_NEAR(std_of(dn.layers[0].self_attn.v_proj.weight), beta * std::sqrt(2.0 / 128), 0.003);
   EXPECT_NEAR(std_of(dn.layers[0].self_attn.q_proj.weight), std::sqrt(2.0 / 128), 0.005);
@@ -227,14 +226,14 @@ TEST(Gpt, InitSchemesDrawTheDocumentedScales) {
 
 TEST(Gpt, ErrorsNameWhatWasExpected) {
   ModelConfig cfg = config_for<PreLN>();
-  expect_error([&] { GPT<PostLN, Cpu, float> m(cfg); },
+  expect_error([&] { GPT<PostLN, float, Cpu> m(cfg); },
                {"GPT<post_ln>", "config asks for policy pre_ln", "computes post_ln"});
   cfg.n_heads = 3;
-  expect_error([&] { GPT<PreLN, Cpu, float> m(cfg); }, {"d_model 8", "n_heads 3"});
+  expect_error([&] { GPT<PreLN, float, Cpu> m(cfg); }, {"d_model 8", "n_heads 3"});
   cfg = config_for<PreLN>();
   cfg.d_ff = 0;
-  expect_error([&] { GPT<PreLN, Cpu, float> m(cfg); }, {"d_ff must be positive, got 0"});
-  GPT<PreLN, Cpu, float> model(config_for<PreLN>());
+  expect_error([&] { GPT<PreLN, float, Cpu> m(cfg); }, {"d_ff must be positive, got 0"});
+  GPT<PreLN, float, Cpu> model(config_for<PreLN>());
   expect_error(
       [&] {
         (void)model.forward(TensorI64::zeros({2, 7}));
@@ -253,7 +252,7 @@ TEST(Gpt, DropoutOnlyInTrainingMode) {
   ModelConfig cfg = config_for<PreLN>();
   cfg.dropout = 0.3;
   cfg.attention_dropout = 0.2;
-  GPT<PreLN, Cpu, float> model(cfg, 1);
+  GPT<PreLN, float, Cpu> model(cfg, 1);
   const TensorI64 tokens = TensorI64::from_vector({1, 4}, {3, 1, 4, 1});
   EXPECT_NE(model.forward(tokens).data().to_vector(), model.forward(tokens).data().to_vector());
   model.eval();

@@ -1,4 +1,4 @@
-// normlab/nn/module.hpp — Module: named parameters, sub-modules, train/eval mode.
+// normlab/modules/module.hpp — Module: named parameters, sub-modules, train/eval mode.
 //
 // Parameter names are dotted paths built from the names modules give their
 // parameters and children, e.g. `layers.3.self_attn.q_proj.weight` — the
@@ -33,10 +33,10 @@ enum class ParamKind {
 };
 
 /// A named parameter of a model.
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 struct NamedParameter {
   std::string name;
-  Variable<T, B> value;
+  Variable<Scalar, Backend> value;
   ParamKind kind;
 };
 
@@ -45,10 +45,10 @@ struct NamedParameter {
 /// A module lists its own parameters and its direct children; everything else
 /// (names, counts, modes) is derived from those two lists. Copying a module
 /// copies handles: the copy shares its parameters (like a Variable).
-template <FloatingElement T, class B>
+template <FloatingElement Scalar, class Backend>
 class Module {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
   using ParameterFn = std::function<void(const std::string& name, Var& p, ParamKind kind)>;
   using ChildFn = std::function<void(const std::string& name, Module& child)>;
 
@@ -73,8 +73,8 @@ class Module {
     });
   }
 
-  std::vector<NamedParameter<T, B>> named_parameters() {
-    std::vector<NamedParameter<T, B>> out;
+  std::vector<NamedParameter<Scalar, Backend>> named_parameters() {
+    std::vector<NamedParameter<Scalar, Backend>> out;
     for_each_parameter([&](const std::string& name, Var& p, ParamKind kind) {
       out.push_back({name, p, kind});
     });

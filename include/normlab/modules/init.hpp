@@ -1,11 +1,11 @@
-// normlab/nn/init.hpp — seeded initialization schemes over a whole model.
+// normlab/modules/init.hpp — seeded initialization schemes over a whole model.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <string>
 
-#include "normlab/nn/module.hpp"
+#include "normlab/modules/module.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -35,30 +35,34 @@ inline const char* to_string(InitScheme s) {
 /// parameter order from Generator(seed): the same seed gives the same model on
 /// every backend and thread count.
 /// Contract: n_layers > 0 (the N of the depth-scaled schemes).
-template <FloatingElement T, class B>
-void initialize(Module<T, B>& model, InitScheme scheme, int64_t n_layers, uint64_t seed) {
+template <FloatingElement Scalar, class Backend>
+void initialize(Module<Scalar, Backend>& model, InitScheme scheme, int64_t n_layers,
+                uint64_t seed) {
   detail::check(n_layers > 0, "initialize: n_layers must be positive, got ", n_layers);
-  using Tens = Tensor<T, B>;
+  using Tens = Tensor<Scalar, Backend>;
   Generator gen(seed);
   const double depth = static_cast<double>(n_layers);
   auto ends_with = [](const std::string& s, const char* suffix) {
     const std::string x(suffix);
     return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
   };
-  model.for_each_parameter([&](const std::string& name, Variable<T, B>& p, ParamKind kind) {
+  model.for_each_parameter([&](const std::string& name, Variable<Scalar, Backend>& p,
+                               ParamKind kind) {
     Tens value = p.data();  // a handle: filling it sets the parameter
-    auto normal = [&](double std) { value.copy_from(Tens::normal(p.shape(), gen, T(0), T(std))); };
+    auto normal = [&](double std) {
+      value.copy_from(Tens::normal(p.shape(), gen, Scalar(0), Scalar(std)));
+    };
     auto uniform = [&](double bound) {
-      value.copy_from(Tens::uniform(p.shape(), gen, T(-bound), T(bound)));
+      value.copy_from(Tens::uniform(p.shape(), gen, Scalar(-bound), Scalar(bound)));
     };
     switch (kind) {
       case ParamKind::norm_weight:
       case ParamKind::scale:
-        value.fill_(T(1));
+        value.fill_(Scalar(1));
         return;
       case ParamKind::norm_bias:
       case ParamKind::bias:
-        value.fill_(T(0));
+        value.fill_(Scalar(0));
         return;
       case ParamKind::own_init:
         return;

@@ -1,4 +1,4 @@
-// normlab/nn/config.hpp — ModelConfig: sizes and policy of a model, validated.
+// normlab/models/config.hpp — ModelConfig: sizes and policy of a model, validated.
 #pragma once
 
 #if __has_include(<unistd.h>)
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "normlab/core/error.hpp"
-#include "normlab/nn/layers.hpp"
+#include "normlab/modules/layers.hpp"
 #include "normlab/policy/registry.hpp"
 
 namespace normlab {
@@ -192,26 +192,17 @@ struct ModelConfig {
   /// counted without overflow. Throws Error naming the sizes when the count
   /// does not fit an int64. Contract: the sizes are positive.
   int64_t minimum_parameter_count() const {
-    bool fits = true;
-    auto mul = [&](int64_t a, int64_t b) {
-      int64_t r = 0;
-      fits = fits && !__builtin_mul_overflow(a, b, &r);
-      return r;
-    };
-    auto sum = [&](std::initializer_list<int64_t> terms) {
-      int64_t r = 0;
-      for (int64_t t : terms) fits = fits && !__builtin_add_overflow(r, t, &r);
-      return r;
-    };
+    detail::CheckedCount n;
     const int64_t C = d_model;
     const int64_t layer =  // q, k, v, out_proj (C, C) + (C,); fc1, fc2; their biases
-        sum({mul(4, mul(C, sum({C, 1}))), mul(2, mul(d_ff, C)), d_ff, C});
-    const int64_t n = sum({mul(vocab_size, C), positions == "learned" ? mul(max_seq_len, C) : 0,
-                           mul(n_layers, layer)});
-    detail::check(fits, "config: a model with vocab_size ", vocab_size, ", d_model ", d_model,
+        n.add(n.add(n.mul(4, n.mul(C, n.add(C, 1))), n.mul(2, n.mul(d_ff, C))), n.add(d_ff, C));
+    const int64_t count =
+        n.add(n.add(n.mul(vocab_size, C), positions == "learned" ? n.mul(max_seq_len, C) : 0),
+              n.mul(n_layers, layer));
+    detail::check(n.fits, "config: a model with vocab_size ", vocab_size, ", d_model ", d_model,
                   ", n_layers ", n_layers, ", d_ff ", d_ff, ", max_seq_len ", max_seq_len,
                   " has more parameters than an int64 can count");
-    return n;
+    return count;
   }
 };
 

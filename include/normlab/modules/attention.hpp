@@ -1,10 +1,10 @@
-// normlab/nn/attention.hpp — multi-head self-attention with optional head scaling.
+// normlab/modules/attention.hpp — multi-head self-attention with optional head scaling.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 
-#include "normlab/nn/layers.hpp"
+#include "normlab/modules/layers.hpp"
 #include "normlab/ops/attention.hpp"
 #include "normlab/ops/dropout.hpp"
 #include "normlab/ops/softmax.hpp"
@@ -22,10 +22,10 @@ inline namespace v0 {
 /// `attend` computes the heads side by side, Concat(h_1, ..., h_H) (B, T, C),
 /// so that a layer can act on them (the Heads site of a policy) before
 /// `out_proj`. Parameters: q_proj, k_proj, v_proj, out_proj (fairseq names).
-template <FloatingElement T, class B>
-class MultiHeadAttention : public Module<T, B> {
+template <FloatingElement Scalar, class Backend>
+class MultiHeadAttention : public Module<Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
 
   /// Contract: d_model and n_heads positive, d_model divisible by n_heads.
   MultiHeadAttention(int64_t d_model, int64_t n_heads, Generator& gen)
@@ -43,7 +43,7 @@ class MultiHeadAttention : public Module<T, B> {
     bool causal = false;  ///< mask key j > query i
     /// Additive (B, 1, 1, T) bias on the scores: 0 for keys to attend, a large
     /// negative number for padding; undefined for none.
-    Variable<T, B> key_bias;
+    Variable<Scalar, Backend> key_bias;
     double dropout = 0;        ///< on the attention probabilities
     Generator* gen = nullptr;  ///< for dropout
   };
@@ -90,14 +90,14 @@ class MultiHeadAttention : public Module<T, B> {
     return reshape(reshape(y, {Bn, Tn, H, C / H}) * reshape(gamma, {H, 1}), {Bn, Tn, C});
   }
 
-  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+  void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
     f("q_proj", q_proj);
     f("k_proj", k_proj);
     f("v_proj", v_proj);
     f("out_proj", out_proj);
   }
 
-  Linear<T, B> q_proj, k_proj, v_proj, out_proj;
+  Linear<Scalar, Backend> q_proj, k_proj, v_proj, out_proj;
   int64_t n_heads;
 };
 

@@ -1,8 +1,8 @@
-// normlab/nn/layers.hpp — Linear, LayerNorm, RMSNorm, Embedding, position
+// normlab/modules/layers.hpp — Linear, LayerNorm, RMSNorm, Embedding, position
 // embeddings, FeedForward.
 //
 // Constructors initialize like torch's defaults; model-wide schemes
-// (nn/init.hpp) re-initialize every parameter by name and kind.
+// (modules/init.hpp) re-initialize every parameter by name and kind.
 #pragma once
 
 #include <cmath>
@@ -11,30 +11,31 @@
 #include <type_traits>
 #include <vector>
 
+#include "normlab/backend/backend.hpp"
 #include "normlab/core/random.hpp"
-#include "normlab/nn/module.hpp"
+#include "normlab/modules/module.hpp"
+#include "normlab/modules/norm_kind.hpp"
 #include "normlab/ops/elementwise.hpp"
 #include "normlab/ops/embedding.hpp"
 #include "normlab/ops/linalg.hpp"
 #include "normlab/ops/normalization.hpp"
 #include "normlab/ops/shape.hpp"
-#include "normlab/policy/policy.hpp"
 
 namespace normlab {
 inline namespace v0 {
 
 /// y = x W^T + b, with W (out, in) stored like torch's nn.Linear.
 /// Init: W and b uniform in [-1/sqrt(in), 1/sqrt(in)] (torch's default).
-template <FloatingElement T, class B>
-class Linear : public Module<T, B> {
+template <FloatingElement Scalar, class Backend>
+class Linear : public Module<Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
-  using Tens = Tensor<T, B>;
+  using Var = Variable<Scalar, Backend>;
+  using Tens = Tensor<Scalar, Backend>;
 
   /// Contract: in, out > 0 (throws Error otherwise).
   Linear(int64_t in, int64_t out, Generator& gen, bool with_bias = true) {
     detail::check(in > 0 && out > 0, "Linear: sizes must be positive, got in ", in, ", out ", out);
-    const T bound = T(1) / std::sqrt(static_cast<T>(in));
+    const Scalar bound = Scalar(1) / std::sqrt(static_cast<Scalar>(in));
     weight = Var(Tens::uniform({out, in}, gen, -bound, bound), true);           // (out, in)
     if (with_bias) bias = Var(Tens::uniform({out}, gen, -bound, bound), true);  // (out,)
   }
@@ -42,7 +43,7 @@ class Linear : public Module<T, B> {
   /// (..., in) -> (..., out): one `linear` node. Throws when the last dim of x is not `in`.
   Var forward(const Var& x) const { return linear(x, weight, bias); }
 
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     f("weight", weight, ParamKind::weight);
     if (bias.defined()) f("bias", bias, ParamKind::bias);
   }
@@ -53,18 +54,20 @@ class Linear : public Module<T, B> {
 
 /// y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over the last axis
 /// (biased variance, like torch.nn.LayerNorm). Init: weight 1, bias 0.
-template <FloatingElement T, class B>
-class LayerNorm : public Module<T, B> {
+template <FloatingElement Scalar, class Backend>
+class LayerNorm : public Module<Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
   static constexpr NormKind kind = NormKind::layer_norm;
 
   explicit LayerNorm(int64_t dim, double eps = 1e-5)
-      : weight(Tensor<T, B>::ones({dim}), true), bias(Tensor<T, B>::zeros({dim}), true), eps(eps) {}
+      : weight(Tensor<Scalar, Backend>::ones({dim}), true),
+        bias(Tensor<Scalar, Backend>::zeros({dim}), true),
+        eps(eps) {}
 
   Var forward(const Var& x) const { return layer_norm(x, weight, bias, eps); }  // (..., dim)
 
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     f("weight", weight, ParamKind::norm_weight);
     f("bias", bias, ParamKind::norm_bias);
   }
@@ -75,18 +78,18 @@ class LayerNorm : public Module<T, B> {
 
 /// y = x / sqrt(mean(x^2) + eps) * weight over the last axis (Zhang & Sennrich
 /// 2019). Init: weight 1. No bias.
-template <FloatingElement T, class B>
-class RMSNorm : public Module<T, B> {
+template <FloatingElement Scalar, class Backend>
+class RMSNorm : public Module<Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
   static constexpr NormKind kind = NormKind::rms_norm;
 
   explicit RMSNorm(int64_t dim, double eps = 1e-5)
-      : weight(Tensor<T, B>::ones({dim}), true), eps(eps) {}
+      : weight(Tensor<Scalar, Backend>::ones({dim}), true), eps(eps) {}
 
   Var forward(const Var& x) const { return rms_norm(x, weight, eps); }  // (..., dim)
 
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     f("weight", weight, ParamKind::norm_weight);
   }
 
@@ -98,21 +101,21 @@ class RMSNorm : public Module<T, B> {
 /// kind): the norm every transformer layer and extra owns. Its parameters and
 /// forward pass are exactly those of LayerNorm (weight, bias) or RMSNorm
 /// (weight) of that kind. Init: weight 1, bias 0.
-template <FloatingElement T, class B>
-class Normalization : public Module<T, B> {
+template <FloatingElement Scalar, class Backend>
+class Normalization : public Module<Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
 
   Normalization(int64_t dim, double eps, NormKind kind)
-      : weight(Tensor<T, B>::ones({dim}), true), eps(eps), kind(kind) {
-    if (kind == NormKind::layer_norm) bias = Var(Tensor<T, B>::zeros({dim}), true);
+      : weight(Tensor<Scalar, Backend>::ones({dim}), true), eps(eps), kind(kind) {
+    if (kind == NormKind::layer_norm) bias = Var(Tensor<Scalar, Backend>::zeros({dim}), true);
   }
 
   Var forward(const Var& x) const {  // (..., dim)
     return kind == NormKind::rms_norm ? rms_norm(x, weight, eps) : layer_norm(x, weight, bias, eps);
   }
 
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     f("weight", weight, ParamKind::norm_weight);
     if (bias.defined()) f("bias", bias, ParamKind::norm_bias);
   }
@@ -124,18 +127,18 @@ class Normalization : public Module<T, B> {
 };
 
 /// A token table: out[p] = weight[tokens[p]]. Init: N(0, 1) (torch's default).
-template <FloatingElement T, class B>
-class Embedding : public Module<T, B> {
+template <FloatingElement Scalar, class Backend>
+class Embedding : public Module<Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
 
   Embedding(int64_t num, int64_t dim, Generator& gen, ParamKind kind = ParamKind::token_embedding)
-      : weight(Tensor<T, B>::normal({num, dim}, gen), true), kind_(kind) {}
+      : weight(Tensor<Scalar, Backend>::normal({num, dim}, gen), true), kind_(kind) {}
 
   /// (...) int64 -> (..., dim). Throws on an index outside [0, num).
-  Var forward(const Tensor<int64_t, B>& indices) const { return embedding(indices, weight); }
+  Var forward(const Tensor<int64_t, Backend>& indices) const { return embedding(indices, weight); }
 
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     f("weight", weight, kind_);
   }
 
@@ -155,18 +158,18 @@ enum class PositionKind {
 /// SinusoidalPositionalEmbedding: for position t and i < C/2,
 /// pe[t, i] = sin(t w_i), pe[t, C/2 + i] = cos(t w_i), w_i = 10000^(-i / (C/2 - 1));
 /// a zero last column when C is odd. Returns a (T, C) tensor.
-template <FloatingElement T, class B>
-Tensor<T, B> sinusoidal_positions(int64_t length, int64_t dim) {
+template <FloatingElement Scalar, class Backend>
+Tensor<Scalar, Backend> sinusoidal_positions(int64_t length, int64_t dim) {
   const int64_t half = dim / 2;
-  std::vector<T> pe(static_cast<size_t>(length * dim), T(0));
+  std::vector<Scalar> pe(static_cast<size_t>(length * dim), Scalar(0));
   const double step = half > 1 ? std::log(10000.0) / static_cast<double>(half - 1) : 0.0;
   for (int64_t t = 0; t < length; ++t)
     for (int64_t i = 0; i < half; ++i) {
       const double angle = static_cast<double>(t) * std::exp(-step * static_cast<double>(i));
-      pe[static_cast<size_t>(t * dim + i)] = static_cast<T>(std::sin(angle));
-      pe[static_cast<size_t>(t * dim + half + i)] = static_cast<T>(std::cos(angle));
+      pe[static_cast<size_t>(t * dim + i)] = static_cast<Scalar>(std::sin(angle));
+      pe[static_cast<size_t>(t * dim + half + i)] = static_cast<Scalar>(std::cos(angle));
     }
-  return Tensor<T, B>::from_vector({length, dim}, pe);
+  return Tensor<Scalar, Backend>::from_vector({length, dim}, pe);
 }
 
 /// The activation between fc1 and fc2.
@@ -177,8 +180,8 @@ enum class Activation {
 };
 
 /// act(x) element-wise.
-template <FloatingElement T, class B>
-Variable<T, B> activate(const Variable<T, B>& x, Activation act) {
+template <FloatingElement Scalar, class Backend>
+Variable<Scalar, Backend> activate(const Variable<Scalar, Backend>& x, Activation act) {
   switch (act) {
     case Activation::gelu_tanh:
       return gelu(x, GeluApproximation::tanh);
@@ -192,10 +195,10 @@ Variable<T, B> activate(const Variable<T, B>& x, Activation act) {
 
 /// FFN(z) = fc2(act(fc1(z))), split at the activation so that a policy can
 /// normalize the hidden units (NormFormer's ffn_layernorm) in between.
-template <FloatingElement T, class B>
-class FeedForward : public Module<T, B> {
+template <FloatingElement Scalar, class Backend>
+class FeedForward : public Module<Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
 
   FeedForward(int64_t d_model, int64_t d_ff, Activation act, Generator& gen)
       : fc1(d_model, d_ff, gen), fc2(d_ff, d_model, gen), activation(act) {}
@@ -203,7 +206,7 @@ class FeedForward : public Module<T, B> {
   /// act(fc1(z)): (..., C) -> (..., d_ff). With GELU on a backend that fuses
   /// bias + GELU, fc1's bias is added by the fused node after the GEMM.
   Var hidden(const Var& z) const {
-    if constexpr (detail::HasFusedBiasGelu<B, T>) {
+    if constexpr (HasFusedBiasGelu<Backend, Scalar>) {
       if (activation != Activation::relu && fc1.bias.defined())
         return bias_gelu(linear(z, fc1.weight, Var()), fc1.bias, gelu_approximation());
     }
@@ -224,8 +227,8 @@ class FeedForward : public Module<T, B> {
   /// GEMM; otherwise norm.forward(hidden(z)). Same function either way.
   template <class Norm>
   Var normalized_hidden(const Var& z, const Norm& norm) const {
-    if constexpr (std::is_same_v<Norm, LayerNorm<T, B>> &&
-                  detail::HasFusedBiasGeluLayerNorm<B, T>) {
+    if constexpr (std::is_same_v<Norm, LayerNorm<Scalar, Backend>> &&
+                  HasFusedBiasGeluLayerNorm<Backend, Scalar>) {
       if (activation != Activation::relu && fc1.bias.defined())
         return bias_gelu_layer_norm(linear(z, fc1.weight, Var()), fc1.bias, norm.weight, norm.bias,
                                     norm.eps, gelu_approximation());
@@ -234,8 +237,8 @@ class FeedForward : public Module<T, B> {
   }
   /// The same for a norm whose kind is chosen at run time: fused exactly
   /// when it is a LayerNorm.
-  Var normalized_hidden(const Var& z, const Normalization<T, B>& norm) const {
-    if constexpr (detail::HasFusedBiasGeluLayerNorm<B, T>) {
+  Var normalized_hidden(const Var& z, const Normalization<Scalar, Backend>& norm) const {
+    if constexpr (HasFusedBiasGeluLayerNorm<Backend, Scalar>) {
       if (norm.kind == NormKind::layer_norm && activation != Activation::relu && fc1.bias.defined())
         return bias_gelu_layer_norm(linear(z, fc1.weight, Var()), fc1.bias, norm.weight, norm.bias,
                                     norm.eps, gelu_approximation());
@@ -246,12 +249,12 @@ class FeedForward : public Module<T, B> {
   Var output(const Var& h) const { return fc2.forward(h); }
   Var forward(const Var& z) const { return output(hidden(z)); }
 
-  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+  void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
     f("fc1", fc1);
     f("fc2", fc2);
   }
 
-  Linear<T, B> fc1, fc2;
+  Linear<Scalar, Backend> fc1, fc2;
   Activation activation;
 
  private:

@@ -38,10 +38,10 @@ std::string scientific(double v) {
 /// The reference's parameters, read out of the composed layer (the same
 /// Variables, so both runs write the same gradient buffers).
 template <class T>
-reference::NormFormerParams<T, Cpu> params_of(const TransformerLayer<NormFormer, Cpu, T>& layer) {
+reference::NormFormerParams<T, Cpu> params_of(const TransformerLayer<NormFormer, T, Cpu>& layer) {
   reference::NormFormerParams<T, Cpu> p;
-  p.self_attn_layer_norm_weight = layer.self_attn_layer_norm->weight;
-  p.self_attn_layer_norm_bias = layer.self_attn_layer_norm->bias;
+  p.self_attn_layer_norm_weight = layer.attn_norm->weight;
+  p.self_attn_layer_norm_bias = layer.attn_norm->bias;
   p.q_proj_weight = layer.self_attn.q_proj.weight;
   p.q_proj_bias = layer.self_attn.q_proj.bias;
   p.k_proj_weight = layer.self_attn.k_proj.weight;
@@ -54,8 +54,8 @@ reference::NormFormerParams<T, Cpu> params_of(const TransformerLayer<NormFormer,
   const auto& attn_ln = layer.extras.template state<AttnOutNorm>().attn_ln;
   p.attn_ln_weight = attn_ln.weight;
   p.attn_ln_bias = attn_ln.bias;
-  p.final_layer_norm_weight = layer.final_layer_norm->weight;
-  p.final_layer_norm_bias = layer.final_layer_norm->bias;
+  p.final_layer_norm_weight = layer.ffn_norm->weight;
+  p.final_layer_norm_bias = layer.ffn_norm->bias;
   p.fc1_weight = layer.ffn.fc1.weight;
   p.fc1_bias = layer.ffn.fc1.bias;
   const auto& ffn_ln = layer.extras.template state<FfnNorm>().ffn_layernorm;
@@ -81,7 +81,7 @@ void expect_composed_equals_reference(double tol) {
   cfg.max_seq_len = 8;
   cfg.set_policy<NormFormer>();
   Generator gen(21);
-  TransformerLayer<NormFormer, Cpu, T> layer(cfg, gen);
+  TransformerLayer<NormFormer, T, Cpu> layer(cfg, gen);
   using Tens = Tensor<T, Cpu>;
   using Var = Variable<T, Cpu>;
   for (auto& p : layer.named_parameters())
@@ -124,7 +124,7 @@ void expect_composed_equals_reference(double tol) {
 
   const Tens x_data = Tens::normal({2, 5, 16}, gen);
   const Tens dy = Tens::normal({2, 5, 16}, gen);
-  typename TransformerLayer<NormFormer, Cpu, T>::Options opt;
+  typename TransformerLayer<NormFormer, T, Cpu>::Options opt;
   opt.causal = true;
 
   // The composed layer.

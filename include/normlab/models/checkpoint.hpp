@@ -1,4 +1,4 @@
-// normlab/nn/checkpoint.hpp — model configs as JSON, parameters as
+// normlab/models/checkpoint.hpp — model configs as JSON, parameters as
 // safetensors, and checkpoints (config + named parameters in one file).
 #pragma once
 
@@ -9,8 +9,8 @@
 
 #include "normlab/io/json.hpp"
 #include "normlab/io/safetensors.hpp"
-#include "normlab/nn/config.hpp"
-#include "normlab/nn/module.hpp"
+#include "normlab/models/config.hpp"
+#include "normlab/modules/module.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -139,11 +139,11 @@ enum class DTypeMatch {
 /// `ignored` may be present besides. Throws Error naming the file, the key
 /// and the expected and found shape or dtype for the first missing, extra,
 /// misshapen or mistyped tensor, before any parameter changes.
-template <FloatingElement T, class B>
-void load_parameters(Module<T, B>& model, const io::SafetensorsReader& file,
+template <FloatingElement Scalar, class Backend>
+void load_parameters(Module<Scalar, Backend>& model, const io::SafetensorsReader& file,
                      DTypeMatch dtypes = DTypeMatch::exact,
                      const std::set<std::string>& ignored = {}) {
-  const std::vector<NamedParameter<T, B>> params = model.named_parameters();
+  const std::vector<NamedParameter<Scalar, Backend>> params = model.named_parameters();
   std::set<std::string> wanted;
   for (const auto& p : params) {
     wanted.insert(p.name);
@@ -152,18 +152,19 @@ void load_parameters(Module<T, B>& model, const io::SafetensorsReader& file,
     const io::TensorInfo& info = file.info(p.name);
     detail::check(info.shape == p.value.shape(), file.source_name(), ": parameter '", p.name,
                   "' has shape ", info.shape, ", expected ", p.value.shape());
-    detail::check(dtypes == DTypeMatch::convert || info.dtype == io::default_dtype<T>(),
+    detail::check(dtypes == DTypeMatch::convert || info.dtype == io::default_dtype<Scalar>(),
                   file.source_name(), ": parameter '", p.name, "' has dtype ",
-                  io::to_string(info.dtype), ", expected ", io::to_string(io::default_dtype<T>()),
-                  " (the model's ", dtype_name<T>(), ")");
+                  io::to_string(info.dtype), ", expected ",
+                  io::to_string(io::default_dtype<Scalar>()), " (the model's ",
+                  dtype_name<Scalar>(), ")");
   }
   for (const io::TensorInfo& t : file.tensors())
     detail::check(wanted.contains(t.name) || ignored.contains(t.name), file.source_name(),
                   ": unexpected tensor '", t.name, "' (shape ", t.shape,
                   "): the model has no parameter of that name");
   for (const auto& p : params) {
-    Tensor<T, B> value = p.value.data();  // a handle: copying into it sets the parameter
-    value.copy_from(file.read<T, B>(p.name));
+    Tensor<Scalar, Backend> value = p.value.data();  // a handle: copying into it sets the parameter
+    value.copy_from(file.read<Scalar, Backend>(p.name));
   }
 }
 
@@ -172,15 +173,17 @@ inline constexpr const char* kCheckpointConfigKey = "normlab.config";
 
 /// Adds `model`'s parameters (in its dtype, by name) and `config` (as
 /// metadata) to `w`: the model part of every checkpoint.
-template <FloatingElement T, class B>
-void add_model(io::SafetensorsWriter& w, Module<T, B>& model, const ModelConfig& config) {
+template <FloatingElement Scalar, class Backend>
+void add_model(io::SafetensorsWriter& w, Module<Scalar, Backend>& model,
+               const ModelConfig& config) {
   for (const auto& p : model.named_parameters()) w.add(p.name, p.value.data());
   w.set_metadata(kCheckpointConfigKey, json::dump_compact(config_to_json(config)));
 }
 
 /// Writes `model`'s parameters (in its dtype) and `config` to `path`.
-template <FloatingElement T, class B>
-void save_checkpoint(const std::string& path, Module<T, B>& model, const ModelConfig& config) {
+template <FloatingElement Scalar, class Backend>
+void save_checkpoint(const std::string& path, Module<Scalar, Backend>& model,
+                     const ModelConfig& config) {
   io::SafetensorsWriter w;
   add_model(w, model, config);
   w.write(path);
@@ -197,8 +200,8 @@ inline ModelConfig checkpoint_config(const io::SafetensorsReader& file) {
 
 /// Loads a checkpoint written by save_checkpoint into `model` (built from
 /// checkpoint_config of the same file). Throws on any mismatch.
-template <FloatingElement T, class B>
-void load_checkpoint(const io::SafetensorsReader& file, Module<T, B>& model) {
+template <FloatingElement Scalar, class Backend>
+void load_checkpoint(const io::SafetensorsReader& file, Module<Scalar, Backend>& model) {
   load_parameters(model, file, DTypeMatch::exact);
 }
 

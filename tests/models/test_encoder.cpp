@@ -14,7 +14,7 @@ ModelConfig small(const std::string& policy) {
 }
 
 TEST(Encoder, ParameterNamesFollowRoberta) {
-  Encoder<NormFormer, Cpu, float> model(small("normformer"), 1);
+  Encoder<NormFormer, float, Cpu> model(small("normformer"), 1);
   std::set<std::string> names;
   for (const auto& p : model.named_parameters()) names.insert(p.name);
   for (const char* key :
@@ -25,7 +25,7 @@ TEST(Encoder, ParameterNamesFollowRoberta) {
 }
 
 TEST(Encoder, AttentionIsBidirectional) {
-  Encoder<PreLN, Cpu, double> model(small("pre_ln"), 2);
+  Encoder<PreLN, double, Cpu> model(small("pre_ln"), 2);
   const auto a = model.forward(TensorI64::from_vector({1, 4}, {1, 2, 3, 4})).data().to_vector();
   const auto b = model.forward(TensorI64::from_vector({1, 4}, {1, 2, 3, 5})).data().to_vector();
   // Changing the last token changes the logits of the first (a causal model would not).
@@ -36,7 +36,7 @@ TEST(Encoder, AttentionIsBidirectional) {
 }
 
 TEST(Encoder, PaddedKeysDoNotInfluenceOtherPositions) {
-  Encoder<PreLN, Cpu, double> model(small("pre_ln"), 3);
+  Encoder<PreLN, double, Cpu> model(small("pre_ln"), 3);
   const TensorI64 pad = TensorI64::from_vector({1, 4}, {0, 0, 0, 1});
   const auto a =
       model.forward(TensorI64::from_vector({1, 4}, {1, 2, 3, 4}), pad).data().to_vector();
@@ -64,10 +64,10 @@ TEST(Encoder, GradcheckOfTheMaskedLMLoss) {
           model.parameters(), opt);
     };
     if (policy == "pre_ln") {
-      Encoder<PreLN, Cpu, double> m(small(policy), 4, InitScheme::fairseq);
+      Encoder<PreLN, double, Cpu> m(small(policy), 4, InitScheme::fairseq);
       check(m);
     } else {
-      Encoder<PostLN, Cpu, double> m(small(policy), 4, InitScheme::fairseq);
+      Encoder<PostLN, double, Cpu> m(small(policy), 4, InitScheme::fairseq);
       check(m);
     }
   }

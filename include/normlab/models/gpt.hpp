@@ -1,12 +1,12 @@
-// normlab/nn/gpt.hpp — GPT: a decoder-only causal language model.
+// normlab/models/gpt.hpp — GPT: a decoder-only causal language model.
 #pragma once
 
 #include <functional>
 #include <optional>
 #include <vector>
 
-#include "normlab/nn/init.hpp"
-#include "normlab/nn/transformer_layer.hpp"
+#include "normlab/models/transformer_layer.hpp"
+#include "normlab/modules/init.hpp"
 #include "normlab/ops/loss.hpp"
 
 namespace normlab {
@@ -34,13 +34,13 @@ void check_config_policy(const char* model, const ModelConfig& cfg) {
 ///
 /// P is `embed_positions.weight` (learned) or fixed sinusoids. Embeddings are
 /// not scaled.
-template <class Policy, class B, FloatingElement T>
-class TransformerStack : public Module<T, B> {
+template <class Policy, FloatingElement Scalar, class Backend>
+class TransformerStack : public Module<Scalar, Backend> {
   static_assert(detail::check_policy<Policy>());
 
  public:
-  using Var = Variable<T, B>;
-  using Layer = TransformerLayer<Policy, B, T>;
+  using Var = Variable<Scalar, Backend>;
+  using Layer = TransformerLayer<Policy, Scalar, Backend>;
   using Norm = typename Layer::Norm;
   using policy_type = Policy;
   /// Called with (i, h_i) for the residual stream entering the first layer
@@ -53,11 +53,11 @@ class TransformerStack : public Module<T, B> {
   /// that must resume exactly).
   Generator& dropout_generator() const { return dropout_gen_; }
 
-  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+  void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
     f("embed_tokens", embed_tokens);
     if (embed_positions) f("embed_positions", *embed_positions);
     for (size_t i = 0; i < layers.size(); ++i) f("layers." + std::to_string(i), layers[i]);
-    if (layer_norm) f("layer_norm", *layer_norm);
+    if (final_norm) f("layer_norm", *final_norm);
   }
 
  protected:
@@ -73,16 +73,16 @@ class TransformerStack : public Module<T, B> {
       embed_positions.emplace(cfg.max_seq_len, cfg.d_model, construction_gen_,
                               ParamKind::position_embedding);
     else
-      sinusoids_ = Var(sinusoidal_positions<T, B>(cfg.max_seq_len, cfg.d_model));
+      sinusoids_ = Var(sinusoidal_positions<Scalar, Backend>(cfg.max_seq_len, cfg.d_model));
     const PolicySpec spec = cfg.policy_spec();  // parsed once for every layer
     layers.reserve(static_cast<size_t>(cfg.n_layers));
     for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, spec, construction_gen_, i);
-    if (cfg.uses_final_norm()) layer_norm.emplace(cfg.d_model, cfg.ln_eps, norm_kind_of(spec));
+    if (cfg.uses_final_norm()) final_norm.emplace(cfg.d_model, cfg.ln_eps, norm_kind_of(spec));
   }
 
   /// tokens (B, T) int64 -> hidden states (B, T, C). Throws when tokens is not
   /// 2-D, T exceeds max_seq_len or a token is not in [0, V).
-  Var hidden_states(const Tensor<int64_t, B>& tokens, bool causal, const Var& key_bias,
+  Var hidden_states(const Tensor<int64_t, Backend>& tokens, bool causal, const Var& key_bias,
                     const LayerObserver& observe) const {
     detail::check(tokens.ndim() == 2, model_, ": tokens must be (B, T), got shape ",
                   tokens.shape());
@@ -101,7 +101,7 @@ class TransformerStack : public Module<T, B> {
       h = layers[i].forward(h, opt);  // (B, T, C)
       if (observe) observe(static_cast<int64_t>(i) + 1, h);
     }
-    if (layer_norm) h = layer_norm->forward(h);
+    if (final_norm) h = final_norm->forward(h);
     return h;
   }
 
@@ -119,10 +119,10 @@ class TransformerStack : public Module<T, B> {
   Generator construction_gen_;  // feeds the constructors; the model's init redraws everything
 
  public:
-  Embedding<T, B> embed_tokens;                    ///< (V, C)
-  std::optional<Embedding<T, B>> embed_positions;  ///< (max_seq_len, C), when learned
+  Embedding<Scalar, Backend> embed_tokens;                    ///< (V, C)
+  std::optional<Embedding<Scalar, Backend>> embed_positions;  ///< (max_seq_len, C), when learned
   std::vector<Layer> layers;
-  std::optional<Norm> layer_norm;  ///< the final norm, when the model has one
+  std::optional<Norm> final_norm;  ///< the final norm (key "layer_norm"), when the model has one
 
  private:
   Var sinusoids_;                  // (max_seq_len, C), when sinusoidal
@@ -135,28 +135,28 @@ class TransformerStack : public Module<T, B> {
 ///   logits = h E^T   // (B, T, V)
 ///
 /// where E is `embed_tokens.weight` when tied, else `output_projection.weight`.
-template <class Policy, class B, FloatingElement T = float>
-class GPT : public TransformerStack<Policy, B, T> {
+template <class Policy, FloatingElement Scalar, class Backend>
+class GPT : public TransformerStack<Policy, Scalar, Backend> {
   static_assert(detail::check_policy<Policy>());
 
  public:
-  using Var = Variable<T, B>;
+  using Var = Variable<Scalar, Backend>;
 
   /// Builds the model `cfg` describes and initializes it by `init` from `seed`.
   /// Contract: cfg validates and names this Policy (throws Error otherwise).
   explicit GPT(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::fairseq)
-      : TransformerStack<Policy, B, T>("GPT", cfg, seed) {
+      : TransformerStack<Policy, Scalar, Backend>("GPT", cfg, seed) {
     if (!cfg.tie_embeddings)
-      output_projection = Var(Tensor<T, B>::zeros({cfg.vocab_size, cfg.d_model}), true);
+      output_projection = Var(Tensor<Scalar, Backend>::zeros({cfg.vocab_size, cfg.d_model}), true);
     initialize(*this, init, cfg.n_layers, seed);
   }
 
-  using typename TransformerStack<Policy, B, T>::LayerObserver;
+  using typename TransformerStack<Policy, Scalar, Backend>::LayerObserver;
 
   /// tokens (B, T) int64 -> logits (B, T, V); `observe`, when set, sees the
   /// residual stream around every layer.
   /// Throws when tokens is not 2-D, T exceeds max_seq_len or a token is not in [0, V).
-  Var forward(const Tensor<int64_t, B>& tokens, const LayerObserver& observe = {}) const {
+  Var forward(const Tensor<int64_t, Backend>& tokens, const LayerObserver& observe = {}) const {
     const Var h = this->hidden_states(tokens, true, Var(), observe);  // (B, T, C)
     const Var& table = output_projection.defined() ? output_projection : this->embed_tokens.weight;
     return matmul(h, table, false, true);  // (B, T, V)
@@ -164,12 +164,12 @@ class GPT : public TransformerStack<Policy, B, T> {
 
   /// Mean next-token cross-entropy of forward(tokens) against targets (B, T);
   /// targets equal to ignore_index do not count.
-  Var loss(const Tensor<int64_t, B>& tokens, const Tensor<int64_t, B>& targets,
+  Var loss(const Tensor<int64_t, Backend>& tokens, const Tensor<int64_t, Backend>& targets,
            int64_t ignore_index = -100) const {
     return cross_entropy(forward(tokens), targets, ignore_index);
   }
 
-  void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+  void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     if (output_projection.defined())
       f("output_projection.weight", output_projection, ParamKind::weight);
   }

@@ -1,10 +1,10 @@
-// normlab/nn/encoder.hpp — Encoder: a bidirectional transformer with a masked-LM head.
+// normlab/models/encoder.hpp — Encoder: a bidirectional transformer with a masked-LM head.
 #pragma once
 
 #include <optional>
 #include <vector>
 
-#include "normlab/nn/gpt.hpp"
+#include "normlab/models/gpt.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -18,29 +18,29 @@ inline namespace v0 {
 ///
 /// E is embed_tokens.weight (the head is always tied). A padding mask (B, T)
 /// with 1 at padding keeps every query from attending to those keys.
-template <class Policy, class B, FloatingElement T = float>
-class Encoder : public TransformerStack<Policy, B, T> {
+template <class Policy, FloatingElement Scalar, class Backend>
+class Encoder : public TransformerStack<Policy, Scalar, Backend> {
  public:
-  using Var = Variable<T, B>;
-  using Norm = typename TransformerStack<Policy, B, T>::Norm;
+  using Var = Variable<Scalar, Backend>;
+  using Norm = typename TransformerStack<Policy, Scalar, Backend>::Norm;
 
   /// The masked-LM head.
-  struct LMHead : Module<T, B> {
+  struct LMHead : Module<Scalar, Backend> {
     LMHead(const ModelConfig& cfg, Generator& gen)
         : dense(cfg.d_model, cfg.d_model, gen),
           layer_norm(cfg.d_model, cfg.ln_eps, norm_kind_of(cfg.policy_spec())),
-          bias(Tensor<T, B>::zeros({cfg.vocab_size}), true),
+          bias(Tensor<Scalar, Backend>::zeros({cfg.vocab_size}), true),
           activation(cfg.activation_kind()) {}
-    void for_each_own_parameter(const typename Module<T, B>::ParameterFn& f) override {
+    void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
       f("bias", bias, ParamKind::bias);
     }
-    void for_each_child(const typename Module<T, B>::ChildFn& f) override {
+    void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
       f("dense", dense);
       f("layer_norm", layer_norm);
     }
-    Linear<T, B> dense;  ///< (C, C)
-    Norm layer_norm;     ///< (C,)
-    Var bias;            ///< (V,)
+    Linear<Scalar, Backend> dense;  ///< (C, C)
+    Norm layer_norm;                ///< (C,)
+    Var bias;                       ///< (V,)
     Activation activation;
   };
 
@@ -48,22 +48,24 @@ class Encoder : public TransformerStack<Policy, B, T> {
   /// tied) and initializes it by `init` from `seed`.
   /// Contract: cfg validates and names this Policy (throws Error otherwise).
   explicit Encoder(const ModelConfig& cfg, uint64_t seed = 0, InitScheme init = InitScheme::fairseq)
-      : TransformerStack<Policy, B, T>("Encoder", cfg, seed),
+      : TransformerStack<Policy, Scalar, Backend>("Encoder", cfg, seed),
         lm_head(cfg, this->construction_gen_) {
     initialize(*this, init, cfg.n_layers, seed);
   }
 
   /// tokens (B, T) int64, optional padding (B, T) int64 (nonzero = padding)
   /// -> logits (B, T, V). Throws on shapes that do not fit the config.
-  Var forward(const Tensor<int64_t, B>& tokens, const Tensor<int64_t, B>& padding = {}) const {
+  Var forward(const Tensor<int64_t, Backend>& tokens,
+              const Tensor<int64_t, Backend>& padding = {}) const {
     Var key_bias;
     if (padding.defined()) {
       detail::check(padding.shape() == tokens.shape(), "Encoder: padding mask of shape ",
                     padding.shape(), " does not match tokens ", tokens.shape());
       // -1e9 rather than -inf: a row of padding only stays finite.
-      std::vector<T> bias;
-      for (int64_t p : padding.to_vector()) bias.push_back(p != 0 ? T(-1e9) : T(0));
-      key_bias = Var(Tensor<T, B>::from_vector({tokens.size(0), 1, 1, tokens.size(1)}, bias));
+      std::vector<Scalar> bias;
+      for (int64_t p : padding.to_vector()) bias.push_back(p != 0 ? Scalar(-1e9) : Scalar(0));
+      key_bias =
+          Var(Tensor<Scalar, Backend>::from_vector({tokens.size(0), 1, 1, tokens.size(1)}, bias));
     }
     const Var h = this->hidden_states(tokens, false, key_bias, {});  // (B, T, C)
     const Var z =
@@ -73,13 +75,13 @@ class Encoder : public TransformerStack<Policy, B, T> {
 
   /// Mean cross-entropy over the positions whose target is not ignore_index
   /// (the masked positions of an MLM batch).
-  Var mlm_loss(const Tensor<int64_t, B>& tokens, const Tensor<int64_t, B>& targets,
-               const Tensor<int64_t, B>& padding = {}, int64_t ignore_index = -100) const {
+  Var mlm_loss(const Tensor<int64_t, Backend>& tokens, const Tensor<int64_t, Backend>& targets,
+               const Tensor<int64_t, Backend>& padding = {}, int64_t ignore_index = -100) const {
     return cross_entropy(forward(tokens, padding), targets, ignore_index);
   }
 
-  void for_each_child(const typename Module<T, B>::ChildFn& f) override {
-    TransformerStack<Policy, B, T>::for_each_child(f);
+  void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {
+    TransformerStack<Policy, Scalar, Backend>::for_each_child(f);
     f("lm_head", lm_head);
   }
 
