@@ -37,10 +37,22 @@
 #endif
 
 #include "common.hpp"
+#include "normlab/backend/cpu/kernel_path.hpp"
 
 namespace nb = normlab_bench;
 
 namespace {
+
+/// The CPU's "model name" from /proc/cpuinfo ("unknown" elsewhere).
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown";
+}
 
 int omp_threads() {
 #ifdef _OPENMP
@@ -259,6 +271,10 @@ int main(int argc, char** argv) {
   const char* wait = std::getenv("OMP_WAIT_POLICY");
   benchmark::AddCustomContext("OMP_WAIT_POLICY", wait ? wait : "(unset)");
   benchmark::AddCustomContext("march", NORMLAB_BENCH_MARCH);  // see bench/CMakeLists.txt
+  // The CPU and the kernels' instruction set (NORMLAB_CPU_KERNELS may lower it):
+  // figures from different machines or paths are never mixed.
+  benchmark::AddCustomContext("cpu_model", cpu_model_name());
+  benchmark::AddCustomContext("cpu_kernels", normlab::cpu::to_string(normlab::cpu::cpu_kernels()));
 #ifdef NORMLAB_BENCH_TORCH
   benchmark::AddCustomContext("peer", nb::peer::version());
 #else

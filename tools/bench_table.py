@@ -64,7 +64,8 @@ def load_run(path):
             ms = statistics.median(r["real_time"] * unit_ms[r.get("time_unit", "ns")] for r in reps)
             counters = {k: statistics.median(r[k] for r in reps if k in r) for k in counter_keys}
         out[name] = {"ms": ms, "counters": counters, "setting": setting, "reps": max(len(reps), 1),
-                     "march": context.get("march", "?")}
+                     "march": context.get("march", "?"), "cpu": context.get("cpu_model", "?"),
+                     "kernels": context.get("cpu_kernels", "?")}
     # The reference sgemm of this run: every entry's %peak is against its own run's peak, since
     # the load of a shared machine changes between runs.
     peak = max((e["counters"].get("GFLOP/s", 0) for n, e in out.items() if n.startswith(PEAK_PREFIX)),
@@ -142,6 +143,9 @@ def main(argv):
         headers.append("OMP_WAIT_POLICY ours / torch")
     reps = sorted({e["reps"] for e in best.values()})
     marches = sorted({e["march"] for e in best.values()})
+    cpus = sorted({e["cpu"] for e in best.values()})
+    kernels = sorted({e["kernels"] for e in best.values()})
+    print(f"CPU: {' / '.join(cpus)}; CPU kernels: {'/'.join(kernels)} (NORMLAB_CPU_KERNELS)")
     print(f"medians of {'/'.join(map(str, reps))} repetitions; best of {len(runs)} run(s) "
           f"({', '.join(settings)}) per benchmark; ratio = ours / libtorch (below 1: normlab faster); "
           f"%peak = GEMM GFLOP/s over the reference sgemm of the same run "

@@ -1,7 +1,9 @@
 // cpu::gemm in float and double: every transpose, edge tiles, strides, alpha
 // and beta, depths past one packed block, and bit-equal results for every
-// thread count. On a CPU with AVX-512F the float products run normlab's
-// packed kernel (backend/cpu/sgemm_avx512.hpp); elsewhere Eigen's.
+// thread count. Float products run the packed kernel of the CPU's best path
+// (backend/cpu/kernel_path.hpp: AVX-512, AVX2 or Eigen's portable one); the
+// CpuKernelPaths tests run the float cases again on every path this CPU
+// has, and hold the two packed kernels bit-equal.
 #include <cmath>
 #include <limits>
 
@@ -225,6 +227,92 @@ TEST(CpuGemm, StridedBatchedFloatMatchesEachProduct) {
         const double got = out[static_cast<size_t>(p * stride_c + i * g.ldc + j)];
         ASSERT_NEAR(got, want, 1e-4) << "member " << p << " C(" << i << ", " << j << ")";
       }
+}
+
+/// Every CPU kernel path this machine runs, lowest first.
+std::vector<cpu::CpuKernels> available_kernel_paths() {
+  std::vector<cpu::CpuKernels> paths;
+  for (const auto k : {cpu::CpuKernels::portable, cpu::CpuKernels::avx2, cpu::CpuKernels::avx512})
+    if (k <= cpu::best_cpu_kernels()) paths.push_back(k);
+  return paths;
+}
+
+/// Sets the CPU kernel path for a scope.
+class KernelPathGuard {
+ public:
+  explicit KernelPathGuard(cpu::CpuKernels k) : before_(cpu::set_cpu_kernels(k)) {}
+  ~KernelPathGuard() { cpu::set_cpu_kernels(before_); }
+  KernelPathGuard(const KernelPathGuard&) = delete;
+  KernelPathGuard& operator=(const KernelPathGuard&) = delete;
+
+ private:
+  cpu::CpuKernels before_;
+};
+
+TEST(CpuKernelPaths, EveryPathMatchesDoubleOnEveryShapeStrideAndBias) {
+  for (const cpu::CpuKernels path : available_kernel_paths()) {
+    const KernelPathGuard guard(path);
+    ASSERT_EQ(cpu::cpu_kernels(), path);
+    SCOPED_TRACE(std::string("path ") + cpu::to_string(path));
+    every_transpose_and_edge_shape<float>(1e-5);
+    for (bool ta : {false, true}) {  // past kSgemmPackedBlocks depth blocks
+      const GemmCase<float> g(ta, false, 14, 40, 4096 + 300, 4);
+      g.expect_matches(g.run(1.0f, 0.5f, g.c), 1.0f, 0.5f, g.c, 1e-5, "deep");
+    }
+    for (bool tb : {false, true}) {  // row strides of whole pages
+      const GemmCase<float> g(false, tb, 37, 3 * cpu::detail::kSgemmNc + 40, 1000, 9, 1024);
+      g.expect_matches(g.run(0.5f, 1.0f, g.c), 0.5f, 1.0f, g.c, 1e-5, "lda 1024");
+    }
+    uint64_t seed = 60;
+    for (const auto& [M, N, K] : kShapes)
+      for (bool ta : {false, true}) {
+        expect_gemm_bias_matches(GemmCase<float>(ta, !ta, M, N, K, seed), 0.5f, seed);
+        ++seed;
+      }
+  }
+}
+
+TEST(CpuKernelPaths, ThePackedKernelsAreBitIdenticalAtEveryThreadCount) {
+  if (cpu::best_cpu_kernels() < cpu::CpuKernels::avx512)
+    GTEST_SKIP() << "needs a CPU with AVX-512F to run both packed kernels (best here: "
+                 << cpu::to_string(cpu::best_cpu_kernels()) << ")";
+  std::vector<std::array<int64_t, 3>> shapes = kShapes;
+  shapes.push_back({301, 262, 600});  // split over threads
+  uint64_t seed = 80;
+  for (const auto& [M, N, K] : shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        const GemmCase<float> g(ta, tb, M, N, K, seed++);
+        std::vector<float> wide, narrow_one, narrow_two;
+        {
+          const KernelPathGuard guard(cpu::CpuKernels::avx512);
+          wide = g.run(0.5f, 1.0f, g.c);
+        }
+        const KernelPathGuard guard(cpu::CpuKernels::avx2);
+        {
+          const ThreadCountGuard threads(1);
+          narrow_one = g.run(0.5f, 1.0f, g.c);
+        }
+        {
+          const ThreadCountGuard threads(2);
+          narrow_two = g.run(0.5f, 1.0f, g.c);
+        }
+        EXPECT_EQ(wide, narrow_one) << case_name(ta, tb, M, N, K) << ": avx512 vs avx2";
+        EXPECT_EQ(narrow_one, narrow_two) << case_name(ta, tb, M, N, K) << ": avx2, 1 vs 2 threads";
+      }
+}
+
+TEST(CpuKernelPaths, TheEnvironmentWordIsCheckedAndLoweredToTheCpu) {
+  EXPECT_EQ(cpu::detail::requested_cpu_kernels("portable"), cpu::CpuKernels::portable);
+  EXPECT_LE(cpu::detail::requested_cpu_kernels("avx512"), cpu::best_cpu_kernels());
+  EXPECT_EQ(cpu::detail::requested_cpu_kernels("avx512"), cpu::best_cpu_kernels());
+  EXPECT_EQ(cpu::detail::requested_cpu_kernels("avx2"),
+            std::min(cpu::CpuKernels::avx2, cpu::best_cpu_kernels()));
+  expect_error([] { (void)cpu::detail::requested_cpu_kernels("AVX2"); },
+               {"NORMLAB_CPU_KERNELS must be avx512, avx2 or portable", "got 'AVX2'"});
+  // Asking for more than the CPU has gives the best it has.
+  const KernelPathGuard guard(cpu::CpuKernels::avx512);
+  EXPECT_EQ(cpu::cpu_kernels(), cpu::best_cpu_kernels());
 }
 
 }  // namespace

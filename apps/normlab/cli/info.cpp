@@ -32,9 +32,13 @@ int info_command(int argc, char** argv) {
   const Flags flags("info", {{"--config", "CONFIG.json  model config"}}, argc, argv, 2);
   if (flags.print_help(
           "usage: normlab info --config CONFIG.json\n"
-          "Prints the config and the parameter count of every selectable policy at its sizes.\n"))
+          "Prints the config and the parameter count of every selectable policy at its sizes,\n"
+          "and the instruction set of the CPU kernels (NORMLAB_CPU_KERNELS lowers it).\n"))
     return 0;
   const nl::ModelConfig cfg = nl::load_config(flags.required("--config"));
+  std::printf("CPU kernels: %s (NORMLAB_CPU_KERNELS=avx512|avx2|portable; this CPU's best: %s)\n\n",
+              nl::cpu::to_string(nl::cpu::cpu_kernels()),
+              nl::cpu::to_string(nl::cpu::best_cpu_kernels()));
   std::printf("%s\n\n", nl::json::dump(nl::config_to_json(cfg)).c_str());
   struct Row {
     std::string policy;

@@ -21,7 +21,9 @@
 #include <type_traits>
 
 #include "normlab/backend/cpu/cpu.hpp"
+#include "normlab/backend/cpu/kernel_path.hpp"
 #include "normlab/backend/cpu/layout.hpp"
+#include "normlab/backend/cpu/sgemm_avx2.hpp"
 #include "normlab/backend/cpu/sgemm_avx512.hpp"
 
 namespace normlab {
@@ -72,41 +74,41 @@ void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t M, int64_t N, int64
 /// Products with fewer multiply-adds than this run on one thread.
 inline constexpr int64_t kGemmParallelWork = int64_t{1} << 24;
 
-/// Whether float products run normlab's AVX-512 kernel (sgemm_avx512.hpp)
-/// rather than Eigen's: built for x86-64 with GCC or Clang, and this CPU
-/// has AVX-512F.
+/// Whether float products run normlab's AVX-512 kernel (sgemm_avx512.hpp):
+/// cpu_kernels() is avx512 (kernel_path.hpp).
 inline bool sgemm_uses_avx512_kernel() {
-#ifdef NORMLAB_AVX512_GEMM
-  return detail::cpu_has_avx512f();
-#else
-  return false;
-#endif
+  return cpu_kernels() == CpuKernels::avx512;
 }
 
 namespace detail {
 /// Runs C = alpha op(A) op(B) + beta C (+ bias, when not null) on normlab's
-/// AVX-512 kernel when it applies (float, K > 0, the CPU has AVX-512F),
-/// threaded for products of at least kGemmParallelWork multiply-adds.
-/// Returns whether it ran; false leaves C untouched.
+/// packed kernel of the path cpu_kernels() names (float, K > 0, path avx512
+/// or avx2), threaded for products of at least kGemmParallelWork
+/// multiply-adds. Returns whether it ran; false leaves C untouched.
 template <class Scalar>
-bool gemm_on_avx512_kernel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+bool gemm_on_packed_kernel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                            Scalar alpha, const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb,
                            Scalar beta, Scalar* C, int64_t ldc, const Scalar* bias) {
-#ifdef NORMLAB_AVX512_GEMM
   if constexpr (std::is_same_v<Scalar, float>) {
-    if (K > 0 && cpu_has_avx512f()) {
-      const int threads = thread_count();
-      const bool parallel = threads > 1 && M * N * K >= kGemmParallelWork;
-      SgemmArgs args{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
-      args.bias = bias;
-      sgemm_avx512(args, parallel ? threads : 1);
+#ifdef NORMLAB_X86_KERNELS
+    const CpuKernels path = K > 0 ? cpu_kernels() : CpuKernels::portable;
+    if (path == CpuKernels::portable) return false;
+    const int threads = thread_count();
+    const int use = threads > 1 && M * N * K >= kGemmParallelWork ? threads : 1;
+    SgemmArgs args{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
+    args.bias = bias;
+#ifdef NORMLAB_AVX512_GEMM
+    if (path == CpuKernels::avx512) {
+      sgemm_avx512(args, use);
       return true;
     }
+#endif
+    sgemm_avx2(args, use);
+    return true;
+#endif
   }
-#else
   (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
   (void)B, (void)ldb, (void)beta, (void)C, (void)ldc, (void)bias;
-#endif
   return false;
 }
 }  // namespace detail
@@ -116,10 +118,10 @@ bool gemm_on_avx512_kernel(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 /// Requires: A holds (M, K) with row stride lda >= K, or (K, M) with lda >= M
 /// when trans_a; likewise B; ldc >= N. With beta == 0, C is only written
 /// (it may hold garbage or NaN before).
-/// Ensures: float products on a CPU with AVX-512F run the packed kernel of
-/// sgemm_avx512.hpp, its row blocks spread over the OpenMP threads. Other
-/// products are Eigen's: large ones split C's rows into blocks, about four
-/// per thread, which the threads take in turn (schedule dynamic): on a
+/// Ensures: float products run the packed kernel of the path cpu_kernels()
+/// names (sgemm_avx512.hpp, sgemm_avx2.hpp), its row blocks spread over the
+/// OpenMP threads. Other products (double, the portable path) are Eigen's: large ones split C's
+/// rows into blocks, about four per thread, which the threads take in turn (schedule dynamic): on a
 /// machine shared with other processes, a thread the OS deschedules does not
 /// hold the others up at the barrier. Each block is one Eigen product on its
 /// thread; Eigen's depth blocking depends on K alone. Either way every
@@ -130,7 +132,7 @@ void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Scal
           const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb, Scalar beta, Scalar* C,
           int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (detail::gemm_on_avx512_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+  if (detail::gemm_on_packed_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
                                     static_cast<const Scalar*>(nullptr)))
     return;
   const int threads = thread_count();
@@ -157,7 +159,7 @@ void gemm(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Scal
 ///
 /// Requires: the operands as for gemm; bias holds N values. C is only
 /// written (it may hold garbage or NaN before).
-/// Ensures: the float products of the AVX-512 kernel add the bias in the
+/// Ensures: the float products of the packed kernels add the bias in the
 /// epilogue of the first depth block, so C is written once and never read;
 /// elsewhere C is filled with the bias and gemm adds the product (beta 1).
 /// Each element equals alpha * (the product's sum) + bias, rounded as in
@@ -167,7 +169,7 @@ void gemm_bias(Cpu, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                const Scalar* A, int64_t lda, const Scalar* B, int64_t ldb, const Scalar* bias,
                Scalar* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (detail::gemm_on_avx512_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, Scalar(0), C,
+  if (detail::gemm_on_packed_kernel(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, Scalar(0), C,
                                     ldc, bias))
     return;
   copy_rows(Cpu{}, C, ldc, bias, int64_t{0}, M, N, false);  // every row of C starts as the bias

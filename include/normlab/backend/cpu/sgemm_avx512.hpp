@@ -36,7 +36,8 @@
 //
 // The kernel is compiled with a target attribute, so that it is available
 // without -mavx512f (the library stays usable on any x86-64 build) and runs
-// only where the CPU reports AVX-512F; elsewhere gemm falls back to Eigen.
+// only where the CPU reports AVX-512F (kernel_path.hpp); elsewhere gemm runs
+// the AVX2 kernel of sgemm_avx2.hpp, which gives the same bits, or Eigen.
 // Define NORMLAB_NO_AVX512_GEMM to leave it out. CUDA translation units
 // (nvcc's front end does not take GCC's loop pragmas) leave it out too: a
 // program that mixes them with C++ ones gets either GEMM for the CPU's float
@@ -127,6 +128,71 @@ struct SgemmArgs {
 
   int64_t padded_n() const { return (N + kSgemmNr - 1) / kSgemmNr * kSgemmNr; }
 };
+
+/// C's rows in tasks of whole micro-tiles of `mr` rows: the fewest tasks of at
+/// most `task_tiles` tiles whose number is a multiple of the thread count,
+/// the tiles dealt out evenly (task t takes tiles [t P / T, (t + 1) P / T) of
+/// P), so that the threads finish within one tile of each other. (Tasks of a
+/// fixed size left one thread 6-12% more rows than the other at M 2048 and 384.)
+struct SgemmRowTasks {
+  int64_t mr, tiles, tasks;
+  int64_t most_rows() const { return (tiles + tasks - 1) / tasks * mr; }
+  int64_t first_row(int64_t task) const { return task * tiles / tasks * mr; }
+};
+inline SgemmRowTasks sgemm_row_tasks(int64_t M, int64_t mr, int64_t task_tiles, int threads) {
+  const int64_t tiles = (M + mr - 1) / mr;
+  const int64_t per_round = int64_t{threads} * task_tiles;
+  return {mr, tiles, (tiles + per_round - 1) / per_round * threads};
+}
+
+/// The loops both packed kernels share, for micro-tiles of mr x nr: B packed
+/// kSgemmPackedBlocks depth blocks at a time (pack_panel(k, kc, panel, dst)
+/// writes depths [k, k + kc) of column panel `panel` as (kc, nr) at dst),
+/// shared by the threads; then C's rows in tasks of at most task_tiles tiles
+/// (sgemm_row_tasks), rows(packed_b, padded_n, depth, k0, ks, i0, i1,
+/// packed_a) computing rows [i0, i1) over depths [k0, k0 + ks), each thread
+/// with its own buffer for packed A (null without pack_a). On one thread no
+/// OpenMP call is made at all (attention's small products are many).
+template <class PackPanel, class Rows>
+void sgemm_packed_passes(const SgemmArgs& g, int threads, int64_t mr, int64_t nr,
+                         int64_t task_tiles, bool pack_a, const PackPanel& pack_panel,
+                         const Rows& rows) {
+  const int64_t padded_n = (g.N + nr - 1) / nr * nr, b_panels = padded_n / nr;
+  const SgemmRowTasks row_tasks = sgemm_row_tasks(g.M, mr, task_tiles, threads);
+  const int use = threads > 1 && row_tasks.tiles > 1 ? threads : 1;
+  const int64_t depth = sgemm_depth_block(g.K), packed_depth = kSgemmPackedBlocks * depth;
+  float* packed_b = thread_b_pack_buffer().get(std::min(g.K, packed_depth) * padded_n);
+  const int64_t a_floats = pack_a ? row_tasks.most_rows() * depth : 0;
+  auto a_buffer = [&] { return a_floats > 0 ? thread_a_pack_buffer().get(a_floats) : nullptr; };
+  for (int64_t k0 = 0; k0 < g.K; k0 += packed_depth) {
+    const int64_t ks = std::min(packed_depth, g.K - k0);
+    const int64_t b_tasks = (ks + depth - 1) / depth * b_panels;
+    auto pack_b = [&](int64_t task) {  // one (depth block, column panel) of B
+      const int64_t kb = task / b_panels * depth, panel = task % b_panels;
+      const int64_t kc = std::min(depth, ks - kb);
+      pack_panel(k0 + kb, kc, panel, packed_b + kb * padded_n + panel * kc * nr);
+    };
+    auto rows_of_c = [&](int64_t task, float* packed_a) {
+      const int64_t i0 = row_tasks.first_row(task);
+      const int64_t i1 = std::min(g.M, row_tasks.first_row(task + 1));
+      if (i0 < i1) rows(packed_b, padded_n, depth, k0, ks, i0, i1, packed_a);
+    };
+    if (use == 1) {
+      float* packed_a = a_buffer();
+      for (int64_t task = 0; task < b_tasks; ++task) pack_b(task);
+      for (int64_t task = 0; task < row_tasks.tasks; ++task) rows_of_c(task, packed_a);
+      continue;
+    }
+#pragma omp parallel num_threads(use)
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t task = 0; task < b_tasks; ++task) pack_b(task);
+      float* packed_a = a_buffer();
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t task = 0; task < row_tasks.tasks; ++task) rows_of_c(task, packed_a);
+    }
+  }
+}
 
 #ifdef NORMLAB_AVX512_GEMM
 
@@ -418,54 +484,16 @@ inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth,
 /// Requires: cpu_has_avx512f(); M, N, K > 0; the argument contract of gemm.
 /// Ensures: bit-identical results for every thread count.
 inline void sgemm_avx512(const SgemmArgs& g, int threads) {
-  const int64_t padded_n = g.padded_n();
-  const int64_t b_panels = padded_n / kSgemmNr;
-  // C's rows in tasks of whole micro-tiles: the fewest tasks of at most 16
-  // tiles (192 rows: an A block of at most 384 KiB, in L2 beside Backend's
-  // panels) whose number is a multiple of the thread count, with the tiles
-  // dealt out evenly (task t takes tiles [t P / T, (t + 1) P / T) of P), so
-  // that the threads finish within one tile of each other. (Tasks of a fixed
-  // 192 rows left one thread 6-12% more rows than the other at M 2048 and 384.)
-  const int64_t tiles = (g.M + kSgemmMr - 1) / kSgemmMr;
-  const int64_t per_round = int64_t{threads} * kSgemmTaskTiles;
-  const int64_t tasks = (tiles + per_round - 1) / per_round * threads;
-  const int64_t task_rows = (tiles + tasks - 1) / tasks * kSgemmMr;  // the most rows of a task
-  const bool parallel = threads > 1 && tiles > 1;
-  const int64_t depth = sgemm_depth_block(g.K), packed_depth = kSgemmPackedBlocks * depth;
-  float* packed_b = thread_b_pack_buffer().get(std::min(g.K, packed_depth) * padded_n);
-  // This thread's buffer for packed A blocks; none when A is read in place.
-  const bool a_in_place = sgemm_reads_a_in_place(g);
-  auto a_buffer = [&] {
-    return a_in_place ? nullptr : thread_a_pack_buffer().get(task_rows * depth);
-  };
-  for (int64_t k0 = 0; k0 < g.K; k0 += packed_depth) {
-    const int64_t ks = std::min(packed_depth, g.K - k0);
-    const int64_t b_tasks = (ks + depth - 1) / depth * b_panels;
-    auto pack_b = [&](int64_t task) {  // one (depth block, column panel) of B
-      const int64_t kb = task / b_panels * depth, panel = task % b_panels;
-      const int64_t kc = std::min(depth, ks - kb);
-      sgemm_pack_b_panel(g, k0 + kb, kc, panel, packed_b + kb * padded_n + panel * kc * kSgemmNr);
-    };
-    auto rows_of_c = [&](int64_t task, float* packed_a) {
-      const int64_t i0 = task * tiles / tasks * kSgemmMr;
-      const int64_t i1 = std::min(g.M, (task + 1) * tiles / tasks * kSgemmMr);
-      if (i0 < i1) sgemm_rows(g, packed_b, depth, k0, ks, i0, i1, packed_a);
-    };
-    if (!parallel) {  // no OpenMP calls at all: small products (attention's) are many
-      float* packed_a = a_buffer();
-      for (int64_t task = 0; task < b_tasks; ++task) pack_b(task);
-      for (int64_t task = 0; task < tasks; ++task) rows_of_c(task, packed_a);
-      continue;
-    }
-#pragma omp parallel num_threads(threads)
-    {
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t task = 0; task < b_tasks; ++task) pack_b(task);
-      float* packed_a = a_buffer();
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t task = 0; task < tasks; ++task) rows_of_c(task, packed_a);
-    }
-  }
+  // Tasks of at most 16 tiles (192 rows: an A block of at most 384 KiB, in
+  // L2 beside B's panels); no A buffers when A is read in place.
+  sgemm_packed_passes(
+      g, threads, kSgemmMr, kSgemmNr, kSgemmTaskTiles, !sgemm_reads_a_in_place(g),
+      [&](int64_t k, int64_t kc, int64_t panel, float* dst) {
+        sgemm_pack_b_panel(g, k, kc, panel, dst);
+      },
+      [&](const float* packed_b, int64_t, int64_t depth, int64_t k0, int64_t ks, int64_t i0,
+          int64_t i1,
+          float* packed_a) { sgemm_rows(g, packed_b, depth, k0, ks, i0, i1, packed_a); });
 }
 
 #endif  // NORMLAB_AVX512_GEMM

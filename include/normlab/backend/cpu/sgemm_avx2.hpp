@@ -1,0 +1,183 @@
+// normlab/backend/cpu/sgemm_avx2.hpp — a packed single-precision GEMM for
+// x86-64 CPUs with AVX2 and FMA, chosen at run time (kernel_path.hpp).
+//
+// The AVX-512 kernel's framework (sgemm_avx512.hpp) for 16 ymm registers:
+// a 6 x 16 micro-tile of C in 12 accumulators, two of packed B and one
+// broadcast of A (the BLIS haswell tile).
+//
+//   C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C
+//
+//   depth blocks: sgemm_depth_block(K), the AVX-512 kernel's;
+//   packed B: per depth block, panels of 16 columns, each (kc, 16) row-major
+//             (a row is two ymm vectors), columns past N zero; packed once per
+//             product (up to kSgemmPackedBlocks blocks at a time), shared by
+//             the threads;
+//   packed A: per depth block and task, panels of 6 rows, each (kc, 6), rows
+//             past M zero;
+//   loops:    for each depth block, for each chunk of kSgemmNc columns (its
+//             packed B, at most 512 KiB, in L2), for each A panel of the
+//             task (in L1), for each B panel of the chunk: the micro-kernel.
+//
+// Every element of C is summed as in the AVX-512 kernel — acc = 0, then one
+// FMA per depth in order, then C = alpha * acc (+ beta * C by one FMA) (+ bias)
+// per depth block, blocks in order — so the two kernels give bit-identical
+// products, for any thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "normlab/backend/cpu/kernel_path.hpp"
+#include "normlab/backend/cpu/sgemm_avx512.hpp"
+
+#ifdef NORMLAB_X86_KERNELS
+#include <immintrin.h>
+#endif
+
+namespace normlab {
+inline namespace v0 {
+namespace cpu::detail {
+
+#ifdef NORMLAB_X86_KERNELS
+
+inline constexpr int64_t kSgemm2Mr = 6;   // rows of a micro-tile (broadcast from A)
+inline constexpr int64_t kSgemm2Nr = 16;  // columns of a micro-tile (two vectors of packed B)
+
+/// C tile (rows <= 6, width <= 16) = alpha * a (kc, 6) b (kc, 16) (+ beta *
+/// C tile) (+ bias, the tile's 16 columns of it, when not null); with read_c
+/// false, C is only written. Full tiles are stored directly; edge tiles
+/// through a local tile, so no element outside C is touched.
+__attribute__((target("avx2,fma"), noinline)) inline void sgemm_micro_kernel_6x16(
+    int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows, int64_t width,
+    float alpha, float beta, bool read_c, const float* bias) {
+  __m256 acc[kSgemm2Mr][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < kSgemm2Mr; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b + k * kSgemm2Nr);
+    const __m256 b1 = _mm256_load_ps(b + k * kSgemm2Nr + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < kSgemm2Mr; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + k * kSgemm2Mr + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  const bool full = rows == kSgemm2Mr && width == kSgemm2Nr;
+  alignas(32) float edge[kSgemm2Mr * kSgemm2Nr];  // the edge tile, row stride 16
+  float* out = full ? c : edge;
+  const int64_t ld = full ? ldc : kSgemm2Nr;
+  if (!full && read_c)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < width; ++j) edge[i * kSgemm2Nr + j] = c[i * ldc + j];
+  alignas(32) float bias_tile[kSgemm2Nr] = {};
+  if (bias) std::copy(bias, bias + width, bias_tile);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const __m256 bias0 = _mm256_load_ps(bias_tile), bias1 = _mm256_load_ps(bias_tile + 8);
+#pragma GCC unroll 6
+  for (int i = 0; i < kSgemm2Mr; ++i) {
+    if (i >= rows) break;
+    float* row = out + i * ld;
+    __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
+    if (read_c) {
+      r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row), r0);
+      r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8), r1);
+    }
+    if (bias) {
+      r0 = _mm256_add_ps(r0, bias0);
+      r1 = _mm256_add_ps(r1, bias1);
+    }
+    _mm256_storeu_ps(row, r0);
+    _mm256_storeu_ps(row + 8, r1);
+  }
+  if (!full)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < width; ++j) c[i * ldc + j] = edge[i * kSgemm2Nr + j];
+}
+
+/// Packs depths [k0, k0 + kc) of op(B)'s column panel `panel` (16 wide) into
+/// dst (kc, 16); columns past N are zeros.
+inline void sgemm2_pack_b_panel(const SgemmArgs& g, int64_t k0, int64_t kc, int64_t panel,
+                                float* dst) {
+  const int64_t j0 = panel * kSgemm2Nr, width = std::min(kSgemm2Nr, g.N - j0);
+  for (int64_t k = 0; k < kc; ++k) {
+    float* d = dst + k * kSgemm2Nr;
+    if (!g.trans_b) {  // row k of the panel is contiguous in B (K, N)
+      const float* row = g.B + (k0 + k) * g.ldb + j0;
+      for (int64_t j = 0; j < width; ++j) d[j] = row[j];
+    } else {  // B stored (N, K)
+      for (int64_t j = 0; j < width; ++j) d[j] = g.B[(j0 + j) * g.ldb + k0 + k];
+    }
+    for (int64_t j = width; j < kSgemm2Nr; ++j) d[j] = 0.0f;
+  }
+}
+
+/// Packs rows [i0, i0 + 6) and depths [k0, k0 + kc) of op(A) into dst
+/// (kc, 6); rows past M are zeros.
+inline void sgemm2_pack_a_panel(const SgemmArgs& g, int64_t i0, int64_t k0, int64_t kc,
+                                float* dst) {
+  const int64_t height = std::min(kSgemm2Mr, g.M - i0);
+  for (int64_t i = 0; i < kSgemm2Mr; ++i) {
+    if (i >= height) {
+      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemm2Mr + i] = 0.0f;
+      continue;
+    }
+    if (g.trans_a) {  // A stored (K, M)
+      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemm2Mr + i] = g.A[(k0 + k) * g.lda + i0 + i];
+    } else {  // A stored (M, K): row i0 + i's depths are contiguous
+      const float* row = g.A + (i0 + i) * g.lda + k0;
+      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemm2Mr + i] = row[k];
+    }
+  }
+}
+
+/// Rows [i0, i1) of C over the depths [k0, k0 + ks) whose B is packed in
+/// packed_b (depth blocks of `depth`), packing A into packed_a.
+inline void sgemm2_rows(const SgemmArgs& g, const float* packed_b, int64_t padded_n, int64_t depth,
+                        int64_t k0, int64_t ks, int64_t i0, int64_t i1, float* packed_a) {
+  const int64_t a_panels = (i1 - i0 + kSgemm2Mr - 1) / kSgemm2Mr;
+  for (int64_t kb = 0; kb < ks; kb += depth) {
+    const int64_t kc = std::min(depth, ks - kb);
+    for (int64_t p = 0; p < a_panels; ++p)
+      sgemm2_pack_a_panel(g, i0 + p * kSgemm2Mr, k0 + kb, kc, packed_a + p * kc * kSgemm2Mr);
+    const float* block_b = packed_b + kb * padded_n;  // this depth block's panels
+    const bool first = k0 + kb == 0;
+    const float beta = first ? g.beta : 1.0f;
+    const bool read_c = !(first && g.beta == 0.0f);
+    const float* bias = first ? g.bias : nullptr;
+    for (int64_t j0 = 0; j0 < g.N; j0 += kSgemmNc) {
+      const int64_t j1 = std::min(g.N, j0 + kSgemmNc);
+      for (int64_t p = 0; p < a_panels; ++p) {
+        const int64_t row = i0 + p * kSgemm2Mr, rows = std::min(kSgemm2Mr, i1 - row);
+        for (int64_t j = j0; j < j1; j += kSgemm2Nr)
+          sgemm_micro_kernel_6x16(kc, packed_a + p * kc * kSgemm2Mr, block_b + j * kc,
+                                  g.C + row * g.ldc + j, g.ldc, rows, std::min(kSgemm2Nr, g.N - j),
+                                  g.alpha, beta, read_c, bias ? bias + j : nullptr);
+      }
+    }
+  }
+}
+
+/// C = alpha * op(A) op(B) + beta * C (+ bias) with the AVX2 kernel, on up to
+/// `threads` OpenMP threads, C's rows split as in sgemm_avx512.
+///
+/// Requires: the CPU has AVX2 and FMA; M, N, K > 0; the argument contract of gemm.
+/// Ensures: bit-identical results for every thread count, and to sgemm_avx512's.
+inline void sgemm_avx2(const SgemmArgs& g, int threads) {
+  // Tasks of at most 32 tiles of 6 rows (an A block of at most 384 KiB).
+  sgemm_packed_passes(
+      g, threads, kSgemm2Mr, kSgemm2Nr, 2 * kSgemmTaskTiles, true,
+      [&](int64_t k, int64_t kc, int64_t panel, float* dst) {
+        sgemm2_pack_b_panel(g, k, kc, panel, dst);
+      },
+      [&](const float* packed_b, int64_t padded_n, int64_t depth, int64_t k0, int64_t ks,
+          int64_t i0, int64_t i1, float* packed_a) {
+        sgemm2_rows(g, packed_b, padded_n, depth, k0, ks, i0, i1, packed_a);
+      });
+}
+
+#endif  // NORMLAB_X86_KERNELS
+
+}  // namespace cpu::detail
+}  // namespace v0
+}  // namespace normlab
