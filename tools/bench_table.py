@@ -14,8 +14,8 @@ Benchmarks pair by name: normlab/<what>/<variant>/<shape> with
 torch/<what>/<variant>/<shape>. Printed: the median time of each side, the
 ratio ours / libtorch (below 1: normlab is faster), each side's GEMM rate as a
 fraction of the better of normlab/sgemm/peak/* and normlab/sgemm/peak_end/* (one
-large sgemm by normlab's cpu::gemm in the same binary, run first and last: its
-AVX-512 kernel where the CPU has one, Eigen's otherwise),
+large sgemm by normlab's cpu::gemm in the same binary, run first and last: the
+packed kernel of the path NORMLAB_CPU_KERNELS or the CPU chose, printed above the table),
 normlab's heap allocations per iteration, then the performance targets with the
 measured numbers and whether each holds.
 """

@@ -10,6 +10,9 @@
 //   portable  Eigen's GEMM, at the instruction set the program was compiled
 //             for; double products always take it
 //
+// The path chooses the GEMM kernel only: the other CPU kernels (softmax,
+// norms, GELU, AdamW, ...) are compiled for the program's target (-march).
+//
 // The two packed kernels sum every element of C in the same order (depth
 // blocks of sgemm_depth_block(K), each in depth order, one FMA per product,
 // the same epilogue), so avx512 and avx2 give bit-identical products;
