@@ -199,6 +199,14 @@ inline nl::InitScheme init_scheme(const std::string& command, const std::string&
                    name + "'");
 }
 
+/// The feed-forward width a model width implies when --d-ff is not given:
+/// 4 C, the papers' ratio; an error naming `command` when 4 C overflows.
+inline int64_t default_d_ff(const std::string& command, int64_t d_model) {
+  nl::detail::check(d_model <= INT64_MAX / 4, "normlab ", command, ": --d-model ", d_model,
+                    " is too large (its default d_ff, 4 C, overflows)");
+  return 4 * d_model;
+}
+
 /// Writes `text` to `path` atomically and durably (io::write_file_atomically);
 /// the error names the command, the file and the OS reason.
 inline void write_text(const std::string& command, const std::filesystem::path& path,

@@ -78,7 +78,7 @@ int compare_command(int argc, char** argv) {
        {"--layers",
         "N          number of layers (default " + std::to_string(d.model.n_layers) + ")"},
        {"--heads", "H           attention heads (default " + std::to_string(d.model.n_heads) + ")"},
-       {"--d-ff", "N            feed-forward width (default " + std::to_string(d.model.d_ff) + ")"},
+       {"--d-ff", "N            feed-forward width (default 4 C)"},
        {"--seq-len", "T         tokens per window (default " + std::to_string(d.seq_len) + ")"},
        {"--batch-size", "B      windows per batch (default " + std::to_string(d.batch_size) + ")"},
        {"--eval-every",
@@ -125,6 +125,7 @@ int compare_command(int argc, char** argv) {
   int_flag("--d-model", o.model.d_model);
   int_flag("--layers", o.model.n_layers);
   int_flag("--heads", o.model.n_heads);
+  o.model.d_ff = default_d_ff("compare", o.model.d_model);  // 4 C, unless --d-ff says
   int_flag("--d-ff", o.model.d_ff);
   int_flag("--seq-len", o.seq_len);
   int_flag("--batch-size", o.batch_size);

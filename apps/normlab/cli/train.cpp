@@ -509,11 +509,7 @@ int train_command(int argc, char** argv) {
     int_flag("--layers", run.model.n_layers);
     int_flag("--d-model", run.model.d_model);
     int_flag("--heads", run.model.n_heads);
-    if (!flags.given("--config")) {
-      nl::detail::check(run.model.d_model <= INT64_MAX / 4, "normlab train: --d-model ",
-                        run.model.d_model, " is too large (its default d_ff, 4 C, overflows)");
-      run.model.d_ff = 4 * run.model.d_model;
-    }
+    if (!flags.given("--config")) run.model.d_ff = default_d_ff("train", run.model.d_model);
     int_flag("--d-ff", run.model.d_ff);
     int_flag("--seq-len", run.seq_len);
     int_flag("--batch-size", run.batch_size);
