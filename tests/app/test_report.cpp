@@ -1,5 +1,6 @@
-// report.html of `normlab compare`: charts, tables, findings, escaping, gaps,
-// absent sections, determinism, axis ticks.
+// report.html of `normlab compare` (results.json schema 2): the table of
+// contents, the placements, one chart per experiment, bits per byte, theory
+// lines, failed runs, escaping, gaps, absent sections, determinism, axis ticks.
 #include "report/compare_report.hpp"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,123 +39,480 @@ std::string svg_text(const std::string& html) {
   return out;
 }
 
-/// A small run: three policies, three layers, four steps; nulls where a loss diverged.
-json::Value small_results() {
-  return json::parse(R"json({
-    "title": "normlab compare",
-    "summary": "Three policies, one seed, four steps.",
-    "config": {"d_model": 64, "n_layers": 3, "policy": "pre_ln", "ln_eps": 1e-05},
-    "run": {"corpus": "toy", "steps": 4, "seeds": [1], "batch_size": 8, "seq_len": 64},
-    "policies": ["post_ln", "pre_ln", "normformer"],
-    "grad_norms_at_init": {
-      "post_ln": {"self_attn.out_proj": [0.1, 0.2, 0.3], "fc2": [0.01, 0.1, 2.0]},
-      "pre_ln": {"self_attn.out_proj": [0.2, 0.2, 0.2], "fc2": [0.3, 0.3, 0.31]},
-      "normformer": {"self_attn.out_proj": [0.2, 0.2, 0.2], "fc2": [0.3, null, 0.3],
-                     "attn_ln": [0.05, 0.04, 0.03]}
-    },
-    "grad_norms_training": [
-      {"step": 2, "moment": "end of warm-up",
-       "norms": {"pre_ln": {"fc2": [0.6, 0.4, 0.2]}, "normformer": {"fc2": [0.3, 0.3, 0.3]}}},
-      {"step": 4, "moment": "end of training",
-       "norms": {"pre_ln": {"fc2": [0.5, 0.4, 0.3]}, "normformer": {"fc1": [0.3, 0.3, 0.3]}}}
-    ],
-    "training": {
-      "post_ln": {"step": [1, 2, 3, 4], "train_loss": [5.5, 5.0, 4.6, 4.4],
-                  "val_step": [2, 4], "val_loss": [5.1, 4.5], "lr": [1e-4, 2e-4, 3e-4, 4e-4]},
-      "pre_ln": {"step": [1, 2, 3, 4], "train_loss": [5.5, 4.9, 4.5, 4.3],
-                 "val_step": [2, 4], "val_loss": [5.0, 4.4], "lr": [1e-4, 2e-4, 3e-4, 4e-4]},
-      "normformer": {"step": [1, 2, 3, 4], "train_loss": [5.5, 4.8, 4.4, 4.2],
-                     "val_step": [2, 4], "val_loss": [4.9, 4.3], "lr": [1e-4, 2e-4, 3e-4, 4e-4]}
-    },
-    "no_warmup": {
-      "post_ln": {"step": [1, 2, 3, 4], "train_loss": [5.5, 40.0, null, null],
-                  "val_step": [2, 4], "val_loss": [30.0, null]},
-      "pre_ln": {"step": [1, 2, 3, 4], "train_loss": [5.5, 5.0, 4.7, 4.5],
-                 "val_step": [2, 4], "val_loss": [5.1, 4.6]}
-    },
-    "lr_stress": {
-      "post_ln": {"step": [1, 2, 3], "lr": [1e-4, 2e-4, 4e-4], "loss": [5.5, 5.2, 1e6],
-                  "survived": 2},
-      "pre_ln": {"step": [1, 2, 3, 4], "lr": [1e-4, 2e-4, 4e-4, 8e-4],
-                 "loss": [5.5, 5.1, 4.9, null], "survived": 3},
-      "normformer": {"step": [1, 2, 3, 4], "lr": [1e-4, 2e-4, 4e-4, 8e-4],
-                     "loss": [5.5, 5.0, 4.8, 4.7], "survived": 4, "censored": true}
-    },
-    "table": {"columns": ["policy", "parameters", "val loss (warm-up)"],
-              "rows": [["post_ln", "101250", "4.5000"], ["pre_ln", "101378", "nan"],
-                       ["normformer", "102346", "4.3000"]]},
-    "findings": [
-      {"claim": "Post-LN fc2 gradients grow toward the last layer", "shows": true,
-       "detail": "ratio 200 against 1.03"},
-      {"claim": "NormFormer ends lower than Pre-LN", "shows": false, "detail": "4.4 vs 4.3"},
-      {"claim": "NormFormer survives more LR-stress steps", "shows": null,
-       "detail": "too close to call"}
-    ]
-  })json");
+/// The element <tag ... id="id"> up to its first closing tag.
+std::string element(const std::string& html, const std::string& tag, const std::string& id) {
+  const size_t attribute = html.find(" id=\"" + id + "\"");
+  if (attribute == std::string::npos) return "";
+  const size_t at = html.rfind("<" + tag, attribute);
+  if (at == std::string::npos) return "";
+  return html.substr(at, html.find("</" + tag + ">", at) + tag.size() + 3 - at);
 }
 
-TEST(Report, OneChartPerGroupAndExperimentWithTablesAndFindings) {
-  const std::string html = render_compare_report(small_results());
-  // Three parameter groups + two moments of training + training + no_warmup + lr_stress.
-  EXPECT_EQ(count(html, "<svg"), 8u);
-  EXPECT_EQ(count(html, "</svg>"), 8u);
-  // During training: fc2 per moment, after the profiles at init.
-  const size_t early = html.find("Gradient norm of fc2 per layer, after 2 steps (end of warm-up)");
-  const size_t late = html.find("Gradient norm of fc2 per layer, after 4 steps (end of training)");
-  ASSERT_NE(early, std::string::npos);
-  ASSERT_NE(late, std::string::npos);
-  EXPECT_LT(html.find("Gradient norm of attn_ln per layer"), early);
-  EXPECT_LT(early, late);
+/// The values of every attribute `name="..."` in `html`.
+std::vector<std::string> attributes(const std::string& html, const std::string& name) {
+  std::vector<std::string> out;
+  const std::string key = " " + name + "=\"";
+  for (size_t at = html.find(key); at != std::string::npos; at = html.find(key, at + 1)) {
+    const size_t from = at + key.size();
+    out.push_back(html.substr(from, html.find('"', from) - from));
+  }
+  return out;
+}
+
+const double ln2 = std::log(2.0);
+
+json::Array numbers(const std::vector<double>& v) {
+  json::Array a;
+  for (double x : v) {  // if/else, not ?:, which trips GCC 12's -Wmaybe-uninitialized at -O3
+    if (std::isfinite(x))
+      a.emplace_back(x);
+    else
+      a.emplace_back();
+  }
+  return a;
+}
+
+/// A training run of `steps` steps whose loss decays from ln 256 toward `end`
+/// (nats); a diverged run's loss turns null after `diverge_at`.
+json::Value training_run(const std::string& policy, double lr, int64_t warmup, int64_t seed,
+                         const std::string& outcome, double end, int64_t steps,
+                         int64_t diverge_at = 0) {
+  json::Array step, train, lrs, val_step, val;
+  for (int64_t s = 1; s <= steps; ++s) {
+    const double sd = static_cast<double>(s);
+    const bool gone = diverge_at > 0 && s > diverge_at;
+    step.emplace_back(s);
+    lrs.emplace_back(lr);
+    train.push_back(gone ? json::Value()
+                         : json::Value(end + (std::log(256.0) - end) * std::exp(-sd / 8) +
+                                       0.04 * std::sin(1.3 * sd + static_cast<double>(seed))));
+    if (s % 10 == 0) {
+      val_step.emplace_back(s);
+      val.push_back(gone ? json::Value()
+                         : json::Value(end + 0.03 + (std::log(256.0) - end) * std::exp(-sd / 8)));
+    }
+  }
+  json::Array profiles;
+  const auto profile = [&](int64_t at, const char* moment) {
+    json::Array fc2;
+    for (int l = 0; l < 4; ++l)
+      fc2.emplace_back(outcome == "failed" ? 1e-4 * std::pow(30.0, l) : 0.2 + 0.02 * l);
+    profiles.push_back(json::Object{
+        {"step", at}, {"moment", moment}, {"norms", json::Object{{"fc2", std::move(fc2)}}}});
+  };
+  if (outcome != "diverged") {
+    if (warmup > 0) profile(warmup, "end of warm-up");
+    profile(steps, "end of training");
+  }
+  const json::Value& last = val.back();
+  return json::Object{{"policy", policy},
+                      {"lr", lr},
+                      {"warmup", warmup},
+                      {"seed", seed},
+                      {"outcome", outcome},
+                      {"final_val_loss", outcome == "diverged" ? json::Value() : last},
+                      {"curve", json::Object{{"step", step},
+                                             {"train_loss", train},
+                                             {"lr", lrs},
+                                             {"val_step", val_step},
+                                             {"val_loss", val}}},
+                      {"profiles", std::move(profiles)}};
+}
+
+/// A small schema-2 run: three policies, depths 2-8, an LR sweep of three LRs
+/// and two warm-ups in which Post-LN fails at 3e-3 and diverges at 1e-2
+/// without warm-up, a tuned comparison on two seeds, the mismatched pair
+/// and the LR stress.
+json::Value schema2_results() {
+  json::Value r = json::parse(R"json({
+    "title": "normlab compare",
+    "schema": 2,
+    "command": "normlab compare --quick --title \"A&B\" <x>",
+    "scale": "small",
+    "elapsed_s": 83.4,
+    "machine": {"cpu_kernels": "avx2", "threads": 2},
+    "run": {"corpus": "toy", "init": "fairseq", "seeds": [1, 2], "batch_size": 8,
+            "seq_len": 64, "steps": 40, "eval_every": 10, "eval_windows": 8, "clip_norm": 1.0,
+            "grad_batches": 2, "fail_margin": 0.2, "unigram_loss": 3.3, "depths": [2, 4, 8],
+            "lrs": [0.001, 0.003, 0.01], "warmups": [0, 10],
+            "mismatched_lrs": {"normformer": 0.003, "pre_ln": 0.001}, "mismatched_warmup": 10,
+            "stress_start_lr": 0.0001, "stress_factor": 1.05, "stress_max_steps": 50},
+    "config": {"vocab_size": 256, "d_model": 64, "n_heads": 4, "n_layers": 4, "d_ff": 256,
+               "max_seq_len": 64, "policy": "pre_ln", "extras": [],
+               "head_scale": "before_out_proj", "resid_scale": false, "activation": "gelu",
+               "norm": "layer_norm", "ln_eps": 1e-05, "final_norm": true,
+               "tie_embeddings": true, "positions": "learned", "dropout": 0.0,
+               "attention_dropout": 0.0},
+    "table": {"columns": ["policy", "parameters", "val bits/byte at best (+- s.e.)"],
+              "rows": [["post_ln", "101250", "1.5000 +- 0.0100"], ["pre_ln", "101378", "nan"],
+                       ["normformer", "102346", "1.0000 +- 0.0000"]]},
+    "findings": [
+      {"id": "depth_slopes", "experiment": "depth_sweep", "scale": "small",
+       "claim": "Pre-LN's last-layer gradient shrinks like L^-1/2", "source": "Xiong et al. 2020",
+       "rule": "shown when the interval lies below -0.25", "shows": true,
+       "detail": "slopes +0.05 and -0.52"},
+      {"id": "normformer_tuned", "experiment": "tuned", "scale": "paper",
+       "claim": "NormFormer ends lower than Pre-LN", "source": "Shleifer et al. 2021",
+       "rule": "paired interval below 0", "shows": false, "detail": "+0.02 bits per byte"},
+      {"id": "mismatched_lr", "experiment": "tuned", "scale": "lesson",
+       "claim": "A mismatched LR can manufacture a win", "source": "the paper's habit",
+       "rule": "mismatched interval below 0", "shows": null, "detail": "too close to call"}
+    ]
+  })json");
+  const std::vector<std::string> names = {"post_ln", "pre_ln", "normformer"};
+  json::Array policies;
+  for (const std::string& p : names) {
+    json::Value config = r["config"];
+    config["policy"] = p == "post_ln" ? "post_ln" : "pre_ln";
+    config["final_norm"] = p != "post_ln";
+    if (p == "normformer") config["extras"] = json::Array{"head_scale", "attn_ln", "ffn_ln"};
+    policies.push_back(json::Object{
+        {"name", p}, {"parameters", p == "normformer" ? 102346 : 101250}, {"config", config}});
+  }
+  r["policies"] = std::move(policies);
+
+  // 1. Depth sweep: Post-LN flat, Pre-LN like L^-1/2.
+  const std::vector<double> depths = {2, 4, 8};
+  json::Object depth_policies;
+  for (size_t k = 0; k < names.size(); ++k) {
+    const double slope = k == 0 ? 0.05 : -0.5;
+    std::vector<double> last, first;
+    json::Array profiles, last_samples;
+    for (const double d : depths) {
+      last.push_back(0.8 * std::pow(d / 2, slope));
+      first.push_back(k == 0 ? 0.8 / d : 0.5);
+      last_samples.push_back(numbers({last.back() * 0.9, last.back() * 1.1}));
+      std::vector<double> per_layer;
+      for (int l = 0; l < static_cast<int>(d); ++l)
+        per_layer.push_back(k == 0 ? 0.05 * std::pow(1.5, l) : 0.5 - 0.03 * l);
+      profiles.push_back(json::Object{{"fc2", numbers(per_layer)}});
+    }
+    const auto fit = [](double s) {
+      return json::Object{{"slope", s},    {"intercept", -0.2}, {"se", 0.05},
+                          {"lo", s - 0.1}, {"hi", s + 0.1},     {"n", 6}};
+    };
+    depth_policies.set(
+        names[k],
+        json::Object{{"last", json::Object{{"mean", numbers(last)}, {"samples", last_samples}}},
+                     {"first", json::Object{{"mean", numbers(first)}, {"samples", json::Array{}}}},
+                     {"last_fit", fit(slope)},
+                     {"first_fit", fit(k == 0 ? -1.0 : 0.0)},
+                     {"profiles", std::move(profiles)}});
+  }
+  r["depth_sweep"] =
+      json::Object{{"depths", numbers(depths)},
+                   {"group", "fc2"},
+                   {"theory_slopes", json::Object{{"post_ln", 0.0}, {"pre_ln", -0.5}}},
+                   {"policies", std::move(depth_policies)}};
+
+  // 2. LR sweep (seed 1), then the tuned runs' second seed.
+  json::Array runs, sweep;
+  for (const std::string& p : names)
+    for (const int64_t warmup : {0, 10})
+      for (const double lr : {1e-3, 3e-3, 1e-2}) {
+        std::string outcome = "trained";
+        if (p == "post_ln" && lr == 3e-3 && warmup == 0) outcome = "failed";
+        if (p == "post_ln" && lr == 1e-2) outcome = warmup == 0 ? "diverged" : "failed";
+        const double end = outcome == "failed" ? 3.25 : (p == "pre_ln" ? ln2 : 1.2) + lr;
+        sweep.emplace_back(static_cast<int64_t>(runs.size()));
+        runs.push_back(
+            training_run(p, lr, warmup, 1, outcome, end, 40, outcome == "diverged" ? 12 : 0));
+      }
+  r["lr_sweep"] = json::Object{{"seed", 1}, {"runs", std::move(sweep)}};
+  const auto entry = [&](const std::string& p, double lr, int64_t warmup, int64_t first,
+                         const std::vector<double>& losses) {
+    const int64_t second = static_cast<int64_t>(runs.size());
+    runs.push_back(training_run(p, lr, warmup, 2, "trained", losses[1], 40));
+    double mean = 0;
+    for (double x : losses) mean += x / static_cast<double>(losses.size());
+    const double se = std::abs(losses[1] - losses[0]) / 2;
+    return json::Object{{"policy", p},
+                        {"lr", lr},
+                        {"warmup", warmup},
+                        {"runs", json::Array{first, second}},
+                        {"final_val_loss", numbers(losses)},
+                        {"mean", mean},
+                        {"se", se}};
+  };
+  // A loss of ln 2 nats is 1 bit per byte.
+  r["tuned"] = json::Array{entry("post_ln", 1e-3, 10, 3, {1.25, 1.27}),
+                           entry("pre_ln", 1e-3, 0, 6, {ln2, ln2}),
+                           entry("normformer", 3e-3, 10, 16, {0.71, 0.72})};
+  r["mismatched"] = json::Array{entry("pre_ln", 1e-3, 10, 9, {0.75, 0.76}),
+                                entry("normformer", 3e-3, 10, 16, {0.71, 0.72})};
+  r["runs"] = std::move(runs);
+
+  // 4. LR stress: Post-LN explodes first; NormFormer's first seed is censored.
+  json::Object stress;
+  for (size_t k = 0; k < names.size(); ++k) {
+    const int64_t survive = 20 + 15 * static_cast<int64_t>(k);
+    json::Array step, lr, loss;
+    for (int64_t s = 1; s <= std::min<int64_t>(survive + 1, 50); ++s) {
+      const double sd = static_cast<double>(s);
+      step.emplace_back(s);
+      lr.emplace_back(1e-4 * std::pow(1.05, sd - 1));
+      loss.push_back(s <= survive ? json::Value(5.5 - 0.05 * sd) : json::Value(40.0));
+    }
+    const bool censored = k == 2;
+    stress.set(names[k],
+               json::Object{{"step", step},
+                            {"lr", lr},
+                            {"loss", loss},
+                            {"survived", censored ? 50 : survive},
+                            {"censored", censored},
+                            {"survived_by_seed", json::Array{censored ? 50 : survive, survive - 2}},
+                            {"censored_by_seed", json::Array{censored, false}}});
+  }
+  r["lr_stress"] = std::move(stress);
+  return r;
+}
+
+TEST(Report, OneChartPerExperimentAndADiagramPerPolicy) {
+  const std::string html = render_compare_report(schema2_results());
+  // Depth: last, first, ratio, profile; sweep: losses + the failed profiles at
+  // 3e-3 and 1e-2; tuned: curves + zoom; stress.
+  EXPECT_EQ(count(html, "<svg class=\"chart\""), 10u);
+  EXPECT_EQ(count(html, "<svg class=\"diagram\""), 3u);
+  EXPECT_EQ(count(html, "<svg"), count(html, "</svg>"));
+  for (const char* id :
+       {"fig-depth-last", "fig-depth-first", "fig-depth-ratio", "fig-depth-profile", "fig-lr-sweep",
+        "fig-lr-sweep-profile-1", "fig-lr-sweep-profile-2", "fig-tuned-curves", "fig-tuned-zoom",
+        "fig-lr-stress"})
+    EXPECT_EQ(count(element(html, "figure", id), "<svg class=\"chart\""), 1u) << id;
+  // Each experiment opens with its caption, before its first chart.
+  for (const auto& [section, chart] :
+       std::vector<std::pair<std::string, std::string>>{{"depth-sweep", "fig-depth-last"},
+                                                        {"lr-sweep", "fig-lr-sweep"},
+                                                        {"tuned", "fig-tuned-curves"},
+                                                        {"lr-stress", "fig-lr-stress"}}) {
+    const std::string s = element(html, "section", section);
+    ASSERT_TRUE(has(s, "What to look for.")) << section;
+    EXPECT_LT(s.find("What to look for."), s.find("id=\"" + chart + "\"")) << section;
+  }
+  EXPECT_FALSE(has(html, "Skipped"));
+  // Every gradient-norm chart has a log y axis.
+  EXPECT_EQ(count(svg_text(html), "gradient norm (log scale)"), 5u);
+  // Sweep LR profile charts at the two LRs where a run failed and another trained.
+  EXPECT_TRUE(has(html, "fc2 gradient norm per layer at the end of training, LR 0.003"));
+  EXPECT_TRUE(has(html, "fc2 gradient norm per layer at the end of training, LR 0.01"));
+}
+
+TEST(Report, TableOfContentsLinksEverySection) {
+  const std::string html = render_compare_report(schema2_results());
+  const std::string toc = html.substr(html.find("<nav class=\"toc\">"),
+                                      html.find("</nav>") - html.find("<nav class=\"toc\">"));
+  std::set<std::string> ids;
+  for (const std::string& id : attributes(html, "id")) ids.insert(id);
+  std::set<std::string> linked;
+  for (const std::string& href : attributes(toc, "href")) {
+    ASSERT_EQ(href[0], '#');
+    linked.insert(href.substr(1));
+    EXPECT_TRUE(ids.contains(href.substr(1))) << href;
+  }
+  for (const char* section : {"placements", "findings", "table", "depth-sweep", "lr-sweep", "tuned",
+                              "lr-stress", "setup"}) {
+    EXPECT_TRUE(has(html, std::string("<section id=\"") + section + "\">")) << section;
+    EXPECT_TRUE(linked.contains(section)) << section;
+  }
+  for (size_t at = html.find("<section id=\""); at != std::string::npos;
+       at = html.find("<section id=\"", at + 1)) {
+    const size_t from = at + 13;
+    EXPECT_TRUE(linked.contains(html.substr(from, html.find('"', from) - from)));
+  }
+  EXPECT_TRUE(linked.contains("placement-3-normformer"));
+  // No id twice.
+  EXPECT_EQ(ids.size(), attributes(html, "id").size());
+}
+
+TEST(Report, PlacementsShowEquationsDiagramsAndTheirOwnConfig) {
+  json::Value results = schema2_results();
+  json::Value composed = results["policies"].at(1);
+  composed["name"] = "pre_ln+head_scale(after_out_proj)";
+  composed["config"]["extras"] = json::Array{"head_scale"};
+  composed["config"]["head_scale"] = "after_out_proj";
+  results["policies"].push_back(composed);
+  json::Value unknown = results["policies"].at(1);
+  unknown["name"] = "pre_ln+my_extra";
+  unknown["config"]["extras"] = json::Array{"my_extra"};
+  results["policies"].push_back(unknown);
+  const std::string html = render_compare_report(results);
+  const std::string post = element(html, "article", "placement-1-post_ln");
+  const std::string pre = element(html, "article", "placement-2-pre_ln");
+  const std::string nf = element(html, "article", "placement-3-normformer");
+  const std::string comp =
+      element(html, "article", "placement-4-pre_ln-head_scale-after_out_proj-");
+  const std::string other = element(html, "article", "placement-5-pre_ln-my_extra");
+  EXPECT_TRUE(has(post, "x &#8592; LN(x + Attn(x))"));
+  EXPECT_TRUE(has(post,
+                  "x &#8592; LN(x + W<sub>2</sub> act(W<sub>1</sub> x + b<sub>1</sub>) + "
+                  "b<sub>2</sub>)"));
+  EXPECT_TRUE(has(post, "no LayerNorm after the last layer"));
+  EXPECT_TRUE(has(pre, "x &#8592; x + Attn(LN(x))"));
+  EXPECT_TRUE(has(pre, "after the last layer: y = LN<sub>final</sub>(x)"));
+  // NormFormer (DESIGN.md section 1): the head scale before W_O, LN_a before the
+  // add, LN_f after the activation and before fc2.
+  EXPECT_TRUE(has(nf, "x &#8592; x + LN<sub>a</sub>(Attn<sub>&#947;</sub>(LN(x)))"));
+  EXPECT_TRUE(has(nf,
+                  "x &#8592; x + W<sub>2</sub> LN<sub>f</sub>(act(W<sub>1</sub> LN(x) + "
+                  "b<sub>1</sub>)) + b<sub>2</sub>"));
+  EXPECT_TRUE(has(nf, "Concat(&#947;<sub>1</sub> h<sub>1</sub>"));
+  for (const std::string* p : {&post, &pre, &nf, &comp}) {
+    EXPECT_EQ(count(*p, "<div class=\"eq\">"), 1u);
+    EXPECT_EQ(count(*p, "<svg class=\"diagram\""), 1u);
+  }
+  // Post-LN's diagram has its norms on the stream; NormFormer's adds dashed extras.
+  EXPECT_EQ(count(post, "class=\"ln\""), 2u);
+  EXPECT_EQ(count(pre, "class=\"ln\""), 3u);  // two sublayers + final
+  EXPECT_EQ(count(nf, "class=\"ln extra\""), 2u);
+  EXPECT_EQ(count(nf, "class=\"op extra\""), 1u);
+  // A composition says so and draws what its config computes.
+  EXPECT_TRUE(has(comp, "A composition"));
+  EXPECT_TRUE(has(comp, "x &#8592; x + &#947; &#8857; Attn(LN(x))"));
+  EXPECT_TRUE(has(other, "A composition"));
+  EXPECT_TRUE(has(other, "cannot draw"));
+  EXPECT_FALSE(has(other, "<svg"));
+  // Each policy's own config.
+  EXPECT_TRUE(has(post, "<code>policy</code> post_ln"));
+  EXPECT_TRUE(has(post, "<code>final_norm</code> false"));
+  EXPECT_TRUE(has(pre, "<code>final_norm</code> true"));
+  EXPECT_TRUE(has(nf, "<code>extras</code> [head_scale, attn_ln, ffn_ln]"));
+  EXPECT_TRUE(has(nf, "<b>parameters</b> 102346"));
+  EXPECT_TRUE(has(comp, "<code>head_scale</code> after_out_proj"));
+  EXPECT_FALSE(has(nf, "<code>d_model</code>"));  // as shared: not repeated
+}
+
+TEST(Report, DepthSweepDrawsTheTheorysSlopes) {
+  const std::string html = render_compare_report(schema2_results());
+  const std::string last = element(html, "figure", "fig-depth-last");
+  EXPECT_TRUE(has(last, "post_ln theory: slope 0"));
+  EXPECT_TRUE(has(last, "pre_ln theory: slope -0.5"));
+  EXPECT_TRUE(has(last, "pre_ln: slope -0.50 [-0.60, -0.40]"));
+  // Two dashed reference lines, each with its legend stroke.
+  EXPECT_EQ(count(last, "stroke-dasharray=\"6 4\""), 4u);
+  EXPECT_FALSE(has(element(html, "figure", "fig-depth-first"), "theory"));
+  // Depth ticks at the depths swept.
+  for (const char* t : {">2</text>", ">4</text>", ">8</text>"}) EXPECT_TRUE(has(last, t)) << t;
+  const std::string ratio = element(html, "figure", "fig-depth-ratio");
+  EXPECT_TRUE(has(ratio, "theory: slope 0.5"));
+  EXPECT_TRUE(has(ratio, "L 2: 1, L 4: 1.46, L 8: 2.14"));
+  EXPECT_TRUE(has(html, "<td class=\"num\">+0.05 [-0.05, +0.15]</td>"));
+  EXPECT_TRUE(has(element(html, "figure", "fig-depth-profile"), "at L = 8"));
+}
+
+TEST(Report, LossesInBitsPerByte) {
+  const std::string html = render_compare_report(schema2_results());
+  // Pre-LN's tuned losses are ln 2 nats: 1 bit per byte.
   EXPECT_TRUE(has(html,
-                  "after 4 training steps (end of training), one line per policy. No "
-                  "such group in normformer."));
-  // fc2 first, then the groups in the order the policies list them.
-  const size_t fc2 = html.find("Gradient norm of fc2 per layer");
-  const size_t out_proj = html.find("Gradient norm of self_attn.out_proj per layer");
-  const size_t attn_ln = html.find("Gradient norm of attn_ln per layer");
-  ASSERT_NE(fc2, std::string::npos);
-  EXPECT_LT(fc2, out_proj);
-  EXPECT_LT(out_proj, attn_ln);
-  // post_ln's fc2 norms span 200x: log scale; pre_ln's out_proj are flat: linear.
-  EXPECT_TRUE(has(html.substr(fc2, out_proj - fc2), "gradient norm (log scale)"));
-  EXPECT_FALSE(has(html.substr(out_proj, attn_ln - out_proj), "log scale"));
-  for (const char* p : {"post_ln", "pre_ln", "normformer"}) EXPECT_TRUE(has(html, p)) << p;
-  // Colours in the order of "policies".
-  EXPECT_TRUE(has(html, "<span class=\"swatch\" style=\"background:#0072B2\"></span>post_ln"));
-  EXPECT_TRUE(has(html, "<span class=\"swatch\" style=\"background:#D55E00\"></span>pre_ln"));
-  // The LR-stress legend carries the steps survived.
-  EXPECT_TRUE(has(html, "post_ln (survived 2 steps)"));
-  // A censored run (the cap reached without an explosion) survived at least that long.
-  EXPECT_TRUE(has(html, "normformer (survived &gt;= 4 steps)"));
-  EXPECT_TRUE(has(html, "pre_ln (survived 3 steps)"));
-  // The terminal table.
-  EXPECT_TRUE(has(html, "<th>val loss (warm-up)</th>"));
-  EXPECT_TRUE(has(html, "<td class=\"num\">101250</td>"));
-  EXPECT_TRUE(has(html, "<td class=\"num\">4.3000</td>"));
-  // Findings: shown / not shown / inconclusive.
+                  "<td class=\"num\">1.000, 1.000</td><td class=\"num\">1.000 &#177; "
+                  "0.000</td>"));
+  // Tuned and mismatched side by side.
+  const std::string table = html.substr(html.find("<table class=\"entries\">"));
+  EXPECT_EQ(count(table.substr(0, table.find("</table>")), "<tr class=\"tuned\">"), 3u);
+  EXPECT_EQ(count(table.substr(0, table.find("</table>")), "<tr class=\"mismatched\">"), 2u);
+  // The unigram loss 3.3 nats = 4.761 bits, the threshold 3.1 nats = 4.472 bits.
+  const std::string sweep = element(html, "figure", "fig-lr-sweep");
+  EXPECT_TRUE(has(sweep, "unigram loss 4.761"));
+  EXPECT_TRUE(has(sweep, "failure threshold 4.472"));
+  EXPECT_TRUE(has(sweep, "validation bits per byte"));
+  EXPECT_TRUE(
+      has(element(html, "figure", "fig-tuned-curves"), "centred moving average over 3 steps"));
+  EXPECT_TRUE(has(element(html, "figure", "fig-tuned-zoom"), "steps 28 to 40"));
+  EXPECT_TRUE(has(element(html, "figure", "fig-lr-stress"), "train bits per byte"));
+
+  EXPECT_DOUBLE_EQ(rep::bits(ln2), 1.0);
+  const std::vector<double> smooth = rep::centered_average({1, 2, std::nan(""), 3, 5}, 1);
+  ASSERT_EQ(smooth.size(), 5u);
+  EXPECT_EQ(smooth[0], 1.5);
+  EXPECT_EQ(smooth[1], 1.5);
+  EXPECT_TRUE(std::isnan(smooth[2]));
+  EXPECT_EQ(smooth[3], 4);
+  EXPECT_EQ(smooth[4], 4);
+  // Pre-LN 1 bit, NormFormer 1.032: the difference of the means.
+  EXPECT_TRUE(has(html, "tuned +0.032; mismatched -0.058"));
+  EXPECT_EQ(rep::fixed(-0.0001, 3), "0.000");
+  EXPECT_EQ(rep::fixed(std::nan(""), 3), "n/a");
+}
+
+TEST(Report, FailedAndDivergedRunsAreMarked) {
+  const std::string html = render_compare_report(schema2_results());
+  const std::string sweep = element(html, "figure", "fig-lr-sweep");
+  // Post-LN without warm-up failed at 3e-3 and with warm-up at 1e-2: open
+  // rings (plus the legend's); the diverged run is an x on the top edge.
+  EXPECT_EQ(count(sweep, "r=\"4.5\""), 3u);
+  EXPECT_TRUE(has(sweep, "the value became non-finite there"));
+  EXPECT_TRUE(has(html, "<td class=\"num failed\">4.754 failed</td>"));
+  EXPECT_EQ(count(html, "<td class=\"num failed\">"), 2u);
+  EXPECT_EQ(count(html, "<td class=\"num diverged\">diverged</td>"), 1u);
+  const std::string profile = element(html, "figure", "fig-lr-sweep-profile-1");
+  EXPECT_TRUE(has(profile, "post_ln, warm-up 0 (failed)"));
+  EXPECT_TRUE(has(profile, "pre_ln, warm-up 0 (trained)"));
+  // The stress legend: steps survived per seed, censored as ">=".
+  EXPECT_TRUE(has(html, "normformer (survived &gt;= 50, 48 steps)"));
+  EXPECT_TRUE(has(html, "post_ln (survived 20, 18 steps)"));
+}
+
+TEST(Report, EveryRunFailed) {
+  // A run too short to learn (--quick): no tuned setting, no trained run to
+  // set beside a failed one.
+  json::Value results = schema2_results();
+  for (json::Value& run : results["runs"].as_array()) run["outcome"] = "failed";
+  results["tuned"] = json::Array{};
+  const std::string html = render_compare_report(results);
+  EXPECT_TRUE(has(html, "No policy trained at any setting of the sweep"));
+  EXPECT_EQ(element(html, "figure", "fig-tuned-curves"), "");
+  EXPECT_EQ(count(html, "<tr class=\"mismatched\">"), 2u);
+  EXPECT_TRUE(has(html, "the failed runs at the largest LR are shown"));
+  const std::string profile = element(html, "figure", "fig-lr-sweep-profile-1");
+  EXPECT_TRUE(has(profile, "LR 0.01"));
+  EXPECT_TRUE(has(profile, "no run trained at this LR"));
+  EXPECT_EQ(element(html, "figure", "fig-lr-sweep-profile-2"), "");
+  // Depth, sweep, its profile, stress.
+  EXPECT_EQ(count(html, "<svg class=\"chart\""), 7u);
+}
+
+TEST(Report, FindingsCarryBadgeScaleSourceRuleAndDetail) {
+  const std::string html = render_compare_report(schema2_results());
   EXPECT_TRUE(has(html,
                   "<li class=\"shown\"><span class=\"badge\">shown</span> <span "
-                  "class=\"claim\">Post-LN fc2 gradients grow toward the last layer"));
+                  "class=\"scale scale-small\""));
   EXPECT_TRUE(has(html, "<li class=\"not-shown\"><span class=\"badge\">not shown</span>"));
   EXPECT_TRUE(has(html, "<li class=\"inconclusive\"><span class=\"badge\">inconclusive</span>"));
-  EXPECT_TRUE(has(html, "too close to call"));
-  // Setup tables and the summary.
+  EXPECT_TRUE(has(html, "paper: measured at 125M-2.7B parameters"));
+  EXPECT_TRUE(has(html, "lesson: about method"));
+  EXPECT_TRUE(has(html, "Source: Xiong et al. 2020"));
+  EXPECT_TRUE(has(html, "Rule: shown when the interval lies below -0.25"));
+  EXPECT_TRUE(has(html, "Measured: too close to call"));
+  EXPECT_TRUE(has(html, "<a class=\"see\" href=\"#depth-sweep\">"));
+  // The terminal table.
+  EXPECT_TRUE(has(html, "<th>val bits/byte at best (+- s.e.)</th>"));
+  EXPECT_TRUE(has(html, "<td class=\"num\">101250</td>"));
+  EXPECT_TRUE(has(html, "<span class=\"swatch\" style=\"background:#0072B2\"></span>post_ln"));
+}
+
+TEST(Report, SetupShowsTheCommandEscaped) {
+  const std::string html = render_compare_report(schema2_results());
+  EXPECT_TRUE(has(html,
+                  "<pre class=\"command\">normlab compare --quick --title &quot;A&amp;B&quot; "
+                  "&lt;x&gt;</pre>"));
   EXPECT_TRUE(has(html, "<tr><th>corpus</th><td>toy</td></tr>"));
-  EXPECT_TRUE(has(html, "<tr><th>seeds</th><td>[1]</td></tr>"));
+  EXPECT_TRUE(has(html, "<tr><th>seeds</th><td>[1, 2]</td></tr>"));
   EXPECT_TRUE(has(html, "<tr><th>ln_eps</th><td>1e-5</td></tr>"));
-  EXPECT_TRUE(has(html, "Three policies, one seed, four steps."));
-  EXPECT_FALSE(has(html, "Skipped"));
+  EXPECT_TRUE(has(html, "Elapsed: 1m23s."));
+  EXPECT_TRUE(has(html, "Scale preset: <code>small</code>"));
 }
 
 TEST(Report, NullAndNaNLeaveGapsNotText) {
-  json::Value results = small_results();
-  results["training"]["pre_ln"]["val_loss"].as_array()[0] = std::nan("");
-  results["training"]["pre_ln"]["train_loss"].as_array()[1] = HUGE_VAL;
-  const std::string svg = svg_text(render_compare_report(results));
+  json::Value results = schema2_results();
+  results["runs"].at(3)["curve"]["val_loss"].as_array()[0] = std::nan("");
+  results["runs"].at(3)["curve"]["train_loss"].as_array()[1] = HUGE_VAL;
+  results["depth_sweep"]["policies"]["pre_ln"]["last"]["mean"].as_array()[1] = json::Value();
+  results["depth_sweep"]["policies"]["pre_ln"]["last_fit"]["lo"] = json::Value();
+  results["tuned"].at(0)["se"] = json::Value();
+  const std::string html = render_compare_report(results);
+  const std::string svg = svg_text(html);
   EXPECT_FALSE(has(svg, "nan"));
   EXPECT_FALSE(has(svg, "inf"));
-  // post_ln without warm-up diverges: its lines break off, marked on the top edge.
-  EXPECT_TRUE(has(svg, "the value became non-finite there"));
+  EXPECT_TRUE(has(html, "pre_ln: slope -0.50"));
 
   // A gap splits a line in two; a lone point becomes a dot.
   rep::ChartSpec spec;
@@ -169,6 +528,9 @@ TEST(Report, NullAndNaNLeaveGapsNotText) {
   const std::string empty = rep::line_chart(spec, {{{0, 1}, {nan, nan}, "#000"}});
   EXPECT_TRUE(has(empty, "no finite values to plot"));
   EXPECT_FALSE(has(empty, "nan"));
+  // +infinity alone (a diverged run) is an x on the top edge.
+  const std::string inf = rep::line_chart(spec, {{{1, 2}, {HUGE_VAL, 3}, "#000"}});
+  EXPECT_TRUE(has(inf, "the value became non-finite there"));
 }
 
 TEST(Report, DivergingLossIsClippedToTheTopEdge) {
@@ -190,21 +552,28 @@ TEST(Report, DivergingLossIsClippedToTheTopEdge) {
   spec.y_cap = 0;
   EXPECT_GE(rep::chart_axes(spec, series).y.hi, 1e30 * (1 - 1e-12));
   EXPECT_FALSE(rep::chart_axes(spec, series).clipped);
+  // A fixed ceiling (above the unigram loss) clips the same way.
+  spec.y_top = 6;
+  EXPECT_LE(rep::chart_axes(spec, series).y.hi, 6);
+  EXPECT_TRUE(rep::chart_axes(spec, series).clipped);
 }
 
 TEST(Report, EscapesEveryText) {
   EXPECT_EQ(rep::escape_html("a<b&c>\"d'"), "a&lt;b&amp;c&gt;&quot;d&#39;");
-  json::Value results = small_results();
+  json::Value results = schema2_results();
   results["title"] = "Tom's \"report\" <1>";
-  results["policies"].as_array()[0] = "a<b&c";
-  json::Value post = results["training"]["post_ln"];
-  results["training"].as_object().set("a<b&c", post);
+  results["policies"].at(0)["name"] = "a<b&c";
+  results["policies"].at(0)["config"]["activation"] = "<gelu>";
+  results["runs"].at(0)["policy"] = "a<b&c";
   results["lr_stress"].as_object().set("x>y", results["lr_stress"]["pre_ln"]);
-  results["findings"].as_array()[0]["detail"] = "<b>bold</b> & 'quoted'";
+  results["findings"].at(0)["detail"] = "<b>bold</b> & 'quoted'";
+  results["findings"].at(0)["scale"] = "<s>";
   const std::string html = render_compare_report(results);
   EXPECT_TRUE(has(html, "a&lt;b&amp;c"));
   EXPECT_FALSE(has(html, "a<b&c"));
-  EXPECT_TRUE(has(html, "x&gt;y (survived 3 steps)"));
+  EXPECT_FALSE(has(html, "<gelu>"));
+  EXPECT_FALSE(has(html, "<s>"));
+  EXPECT_TRUE(has(html, "x&gt;y (survived 35, 33 steps)"));
   EXPECT_TRUE(has(html, "<title>Tom&#39;s &quot;report&quot; &lt;1&gt;</title>"));
   EXPECT_TRUE(has(html, "&lt;b&gt;bold&lt;/b&gt; &amp; &#39;quoted&#39;"));
   EXPECT_FALSE(has(html, "<b>bold</b>"));
@@ -213,51 +582,65 @@ TEST(Report, EscapesEveryText) {
 TEST(Report, AbsentSectionsAreSkippedWithANote) {
   const std::string html = render_compare_report(json::parse("{}"));
   EXPECT_EQ(count(html, "<svg"), 0u);
-  for (const char* key : {"findings", "table", "grad_norms_at_init", "grad_norms_training",
-                          "training", "no_warmup", "lr_stress", "run", "config"})
-    EXPECT_TRUE(has(html, std::string("no &quot;") + key) || has(html, std::string("no \"") + key))
-        << key;
+  for (const char* key : {"policies", "findings", "table", "depth_sweep", "lr_sweep", "tuned",
+                          "lr_stress", "run", "config"})
+    EXPECT_TRUE(has(html, std::string("no \"") + key + "\" section")) << key;
   EXPECT_TRUE(has(html, "<title>normlab compare</title>"));
+  EXPECT_TRUE(has(html, "<nav class=\"toc\">"));
+  EXPECT_TRUE(has(html, "does not record the command"));
 
-  // Only some sections; a section without policies still draws its (empty) chart.
-  json::Value some = small_results();
-  some.as_object().set("grad_norms_at_init", json::Value());
+  // Only some sections: no runs, so neither the sweep nor the tuned curves.
+  json::Value some = schema2_results();
+  some.as_object().set("runs", json::Value());
+  some.as_object().set("depth_sweep", json::Value());
   some.as_object().set("lr_stress", json::Object{});
-  some.as_object().set("grad_norms_training", json::Value());
   const std::string partial = render_compare_report(some);
-  EXPECT_EQ(count(partial, "<svg"), 3u);  // training, no_warmup, empty lr_stress
+  EXPECT_EQ(count(partial, "<svg class=\"chart\""), 1u);  // the empty lr_stress chart
   EXPECT_TRUE(has(partial, "no finite values to plot"));
+  EXPECT_EQ(count(partial, "no \"runs\" section"), 2u);
+  EXPECT_TRUE(has(partial, "no \"depth_sweep\" section"));
 
   expect_error([] { (void)render_compare_report(json::Value(3)); },
                {"results must be a JSON object", "number 3"});
   expect_error(
       [] {
-        (void)render_compare_report(json::parse(R"({"training": {"pre_ln": {"step": "x"}}})"));
+        json::Value r = schema2_results();
+        r["depth_sweep"]["policies"]["pre_ln"]["last"]["mean"] = "x";
+        (void)render_compare_report(r);
       },
-      {"section \"training\"", "\"step\"", "expected an array"});
+      {"section \"depth_sweep\"", "pre_ln", "expected an array"});
   expect_error(
       [] {
-        (void)render_compare_report(
-            json::parse(R"({"grad_norms_at_init": {"pre_ln": {"fc2": [1, "two"]}}})"));
+        json::Value r = schema2_results();
+        r["lr_sweep"]["runs"].push_back(99);
+        (void)render_compare_report(r);
       },
-      {"section \"grad_norms_at_init\"", "fc2", "expected a number or null"});
+      {"section \"lr_sweep\"", "run index 99", "outside \"runs\""});
   expect_error(
       [] {
-        (void)render_compare_report(json::parse(
-            R"({"grad_norms_training": [{"step": 5, "moment": "m", "norms": {"pre_ln": 1}}]})"));
+        json::Value r = schema2_results();
+        r["runs"].at(3)["curve"]["step"] = "x";
+        (void)render_compare_report(r);
       },
-      {"section \"grad_norms_training\"", "object"});
+      {"section \"tuned\"", "\"step\"", "expected an array"});
+  expect_error(
+      [] {
+        json::Value r = schema2_results();
+        r["policies"].at(0)["config"] = 3;
+        (void)render_compare_report(r);
+      },
+      {"section \"policies\"", "object"});
 }
 
 TEST(Report, SameJsonSameBytes) {
-  const json::Value results = small_results();
+  const json::Value results = schema2_results();
   const std::string a = render_compare_report(results);
   EXPECT_EQ(a, render_compare_report(results));
   EXPECT_EQ(a, render_compare_report(json::parse(json::dump(results))));
 }
 
 TEST(Report, SelfContained) {
-  const std::string html = render_compare_report(small_results());
+  const std::string html = render_compare_report(schema2_results());
   EXPECT_EQ(html.rfind("<!DOCTYPE html>\n", 0), 0u);
   EXPECT_TRUE(html.ends_with("</html>\n"));
   for (const char* banned : {"http://", "https://", "<script", "url(", "@import", "<link", "<img"})
@@ -303,95 +686,15 @@ TEST(Report, NiceTicks) {
   EXPECT_EQ(rep::format_number(-HUGE_VAL), "n/a");
 }
 
-/// A results document shaped like a real run: 6 layers, 300 steps, Post-LN
-/// diverging without warm-up, every policy exploding in the LR-stress test.
-json::Value sample_results() {
-  const std::vector<std::string> policies = {"post_ln", "pre_ln", "normformer"};
-  json::Object grads, warm, cold, stress;
-  for (size_t k = 0; k < policies.size(); ++k) {
-    const double kd = static_cast<double>(k);
-    json::Object g;
-    for (const char* group : {"fc1", "fc2", "self_attn.out_proj"}) {
-      json::Array v;
-      for (int l = 0; l < 6; ++l)
-        v.emplace_back(k == 0 ? 0.02 * std::pow(2.6, l) : 0.3 - 0.02 * l + 0.01 * kd);
-      g.set(group, std::move(v));
-    }
-    if (k == 2) g.set("attn_ln", json::Array{0.05, 0.04, 0.04, 0.03, 0.03, 0.02});
-    grads.set(policies[k], std::move(g));
-    for (int pass = 0; pass < 2; ++pass) {
-      json::Array step, train, val_step, val, lr;
-      for (int s = 1; s <= 300; ++s) {
-        const double sd = s;
-        const double base =
-            2.2 + 3.4 * std::exp(-sd / (60 + 10 * kd)) + 0.05 * std::sin(sd * 0.7 + kd);
-        const bool diverged = pass == 1 && k == 0 && s > 40;
-        step.emplace_back(s);
-        lr.emplace_back(1e-3 * (pass == 0 ? std::min(1.0, sd / 50) : 1.0) * (1 - sd / 300));
-        train.push_back(diverged ? (s < 46 ? json::Value(9.0 * (s - 38)) : json::Value())
-                                 : json::Value(base));
-        if (s % 25 == 0) {
-          val_step.emplace_back(s);
-          val.push_back(diverged ? json::Value() : json::Value(base + 0.08));
-        }
-      }
-      (pass == 0 ? warm : cold)
-          .set(policies[k], json::Object{{"step", step},
-                                         {"train_loss", train},
-                                         {"lr", lr},
-                                         {"val_step", val_step},
-                                         {"val_loss", val}});
-    }
-    json::Array step, lr, loss;
-    const int survive = 60 + 25 * static_cast<int>(k);
-    for (int s = 1; s <= survive + 1; ++s) {
-      step.emplace_back(s);
-      lr.emplace_back(1e-4 * std::pow(1.05, s - 1));
-      loss.push_back(s <= survive ? json::Value(5.5 - 0.01 * s + 0.002 * s * s / survive)
-                                  : (k == 1 ? json::Value() : json::Value(60.0)));
-    }
-    stress.set(policies[k],
-               json::Object{{"step", step}, {"lr", lr}, {"loss", loss}, {"survived", survive}});
-  }
-  json::Value r = small_results();
-  r["summary"] = "A made-up run that exercises every part of the page.";
-  r["grad_norms_at_init"] = grads;
-  r["training"] = warm;
-  r["no_warmup"] = cold;
-  r["lr_stress"] = stress;
-  r["lr_stress"]["normformer"]["censored"] = true;
-  json::Array trained;
-  for (const int step : {50, 300}) {
-    json::Object norms;
-    for (size_t k = 0; k < policies.size(); ++k) {
-      json::Array v;
-      for (int l = 0; l < 6; ++l)
-        v.emplace_back((k == 1 ? 0.5 - 0.06 * l : 0.25 + 0.01 * l) * (step == 50 ? 2 : 1));
-      norms.set(policies[k], json::Object{{"fc2", std::move(v)}});
-    }
-    trained.push_back(json::Object{{"step", step},
-                                   {"moment", step == 50 ? "end of warm-up" : "end of training"},
-                                   {"norms", std::move(norms)}});
-  }
-  r["grad_norms_training"] = trained;
-  r["run"]["seeds"] = json::Array{1, 2, 3};
-  return r;
-}
-
 TEST(Report, WritesASampleReport) {
-  const std::string html = render_compare_report(sample_results());
-  EXPECT_EQ(count(html, "<svg"), 9u);  // fc2, fc1, self_attn.out_proj, attn_ln, 2 moments + 3
-  EXPECT_EQ(count(html, "one line per policy. Mean over the 3 seeds."), 2u);
-  EXPECT_TRUE(has(html, "normformer (survived &gt;= 110 steps)"));
-  EXPECT_TRUE(has(html,
-                  "<code>attn_ln</code> weights at initialization, one line per policy. No "
-                  "such group in post_ln, pre_ln."));
-  // Several seeds: the curves are the first seed's (compare_results_json keeps those).
-  EXPECT_EQ(count(html, "The curves are those of the first seed (1)"), 3u);
+  const json::Value results = schema2_results();
+  const std::string html = render_compare_report(results);
   EXPECT_FALSE(has(svg_text(html), "nan"));
   EXPECT_FALSE(has(svg_text(html), "inf"));
   const std::string path = ::testing::TempDir() + "normlab_compare_report.html";
   std::ofstream(path, std::ios::binary) << html;
+  std::ofstream(::testing::TempDir() + "normlab_compare_results.json", std::ios::binary)
+      << json::dump(results);
   std::ifstream back(path, std::ios::binary);
   const std::string read((std::istreambuf_iterator<char>(back)), std::istreambuf_iterator<char>());
   EXPECT_EQ(read, html);

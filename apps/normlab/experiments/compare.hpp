@@ -1,18 +1,31 @@
-// apps/normlab/experiments/compare.hpp — the experiments of `normlab compare`: the same
-// model, data and budget under several normalization policies.
+// apps/normlab/experiments/compare.hpp — the experiments of `normlab compare`:
+// each claim about normalization placement run in the regime where the
+// theory says it lives, on the same data, sizes and seeds for every policy.
 //
-//   (a) gradient norm of each layer's parameter groups at initialization,
-//       averaged over a few batches (Xiong et al. 2020, Fig. 3), and the same
-//       profile measured again during (b): at the end of warm-up and at the
-//       end of training (the NormFormer paper plots fc2 early in training);
-//   (b) training with linear warm-up and linear decay: train and validation
-//       loss curves;
-//   (c) the same peak learning rate without warm-up (Xiong et al. 2020, §3.2);
-//   (d) the LR-stress test: the learning rate multiplied by a factor every
-//       step until the loss explodes (NaN, or above 3x its first value); the
-//       steps each policy survives (Shleifer, Weston & Ott 2021). A run that
-//       reaches the step cap without exploding is censored: it survived at
-//       least that many steps, and the findings treat it as a lower bound.
+//   1. Depth sweep at initialization (Xiong et al. 2020, Theorem 1): the
+//      last layer's FFN weight gradient is O(d sqrt(ln d)) for Post-LN,
+//      independent of the depth L, and O(d sqrt(ln d / L)) for Pre-LN. For
+//      each depth of a list, fc2's gradient norm in the first and the last
+//      layer over seeds x batches; the log-log slope against L with its 95%
+//      interval (theory: 0 and -1/2), and the per-layer profile (Fig. 3).
+//   2. Learning-rate sweep with and without warm-up (Xiong et al. 2020,
+//      section 3): each policy at each peak LR and warm-up length, linear
+//      decay, the first seed. A run is classified trained, failed (its final
+//      validation loss is not below the unigram loss by fail_margin: the
+//      model learnt no more than byte frequencies) or diverged (a non-finite
+//      loss); the gradient profile at the end of every run shows how a failed
+//      one failed.
+//   3. Tuned comparison (Shleifer, Weston & Ott 2021): each policy at its own
+//      best (LR, warm-up) of the sweep, on every seed; beside it, the
+//      mismatched pair of fixed LRs (pre_ln 1e-3, normformer 3e-3 by
+//      default) that can manufacture a spurious win.
+//   4. LR-stress test: the LR multiplied by stress_factor every step until
+//      the loss explodes (non-finite, or above 3x its first value); a run that
+//      reaches the cap is censored (it survived at least that many steps).
+//
+// Every run is a GPT<RuntimePolicy, float, Backend> trained by Trainer::run;
+// a run that two experiments need (a sweep run on the first seed is also the
+// tuned comparison's first seed) is trained once.
 #pragma once
 
 #include <algorithm>
@@ -27,8 +40,8 @@
 #include <utility>
 #include <vector>
 
+#include "experiments/statistics.hpp"
 #include "normlab/diag/diagnostics.hpp"
-#include "normlab/io/json.hpp"
 #include "normlab/models/checkpoint.hpp"
 #include "normlab/models/gpt.hpp"
 #include "normlab/optim/adam.hpp"
@@ -39,7 +52,10 @@ namespace normlab {
 inline namespace v0 {
 
 /// The knobs of a compare run. Every policy gets the same model sizes, seeds,
-/// data and budget.
+/// data and budget. The defaults are the regime in which the small-scale
+/// claims show on 2 cores in about 5 minutes (C 64, 6 layers: the sizes
+/// where Post-LN needs warm-up at LR >= 3e-3; depths up to 32, where the
+/// theorem's slopes separate).
 struct CompareOptions {
   std::vector<std::string> policies = {"post_ln", "pre_ln", "normformer"};
   ModelConfig model = [] {
@@ -53,19 +69,63 @@ struct CompareOptions {
     return c;
   }();
   InitScheme init = InitScheme::fairseq;  ///< Xavier, as in Xiong et al.
-  std::vector<uint64_t> seeds = {1};
+  std::vector<uint64_t> seeds = {1, 2, 3};
   int64_t batch_size = 8;
   int64_t seq_len = 64;
-  int64_t steps = 300;    ///< (b) and (c)
-  int64_t warmup = 50;    ///< (b)
-  double peak_lr = 1e-3;  ///< (b) and (c)
-  int64_t eval_every = 25;
+  // 1. Depth sweep at initialization.
+  std::vector<int64_t> depths = {2, 4, 8, 16, 32};
+  int64_t grad_batches = 4;  ///< batches per seed of every gradient measurement
+  // 2. LR sweep (first seed); 3. tuned comparison (every seed).
+  std::vector<double> lrs = {1e-3, 2e-3, 3e-3, 5e-3, 1e-2};
+  std::vector<int64_t> warmups = {0, 30, 60};
+  int64_t steps = 120;
+  int64_t eval_every = 20;
   int64_t eval_windows = 32;
-  int64_t grad_batches = 4;  ///< (a)
+  double clip_norm = 1.0;
+  /// A run failed when its final validation loss is not below the unigram
+  /// loss by this many nats.
+  double fail_margin = 0.2;
+  /// 3. The mismatched pair: policy -> its fixed LR, at the sweep's longest
+  /// warm-up (the NormFormer paper's habit of a higher LR for NormFormer).
+  std::map<std::string, double> mismatched_lrs = {{"pre_ln", 1e-3}, {"normformer", 3e-3}};
+  // 4. LR stress (every seed).
   double stress_start_lr = 1e-4;
-  double stress_factor = 1.1;  ///< 1e-4 * 1.1^100 = 1.4: every policy explodes in time
-  int64_t stress_max_steps = 150;
-  double clip_norm = 1.0;  ///< (b), (c); off in (d) so that the LR alone decides
+  double stress_factor = 1.05;  ///< 1e-4 * 1.05^189 = 1: every policy explodes in time
+  int64_t stress_max_steps = 250;
+  std::string scale = "small";  ///< the preset's name, for the report
+  /// Which experiments run (the tuned comparison needs the sweep).
+  bool depth_sweep = true, lr_sweep = true, tuned = true, lr_stress = true;
+
+  /// The longest warm-up of the sweep (the mismatched pair's).
+  int64_t longest_warmup() const {
+    return warmups.empty() ? 0 : *std::max_element(warmups.begin(), warmups.end());
+  }
+
+  /// Throws Error naming the first knob out of range.
+  void validate() const {
+    detail::check(!policies.empty() && !seeds.empty(),
+                  "compare: needs at least one policy and one seed");
+    detail::check(!depths.empty() && !lrs.empty() && !warmups.empty(),
+                  "compare: needs at least one depth, one learning rate and one warm-up length");
+    for (int64_t d : depths) detail::check(d >= 1, "compare: every depth must be >= 1, got ", d);
+    for (double lr : lrs)
+      detail::check(std::isfinite(lr) && lr > 0, "compare: every learning rate must be > 0, got ",
+                    lr);
+    for (int64_t w : warmups)
+      detail::check(w >= 0 && w < steps, "compare: every warm-up must be in [0, steps = ", steps,
+                    "), got ", w);
+    detail::check(steps >= 1 && batch_size >= 1 && seq_len >= 1 && grad_batches >= 1 &&
+                      eval_every >= 0 && eval_windows >= 0 && stress_max_steps >= 1,
+                  "compare: steps, batch size, sequence length, gradient batches and stress steps "
+                  "must be >= 1");
+    detail::check(depth_sweep || lr_sweep || lr_stress,
+                  "compare: no experiment selected (depth, sweep, tuned, stress)");
+    detail::check(!tuned || lr_sweep,
+                  "compare: the tuned comparison needs the LR sweep (its best settings)");
+    for (const auto& [policy, lr] : mismatched_lrs)
+      detail::check(std::isfinite(lr) && lr > 0, "compare: the mismatched LR of ", policy,
+                    " must be > 0, got ", lr);
+  }
 };
 
 /// A training curve.
@@ -82,29 +142,153 @@ struct Curve {
 /// Per-layer gradient norms by parameter group: group -> one value per layer.
 using GradientProfile = std::map<std::string, std::vector<double>>;
 
-/// The gradient-norm profile after `step` updates of experiment (b).
+/// The gradient-norm profile after `step` updates of a run.
 struct TrainedGradientProfile {
   int64_t step = 0;
   std::string moment;     ///< "end of warm-up" or "end of training"
-  GradientProfile norms;  ///< mean over batches and seeds
+  GradientProfile norms;  ///< mean over batches (and seeds where said)
 };
 
-/// One policy's results, over every seed.
-struct PolicyResult {
-  std::string policy;  ///< as given
-  int64_t parameters = 0;
-  GradientProfile grad_norms_at_init;                       ///< mean over batches and seeds
-  std::vector<TrainedGradientProfile> grad_norms_training;  ///< in order of step
-  std::vector<Curve> warmup, no_warmup;                     ///< one per seed
-  std::vector<Curve> stress;      ///< one per seed; train_loss and lr per step
-  std::vector<int64_t> survived;  ///< LR-stress steps survived, per seed
-  /// Per seed: the LR-stress run reached stress_max_steps without exploding,
-  /// so its `survived` is a lower bound, not the step of an explosion.
+/// How a training run ended.
+enum class RunOutcome {
+  trained,   ///< final validation loss below the unigram loss by the margin
+  failed,    ///< finite, but no better than byte frequencies
+  diverged,  ///< a non-finite loss (the run stopped there)
+};
+
+inline const char* to_string(RunOutcome o) {
+  switch (o) {
+    case RunOutcome::trained:
+      return "trained";
+    case RunOutcome::failed:
+      return "failed";
+    case RunOutcome::diverged:
+      return "diverged";
+  }
+  return "?";
+}
+
+/// The outcome of a run with `curve`, judged against the unigram loss of the
+/// training split: diverged when any training loss or the final validation
+/// loss is not finite (or there is none); failed when the final validation
+/// loss is above unigram_loss - margin; trained otherwise.
+inline RunOutcome classify_run(const Curve& curve, double unigram_loss, double margin) {
+  for (double l : curve.train_loss)
+    if (!std::isfinite(l)) return RunOutcome::diverged;
+  const double v = curve.final_val_loss();
+  if (!std::isfinite(v)) return RunOutcome::diverged;
+  return v > unigram_loss - margin ? RunOutcome::failed : RunOutcome::trained;
+}
+
+/// One training run of experiments 2 and 3.
+struct TrainingRun {
+  std::string policy;
+  double lr = 0;
+  int64_t warmup = 0;
+  uint64_t seed = 0;
+  Curve curve;
+  RunOutcome outcome = RunOutcome::diverged;
+  /// At the end of warm-up (when there is one) and at the end of training;
+  /// a diverged run has only those it reached.
+  std::vector<TrainedGradientProfile> profiles;
+  double final_val_loss() const { return curve.final_val_loss(); }
+};
+
+/// Experiment 1 for one policy.
+struct DepthSweepResult {
+  std::string policy;
+  /// [depth][sample]: fc2's gradient norm in the last / first layer, one
+  /// sample per (seed, batch).
+  std::vector<std::vector<double>> last, first;
+  std::vector<GradientProfile> profiles;  ///< [depth]: mean over seeds and batches
+  LineFit last_fit, first_fit;            ///< ln(norm) against ln(L), over every sample
+};
+
+/// Experiment 3 for one policy: a setting run on every seed.
+struct TunedEntry {
+  std::string policy;
+  double lr = 0;
+  int64_t warmup = 0;
+  std::vector<size_t> runs;  ///< indices into CompareResults::runs, one per seed
+};
+
+/// Experiment 4 for one policy.
+struct StressResult {
+  std::string policy;
+  std::vector<Curve> curves;      ///< one per seed; train_loss and lr per step
+  std::vector<int64_t> survived;  ///< steps survived, per seed
+  /// Per seed: reached stress_max_steps without exploding, so `survived` is
+  /// a lower bound, not the step of an explosion.
   std::vector<bool> censored;
+};
+
+/// A policy as the runs built it.
+struct PolicyInfo {
+  std::string policy;      ///< as given
+  ModelConfig config;      ///< at the model's depth, its policy set
+  int64_t parameters = 0;  ///< at the model's depth
+};
+
+/// Everything a compare run measured.
+struct CompareResults {
+  double unigram_loss = 0;  ///< nats per byte of the training split's byte frequencies
+  std::vector<PolicyInfo> policies;
+  std::vector<DepthSweepResult> depth;  ///< one per policy, in order
+  std::vector<TrainingRun> runs;        ///< every training run, in the order run
+  std::vector<size_t> sweep;            ///< the sweep's runs (first seed)
+  std::vector<TunedEntry> tuned;        ///< one per policy that trained at some setting
+  std::vector<TunedEntry> mismatched;   ///< one per policy of mismatched_lrs that ran
+  std::vector<StressResult> stress;     ///< one per policy
+  double elapsed_s = 0;
+
+  /// The run of `policy` at (lr, warmup, seed); null when it was not run.
+  const TrainingRun* find_run(const std::string& policy, double lr, int64_t warmup,
+                              uint64_t seed) const {
+    for (const TrainingRun& r : runs)
+      if (r.policy == policy && r.lr == lr && r.warmup == warmup && r.seed == seed) return &r;
+    return nullptr;
+  }
+  const PolicyInfo* find_policy(const std::string& policy) const {
+    for (const PolicyInfo& p : policies)
+      if (p.policy == policy) return &p;
+    return nullptr;
+  }
+  template <class Entry>
+  static const Entry* find_entry(const std::vector<Entry>& v, const std::string& policy) {
+    for (const Entry& e : v)
+      if (e.policy == policy) return &e;
+    return nullptr;
+  }
+  /// Final validation losses of an entry's runs, one per seed.
+  std::vector<double> final_losses(const TunedEntry& e) const {
+    std::vector<double> v;
+    for (size_t i : e.runs) v.push_back(runs.at(i).final_val_loss());
+    return v;
+  }
 };
 
 /// Called with one progress line while a run goes on.
 using ProgressFn = std::function<void(const std::string& line)>;
+
+/// The entropy, in nats, of the byte frequencies of `corpus` over `split`:
+/// the loss of a model that learnt nothing but how often each byte occurs.
+inline double unigram_loss(const TextCorpus& corpus, const Split& split) {
+  std::vector<int64_t> counts(256, 0);
+  int64_t n = 0;
+  for (const Segment& s : split.segments())
+    for (int64_t i = s.begin; i < s.end; ++i) {
+      const int64_t t = corpus[i];
+      if (t >= 0 && t < 256) ++counts[static_cast<size_t>(t)];
+      ++n;
+    }
+  double h = 0;
+  for (int64_t c : counts)
+    if (c > 0) {
+      const double p = static_cast<double>(c) / static_cast<double>(n);
+      h -= p * std::log(p);
+    }
+  return h;
+}
 
 namespace detail {
 
@@ -114,13 +298,71 @@ inline double mean_of(const std::vector<double>& v) {
   return v.empty() ? std::numeric_limits<double>::quiet_NaN() : s / static_cast<double>(v.size());
 }
 
+/// "1m05s" / "42s".
+inline std::string duration_text(double seconds) {
+  const auto s = static_cast<long long>(std::max(0.0, seconds) + 0.5);
+  char b[32];
+  if (s >= 60)
+    std::snprintf(b, sizeof b, "%lldm%02llds", s / 60, s % 60);
+  else
+    std::snprintf(b, sizeof b, "%llds", s);
+  return b;
+}
+
+/// Progress of the whole run in work units (one unit: one layer of one
+/// training step's forward and backward at the run's width), with an ETA
+/// from the rate so far. The total is planned up front and corrected when a
+/// run ends early (an explosion, a divergence).
+class CompareProgress {
+ public:
+  CompareProgress(ProgressFn fn, double total)
+      : fn_(std::move(fn)), total_(total), start_(std::chrono::steady_clock::now()) {}
+
+  /// `units` of work done; reports `what` with the percentage and ETA when
+  /// `report` is set.
+  void done(double units, const std::string& what, bool report) {
+    done_ += units;
+    if (report) say(what);
+  }
+  /// Reports `what` as the end of the run: 100%, whatever the plan said.
+  void finish(const std::string& what) {
+    total_ = done_;
+    say(what);
+  }
+  /// Planned work that will not be done after all.
+  void drop(double units) { total_ = std::max(done_, total_ - units); }
+  void say(const std::string& what) const {
+    if (!fn_) return;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double fraction = total_ > 0 ? std::min(1.0, done_ / total_) : 1.0;
+    std::string eta = "ETA --";
+    if (done_ > 0 && elapsed > 1)
+      eta = "ETA " + duration_text(elapsed / done_ * std::max(0.0, total_ - done_));
+    char head[32];
+    std::snprintf(head, sizeof head, "[%3.0f%%] ", 100 * fraction);
+    fn_(head + what + " | " + duration_text(elapsed) + " elapsed, " + eta);
+  }
+  double elapsed_s() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  ProgressFn fn_;
+  double total_ = 0, done_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
 /// Adds to `sums` (group -> per layer) the gradient norms of o.grad_batches
-/// training batches drawn with `seed` (the same batches at every moment), and
-/// returns how many batches it added. Leaves no gradient and the dropout
+/// training batches drawn with `seed` (the same batches at every moment and
+/// for every policy). When `last`/`first` are set, appends fc2's norm in the
+/// last / first layer of each batch. Leaves no gradient and the dropout
 /// generator as it found them, so a training run around it is not changed.
 template <class Model>
-int64_t add_gradient_profile(Model& model, const TextCorpus& corpus, const TrainValSplit& split,
-                             const CompareOptions& o, uint64_t seed, GradientProfile& sums) {
+void add_gradient_profile(Model& model, const TextCorpus& corpus, const TrainValSplit& split,
+                          const CompareOptions& o, uint64_t seed, GradientProfile& sums,
+                          std::vector<double>* last = nullptr,
+                          std::vector<double>* first = nullptr) {
   Generator& dropout = model.dropout_generator();
   const uint64_t dropout_seed = dropout.seed(), dropout_offset = dropout.offset();
   WindowSampler sampler(corpus, split.train, o.batch_size, o.seq_len, seed);
@@ -135,10 +377,11 @@ int64_t add_gradient_profile(Model& model, const TextCorpus& corpus, const Train
       acc.resize(g.norms.size(), 0.0);
       for (size_t l = 0; l < g.norms.size(); ++l) acc[l] += g.norms[l][k];
     }
+    if (last) last->push_back(g.at(static_cast<int64_t>(g.norms.size()) - 1, "fc2"));
+    if (first) first->push_back(g.at(0, "fc2"));
   }
   model.zero_grad();
   dropout.set_state(dropout_seed, dropout_offset);
-  return o.grad_batches;
 }
 
 inline GradientProfile mean_profile(GradientProfile sums, int64_t count) {
@@ -147,25 +390,30 @@ inline GradientProfile mean_profile(GradientProfile sums, int64_t count) {
   return sums;
 }
 
-/// The steps of experiment (b) after which the gradient profile is measured
-/// again, with their names: the end of warm-up (when there is one) and the end.
-inline std::vector<std::pair<int64_t, std::string>> profile_moments(const CompareOptions& o) {
+/// The steps of a run after which the gradient profile is measured, with
+/// their names: the end of warm-up (when there is one) and the end.
+inline std::vector<std::pair<int64_t, std::string>> profile_moments(int64_t warmup, int64_t steps) {
   std::vector<std::pair<int64_t, std::string>> m;
-  if (o.warmup > 0 && o.warmup < o.steps) m.emplace_back(o.warmup, "end of warm-up");
-  if (o.steps > 0) m.emplace_back(o.steps, "end of training");
+  if (warmup > 0 && warmup < steps) m.emplace_back(warmup, "end of warm-up");
+  if (steps > 0) m.emplace_back(steps, "end of training");
   return m;
 }
 
-/// Trains `model` with `schedule` for o.steps; `after_step`, when set, is
-/// called with the step count after each update (before any evaluation).
+/// Thrown from a step callback to end a run whose loss is not finite.
+struct StopRun {};
+
+/// Trains `model` with `schedule` for o.steps and returns its curve; stops
+/// early at a non-finite training loss. `after_step`, when set, is called with
+/// the step count after each update (before any evaluation); `on_step` with
+/// each step's metrics.
 template <class Model>
 Curve train_curve(Model& model, const TextCorpus& corpus, const TrainValSplit& split,
-                  const CompareOptions& o, const Schedule& schedule, uint64_t seed,
-                  const std::string& label, const ProgressFn& progress,
-                  const std::function<void(int64_t)>& after_step = {}) {
+                  const CompareOptions& o, double peak_lr, const Schedule& schedule, uint64_t seed,
+                  const std::function<void(int64_t)>& after_step = {},
+                  const std::function<void(const StepMetrics&)>& on_step = {}) {
   using Scalar = typename Model::Var::value_type;
   using Backend = typename Model::Var::backend_type;
-  AdamW<Scalar, Backend> opt(model, AdamWOptions{o.peak_lr, 0.9, 0.98, 1e-8, 0.01});
+  AdamW<Scalar, Backend> opt(model, AdamWOptions{peak_lr, 0.9, 0.98, 1e-8, 0.01});
   TrainerOptions t;
   t.steps = o.steps;
   t.batch_size = o.batch_size;
@@ -176,405 +424,286 @@ Curve train_curve(Model& model, const TextCorpus& corpus, const TrainValSplit& s
   t.data_seed = seed;
   Trainer trainer(model, opt, schedule, corpus, split, t);
   Curve c;
-  const auto start = std::chrono::steady_clock::now();
-  trainer.run(
-      [&](const StepMetrics& m) {
-        c.step.push_back(m.step);
-        c.train_loss.push_back(m.loss);
-        c.lr.push_back(m.lr);
-        if (after_step) after_step(m.step);
-        if (progress && (m.step % 10 == 0 || m.step == o.steps)) {
-          const double elapsed =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          const double eta =
-              elapsed / static_cast<double>(m.step) * static_cast<double>(o.steps - m.step);
-          char line[200];
-          std::snprintf(line, sizeof line, "%s step %lld/%lld loss %.4f %.0f tok/s ETA %.0fs",
-                        label.c_str(), static_cast<long long>(m.step),
-                        static_cast<long long>(o.steps), m.loss, m.tokens_per_s, eta);
-          progress(line);
-        }
-      },
-      [&](const EvalMetrics& e) {
-        c.val_step.push_back(e.step);
-        c.val_loss.push_back(e.loss);
-      });
+  try {
+    trainer.run(
+        [&](const StepMetrics& m) {
+          c.step.push_back(m.step);
+          c.train_loss.push_back(m.loss);
+          c.lr.push_back(m.lr);
+          if (on_step) on_step(m);
+          if (!std::isfinite(m.loss)) throw StopRun{};
+          if (after_step) after_step(m.step);
+        },
+        [&](const EvalMetrics& e) {
+          c.val_step.push_back(e.step);
+          c.val_loss.push_back(e.loss);
+        });
+  } catch (const StopRun&) {
+  }
   return c;
 }
 
-template <class P, FloatingElement Scalar, class Backend>
-PolicyResult run_policy(const std::string& spec, const ModelConfig& cfg, const TextCorpus& corpus,
-                        const TrainValSplit& split, const CompareOptions& o,
-                        const ProgressFn& progress) {
-  using Model = GPT<P, Scalar, Backend>;
-  PolicyResult r;
-  r.policy = spec;
-  // (a) Gradient norms at initialization, averaged over batches and seeds.
-  GradientProfile sums;
-  int64_t count = 0;
-  for (uint64_t seed : o.seeds) {
-    Model model(cfg, seed, o.init);
-    r.parameters = model.parameter_count();
-    count += add_gradient_profile(model, corpus, split, o, seed, sums);
-    if (progress) progress(spec + " gradient norms at init, seed " + std::to_string(seed));
+/// The depth of `cfg` set to `layers`.
+inline ModelConfig at_depth(ModelConfig cfg, int64_t layers) {
+  cfg.n_layers = layers;
+  return cfg;
+}
+
+/// Runs the four experiments; one instance per run_compare call.
+template <class Backend>
+class CompareSession {
+ public:
+  using Model = GPT<RuntimePolicy, float, Backend>;
+
+  CompareSession(const CompareOptions& o, const TextCorpus& corpus, const TrainValSplit& split,
+                 const ProgressFn& fn)
+      : o_(o), corpus_(corpus), split_(split), progress_(fn, planned_units()) {}
+
+  CompareResults run() {
+    r_.unigram_loss = unigram_loss(corpus_, split_.train);
+    for (const std::string& spec : o_.policies) {
+      const ModelConfig cfg = config_of(spec);
+      Model model(cfg, o_.seeds.front(), o_.init);
+      r_.policies.push_back({spec, cfg, model.parameter_count()});
+    }
+    if (o_.depth_sweep)
+      for (const std::string& spec : o_.policies) r_.depth.push_back(depth_sweep(spec));
+    if (o_.lr_sweep)
+      for (const std::string& spec : o_.policies)
+        for (int64_t warmup : o_.warmups)
+          for (double lr : o_.lrs)
+            r_.sweep.push_back(run_index(spec, lr, warmup, o_.seeds.front()));
+    if (o_.tuned) {
+      const double seeds_run = static_cast<double>(o_.seeds.size() * o_.steps * o_.model.n_layers);
+      for (const std::string& spec : o_.policies)
+        if (const auto best = best_setting(spec))
+          r_.tuned.push_back(on_every_seed(spec, *best));
+        else
+          progress_.drop(seeds_run);  // no setting trained: nothing to tune
+      for (const auto& [spec, lr] : o_.mismatched_lrs)
+        if (std::find(o_.policies.begin(), o_.policies.end(), spec) != o_.policies.end())
+          r_.mismatched.push_back(on_every_seed(spec, {lr, o_.longest_warmup()}));
+        else
+          progress_.drop(seeds_run);
+    }
+    if (o_.lr_stress)
+      for (const std::string& spec : o_.policies) r_.stress.push_back(stress(spec));
+    r_.elapsed_s = progress_.elapsed_s();
+    progress_.finish("done");
+    return std::move(r_);
   }
-  r.grad_norms_at_init = mean_profile(std::move(sums), count);
-  // ... and again during (b), at the same moments for every seed.
-  const auto moments = profile_moments(o);
-  std::vector<GradientProfile> trained_sums(moments.size());  // o.grad_batches per seed, as (a)
-  for (uint64_t seed : o.seeds) {
-    const std::string tag = spec + " (seed " + std::to_string(seed) + ")";
-    {  // (b) with warm-up
-      Model model(cfg, seed, o.init);
-      r.warmup.push_back(
-          train_curve(model, corpus, split, o, Schedule::linear(o.peak_lr, o.warmup, o.steps), seed,
-                      tag + " warm-up", progress, [&](int64_t step) {
-                        for (size_t i = 0; i < moments.size(); ++i)
-                          if (moments[i].first == step)
-                            add_gradient_profile(model, corpus, split, o, seed, trained_sums[i]);
-                      }));
+
+ private:
+  ModelConfig config_of(const std::string& spec) const {
+    ModelConfig cfg = o_.model;
+    cfg.set_policy_spec(spec);
+    cfg.final_norm.reset();
+    cfg.max_seq_len = std::max(cfg.max_seq_len, o_.seq_len);
+    return cfg;
+  }
+
+  /// The work of the whole run, planned before it starts: the tuned
+  /// comparison's extra seeds and the mismatched pair counted as if none of
+  /// their runs were shared with the sweep, the LR stress as if no run
+  /// exploded; both are corrected as runs finish.
+  double planned_units() const {
+    const double p = static_cast<double>(o_.policies.size());
+    const double seeds = static_cast<double>(o_.seeds.size());
+    const double layers = static_cast<double>(o_.model.n_layers);
+    double depth = 0;
+    for (int64_t d : o_.depths) depth += static_cast<double>(d);
+    const double run = static_cast<double>(o_.steps) * layers;
+    const double sweep = static_cast<double>(o_.lrs.size() * o_.warmups.size()) * run;
+    const double mismatched = static_cast<double>(o_.mismatched_lrs.size()) * seeds * run;
+    double total = 0;
+    if (o_.depth_sweep) total += p * depth * seeds * static_cast<double>(o_.grad_batches);
+    if (o_.lr_sweep) total += p * sweep;
+    if (o_.tuned) total += p * seeds * run + mismatched;
+    if (o_.lr_stress) total += p * seeds * static_cast<double>(o_.stress_max_steps) * layers;
+    return total;
+  }
+
+  DepthSweepResult depth_sweep(const std::string& spec) {
+    DepthSweepResult d;
+    d.policy = spec;
+    std::vector<double> x_last, y_last, x_first, y_first;
+    for (int64_t layers : o_.depths) {
+      const ModelConfig cfg = at_depth(config_of(spec), layers);
+      GradientProfile sums;
+      std::vector<double> last, first;
+      for (uint64_t seed : o_.seeds) {
+        Model model(cfg, seed, o_.init);
+        add_gradient_profile(model, corpus_, split_, o_, seed, sums, &last, &first);
+      }
+      for (double v : last) {
+        x_last.push_back(std::log(static_cast<double>(layers)));
+        y_last.push_back(std::log(v));
+      }
+      for (double v : first) {
+        x_first.push_back(std::log(static_cast<double>(layers)));
+        y_first.push_back(std::log(v));
+      }
+      d.profiles.push_back(
+          mean_profile(std::move(sums), o_.grad_batches * static_cast<int64_t>(o_.seeds.size())));
+      d.last.push_back(std::move(last));
+      d.first.push_back(std::move(first));
+      progress_.done(
+          static_cast<double>(layers * o_.grad_batches) * static_cast<double>(o_.seeds.size()),
+          "1/4 depth sweep: " + spec + " at " + std::to_string(layers) + " layers", true);
     }
-    {  // (c) without warm-up
-      Model model(cfg, seed, o.init);
-      r.no_warmup.push_back(train_curve(model, corpus, split, o,
-                                        Schedule::linear(o.peak_lr, 0, o.steps), seed,
-                                        tag + " no warm-up", progress));
+    d.last_fit = fit_line(x_last, y_last);
+    d.first_fit = fit_line(x_first, y_first);
+    return d;
+  }
+
+  /// The index in r_.runs of the run of `spec` at (lr, warmup, seed),
+  /// trained now unless it already was.
+  size_t run_index(const std::string& spec, double lr, int64_t warmup, uint64_t seed) {
+    for (size_t i = 0; i < r_.runs.size(); ++i) {
+      const TrainingRun& t = r_.runs[i];
+      if (t.policy == spec && t.lr == lr && t.warmup == warmup && t.seed == seed) {
+        progress_.drop(static_cast<double>(o_.steps * o_.model.n_layers));
+        return i;
+      }
     }
-    {  // (d) LR stress
-      Model model(cfg, seed, o.init);
-      AdamW<Scalar, Backend> opt(model, AdamWOptions{o.stress_start_lr, 0.9, 0.98, 1e-8, 0.01});
+    r_.runs.push_back(train(spec, lr, warmup, seed));
+    return r_.runs.size() - 1;
+  }
+
+  TrainingRun train(const std::string& spec, double lr, int64_t warmup, uint64_t seed) {
+    TrainingRun t;
+    t.policy = spec;
+    t.lr = lr;
+    t.warmup = warmup;
+    t.seed = seed;
+    Model model(config_of(spec), seed, o_.init);
+    const auto moments = profile_moments(warmup, o_.steps);
+    char label[160];
+    std::snprintf(label, sizeof label, "%s lr %g warm-up %lld seed %llu", spec.c_str(), lr,
+                  static_cast<long long>(warmup), static_cast<unsigned long long>(seed));
+    const std::string stage = r_.sweep.size() < sweep_size() ? "2/4 LR sweep: " : "3/4 tuned: ";
+    const double per_step = static_cast<double>(o_.model.n_layers);
+    t.curve = train_curve(
+        model, corpus_, split_, o_, lr, Schedule::linear(lr, warmup, o_.steps), seed,
+        [&](int64_t step) {
+          for (const auto& [at, moment] : moments)
+            if (at == step) {
+              GradientProfile sums;
+              add_gradient_profile(model, corpus_, split_, o_, seed, sums);
+              t.profiles.push_back({step, moment, mean_profile(std::move(sums), o_.grad_batches)});
+            }
+        },
+        [&](const StepMetrics& m) {
+          char line[96];
+          std::snprintf(line, sizeof line, " step %lld/%lld loss %.3f",
+                        static_cast<long long>(m.step), static_cast<long long>(o_.steps), m.loss);
+          progress_.done(per_step, stage + label + line, m.step % 20 == 0 || m.step == o_.steps);
+        });
+    const auto done = static_cast<int64_t>(t.curve.step.size());
+    progress_.drop(static_cast<double>(o_.steps - done) * per_step);
+    t.outcome = classify_run(t.curve, r_.unigram_loss, o_.fail_margin);
+    return t;
+  }
+
+  size_t sweep_size() const { return o_.policies.size() * o_.lrs.size() * o_.warmups.size(); }
+
+  /// The (lr, warmup) of `spec`'s sweep run with the lowest final validation
+  /// loss among those that trained; none when no run trained.
+  std::optional<std::pair<double, int64_t>> best_setting(const std::string& spec) const {
+    std::optional<std::pair<double, int64_t>> best;
+    double best_loss = std::numeric_limits<double>::infinity();
+    for (size_t i : r_.sweep) {
+      const TrainingRun& t = r_.runs[i];
+      if (t.policy != spec || t.outcome != RunOutcome::trained) continue;
+      if (t.final_val_loss() < best_loss) {
+        best_loss = t.final_val_loss();
+        best = std::pair{t.lr, t.warmup};
+      }
+    }
+    return best;
+  }
+
+  TunedEntry on_every_seed(const std::string& spec, std::pair<double, int64_t> setting) {
+    TunedEntry e{spec, setting.first, setting.second, {}};
+    for (uint64_t seed : o_.seeds) e.runs.push_back(run_index(spec, e.lr, e.warmup, seed));
+    return e;
+  }
+
+  StressResult stress(const std::string& spec) {
+    StressResult s;
+    s.policy = spec;
+    const double per_step = static_cast<double>(o_.model.n_layers);
+    for (uint64_t seed : o_.seeds) {
+      Model model(config_of(spec), seed, o_.init);
+      AdamW<float, Backend> opt(model, AdamWOptions{o_.stress_start_lr, 0.9, 0.98, 1e-8, 0.01});
       TrainerOptions t;
-      t.steps = o.stress_max_steps;
-      t.batch_size = o.batch_size;
-      t.seq_len = o.seq_len;
+      t.steps = o_.stress_max_steps;
+      t.batch_size = o_.batch_size;
+      t.seq_len = o_.seq_len;
       t.eval_every = 0;
-      t.clip_norm = 0;
+      t.clip_norm = 0;  // off, so that the LR alone decides
       t.data_seed = seed;
-      Trainer trainer(model, opt, Schedule::exponential(o.stress_start_lr, o.stress_factor), corpus,
-                      split, t);
+      Trainer trainer(model, opt, Schedule::exponential(o_.stress_start_lr, o_.stress_factor),
+                      corpus_, split_, t);
       Curve c;
       int64_t survived = 0;
       bool exploded = false;
       double first = 0;
-      for (int64_t s = 0; s < o.stress_max_steps; ++s) {
+      const std::string label = "4/4 LR stress: " + spec + " seed " + std::to_string(seed);
+      for (int64_t k = 0; k < o_.stress_max_steps; ++k) {
         const StepMetrics m = trainer.step();
-        if (s == 0) first = m.loss;
+        if (k == 0) first = m.loss;
         c.step.push_back(m.step);
         c.train_loss.push_back(m.loss);
         c.lr.push_back(m.lr);
+        progress_.done(per_step, label + " step " + std::to_string(m.step), m.step % 20 == 0);
         if (!std::isfinite(m.loss) || m.loss > 3 * first) {
           exploded = true;
           break;
         }
         survived = m.step;
       }
-      r.stress.push_back(std::move(c));
-      r.survived.push_back(survived);
-      r.censored.push_back(!exploded);
-      if (progress)
-        progress(tag + " LR stress: survived " + (exploded ? "" : ">= ") +
-                 std::to_string(survived) + " steps");
+      progress_.drop(
+          static_cast<double>(o_.stress_max_steps - static_cast<int64_t>(c.step.size())) *
+          per_step);
+      progress_.say(label + ": survived " + (exploded ? "" : ">= ") + std::to_string(survived) +
+                    " steps");
+      s.curves.push_back(std::move(c));
+      s.survived.push_back(survived);
+      s.censored.push_back(!exploded);
     }
+    return s;
   }
-  for (size_t i = 0; i < moments.size(); ++i)
-    r.grad_norms_training.push_back(
-        {moments[i].first, moments[i].second, mean_profile(std::move(trained_sums[i]), count)});
-  return r;
-}
 
-}  // namespace detail
-
-/// Runs experiments (a)-(d) for every policy of `o` on `corpus` (split by
-/// `split`), in float, on backend Backend. `progress` receives a line now and then.
-/// Every policy is built as GPT<RuntimePolicy, float, B> from its spec, so any
-/// composition of known or registered extras can be compared.
-/// Throws Error naming a policy spec that cannot be parsed.
-///
-/// A template (Backend defaults to Cpu) so that a translation unit instantiates
-/// the model only when it calls run_compare.
-template <class Backend = Cpu>
-std::vector<PolicyResult> run_compare(const CompareOptions& o, const TextCorpus& corpus,
-                                      const TrainValSplit& split, const ProgressFn& progress = {}) {
-  detail::check(!o.policies.empty() && !o.seeds.empty(),
-                "compare: needs at least one policy and one seed");
-  std::vector<PolicyResult> results;
-  for (const std::string& spec : o.policies) {
-    ModelConfig cfg = o.model;
-    cfg.set_policy_spec(spec);
-    cfg.final_norm.reset();
-    cfg.max_seq_len = std::max(cfg.max_seq_len, o.seq_len);
-    results.push_back(
-        detail::run_policy<RuntimePolicy, float, Backend>(spec, cfg, corpus, split, o, progress));
-  }
-  return results;
-}
-
-/// The ratio of the last layer's to the first layer's gradient norm of
-/// `group` in `profile` (NaN when absent).
-inline double last_to_first(const GradientProfile& profile, const std::string& group = "fc2") {
-  const auto it = profile.find(group);
-  if (it == profile.end() || it->second.empty()) return std::numeric_limits<double>::quiet_NaN();
-  return it->second.back() / it->second.front();
-}
-
-/// last_to_first of the profile at initialization.
-inline double last_to_first(const PolicyResult& r, const std::string& group = "fc2") {
-  return last_to_first(r.grad_norms_at_init, group);
-}
-
-/// The profile measured first during training (the end of warm-up when (b)
-/// has one): "early in training"; null when none was measured.
-inline const TrainedGradientProfile* early_profile(const PolicyResult& r) {
-  return r.grad_norms_training.empty() ? nullptr : &r.grad_norms_training.front();
-}
-
-/// Mean over seeds of the final validation loss of the given curves.
-inline double mean_final_val_loss(const std::vector<Curve>& curves) {
-  std::vector<double> v;
-  for (const Curve& c : curves) v.push_back(c.final_val_loss());
-  return detail::mean_of(v);
-}
-
-/// Mean over seeds of the LR-stress steps survived. With a censored seed the
-/// mean is a lower bound (see survived_bounds).
-inline double mean_survived(const PolicyResult& r) {
-  std::vector<double> v(r.survived.begin(), r.survived.end());
-  return detail::mean_of(v);
-}
-
-/// Whether any seed's LR-stress run reached the step cap without exploding.
-inline bool any_censored(const PolicyResult& r) {
-  return std::find(r.censored.begin(), r.censored.end(), true) != r.censored.end();
-}
-
-/// The interval the mean of the steps survived lies in: [mean, mean] when
-/// every seed exploded, [mean, +inf) when some seed was censored (it would
-/// have survived at least its recorded steps).
-inline std::pair<double, double> survived_bounds(const PolicyResult& r) {
-  const double m = mean_survived(r);
-  return {m, any_censored(r) ? std::numeric_limits<double>::infinity() : m};
-}
-
-/// The table's text for the steps survived: "96.0", or ">= 150.0" when censored.
-inline std::string survived_text(const PolicyResult& r) {
-  const double m = mean_survived(r);
-  if (!std::isfinite(m)) return "nan";
-  char b[32];
-  std::snprintf(b, sizeof b, "%s%.1f", any_censored(r) ? ">= " : "", m);
-  return b;
-}
-
-/// A claim from DESIGN.md §1 and whether this run shows it (unset: the run
-/// cannot tell, e.g. a policy it needs was not run or the margin is tiny).
-struct Finding {
-  std::string claim;
-  std::optional<bool> shows;
-  std::string detail;
+  const CompareOptions& o_;
+  const TextCorpus& corpus_;
+  const TrainValSplit& split_;
+  CompareProgress progress_;
+  CompareResults r_;
 };
 
-/// The claims, judged on `results` with the rules written in each detail.
-inline std::vector<Finding> compare_findings(const std::vector<PolicyResult>& results) {
-  auto find = [&](const char* name) -> const PolicyResult* {
-    for (const PolicyResult& r : results)
-      if (r.policy == name) return &r;
-    return nullptr;
-  };
-  auto num = [](double x) {
-    char b[32];
-    std::snprintf(b, sizeof b, "%.4g", x);
-    return std::string(b);
-  };
-  const PolicyResult *post = find("post_ln"), *pre = find("pre_ln"), *nf = find("normformer");
-  std::vector<Finding> f;
-  if (post && pre) {
-    const double rp = last_to_first(*post), rq = last_to_first(*pre);
-    f.push_back(
-        {"At initialization Post-LN's FFN (fc2) weight-gradient norms grow toward the last "
-         "layer while Pre-LN's stay about flat (Xiong et al. 2020, Fig. 3)",
-         rp > 1.5 && std::abs(std::log(rq)) < std::abs(std::log(rp)),
-         "fc2 gradient norm, last layer / first layer: post_ln " + num(rp) + ", pre_ln " + num(rq) +
-             " (shown when post_ln's ratio > 1.5 and pre_ln's is closer to 1)"});
-    const double pw = mean_final_val_loss(post->no_warmup),
-                 qw = mean_final_val_loss(pre->no_warmup);
-    f.push_back(
-        {"Without warm-up Post-LN fails or lags at a learning rate where Pre-LN trains "
-         "(Xiong et al. 2020, section 3.2)",
-         !std::isfinite(pw) || pw > qw + 0.05,
-         "final validation loss without warm-up: post_ln " + num(pw) + ", pre_ln " + num(qw) +
-             " (shown when post_ln's is NaN or above pre_ln's by > 0.05)"});
-    const double pv = mean_final_val_loss(post->warmup);
-    f.push_back({"With warm-up Post-LN recovers",
-                 std::isfinite(pv) && (!std::isfinite(pw) || pv < pw - 0.05),
-                 "post_ln final validation loss with warm-up " + num(pv) + ", without " + num(pw) +
-                     " (shown when warm-up lowers it by > 0.05)"});
-  }
-  if (nf && pre) {
-    const TrainedGradientProfile *ep = early_profile(*pre), *en = early_profile(*nf);
-    if (ep && en) {
-      const double rq = last_to_first(ep->norms), rn = last_to_first(en->norms);
-      f.push_back(
-          {"Early in training Pre-LN's early layers get larger fc2 gradients than its late "
-           "ones, and NormFormer brings the layers closer together (Shleifer, Weston & Ott 2021)",
-           rq < 1 / 1.5 && std::abs(std::log(rn)) < std::abs(std::log(rq)),
-           "fc2 gradient norm, last layer / first layer, after " + std::to_string(ep->step) +
-               " steps (" + ep->moment + ") of the warm-up run: pre_ln " + num(rq) +
-               ", normformer " + num(rn) +
-               " (shown when pre_ln's ratio < 0.667, i.e. its first layer's gradient is at least "
-               "1.5x its last's, and normformer's is closer to 1)"});
-    }
-    const double a = mean_final_val_loss(nf->warmup), b = mean_final_val_loss(pre->warmup);
-    std::optional<bool> shows;
-    if (std::abs(a - b) >= 0.01) shows = a < b;
-    f.push_back(
-        {"NormFormer reaches a lower validation loss than Pre-LN in the same number of "
-         "steps (Shleifer, Weston & Ott 2021)",
-         shows,
-         "final validation loss with warm-up: normformer " + num(a) + ", pre_ln " + num(b) +
-             " (mean over seeds; differences below 0.01 count as inconclusive)"});
-    // A censored mean is a lower bound: compare intervals, not numbers.
-    const auto [nf_lo, nf_hi] = survived_bounds(*nf);
-    const auto [pre_lo, pre_hi] = survived_bounds(*pre);
-    std::optional<bool> survives;
-    if (nf_lo - pre_hi > 2)
-      survives = true;
-    else if (pre_lo - nf_hi > 2)
-      survives = false;
-    std::string detail = "LR-stress steps survived (mean over seeds): normformer " +
-                         survived_text(*nf) + ", pre_ln " + survived_text(*pre) +
-                         " (differences of 2 steps or less count as inconclusive; \">= N\" marks "
-                         "a run that reached the step cap without exploding, which survived at "
-                         "least N steps";
-    if (any_censored(*nf) && any_censored(*pre))
-      detail += "; both reached the cap, so the cap decides nothing: raise --stress-steps";
-    f.push_back(
-        {"NormFormer survives more steps of a rising learning rate than Pre-LN "
-         "(Shleifer, Weston & Ott 2021)",
-         survives, detail + ")"});
-  }
-  return f;
-}
-
-/// The terminal table: one row per policy.
-inline json::Value compare_table(const std::vector<PolicyResult>& results) {
-  auto num = [](double x, const char* fmt) -> std::string {
-    if (!std::isfinite(x)) return "nan";
-    char b[32];
-    std::snprintf(b, sizeof b, fmt, x);
-    return b;
-  };
-  json::Array rows;
-  std::string early_column = "fc2 grad last/first (trained)";
-  for (const PolicyResult& r : results) {
-    const TrainedGradientProfile* early = early_profile(r);
-    if (early) early_column = "fc2 grad last/first (step " + std::to_string(early->step) + ")";
-    rows.push_back(json::Array{
-        r.policy, std::to_string(r.parameters), num(last_to_first(r), "%.3f"),
-        num(early ? last_to_first(early->norms) : std::numeric_limits<double>::quiet_NaN(), "%.3f"),
-        num(mean_final_val_loss(r.warmup), "%.4f"), num(mean_final_val_loss(r.no_warmup), "%.4f"),
-        survived_text(r)});
-  }
-  return json::Object{{"columns", json::Array{"policy", "parameters", "fc2 grad last/first (init)",
-                                              early_column, "val loss (warm-up)",
-                                              "val loss (no warm-up)", "LR-stress steps survived"}},
-                      {"rows", std::move(rows)}};
-}
-
-namespace detail {
-inline json::Value finite_or_null(double x) {
-  return std::isfinite(x) ? json::Value(x) : json::Value();
-}
-inline json::Array numbers(const std::vector<double>& v) {
-  json::Array a;
-  for (double x : v) a.push_back(finite_or_null(x));
-  return a;
-}
-inline json::Array integers(const std::vector<int64_t>& v) {
-  json::Array a;
-  for (int64_t x : v) a.emplace_back(x);
-  return a;
-}
-inline json::Array booleans(const std::vector<bool>& v) {
-  json::Array a;
-  for (bool x : v) a.emplace_back(x);
-  return a;
-}
-inline json::Value profile_json(const GradientProfile& p) {
-  json::Object g;
-  for (const auto& [group, v] : p) g.set(group, numbers(v));
-  return g;
-}
-inline json::Value curve_json(const Curve& c) {
-  return json::Object{{"step", integers(c.step)},
-                      {"train_loss", numbers(c.train_loss)},
-                      {"lr", numbers(c.lr)},
-                      {"val_step", integers(c.val_step)},
-                      {"val_loss", numbers(c.val_loss)}};
-}
 }  // namespace detail
 
-/// Everything a compare run measured, in the schema report.html is drawn from
-/// (curves are those of the first seed; table and findings use every seed).
-/// `grad_norms_training` is an array of {step, moment, norms: policy -> group
-/// -> per layer}; each `lr_stress` entry holds the first seed's curve with its
-/// `survived` and `censored` (true: the cap was reached without an explosion,
-/// so `survived` is a lower bound), and both per seed.
-inline json::Value compare_results_json(const CompareOptions& o, const std::string& corpus_name,
-                                        const std::vector<PolicyResult>& results) {
-  json::Array policies, seeds, trained;
-  json::Object grads, warm, cold, stress;
-  for (uint64_t s : o.seeds) seeds.emplace_back(static_cast<int64_t>(s));
-  for (const auto& [step, moment] : detail::profile_moments(o)) {
-    json::Object norms;
-    for (const PolicyResult& r : results)
-      for (const TrainedGradientProfile& p : r.grad_norms_training)
-        if (p.step == step) norms.set(r.policy, detail::profile_json(p.norms));
-    trained.push_back(
-        json::Object{{"step", step}, {"moment", moment}, {"norms", std::move(norms)}});
+/// Runs experiments 1-4 for every policy of `o` on `corpus` (split by
+/// `split`), in float, on backend Backend. `progress` receives a line now and
+/// then (the stage, the run, the percentage done and an ETA).
+/// Every policy is built as GPT<RuntimePolicy, float, Backend> from its spec,
+/// so any composition of known or registered extras can be compared.
+/// Throws Error naming a policy spec that cannot be parsed or a knob out of
+/// range (CompareOptions::validate), before anything is trained.
+///
+/// A template (Backend defaults to Cpu) so that a translation unit
+/// instantiates the model only when it calls run_compare.
+template <class Backend = Cpu>
+CompareResults run_compare(const CompareOptions& o, const TextCorpus& corpus,
+                           const TrainValSplit& split, const ProgressFn& progress = {}) {
+  o.validate();
+  for (const std::string& spec : o.policies) {  // every spec parses before any training
+    ModelConfig cfg = o.model;
+    cfg.set_policy_spec(spec);
+    cfg.validate();
   }
-  for (const PolicyResult& r : results) {
-    policies.emplace_back(r.policy);
-    grads.set(r.policy, detail::profile_json(r.grad_norms_at_init));
-    warm.set(r.policy, detail::curve_json(r.warmup.front()));
-    cold.set(r.policy, detail::curve_json(r.no_warmup.front()));
-    const Curve& c = r.stress.front();
-    stress.set(r.policy, json::Object{{"step", detail::integers(c.step)},
-                                      {"lr", detail::numbers(c.lr)},
-                                      {"loss", detail::numbers(c.train_loss)},
-                                      {"survived", r.survived.front()},
-                                      {"censored", static_cast<bool>(r.censored.front())},
-                                      {"survived_by_seed", detail::integers(r.survived)},
-                                      {"censored_by_seed", detail::booleans(r.censored)}});
-  }
-  json::Array findings;
-  for (const Finding& f : compare_findings(results))
-    findings.push_back(json::Object{{"claim", f.claim},
-                                    {"shows", f.shows ? json::Value(*f.shows) : json::Value()},
-                                    {"detail", f.detail}});
-  return json::Object{
-      {"title", "normlab compare"},
-      {"config", config_to_json(o.model)},
-      {"run", json::Object{{"corpus", corpus_name},
-                           {"init", to_string(o.init)},
-                           {"seeds", std::move(seeds)},
-                           {"batch_size", o.batch_size},
-                           {"seq_len", o.seq_len},
-                           {"steps", o.steps},
-                           {"warmup", o.warmup},
-                           {"peak_lr", o.peak_lr},
-                           {"clip_norm", o.clip_norm},
-                           {"grad_batches", o.grad_batches},
-                           {"stress_start_lr", o.stress_start_lr},
-                           {"stress_factor", o.stress_factor},
-                           {"stress_max_steps", o.stress_max_steps}}},
-      {"policies", std::move(policies)},
-      {"grad_norms_at_init", std::move(grads)},
-      {"grad_norms_training", std::move(trained)},
-      {"training", std::move(warm)},
-      {"no_warmup", std::move(cold)},
-      {"lr_stress", std::move(stress)},
-      {"table", compare_table(results)},
-      {"findings", std::move(findings)},
-  };
+  return detail::CompareSession<Backend>(o, corpus, split, progress).run();
 }
 
 }  // namespace v0

@@ -87,8 +87,8 @@ class CachingAllocator {
   /// Error above kMaxRequest.
   static size_t size_class(size_t bytes) {
     if (bytes <= 4096) return bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
-    detail::check(bytes <= kMaxRequest, "cpu: cannot allocate ", bytes,
-                  " bytes (more than 2^60, the most one block can hold)");
+    normlab::detail::check(bytes <= kMaxRequest, "cpu: cannot allocate ", bytes,
+                           " bytes (more than 2^60, the most one block can hold)");
     size_t pow2 = 4096;
     while (pow2 * 2 < bytes) pow2 *= 2;  // pow2 < bytes <= 2 pow2
     const size_t quarter = pow2 / 4;
@@ -123,7 +123,7 @@ class CachingAllocator {
     if (raw == nullptr) {
       std::lock_guard<std::mutex> lock(mutex_);
       stats_.bytes_in_use -= static_cast<int64_t>(cls);
-      detail::check(false, "cpu: cannot allocate ", bytes, " bytes");
+      normlab::detail::check(false, "cpu: cannot allocate ", bytes, " bytes");
     }
     *static_cast<size_t*>(raw) = cls;
     void* block = static_cast<char*>(raw) + kHeader;
