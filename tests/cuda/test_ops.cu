@@ -421,6 +421,39 @@ TEST_F(CudaKernels, EmbeddingScatterAddIsTheCpuSumBitForBit) {
   EXPECT_EQ(bits(out), bits(outc));
 }
 
+// Index range checks run on the device (no host synchronization inside a
+// training step): a bad index or target is raised, with the CPU's message, at
+// the next read to the host, once; the work queued with it does not fault.
+TEST_F(CudaKernels, BadIndexIsRaisedAtTheNextReadWithTheCpusMessage) {
+  const VarG w(TensorG::full({10, 4}, 1.f), true);                                    // (V, C)
+  const auto idx = Tensor<int64_t, Cuda>::from_vector({2, 3}, {1, 2, 3, 4, 12, 11});  // (2, 3)
+  const std::string message =
+      "embedding: index 12 out of range [0, 10) at position (1, 1) of indices shape (2, 3)";
+  VarG out;
+  ASSERT_NO_THROW(out = embedding(idx, w));     // queued: checked on the device
+  out.backward(TensorG::full({2, 3, 4}, 1.f));  // skips the bad rows
+  expect_error([&] { (void)out.data().to_vector(); }, {message});
+  EXPECT_NO_THROW(cuda::check_index_errors()) << "an error is raised once";
+  EXPECT_EQ(w.grad().to_vector()[4 * 4], 1.f) << "row 4 still received its gradient";
+  const auto idxc = Tensor<int64_t, Cpu>::from_vector({2, 3}, {1, 2, 3, 4, 12, 11});
+  expect_error([&] { (void)embedding(idxc, VarF(TensorF::full({10, 4}, 1.f))); }, {message});
+
+  const VarG logits(TensorG::full({3, 5}, 0.5f), true);                  // (N, V)
+  const auto t = Tensor<int64_t, Cuda>::from_vector({3}, {0, -100, 7});  // (N)
+  const VarG loss = cross_entropy(logits, t);
+  loss.backward();
+  expect_error([&] { (void)loss.item(); },
+               {"cross_entropy: target 7 out of range [0, 5) at position 2 of targets shape (3) "
+                "(ignore_index is -100)"});
+  // The first bad check in stream order is the one raised.
+  (void)embedding(idx, w);
+  (void)cross_entropy(logits, t);
+  expect_error([] { cuda::synchronize(); }, {message});
+  // Good indices afterwards: nothing pending, the counted mean matches the host's.
+  const auto good = Tensor<int64_t, Cuda>::from_vector({3}, {0, -100, 4});
+  EXPECT_NEAR(cross_entropy(logits, good).item(), std::log(5.0), 1e-6);
+}
+
 TEST_F(CudaKernels, BroadcastBackwardMatchesReferenceAndCpu) {
   struct Case {
     Shape a, b;

@@ -12,10 +12,11 @@
 //                   --tokens TOKENS.safetensors --out OUT.safetensors [--dtype f32|f64]
 //   normlab info    --config CONFIG.json
 //   normlab compare [--policies LIST] [--corpus PATH] [--out DIR] [--quick] ...
-//   normlab train   [--policy SPEC | --config CONFIG.json] [--corpus PATH] [--out DIR] ...
+//   normlab train   [--policy SPEC | --config CONFIG.json] [--corpus PATH] [--out DIR]
+//                   [--device cpu|cuda] ...
 //   normlab train   --resume CHECKPOINT [--out DIR] [--corpus PATH] [--stop-at N] ...
 //   normlab generate --checkpoint CHECKPOINT [--prompt TEXT] [--tokens N] [--temperature X]
-//                    [--top-k K] [--seed S]
+//                    [--top-k K] [--seed S] [--device cpu|cuda]
 //   normlab --version | --help
 //
 // `forward` runs a GPT described by files and writes its logits, mean

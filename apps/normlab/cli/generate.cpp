@@ -1,5 +1,7 @@
 // apps/normlab/cli/generate.cpp — `normlab generate`: text sampled from a checkpoint.
 #include "cli/common.hpp"
+#include "cli/device.hpp"
+#include "cli/generate_run.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -13,7 +15,8 @@ int generate_command(int argc, char** argv) {
        {"--tokens", "N             bytes to generate (default 200)"},
        {"--temperature", "X        > 0 divides the logits; 0 = greedy (default 1)"},
        {"--top-k", "K              sample among the K likeliest bytes, 0 = all (default 0)"},
-       {"--seed", "S               seed of the sampling (default 1)"}},
+       {"--seed", "S               seed of the sampling (default 1)"},
+       {"--device", kDeviceHelp}},
       argc, argv, 2);
   if (flags.print_help(
           "usage: normlab generate --checkpoint CHECKPOINT [--prompt TEXT] [--tokens N]\n"
@@ -21,8 +24,12 @@ int generate_command(int argc, char** argv) {
           "Loads the model of a checkpoint and continues the prompt one byte at a time, in eval\n"
           "mode, from the softmax of logits / temperature over the top-k bytes (temperature 0:\n"
           "always the likeliest). The model sees the last max_seq_len bytes. Prints the prompt\n"
-          "and its continuation; the same checkpoint, prompt and flags give the same text.\n"))
+          "and its continuation; the same checkpoint, prompt and flags give the same text (on\n"
+          "the same device: --device cuda runs the model on the GPU, whose logits may differ\n"
+          "from the CPU's in the last bits).\n"))
     return 0;
+  const Device device = parse_device("generate", flags.get("--device", "cpu"));
+  require_device("generate", device);
   nl::SamplingOptions o;
   o.max_new_tokens = int_at_least("--tokens", flags.get("--tokens", "200"), 0);
   o.temperature = number_in("--temperature", flags.get("--temperature", "1"), 0, HUGE_VAL);
@@ -39,14 +46,13 @@ int generate_command(int argc, char** argv) {
   if (prompt.empty())
     throw UsageError("normlab generate: --prompt needs at least one character, got ''");
   const auto file = nl::io::SafetensorsReader::open(flags.required("--checkpoint"));
-  const nl::ModelConfig cfg = nl::checkpoint_config(file);
-  std::set<std::string> optimizer_state;  // a training checkpoint also holds these
-  for (const nl::io::TensorInfo& t : file.tensors())
-    if (t.name.rfind("optim.", 0) == 0) optimizer_state.insert(t.name);
-  nl::GPT<nl::RuntimePolicy, float, nl::Cpu> model(cfg);
-  nl::load_parameters(model, file, nl::DTypeMatch::convert, optimizer_state);
   const std::vector<int64_t> ids = nl::ByteTokenizer::encode(prompt);
-  const std::vector<int64_t> text = nl::generate(model, ids, o);
+#ifdef NORMLAB_APP_CUDA
+  const std::vector<int64_t> text =
+      device == Device::cuda ? generate_on_cuda(file, ids, o) : generate_on<nl::Cpu>(file, ids, o);
+#else
+  const std::vector<int64_t> text = generate_on<nl::Cpu>(file, ids, o);
+#endif
   const std::string all = prompt + nl::ByteTokenizer::decode(text) + "\n";
   std::fwrite(all.data(), 1, all.size(), stdout);  // bytes as they are, NUL included
   return 0;

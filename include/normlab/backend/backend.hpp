@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "normlab/backend/functors.hpp"
+#include "normlab/backend/index_check.hpp"
 #include "normlab/backend/optim_args.hpp"
 #include "normlab/core/shape.hpp"
 
@@ -135,6 +136,31 @@ concept Backend = std::default_initializable<Tag> && requires(Tag b, void* p, si
 // Used by multi_head_attention (ops/attention.hpp) to run all heads in one
 // parallel region, each worker with its own scratch; detected by
 // HasParallelTasks. The CPU backend has them (backend/cpu/cpu.hpp).
+//
+//   embedding_forward_checked(b, Scalar* out, const Scalar* weight, const int64_t* indices, n, c,
+//                             const IndexCheck& check)
+//   embedding_backward_checked(b, Scalar* dweight, const Scalar* dout, const int64_t* indices,
+//                              n, c, v)
+//   cross_entropy_forward_counted(b, Scalar* total, Scalar* losses, Scalar* lse, Scalar* scale,
+//                                 const Scalar* logits, const int64_t* targets, n, v,
+//                                 ignore_index, const IndexCheck& check)
+//   cross_entropy_backward_counted(b, Scalar* dlogits, const Scalar* dtotal, const Scalar* logits,
+//                                  const Scalar* lse, const Scalar* scale,
+//                                  const int64_t* targets, n, v, ignore_index)
+//       the kernels above with their index range check done where the
+//       indices are read, on the backend, with no copy to the host: a bad
+//       index is skipped (its output row is 0, its loss NaN) and the first
+//       one is reported later, as an Error with index_range_message(check,
+//       ...), at the backend's next read to the host. cross_entropy's mean
+//       scale (1 / the count of targets that are not ignore_index, NaN
+//       without any) is computed on the backend into `scale` ().
+//
+// Used by embedding (ops/embedding.hpp) and cross_entropy (ops/loss.hpp)
+// instead of the host check, which copies the indices to the host (a
+// device synchronization) inside every training step; detected by
+// HasDeviceIndexChecks. The CUDA backend has them
+// (backend/cuda/embedding.cuh, softmax.cuh); the CPU backend checks on the
+// host, where the indices are.
 
 /// Whether backend Tag has the optional fused bias + GELU kernels.
 template <class Tag, class Scalar>
@@ -162,6 +188,16 @@ template <class Tag>
 concept HasParallelTasks = requires(Tag b, int64_t n, void (*body)(int64_t, int64_t)) {
   parallel_tasks(b, n, body);
   { parallel_task_workers(b, n) } -> std::convertible_to<int64_t>;
+};
+
+/// Whether backend Tag checks index ranges itself (see above).
+template <class Tag, class Scalar>
+concept HasDeviceIndexChecks = requires(Tag b, Scalar* p, const Scalar* cp, const int64_t* cip,
+                                        int64_t n, const IndexCheck& check) {
+  embedding_forward_checked(b, p, cp, cip, n, n, check);
+  embedding_backward_checked(b, p, cp, cip, n, n, n);
+  cross_entropy_forward_counted(b, p, p, p, p, cp, cip, n, n, n, check);
+  cross_entropy_backward_counted(b, p, cp, cp, cp, cp, cip, n, n, n);
 };
 
 namespace detail {

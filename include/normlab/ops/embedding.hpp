@@ -7,25 +7,12 @@
 #include <vector>
 
 #include "normlab/autograd/variable.hpp"
+#include "normlab/backend/index_check.hpp"
 
 namespace normlab {
 inline namespace v0 {
 
 namespace detail {
-
-/// "3" for an index into a 1-d tensor, "(1, 2)" for the multi-index of flat
-/// position `flat` in a tensor of any other rank.
-inline std::string position_string(const Shape& s, int64_t flat) {
-  if (s.ndim() == 1) return std::to_string(flat);
-  std::vector<int64_t> idx(static_cast<size_t>(s.ndim()));
-  for (int d = s.ndim() - 1; d >= 0; --d) {
-    idx[static_cast<size_t>(d)] = flat % s[d];
-    flat /= s[d];
-  }
-  std::string out = "(";
-  for (size_t d = 0; d < idx.size(); ++d) out += (d ? ", " : "") + std::to_string(idx[d]);
-  return out + ")";
-}
 
 /// Checks on the host that every element of `indices` is in [0, v) or equals
 /// `ignore_index` (when given); returns how many are not ignored.
@@ -41,11 +28,8 @@ int64_t check_index_range(const char* op, const char* noun, const char* name,
   for (size_t i = 0; i < idx.size(); ++i) {
     if (ignore_index && idx[i] == *ignore_index) continue;
     if (idx[i] < 0 || idx[i] >= v)  // the message is built only on failure
-      throw Error(
-          concat(op, ": ", noun, " ", idx[i], " out of range [0, ", v, ") at position ",
-                 position_string(indices.shape(), static_cast<int64_t>(i)), " of ", name, " shape ",
-                 indices.shape(),
-                 ignore_index ? concat(" (ignore_index is ", *ignore_index, ")") : std::string()));
+      throw Error(index_range_message(IndexCheck{op, noun, name, indices.shape(), v, ignore_index},
+                                      idx[i], static_cast<int64_t>(i)));
     ++kept;
   }
   return kept;
@@ -58,7 +42,11 @@ int64_t check_index_range(const char* op, const char* noun, const char* name,
 /// += dout[p, :], so an index used k times receives the sum of k rows.
 ///
 /// Requires: weight is 2-D (V, C); every index is in [0, V); indices has
-/// fewer than kMaxDims dims. Throws Error naming the bad index, its position and V.
+/// fewer than kMaxDims dims. Throws Error naming the bad index, its position and V:
+/// here on a backend that checks on the host (the CPU); on one with
+/// HasDeviceIndexChecks (CUDA), which checks on the device without a host
+/// synchronization, at the backend's next read to the host (e.g. the loss's
+/// value), the bad index's output row being 0 until then.
 /// Ensures: out has shape (indices..., C); the indices are copied, so the
 /// caller may refill its buffer before backward().
 template <FloatingElement Scalar, class Backend>
@@ -70,16 +58,24 @@ Variable<Scalar, Backend> embedding(const Tensor<int64_t, Backend>& indices /*(.
   detail::check(indices.ndim() < kMaxDims, "embedding: indices of shape ", indices.shape(),
                 " would give an output of more than ", kMaxDims, " dims");
   const int64_t v = weight.size(0), c = weight.size(1), n = indices.numel();
-  detail::check_index_range("embedding", "index", "indices", indices, v);
+  constexpr bool on_device = HasDeviceIndexChecks<Backend, Scalar>;
+  if constexpr (!on_device) detail::check_index_range("embedding", "index", "indices", indices, v);
   const Tensor<int64_t, Backend> idx = indices.clone();  // (N)
   std::vector<int64_t> dims = indices.shape().dims();
   dims.push_back(c);
   Tensor<Scalar, Backend> out{Shape(std::move(dims))};  // (..., C)
-  embedding_forward(Backend{}, out.data(), weight.data().data(), idx.data(), n, c);
+  if constexpr (on_device)
+    embedding_forward_checked(Backend{}, out.data(), weight.data().data(), idx.data(), n, c,
+                              IndexCheck{"embedding", "index", "indices", indices.shape(), v, {}});
+  else
+    embedding_forward(Backend{}, out.data(), weight.data().data(), idx.data(), n, c);
   return make_result<Scalar, Backend>(
       "embedding", out, {&weight},
-      [idx, n, c](const Tensor<Scalar, Backend>& dout, const GradSlots<Scalar, Backend>& d) {
-        embedding_backward(Backend{}, d[0]->data(), dout.data(), idx.data(), n, c);
+      [idx, n, c, v](const Tensor<Scalar, Backend>& dout, const GradSlots<Scalar, Backend>& d) {
+        if constexpr (on_device)
+          embedding_backward_checked(Backend{}, d[0]->data(), dout.data(), idx.data(), n, c, v);
+        else
+          embedding_backward(Backend{}, d[0]->data(), dout.data(), idx.data(), n, c);
       });
 }
 

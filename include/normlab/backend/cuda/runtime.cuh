@@ -7,6 +7,10 @@
 // synchronizes that stream before it returns. Device memory comes from the
 // device's default memory pool through cudaMallocAsync / cudaFreeAsync on the
 // same stream (never managed memory); the pool keeps freed blocks for reuse.
+// Index range checks run inside the kernels that read the indices and leave
+// the first bad index in device memory (Context::begin_index_check);
+// copy_to_host and synchronize() raise it, so a training step checks its
+// indices at its one read of the loss, without a synchronization of its own.
 //
 // Compiled by nvcc only: include <normlab/cuda.hpp> from a .cu file.
 #pragma once
@@ -24,7 +28,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <utility>
+#include <vector>
 
+#include "normlab/backend/index_check.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/core/random.hpp"
 
@@ -85,6 +92,39 @@ inline int device_count() {
   return count;
 }
 
+namespace detail {
+
+/// The first bad index found by the device checks since the last report, in
+/// device memory. `candidate` is the lowest bad position the running check
+/// found (atomicMin); index_error_settle then records it with its check's
+/// id and value, and later checks leave the record alone (the first bad
+/// check in stream order wins, at its first bad position).
+struct DeviceIndexError {
+  unsigned long long candidate;  ///< ~0: none
+  long long value;
+  int check;  ///< 0: none; else 1 + the check's place in Context's pending checks
+};
+
+/// What a kernel that reads indices needs to report a bad one.
+struct IndexErrorSink {
+  DeviceIndexError* record = nullptr;  ///< null: the caller checked already
+  __device__ void report(int64_t position) const {
+    if (record == nullptr || record->check != 0) return;  // an earlier check failed
+    atomicMin(&record->candidate, static_cast<unsigned long long>(position));
+  }
+};
+
+/// One thread, after a checking kernel: records its first bad position.
+inline __global__ void index_error_settle(DeviceIndexError* record, int check,
+                                          const int64_t* indices) {
+  if (record->check == 0 && record->candidate != ~0ull) {
+    record->check = check;
+    record->value = indices[record->candidate];
+  }
+}
+
+}  // namespace detail
+
 /// The process-wide CUDA state: the current device at first use, a
 /// non-blocking stream, a cuBLAS handle bound to it, and the device's default
 /// memory pool set to keep freed memory for reuse.
@@ -103,6 +143,41 @@ class Context {
   int device() const { return device_; }
   /// Streaming multiprocessors: grid-stride loops launch a few blocks per SM.
   int sm_count() const { return sm_count_; }
+
+  /// Starts a device index check: returns the sink its kernel reports to;
+  /// settle_index_check must follow the kernel. Every kMaxPending checks
+  /// the record is read (a synchronization), so a program that never reads
+  /// from the device still holds a bounded list.
+  detail::IndexErrorSink begin_index_check(IndexCheck check) {
+    if (pending_.size() >= kMaxPending) raise_index_error();
+    pending_.push_back(std::move(check));
+    return detail::IndexErrorSink{index_error_};
+  }
+  /// Records the first bad position of the check begun last (its kernel is
+  /// queued); `indices` must be alive until the stream gets there.
+  void settle_index_check(const int64_t* indices) {
+    detail::index_error_settle<<<1, 1, 0, stream_>>>(index_error_,
+                                                     static_cast<int>(pending_.size()), indices);
+    NL_CUDA_LAUNCH_CHECK("index_error_settle");
+  }
+  /// Throws Error with the message of the first bad index the device checks
+  /// found since the last call (index_range_message), and forgets it; waits
+  /// for the stream when checks are pending, returns at once otherwise.
+  void raise_index_error() {
+    if (pending_.empty()) return;
+    detail::DeviceIndexError found{};
+    NL_CUDA_CHECK(
+        cudaMemcpyAsync(&found, index_error_, sizeof found, cudaMemcpyDeviceToHost, stream_));
+    NL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<IndexCheck> checks = std::exchange(pending_, {});
+    if (found.check == 0) return;
+    NL_CUDA_CHECK(cudaMemcpyAsync(index_error_, &kNoIndexError, sizeof kNoIndexError,
+                                  cudaMemcpyHostToDevice, stream_));
+    NL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    throw Error(normlab::detail::index_range_message(checks[static_cast<size_t>(found.check - 1)],
+                                                     found.value,
+                                                     static_cast<int64_t>(found.candidate)));
+  }
 
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -123,12 +198,20 @@ class Context {
     NL_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
     // Full float32 products (no TF32), so float runs match the CPU to 1e-5.
     NL_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+    NL_CUDA_CHECK(cudaMalloc(&index_error_, sizeof(detail::DeviceIndexError)));
+    NL_CUDA_CHECK(
+        cudaMemcpy(index_error_, &kNoIndexError, sizeof kNoIndexError, cudaMemcpyHostToDevice));
   }
+
+  static constexpr size_t kMaxPending = 4096;
+  static constexpr detail::DeviceIndexError kNoIndexError{~0ull, 0, 0};
 
   int device_ = 0;
   int sm_count_ = 1;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  detail::DeviceIndexError* index_error_ = nullptr;
+  std::vector<IndexCheck> pending_;  ///< the checks begun since the last read
 };
 
 inline Context& context() {
@@ -136,9 +219,18 @@ inline Context& context() {
 }
 
 /// Waits until every operation issued so far has finished; throws Error if
-/// one of them failed.
+/// one of them failed or if a device index check found a bad index.
 inline void synchronize() {
   NL_CUDA_CHECK(cudaStreamSynchronize(context().stream()));
+  context().raise_index_error();
+}
+
+/// Throws Error naming the first bad index (op, value, position, bound) that
+/// the device checks of embedding and cross_entropy found since the last
+/// report; waits for the stream when checks are pending. copy_to_host and
+/// synchronize() call it, so a training step reports at its read of the loss.
+inline void check_index_errors() {
+  context().raise_index_error();
 }
 
 // ---- memory -------------------------------------------------------------
@@ -189,10 +281,12 @@ inline void copy_and_wait(void* dst, const void* src, int64_t bytes, cudaMemcpyK
 }  // namespace detail
 
 /// host_dst[0, n) = src[0, n); returns when the copy (and all earlier work) is done.
+/// Then throws Error if a device index check found a bad index (check_index_errors).
 template <class Scalar>
 void copy_to_host(Cuda, Scalar* host_dst, const Scalar* src, int64_t n) {
   detail::copy_and_wait(host_dst, src, n * static_cast<int64_t>(sizeof(Scalar)),
                         cudaMemcpyDeviceToHost);
+  context().raise_index_error();
 }
 /// dst[0, n) = host_src[0, n); returns when host_src may be reused.
 template <class Scalar>
@@ -275,6 +369,15 @@ __device__ Scalar block_max(Scalar v, Scalar* scratch) {
   Scalar total = scratch[0];
   for (unsigned w = 1; w < blockDim.x / 32; ++w) total = scratch[w] > total ? scratch[w] : total;
   return total;
+}
+
+/// std::numeric_limits<Scalar>::quiet_NaN() (the same bits) for device code.
+template <class Scalar>
+__device__ Scalar quiet_nan() {
+  if constexpr (sizeof(Scalar) == sizeof(float))
+    return __int_as_float(0x7fc00000);
+  else
+    return __longlong_as_double(0x7ff8000000000000LL);
 }
 
 /// Thrust's temporary storage from the backend's pool, on the backend's stream.

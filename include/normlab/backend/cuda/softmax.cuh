@@ -5,7 +5,9 @@
 // row maxima and sums use block_max / block_sum (fixed order). The causal
 // softmax is fused: the mask is applied from the row index while the row is
 // read (nothing masked is read or exponentiated), and masked entries are
-// written as 0.
+// written as 0. cross_entropy_forward_counted / _backward_counted check the
+// targets on the device and count them there (HasDeviceIndexChecks,
+// backend/backend.hpp), so cross_entropy needs no host synchronization.
 #pragma once
 
 #ifdef __CUDACC__
@@ -98,11 +100,12 @@ __global__ void log_softmax_backward_kernel(Scalar* dx, const Scalar* dout, cons
   }
 }
 
-/// Per row: lse = m + log sum exp(x - m), loss = lse - x[t]; 0 on ignored rows.
+/// Per row: lse = m + log sum exp(x - m), loss = lse - x[t]; 0 on ignored rows;
+/// NaN on rows whose target is outside [0, v), which are reported to `sink`.
 template <class Scalar>
 __global__ void cross_entropy_rows_kernel(Scalar* losses, Scalar* lse, const Scalar* logits,
                                           const int64_t* targets, int64_t n, int64_t v,
-                                          int64_t ignore_index) {
+                                          int64_t ignore_index, IndexErrorSink sink) {
   __shared__ Scalar scratch[32];
   for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
     const int64_t t = targets[r];
@@ -110,6 +113,13 @@ __global__ void cross_entropy_rows_kernel(Scalar* losses, Scalar* lse, const Sca
       if (threadIdx.x == 0) {
         lse[r] = Scalar(0);
         losses[r] = Scalar(0);
+      }
+      continue;
+    }
+    if (t < 0 || t >= v) {  // uniform over the block
+      if (threadIdx.x == 0) {
+        sink.report(r);
+        lse[r] = losses[r] = quiet_nan<Scalar>();
       }
       continue;
     }
@@ -129,26 +139,42 @@ __global__ void cross_entropy_rows_kernel(Scalar* losses, Scalar* lse, const Sca
 }
 
 /// total[0] = scale * sum_r losses[r], in double, in one block (fixed order).
+/// With `counted_scale`: scale is counted here instead, as the host does it
+/// (1 / the count of targets other than ignore_index, NaN without any), and
+/// written to counted_scale[0].
 template <class Scalar>
 __global__ void cross_entropy_total_kernel(Scalar* total, const Scalar* losses, int64_t n,
-                                           Scalar scale) {
+                                           Scalar scale, Scalar* counted_scale,
+                                           const int64_t* targets, int64_t ignore_index) {
   __shared__ double scratch[32];
+  __shared__ long long count_scratch[32];
   double acc = 0;
-  for (int64_t r = threadIdx.x; r < n; r += blockDim.x) acc += static_cast<double>(losses[r]);
+  long long kept = 0;
+  for (int64_t r = threadIdx.x; r < n; r += blockDim.x) {
+    acc += static_cast<double>(losses[r]);
+    if (counted_scale != nullptr && targets[r] != ignore_index) ++kept;
+  }
   acc = block_sum(acc, scratch);
+  if (counted_scale != nullptr) {  // uniform over the block
+    kept = block_sum(kept, count_scratch);
+    scale = kept > 0 ? Scalar(1) / static_cast<Scalar>(kept) : quiet_nan<Scalar>();
+    if (threadIdx.x == 0) counted_scale[0] = scale;
+  }
   if (threadIdx.x == 0) total[0] = static_cast<Scalar>(static_cast<double>(scale) * acc);
 }
 
-/// dlogits[r, j] += g * exp(x - lse[r]), then dlogits[r, t] -= g, with g = dtotal * scale.
+/// dlogits[r, j] += g * exp(x - lse[r]), then dlogits[r, t] -= g, with g = dtotal *
+/// scale (scale_on_device[0] when given); rows with a target outside [0, v) are skipped.
 template <class Scalar>
 __global__ void cross_entropy_backward_kernel(Scalar* dlogits, const Scalar* dtotal,
                                               const Scalar* logits, const Scalar* lse,
                                               const int64_t* targets, int64_t n, int64_t v,
-                                              int64_t ignore_index, Scalar scale) {
-  const Scalar g = dtotal[0] * scale;
+                                              int64_t ignore_index, Scalar scale,
+                                              const Scalar* scale_on_device) {
+  const Scalar g = dtotal[0] * (scale_on_device != nullptr ? scale_on_device[0] : scale);
   for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
     const int64_t t = targets[r];
-    if (t == ignore_index) continue;
+    if (t == ignore_index || t < 0 || t >= v) continue;
     const Scalar* x = logits + r * v;  // (V)
     Scalar* dx = dlogits + r * v;      // (V)
     const Scalar l = lse[r];
@@ -205,6 +231,35 @@ void log_softmax_backward(Cuda, Scalar* dx, const Scalar* dout, const Scalar* y,
   NL_CUDA_LAUNCH_CHECK("log_softmax_backward_kernel");
 }
 
+namespace detail {
+
+template <class Scalar>
+void cross_entropy_forward_on(Scalar* total, Scalar* losses, Scalar* lse, const Scalar* logits,
+                              const int64_t* targets, int64_t n, int64_t v, int64_t ignore_index,
+                              Scalar scale, Scalar* counted_scale, IndexErrorSink sink) {
+  const cudaStream_t stream = context().stream();
+  if (n > 0) {
+    cross_entropy_rows_kernel<Scalar><<<row_blocks(n), row_threads(v), 0, stream>>>(
+        losses, lse, logits, targets, n, v, ignore_index, sink);
+    NL_CUDA_LAUNCH_CHECK("cross_entropy_rows_kernel");
+  }
+  cross_entropy_total_kernel<Scalar>
+      <<<1, 256, 0, stream>>>(total, losses, n, scale, counted_scale, targets, ignore_index);
+  NL_CUDA_LAUNCH_CHECK("cross_entropy_total_kernel");
+}
+
+template <class Scalar>
+void cross_entropy_backward_on(Scalar* dlogits, const Scalar* dtotal, const Scalar* logits,
+                               const Scalar* lse, const int64_t* targets, int64_t n, int64_t v,
+                               int64_t ignore_index, Scalar scale, const Scalar* scale_on_device) {
+  if (n == 0 || v == 0) return;
+  cross_entropy_backward_kernel<Scalar><<<row_blocks(n), row_threads(v), 0, context().stream()>>>(
+      dlogits, dtotal, logits, lse, targets, n, v, ignore_index, scale, scale_on_device);
+  NL_CUDA_LAUNCH_CHECK("cross_entropy_backward_kernel");
+}
+
+}  // namespace detail
+
 /// lse[r], losses[r] per row (0 on ignored rows), total[0] = scale * sum_r losses[r]
 /// (in double). All outputs stay on the device.
 /// Requires: every target is ignore_index or in [0, v) (the op checks on the host).
@@ -212,15 +267,27 @@ template <class Scalar>
 void cross_entropy_forward(Cuda, Scalar* total /*()*/, Scalar* losses /*(N)*/, Scalar* lse /*(N)*/,
                            const Scalar* logits /*(N, V)*/, const int64_t* targets /*(N)*/,
                            int64_t n, int64_t v, int64_t ignore_index, Scalar scale) {
-  const cudaStream_t stream = context().stream();
-  if (n > 0) {
-    detail::cross_entropy_rows_kernel<Scalar>
-        <<<detail::row_blocks(n), detail::row_threads(v), 0, stream>>>(losses, lse, logits, targets,
-                                                                       n, v, ignore_index);
-    NL_CUDA_LAUNCH_CHECK("cross_entropy_rows_kernel");
-  }
-  detail::cross_entropy_total_kernel<Scalar><<<1, 256, 0, stream>>>(total, losses, n, scale);
-  NL_CUDA_LAUNCH_CHECK("cross_entropy_total_kernel");
+  detail::cross_entropy_forward_on(total, losses, lse, logits, targets, n, v, ignore_index, scale,
+                                   static_cast<Scalar*>(nullptr), {});
+}
+
+/// cross_entropy_forward with the targets checked and counted on the device:
+/// scale[0] = 1 / (the count of targets other than ignore_index), NaN
+/// without any, and total[0] = scale[0] * sum_r losses[r]. A target outside
+/// [0, v) that is not ignore_index gives its row a NaN loss, and the first
+/// one is raised as an Error with index_range_message(check, ...) at the next
+/// copy_to_host or check_index_errors(). No host synchronization.
+template <class Scalar>
+void cross_entropy_forward_counted(Cuda, Scalar* total /*()*/, Scalar* losses /*(N)*/,
+                                   Scalar* lse /*(N)*/, Scalar* scale /*()*/,
+                                   const Scalar* logits /*(N, V)*/, const int64_t* targets /*(N)*/,
+                                   int64_t n, int64_t v, int64_t ignore_index,
+                                   const IndexCheck& check) {
+  Context& ctx = context();
+  const detail::IndexErrorSink sink = ctx.begin_index_check(check);
+  detail::cross_entropy_forward_on(total, losses, lse, logits, targets, n, v, ignore_index,
+                                   Scalar(0), scale, sink);
+  ctx.settle_index_check(targets);
 }
 
 /// dlogits[r, j] += dtotal[0] * scale * (exp(logits[r, j] - lse[r]) - [j == t_r]) on
@@ -230,11 +297,19 @@ void cross_entropy_backward(Cuda, Scalar* dlogits /*(N, V)*/, const Scalar* dtot
                             const Scalar* logits /*(N, V)*/, const Scalar* lse /*(N)*/,
                             const int64_t* targets /*(N)*/, int64_t n, int64_t v,
                             int64_t ignore_index, Scalar scale) {
-  if (n == 0 || v == 0) return;
-  detail::cross_entropy_backward_kernel<Scalar>
-      <<<detail::row_blocks(n), detail::row_threads(v), 0, context().stream()>>>(
-          dlogits, dtotal, logits, lse, targets, n, v, ignore_index, scale);
-  NL_CUDA_LAUNCH_CHECK("cross_entropy_backward_kernel");
+  detail::cross_entropy_backward_on(dlogits, dtotal, logits, lse, targets, n, v, ignore_index,
+                                    scale, static_cast<const Scalar*>(nullptr));
+}
+
+/// cross_entropy_backward with the scale of cross_entropy_forward_counted,
+/// read on the device; rows whose target is outside [0, v) are skipped.
+template <class Scalar>
+void cross_entropy_backward_counted(Cuda, Scalar* dlogits /*(N, V)*/, const Scalar* dtotal /*()*/,
+                                    const Scalar* logits /*(N, V)*/, const Scalar* lse /*(N)*/,
+                                    const Scalar* scale /*()*/, const int64_t* targets /*(N)*/,
+                                    int64_t n, int64_t v, int64_t ignore_index) {
+  detail::cross_entropy_backward_on(dlogits, dtotal, logits, lse, targets, n, v, ignore_index,
+                                    Scalar(0), scale);
 }
 
 }  // namespace cuda
