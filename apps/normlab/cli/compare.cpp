@@ -1,12 +1,20 @@
 // apps/normlab/cli/compare.cpp — `normlab compare`: the experiments of experiments/compare.hpp on
 // several policies, a terminal table, CSV and JSON curves and report.html.
 #include "cli/common.hpp"
+#include "cli/device.hpp"
 #include "experiments/results_json.hpp"
 #include "report/compare_report.hpp"
 
 namespace normlab {
 inline namespace v0 {
 namespace cli::detail {
+
+#ifdef NORMLAB_APP_CUDA
+/// run_compare on the CUDA backend (defined in cli/cuda.cu).
+nl::CompareResults run_compare_cuda(const nl::CompareOptions& o, const nl::TextCorpus& corpus,
+                                    const nl::TrainValSplit& split, const nl::ProgressFn& progress);
+#endif
+
 namespace {
 
 /// The curves as CSV files, one row per step (or layer, or run).
@@ -183,7 +191,8 @@ int compare_command(int argc, char** argv) {
                               std::to_string(d.stress_max_steps) + ")"},
        {"--stress-factor", "X   LR multiplier per step in the LR-stress test (default " +
                                csv_number(d.stress_factor) + ")"},
-       {"--init", "SCHEME       fairseq (Xavier, default), gpt2 or deepnorm"}},
+       {"--init", "SCHEME       fairseq (Xavier, default), gpt2 or deepnorm"},
+       {"--device", kDeviceHelp}},
       argc, argv, 2, {{"--quick", "            the same as --scale quick"}});
   if (flags.print_help(
           "usage: normlab compare [flags]\n"
@@ -262,6 +271,8 @@ int compare_command(int argc, char** argv) {
   if (const std::string v = flags.get("--stress-factor", ""); !v.empty())
     o.stress_factor = positive_number("--stress-factor", v);
   o.init = init_scheme("compare", flags.get("--init", "fairseq"));
+  const Device device = parse_device("compare", flags.get("--device", "cpu"));
+  o.device = device == Device::cuda ? "cuda" : "cpu";
   o.model.max_seq_len = o.seq_len;
   for (int64_t w : o.warmups)
     if (w >= o.steps)
@@ -273,6 +284,8 @@ int compare_command(int argc, char** argv) {
     c.set_policy_spec(p);
     c.validate();
   }
+
+  require_device("compare", device);  // before the corpus, the folder and any training
 
   const std::string corpus_path = flags.get("--corpus", "");
   const nl::TextCorpus corpus =
@@ -286,13 +299,19 @@ int compare_command(int argc, char** argv) {
                static_cast<long long>(corpus.size()), out.string().c_str());
 
   const bool tty = isatty(fileno(stderr)) != 0;
-  const nl::CompareResults results =
-      nl::run_compare(o, corpus, split, [&](const std::string& line) {
-        if (tty)
-          std::fprintf(stderr, "\r\033[K%s", line.c_str());
-        else
-          std::fprintf(stderr, "%s\n", line.c_str());
-      });
+  const nl::ProgressFn progress = [&](const std::string& line) {
+    if (tty)
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    else
+      std::fprintf(stderr, "%s\n", line.c_str());
+  };
+#ifdef NORMLAB_APP_CUDA
+  const nl::CompareResults results = device == Device::cuda
+                                         ? run_compare_cuda(o, corpus, split, progress)
+                                         : nl::run_compare(o, corpus, split, progress);
+#else
+  const nl::CompareResults results = nl::run_compare(o, corpus, split, progress);
+#endif
   if (tty) std::fprintf(stderr, "\r\033[K");
 
   const nl::json::Value json =

@@ -1,8 +1,8 @@
 // apps/normlab/cli/cuda.cu — the CUDA part of the `normlab` command: whether
-// a device is visible, and train and generate on the CUDA backend (the same
-// code as on the CPU, cli/train_run.hpp and cli/generate_run.hpp, compiled by
-// nvcc for Cuda). Built only when CMake enables the CUDA backend, which then
-// defines NORMLAB_APP_CUDA for the application (apps/normlab/CMakeLists.txt).
+// a device is visible, and train, generate and compare on the CUDA backend
+// (the same code as on the CPU, cli/train_run.hpp, cli/generate_run.hpp and
+// experiments/compare.hpp, compiled by nvcc for Cuda). Built only when CMake enables the CUDA
+// backend, which then defines NORMLAB_APP_CUDA for the application (apps/normlab/CMakeLists.txt).
 #include <normlab/cuda.hpp>
 
 #include <cuda_runtime.h>
@@ -10,6 +10,7 @@
 #include "cli/device.hpp"
 #include "cli/generate_run.hpp"
 #include "cli/train_run.hpp"
+#include "experiments/compare.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -39,6 +40,12 @@ std::vector<int64_t> generate_on_cuda(const nl::io::SafetensorsReader& file,
                                       const std::vector<int64_t>& prompt,
                                       const nl::SamplingOptions& o) {
   return generate_on<nl::Cuda>(file, prompt, o);
+}
+
+nl::CompareResults run_compare_cuda(const nl::CompareOptions& o, const nl::TextCorpus& corpus,
+                                    const nl::TrainValSplit& split,
+                                    const nl::ProgressFn& progress) {
+  return nl::run_compare<nl::Cuda>(o, corpus, split, progress);
 }
 
 }  // namespace cli::detail

@@ -93,6 +93,7 @@ struct CompareOptions {
   double stress_factor = 1.05;  ///< 1e-4 * 1.05^189 = 1: every policy explodes in time
   int64_t stress_max_steps = 250;
   std::string scale = "small";  ///< the preset's name, for the report
+  std::string device = "cpu";   ///< the backend's name, for the report (run_compare's Backend runs)
   /// Which experiments run (the tuned comparison needs the sweep).
   bool depth_sweep = true, lr_sweep = true, tuned = true, lr_stress = true;
 

@@ -365,7 +365,9 @@ inline std::vector<Finding> compare_findings(const CompareResults& r) {
     else if (pre_lo - nf_hi > 2)
       a.shows = false;
     a.detail = "LR-stress steps survived (mean over seeds): normformer " + survived_text(*snf) +
-               ", pre_ln " + survived_text(*spre) + " (\">= N\": a seed reached the cap)";
+               ", pre_ln " + survived_text(*spre);
+    if (std::isinf(nf_hi) || std::isinf(pre_hi))
+      a.detail += " (\">= N\": a seed reached the cap, so the mean is a lower bound)";
     if (std::isinf(nf_hi) && std::isinf(pre_hi))
       a.detail += "; both reached the cap, so the cap decides nothing: raise --stress-steps";
     f.push_back(std::move(a));
