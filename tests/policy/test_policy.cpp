@@ -132,6 +132,53 @@ TEST(Policy, FairseqFlagSetsAndOtherCompositionsParse) {
             (spec_of<compose<PreLN, HeadScale<after_out_proj>>>()));
 }
 
+TEST(Policy, FairseqAndXTransformersWordsNameTheCompositionTheyMean) {
+  // fairseq's NormFormer flags (transformer_lm --decoder-normalize-before
+  // --scale-attn --scale-fc --scale-heads): head scale after out_proj.
+  EXPECT_EQ(parse_policy_spec("fairseq:decoder_normalize_before+scale_attn+scale_fc+scale_heads"),
+            spec_of<NormFormerFairseq>());
+  EXPECT_EQ(parse_policy_spec("fairseq:--decoder-normalize-before+--scale-attn+--scale-fc"
+                              "+--scale-heads+--scale-resids"),
+            (spec_of<compose<NormFormerFairseq, ResidScale>>()));
+  EXPECT_EQ(parse_policy_spec("fairseq:"), spec_of<PostLN>());  // fairseq's default: post-norm
+  EXPECT_EQ(parse_policy_spec("fairseq:scale_attn+scale_fc"),
+            (spec_of<compose<PostLN, AttnOutNorm, FfnNorm>>()));
+  // x-transformers: pre_norm is on by default; sandwich_norm is CogView's sandwich.
+  EXPECT_EQ(parse_policy_spec("x_transformers:"), spec_of<PreLN>());
+  EXPECT_EQ(parse_policy_spec("x_transformers:sandwich_norm"), spec_of<SandwichLN>());
+  EXPECT_EQ(parse_policy_spec("x_transformers:pre_norm=False"), spec_of<PostLN>());
+  EXPECT_EQ(parse_policy_spec("x_transformers:use_rmsnorm=True+scale_residual+sandwich_norm=False"),
+            (spec_of<compose<PreLN, ResidScale, UseRMSNorm>>()));
+  EXPECT_EQ(resolve_policy_aliases("x_transformers:sandwich_norm+use_rmsnorm"),
+            "pre_ln+attn_ln+ffn_out_ln+rms_norm");
+  EXPECT_EQ(resolve_policy_aliases("pre_ln+attn_ln"), "pre_ln+attn_ln");  // not an alias spec
+  // A config's policy key takes them too, and is stored in normlab's words.
+  ModelConfig c;
+  c.policy = "fairseq:decoder_normalize_before+scale_attn+scale_fc+scale_heads";
+  EXPECT_EQ(c.policy_spec(), spec_of<NormFormerFairseq>());
+  c.set_policy_spec("x_transformers:sandwich_norm");
+  EXPECT_EQ(c.policy, "pre_ln");
+  EXPECT_EQ(c.policy_spec(), spec_of<SandwichLN>());
+  // Errors name the spec, the word and the vocabulary's words.
+  expect_error(
+      [] { (void)parse_policy_spec("fairseq:scale_attn+layernorm_embedding"); },
+      {"policy \"fairseq:scale_attn+layernorm_embedding\"",
+       "unknown fairseq word \"layernorm_embedding\"", "decoder_normalize_before", "scale_resids"});
+  expect_error([] { (void)parse_policy_spec("x_transformers:use_scalenorm"); },
+               {"unknown x_transformers word \"use_scalenorm\"", "sandwich_norm"});
+  expect_error([] { (void)parse_policy_spec("megatron:apply_residual_connection_post_layernorm"); },
+               {"unknown vocabulary \"megatron\"", "fairseq: or x_transformers:"});
+  expect_error([] { (void)parse_policy_spec("x_transformers:pre_norm=maybe"); },
+               {"\"pre_norm=maybe\" must be =True or =False"});
+  expect_error([] { (void)parse_policy_spec("fairseq:scale_attn+"); },
+               {"unknown fairseq word \"\""});
+  // Every word of the table resolves to something parse_policy_spec accepts.
+  for (const PolicyAlias& a : policy_aliases()) {
+    SCOPED_TRACE(std::string(a.vocabulary) + ":" + std::string(a.word));
+    EXPECT_NO_THROW((void)parse_policy_spec(std::string(a.vocabulary) + ":" + std::string(a.word)));
+  }
+}
+
 TEST(Policy, ErrorsNameWhatIsWrongAndTheChoices) {
   ModelConfig c;
   c.policy = "postln";

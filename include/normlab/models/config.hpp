@@ -67,13 +67,15 @@ struct ModelConfig {
     const HeadScalePlacement where = head_scale_placement();
     // The keys are checked first so that the error names the key at fault;
     // parse_policy_spec checks how the parts fit together.
-    const std::string preset = policy.substr(0, policy.find('+'));
+    // fairseq's or x-transformers' words ("fairseq:scale_attn+...") name a normlab spec.
+    const std::string policy_key = resolve_policy_aliases(policy);
+    const std::string preset = policy_key.substr(0, policy_key.find('+'));
     detail::check(detail::find_preset(preset) != nullptr,
                   "config: ", detail::unknown_preset_message(preset));
     for (const std::string& e : extras)
       detail::check(e == "head_scale" || ExtraRegistry::global().find(e) != nullptr,
                     "config: extras: ", detail::unknown_extra_message(e));
-    std::string spec = policy;
+    std::string spec = policy_key;
     for (const std::string& e : extras) spec += "+" + e;
     if (resid_scale) spec += "+resid_scale";
     if (norm == "rms_norm")

@@ -9,6 +9,7 @@
 //   normlab::register_extra<LayerScale, Cpu, cuda::Cuda>();
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <functional>
@@ -297,18 +298,114 @@ inline std::string unknown_extra_message(std::string_view word) {
 }
 }  // namespace detail
 
+/// One word of another library's vocabulary for norm placement, and the
+/// normlab part it maps to: a placement ("post_ln", "pre_ln") or an extra.
+struct PolicyAlias {
+  std::string_view vocabulary;  ///< "fairseq" or "x_transformers"
+  std::string_view word;        ///< as the library spells it, '-' as '_', no leading "--"
+  std::string_view means;       ///< the normlab placement or extra
+};
+
+/// The words `parse_policy_spec` understands after "fairseq:" and
+/// "x_transformers:" (README, "Other libraries' words", mirrors this table),
+/// in the order their extras compose (at one site, the earlier applies
+/// first, as in fairseq's layer: the head scale, then attn_ln).
+/// fairseq's are its transformer flags (fairseq/models/transformer); an
+/// alias spec without a placement word takes the library's default: post_ln
+/// for fairseq (normalize_before is off by default), pre_ln for
+/// x-transformers (pre_norm is on by default).
+inline const std::vector<PolicyAlias>& policy_aliases() {
+  static const std::vector<PolicyAlias> aliases = {
+      {"fairseq", "decoder_normalize_before", "pre_ln"},
+      {"fairseq", "encoder_normalize_before", "pre_ln"},
+      {"fairseq", "scale_heads", "head_scale(after_out_proj)"},
+      {"fairseq", "scale_attn", "attn_ln"},
+      {"fairseq", "scale_fc", "ffn_ln"},
+      {"fairseq", "scale_resids", "resid_scale"},
+      {"x_transformers", "pre_norm", "pre_ln"},
+      {"x_transformers", "sandwich_norm", "attn_ln+ffn_out_ln"},
+      {"x_transformers", "scale_residual", "resid_scale"},
+      {"x_transformers", "use_rmsnorm", "rms_norm"},
+  };
+  return aliases;
+}
+
+/// The normlab spec that an alias spec names, e.g.
+///   "fairseq:decoder_normalize_before+scale_attn+scale_fc+scale_heads"
+///     -> "pre_ln+attn_ln+ffn_ln+head_scale(after_out_proj)"
+///   "x_transformers:sandwich_norm+use_rmsnorm" -> "pre_ln+attn_ln+ffn_out_ln+rms_norm"
+///   "x_transformers:pre_norm=False" -> "post_ln"
+/// Words are joined by '+'; each may be written as the library's flag
+/// ("--scale-attn") or keyword ("scale_attn"), optionally "=True"/"=False"
+/// (False leaves the word out; pre_norm=False means post_ln). "fairseq:" alone
+/// is fairseq's default, post_ln. A spec without one of the two prefixes is
+/// returned unchanged. Throws Error naming the spec, an unknown word and the
+/// words of its vocabulary.
+inline std::string resolve_policy_aliases(const std::string& spec) {
+  const size_t colon = spec.find(':');
+  if (colon == std::string::npos) return spec;
+  const std::string vocabulary = spec.substr(0, colon);
+  detail::check(vocabulary == "fairseq" || vocabulary == "x_transformers", "policy \"", spec,
+                "\": unknown vocabulary \"", vocabulary,
+                "\"; expected fairseq: or x_transformers:");
+  std::string placement = vocabulary == "fairseq" ? "post_ln" : "pre_ln";
+  std::vector<bool> chosen(policy_aliases().size(), false);
+  std::string body = spec.substr(colon + 1);
+  size_t at = 0;
+  while (at <= body.size() && !body.empty()) {
+    const size_t plus = std::min(body.find('+', at), body.size());
+    std::string word = body.substr(at, plus - at);
+    at = plus + 1;
+    if (word.rfind("--", 0) == 0) word.erase(0, 2);
+    std::replace(word.begin(), word.end(), '-', '_');
+    bool on = true;
+    if (const size_t eq = word.find('='); eq != std::string::npos) {
+      const std::string value = word.substr(eq + 1);
+      detail::check(value == "True" || value == "False" || value == "true" || value == "false",
+                    "policy \"", spec, "\": \"", word, "\" must be =True or =False");
+      on = value == "True" || value == "true";
+      word.erase(eq);
+    }
+    const PolicyAlias* alias = nullptr;
+    size_t index = 0;
+    for (size_t k = 0; k < policy_aliases().size(); ++k)
+      if (policy_aliases()[k].vocabulary == vocabulary && policy_aliases()[k].word == word) {
+        alias = &policy_aliases()[k];
+        index = k;
+      }
+    if (alias == nullptr) {
+      std::string known;
+      for (const PolicyAlias& a : policy_aliases())
+        if (a.vocabulary == vocabulary) known += (known.empty() ? "" : ", ") + std::string(a.word);
+      throw Error(detail::concat("policy \"", spec, "\": unknown ", vocabulary, " word \"", word,
+                                 "\"; known: ", known));
+    }
+    if (alias->means == "pre_ln")
+      placement = on ? "pre_ln" : "post_ln";
+    else
+      chosen[index] = on;  // the last mention of a word decides
+  }
+  std::string out = placement;  // the extras in the table's order, whatever the words' order
+  for (size_t k = 0; k < chosen.size(); ++k)
+    if (chosen[k]) out += "+" + std::string(policy_aliases()[k].means);
+  return out;
+}
+
 /// The policy a spec names: a preset (post_ln, pre_ln, normformer, sandwich,
 /// deepnorm, no_ln), then extras joined by '+', e.g. "pre_ln+attn_ln+ffn_ln" or
-/// "deepnorm+attn_ln". A bare "head_scale" means head_scale(`bare_head_scale`).
+/// "deepnorm+attn_ln"; or fairseq's or x-transformers' words after "fairseq:"
+/// or "x_transformers:" (resolve_policy_aliases). A bare "head_scale" means
+/// head_scale(`bare_head_scale`).
 /// The spelling of PolicySpec::describe() is accepted. Throws Error naming an
 /// unknown preset or extra, or extras that do not fit together.
 inline PolicySpec parse_policy_spec(const std::string& spec,
                                     HeadScalePlacement bare_head_scale = before_out_proj) {
+  const std::string resolved = resolve_policy_aliases(spec);
   std::vector<std::string> parts;
   size_t at = 0;
-  for (size_t plus; (plus = spec.find('+', at)) != std::string::npos; at = plus + 1)
-    parts.push_back(spec.substr(at, plus - at));
-  parts.push_back(spec.substr(at));
+  for (size_t plus; (plus = resolved.find('+', at)) != std::string::npos; at = plus + 1)
+    parts.push_back(resolved.substr(at, plus - at));
+  parts.push_back(resolved.substr(at));
   const PolicySpec* preset = detail::find_preset(parts[0]);
   detail::check(preset != nullptr, "policy \"", spec,
                 "\": ", detail::unknown_preset_message(parts[0]));
