@@ -47,6 +47,7 @@
 #include "normlab/optim/adam.hpp"
 #include "normlab/policy/registry.hpp"
 #include "normlab/train/trainer.hpp"
+#include "report/duration.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -297,17 +298,6 @@ inline double mean_of(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
   return v.empty() ? std::numeric_limits<double>::quiet_NaN() : s / static_cast<double>(v.size());
-}
-
-/// "1m05s" / "42s".
-inline std::string duration_text(double seconds) {
-  const auto s = static_cast<long long>(std::max(0.0, seconds) + 0.5);
-  char b[32];
-  if (s >= 60)
-    std::snprintf(b, sizeof b, "%lldm%02llds", s / 60, s % 60);
-  else
-    std::snprintf(b, sizeof b, "%llds", s);
-  return b;
 }
 
 /// Progress of the whole run in work units (one unit: one layer of one

@@ -35,6 +35,7 @@
 #include "normlab/config.hpp"
 #include "normlab/core/error.hpp"
 #include "normlab/io/json.hpp"
+#include "report/duration.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -578,18 +579,6 @@ inline std::string slope_text(double slope, double lo, double hi) {
   return s;
 }
 
-/// "1m05s" / "42s"; "n/a" when not finite.
-inline std::string duration(double seconds) {
-  if (!std::isfinite(seconds)) return "n/a";
-  const auto s = static_cast<long long>(std::max(0.0, seconds) + 0.5);
-  char buf[48];
-  if (s >= 60)
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%llds", s);
-  return buf;
-}
-
 /// The centred moving average of `v`: each value the mean of the finite
 /// values within `half` places either side (fewer at the ends), so that a
 /// falling curve is smoothed without the lag of an exponential average; a
@@ -1003,7 +992,7 @@ class ReportWriter {
     if (scale && scale->is_string())
       out_ += " Scale preset: <code>" + escape_html(scale->as_string()) + "</code>.";
     if (const json::Value* e = r_.find("elapsed_s"); e && e->is_number())
-      out_ += " The run took " + duration(e->as_double()) + ".";
+      out_ += " The run took " + duration_text(e->as_double()) + ".";
     out_ += "</p>\n";
   }
 
@@ -1912,7 +1901,7 @@ class ReportWriter {
     if (const json::Value* s = r_.find("scale"); s && s->is_string())
       out_ += "Scale preset: <code>" + escape_html(s->as_string()) + "</code>. ";
     if (const json::Value* e = r_.find("elapsed_s"); e && e->is_number())
-      out_ += "Elapsed: " + duration(e->as_double()) + ". ";
+      out_ += "Elapsed: " + duration_text(e->as_double()) + ". ";
     if (const json::Value* m = r_.find("machine"); m && m->is_object())
       out_ += "Machine: " + escape_html(value_text(*m, 6)) + ".";
     out_ += "</p>\n";
