@@ -195,6 +195,101 @@ TEST(Gpt, SinusoidalPositionsFollowFairseq) {
   EXPECT_EQ(pe[0 * 6 + 3], 1.0);  // cos(0)
 }
 
+/// h_0, the residual stream entering the first layer, of model(tokens).
+template <class Model>
+std::vector<double> first_hidden(const Model& model, const TensorI64& tokens) {
+  std::vector<double> h0;
+  (void)model.forward(tokens, [&](int64_t i, const VarD& h) {
+    if (i == 0) h0 = h.data().to_vector();
+  });
+  return h0;
+}
+
+TEST(Gpt, EmbedScaleMultipliesTheInputEmbeddingsBySqrtC) {
+  ModelConfig cfg = config_for<PreLN>();  // C = 8
+  cfg.embed_scale = true;
+  GPT<PreLN, double, Cpu> model(cfg, 3);
+  const TensorI64 tokens = TensorI64::from_vector({1, 3}, {4, 0, 10});
+  const std::vector<double> h0 = first_hidden(model, tokens);
+  const std::vector<double> E = model.embed_tokens.weight.data().to_vector();
+  const std::vector<double> P = model.embed_positions->weight.data().to_vector();
+  for (int64_t t = 0; t < 3; ++t)
+    for (int64_t c = 0; c < 8; ++c) {
+      const int64_t tok = tokens.to_vector()[static_cast<size_t>(t)];
+      EXPECT_EQ(
+          h0[static_cast<size_t>(t * 8 + c)],
+          std::sqrt(8.0) * E[static_cast<size_t>(tok * 8 + c)] + P[static_cast<size_t>(t * 8 + c)]);
+    }
+  EXPECT_EQ(cfg.embedding_scale(), std::sqrt(8.0));
+  cfg.embed_scale = false;
+  EXPECT_EQ(cfg.embedding_scale(), 1.0);
+}
+
+TEST(Gpt, PaddingIdxStartsPositionsAtRowPaddingIdxPlusOne) {
+  for (const char* positions : {"learned", "sinusoidal"}) {
+    SCOPED_TRACE(positions);
+    ModelConfig cfg = config_for<PostLN>();  // max_seq_len 6, C 8
+    cfg.positions = positions;
+    cfg.padding_idx = 2;
+    GPT<PostLN, double, Cpu> model(cfg, 4);
+    const bool learned = cfg.positions == "learned";
+    // fairseq: max_seq_len + padding_idx + 1 rows; row padding_idx of the sinusoids is zero.
+    const std::vector<double> P = learned ? model.embed_positions->weight.data().to_vector()
+                                          : sinusoidal_positions<double, Cpu>(9, 8, 2).to_vector();
+    ASSERT_EQ(P.size(), 9u * 8u);
+    if (!learned) {  // the same sinusoids as without padding_idx, but for the pad row
+      const std::vector<double> plain = sinusoidal_positions<double, Cpu>(9, 8).to_vector();
+      for (size_t i = 0; i < P.size(); ++i) EXPECT_EQ(P[i], i / 8 == 2 ? 0.0 : plain[i]) << i;
+    }
+    const TensorI64 tokens = TensorI64::from_vector({1, 4}, {5, 6, 7, 8});  // no pad token
+    const std::vector<double> h0 = first_hidden(model, tokens);
+    const std::vector<double> E = model.embed_tokens.weight.data().to_vector();
+    for (size_t t = 0; t < 4; ++t)
+      for (size_t c = 0; c < 8; ++c)
+        EXPECT_EQ(h0[t * 8 + c], E[(5 + t) * 8 + c] + P[(3 + t) * 8 + c]) << t << " " << c;
+  }
+}
+
+TEST(Gpt, PadTokensAreMaskedReadThePadRowAndTheirTargetsAreIgnored) {
+  ModelConfig cfg = config_for<PreLN>();
+  cfg.padding_idx = 1;
+  cfg.embed_scale = true;
+  GPT<PreLN, double, Cpu> model(cfg, 5);
+  const int64_t V = 11;
+  // The real tokens' logits of a padded row are those of the row alone:
+  // right padding (pads after) and left padding (positions count real tokens).
+  const std::vector<double> alone =
+      model.forward(TensorI64::from_vector({1, 3}, {4, 7, 9})).data().to_vector();  // (1,3,V)
+  const std::vector<double> padded =
+      model.forward(TensorI64::from_vector({2, 5}, {4, 7, 9, 1, 1, 1, 1, 4, 7, 9}))
+          .data()
+          .to_vector();  // (2,5,V)
+  for (size_t t = 0; t < 3; ++t)
+    for (size_t v = 0; v < static_cast<size_t>(V); ++v) {
+      EXPECT_NEAR(padded[t * V + v], alone[t * V + v], 1e-12) << "right, t " << t;
+      EXPECT_NEAR(padded[(5 + 2 + t) * V + v], alone[t * V + v], 1e-12) << "left, t " << t;
+    }
+  // A pad reads row padding_idx of the position table.
+  const std::vector<double> h0 =
+      first_hidden(model, TensorI64::from_vector({1, 3}, {4, 1, 9}));  // 9 is position 2
+  const std::vector<double> E = model.embed_tokens.weight.data().to_vector();
+  const std::vector<double> P = model.embed_positions->weight.data().to_vector();
+  for (size_t c = 0; c < 8; ++c) {
+    EXPECT_EQ(h0[8 + c], std::sqrt(8.0) * E[8 + c] + P[1 * 8 + c]);
+    EXPECT_EQ(h0[16 + c], std::sqrt(8.0) * E[9 * 8 + c] + P[3 * 8 + c]);
+  }
+  // loss(tokens, targets) ignores the targets equal to padding_idx.
+  const TensorI64 tokens = TensorI64::from_vector({1, 4}, {4, 7, 1, 1});
+  const TensorI64 targets = TensorI64::from_vector({1, 4}, {7, 1, 1, 1});
+  EXPECT_EQ(model.ignore_index(), 1);
+  EXPECT_EQ(model.loss(tokens, targets).item(), model.loss(tokens, targets, 1).item());
+  EXPECT_EQ(
+      model.loss(tokens, targets).item(),
+      model.loss(TensorI64::from_vector({1, 1}, {4}), TensorI64::from_vector({1, 1}, {7})).item());
+  GPT<PreLN, double, Cpu> plain(config_for<PreLN>(), 5);
+  EXPECT_EQ(plain.ignore_index(), -100);
+}
+
 TEST(Gpt, InitSchemesDrawTheDocumentedScales) {
   ModelConfig cfg = config_for<PreLN>(64, 4, 4, 256);
   cfg.vocab_size = 300;
