@@ -50,6 +50,8 @@ void expect_same_config(const ModelConfig& actual, const ModelConfig& expected) 
   EXPECT_EQ(actual.padding_idx, expected.padding_idx);
   EXPECT_EQ(actual.dropout, expected.dropout);
   EXPECT_EQ(actual.attention_dropout, expected.attention_dropout);
+  EXPECT_EQ(actual.activation_dropout, expected.activation_dropout);
+  EXPECT_EQ(actual.embed_dropout, expected.embed_dropout);
 }
 
 /// A config whose every key differs from ModelConfig's default.
@@ -134,14 +136,18 @@ TEST(ConfigJson, RoundTripsEveryKey) {
   expect_same_config(config_from_json(json::parse(json::dump_compact(j), "compact"), "compact"), c);
 }
 
-TEST(ConfigJson, FairseqEmbeddingKeysRoundTripAndAreWrittenOnlyWhenSet) {
+TEST(ConfigJson, FairseqKeysRoundTripAndAreWrittenOnlyWhenSet) {
   ModelConfig c = every_key_config();
   c.embed_scale = true;
   c.padding_idx = 1;
+  c.activation_dropout = 0.125;
+  c.embed_dropout = 0.375;
   const json::Value j = config_to_json(c);
-  EXPECT_EQ(j.size(), 20u);
+  EXPECT_EQ(j.size(), 22u);
   EXPECT_EQ(j.at("embed_scale"), json::Value(true));
   EXPECT_EQ(j.at("padding_idx"), json::Value(1));
+  EXPECT_EQ(j.at("activation_dropout"), json::Value(0.125));
+  EXPECT_EQ(j.at("embed_dropout"), json::Value(0.375));
   expect_same_config(config_from_json(json::parse(json::dump(j), "text"), "text"), c);
   c.padding_idx = 0;  // a set padding index of 0 is not the absent one
   expect_same_config(config_from_json(config_to_json(c), "zero"), c);
@@ -149,12 +155,18 @@ TEST(ConfigJson, FairseqEmbeddingKeysRoundTripAndAreWrittenOnlyWhenSet) {
   const json::Value d = config_to_json(small_config());
   EXPECT_FALSE(d.contains("embed_scale"));
   EXPECT_FALSE(d.contains("padding_idx"));
+  EXPECT_FALSE(d.contains("activation_dropout"));
+  EXPECT_FALSE(d.contains("embed_dropout"));
+  ModelConfig lm = fairseq_transformer_lm(50);
+  const ModelConfig lm_back = config_from_json(config_to_json(lm), "fairseq");
+  lm.final_norm = false;  // written resolved: post_ln has none
+  expect_same_config(lm_back, lm);
   EXPECT_EQ(config_from_json(d, "defaults").padding_idx, std::nullopt);
   EXPECT_FALSE(config_from_json(d, "defaults").embed_scale);
   EXPECT_EQ(config_from_json(with(d, "embed_scale", false), "false").embed_scale, false);
 }
 
-TEST(ConfigJson, FairseqEmbeddingKeysAreChecked) {
+TEST(ConfigJson, FairseqKeysAreChecked) {
   const json::Value full = config_to_json(small_config());  // vocab_size 11
   expect_config_error(with(full, "padding_idx", 11),
                       {"test.json: config: padding_idx must be a token in [0, vocab_size = 11), "
@@ -166,6 +178,10 @@ TEST(ConfigJson, FairseqEmbeddingKeysAreChecked) {
       {"test.json", "config key \"padding_idx\" must be an integer, found number 1.5"});
   expect_config_error(with(full, "padding_idx", "1"),
                       {"test.json", "config key \"padding_idx\" must be an integer, found string"});
+  expect_config_error(with(full, "activation_dropout", 1.0),
+                      {"test.json: config: activation_dropout must be in [0, 1), got 1"});
+  expect_config_error(with(full, "embed_dropout", -0.25),
+                      {"test.json: config: embed_dropout must be in [0, 1), got -0.25"});
   expect_config_error(
       with(full, "embed_scale", 1),
       {"test.json", "config key \"embed_scale\" must be true or false, found number 1"});

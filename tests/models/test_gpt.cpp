@@ -290,6 +290,85 @@ TEST(Gpt, PadTokensAreMaskedReadThePadRowAndTheirTargetsAreIgnored) {
   EXPECT_EQ(plain.ignore_index(), -100);
 }
 
+TEST(Gpt, EmbedDropoutDropsTheFirstHiddenStateInTrainingOnly) {
+  ModelConfig cfg = config_for<PreLN>();
+  GPT<PreLN, double, Cpu> plain(cfg, 6);
+  cfg.embed_dropout = 0.5;
+  GPT<PreLN, double, Cpu> model(cfg, 6);
+  const TensorI64 tokens = TensorI64::from_vector({2, 6}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1});
+  const std::vector<double> kept = first_hidden(plain, tokens);
+  const std::vector<double> dropped = first_hidden(model, tokens);  // training mode
+  ASSERT_EQ(dropped.size(), kept.size());
+  size_t zeros = 0;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (dropped[i] == 0) {
+      ++zeros;
+    } else {
+      EXPECT_NEAR(dropped[i], kept[i] / 0.5, 1e-12) << i;
+    }
+  }
+  EXPECT_GT(zeros, kept.size() / 4);  // 96 elements, p = 0.5
+  EXPECT_LT(zeros, kept.size() * 3 / 4);
+  model.eval();
+  EXPECT_EQ(first_hidden(model, tokens), kept);
+  EXPECT_EQ(model.forward(tokens).data().to_vector(), [&] {
+    plain.eval();
+    return plain.forward(tokens).data().to_vector();
+  }());
+}
+
+template <class P>
+void expect_activation_dropout_in_training_only() {
+  ModelConfig cfg = config_for<P>();
+  GPT<P, double, Cpu> plain(cfg, 7);
+  cfg.activation_dropout = 0.5;
+  GPT<P, double, Cpu> model(cfg, 7);
+  const TensorI64 tokens = TensorI64::from_vector({1, 5}, {3, 1, 4, 1, 5});
+  // Only the layers' FFN changes: h_0 is the same, the logits are not.
+  EXPECT_EQ(first_hidden(model, tokens), first_hidden(plain, tokens));
+  const std::vector<double> trained = model.forward(tokens).data().to_vector();
+  plain.eval();
+  const std::vector<double> reference = plain.forward(tokens).data().to_vector();
+  EXPECT_NE(trained, reference);
+  for (double x : trained) EXPECT_TRUE(std::isfinite(x));
+  model.eval();
+  EXPECT_EQ(model.forward(tokens).data().to_vector(), reference);
+}
+
+TEST(Gpt, ActivationDropoutInTrainingOnly) {
+  expect_activation_dropout_in_training_only<PreLN>();
+  expect_activation_dropout_in_training_only<NormFormer>();  // before ffn_layernorm (unfused)
+}
+
+TEST(Gpt, FairseqTransformerLmPreset) {
+  const ModelConfig c = fairseq_transformer_lm(1000);
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.placement(), Placement::post);
+  EXPECT_FALSE(c.uses_final_norm());
+  EXPECT_EQ(c.d_model, 512);
+  EXPECT_EQ(c.n_heads, 8);
+  EXPECT_EQ(c.n_layers, 6);
+  EXPECT_EQ(c.d_ff, 2048);
+  EXPECT_EQ(c.max_seq_len, 1024);
+  EXPECT_EQ(c.activation_kind(), Activation::relu);
+  EXPECT_FALSE(c.tie_embeddings);
+  EXPECT_EQ(c.position_kind(), PositionKind::sinusoidal);
+  EXPECT_TRUE(c.embed_scale);
+  EXPECT_EQ(c.padding_idx, std::optional<int64_t>(1));
+  EXPECT_EQ(c.position_rows(), 1026);
+  EXPECT_EQ(c.dropout, 0.1);
+  EXPECT_EQ(c.embed_dropout, 0.1);
+  EXPECT_EQ(c.attention_dropout, 0.0);
+  EXPECT_EQ(c.activation_dropout, 0.0);
+  // normlab's defaults are not fairseq's.
+  const ModelConfig d;
+  EXPECT_FALSE(d.embed_scale);
+  EXPECT_FALSE(d.padding_idx.has_value());
+  EXPECT_EQ(d.position_offset(), 0);
+  EXPECT_EQ(d.embed_dropout, 0.0);
+  EXPECT_EQ(d.activation_dropout, 0.0);
+}
+
 TEST(Gpt, InitSchemesDrawTheDocumentedScales) {
   ModelConfig cfg = config_for<PreLN>(64, 4, 4, 256);
   cfg.vocab_size = 300;

@@ -16,9 +16,9 @@ namespace normlab {
 inline namespace v0 {
 
 /// The config as a JSON object with the documented keys (final_norm resolved).
-/// `embed_scale` and `padding_idx` are written only when they change the
-/// model (true, set): a default config's JSON is what earlier versions wrote
-/// and read, and a reader that does not know them refuses a model whose
+/// `embed_scale`, `padding_idx`, `activation_dropout` and `embed_dropout`
+/// are written only when they change the model (true, set, nonzero): a default config's JSON is
+/// what earlier versions wrote and read, and a reader that does not know them refuses a model whose
 /// numbers and shapes depend on them.
 inline json::Value config_to_json(const ModelConfig& c) {
   json::Array extras;
@@ -45,6 +45,8 @@ inline json::Value config_to_json(const ModelConfig& c) {
   };
   if (c.embed_scale) v.as_object().set("embed_scale", true);
   if (c.padding_idx) v.as_object().set("padding_idx", *c.padding_idx);
+  if (c.activation_dropout != 0) v.as_object().set("activation_dropout", c.activation_dropout);
+  if (c.embed_dropout != 0) v.as_object().set("embed_dropout", c.embed_dropout);
   return v;
 }
 
@@ -53,19 +55,21 @@ inline json::Value config_to_json(const ModelConfig& c) {
 /// wrong type and invalid values are errors naming `source` and the key.
 inline ModelConfig config_from_json(const json::Value& v, const std::string& source) {
   detail::check(v.is_object(), source, ": a config must be a JSON object, found ", v.describe());
-  static const std::set<std::string> known = {
-      "vocab_size", "d_model",           "n_heads",        "n_layers",
-      "d_ff",       "max_seq_len",       "policy",         "extras",
-      "head_scale", "resid_scale",       "activation",     "norm",
-      "ln_eps",     "final_norm",        "tie_embeddings", "positions",
-      "dropout",    "attention_dropout", "embed_scale",    "padding_idx"};
+  static const std::set<std::string> known = {"vocab_size",   "d_model",     "n_heads",
+                                              "n_layers",     "d_ff",        "max_seq_len",
+                                              "policy",       "extras",      "head_scale",
+                                              "resid_scale",  "activation",  "norm",
+                                              "ln_eps",       "final_norm",  "tie_embeddings",
+                                              "positions",    "dropout",     "attention_dropout",
+                                              "embed_scale",  "padding_idx", "activation_dropout",
+                                              "embed_dropout"};
   for (const auto& [key, value] : v.as_object()) {
     (void)value;
-    detail::check(
-        known.contains(key), source, ": unknown config key \"", key,
-        "\" (known keys: vocab_size, d_model, n_heads, n_layers, d_ff, max_seq_len, "
-        "policy, extras, head_scale, resid_scale, activation, norm, ln_eps, final_norm, "
-        "tie_embeddings, embed_scale, positions, padding_idx, dropout, attention_dropout)");
+    detail::check(known.contains(key), source, ": unknown config key \"", key,
+                  "\" (known keys: vocab_size, d_model, n_heads, n_layers, d_ff, max_seq_len, "
+                  "policy, extras, head_scale, resid_scale, activation, norm, ln_eps, final_norm, "
+                  "tie_embeddings, embed_scale, positions, padding_idx, dropout, embed_dropout, "
+                  "activation_dropout, attention_dropout)");
   }
   auto get = [&](const char* key, json::Type type, const char* what) -> const json::Value* {
     const json::Value* x = v.find(key);
@@ -117,6 +121,8 @@ inline ModelConfig config_from_json(const json::Value& v, const std::string& sou
   number("ln_eps", c.ln_eps);
   number("dropout", c.dropout);
   number("attention_dropout", c.attention_dropout);
+  number("activation_dropout", c.activation_dropout);
+  number("embed_dropout", c.embed_dropout);
   if (const json::Value* x = get("extras", json::Type::array, "an array of strings")) {
     for (const json::Value& e : x->as_array()) {
       detail::check(e.is_string(), source, ": config key \"extras\" must hold strings, found ",

@@ -67,6 +67,12 @@ struct ModelConfig {
   std::optional<int64_t> padding_idx;
   double dropout = 0;            ///< on each sublayer's output (training only)
   double attention_dropout = 0;  ///< on the attention probabilities (training only)
+  /// On the FFN's hidden units act(fc1(z)), before any ffn_ln (fairseq's
+  /// activation_dropout; training only).
+  double activation_dropout = 0;
+  /// On h_0 = s E[tokens] + P, before the first layer (fairseq applies its
+  /// `dropout` there; training only).
+  double embed_dropout = 0;
 
   /// The policy this config asks for, extras in canonical order. Throws Error
   /// naming the key and the accepted values on an unknown policy, extra,
@@ -193,6 +199,10 @@ struct ModelConfig {
     detail::check(dropout >= 0 && dropout < 1, "config: dropout must be in [0, 1), got ", dropout);
     detail::check(attention_dropout >= 0 && attention_dropout < 1,
                   "config: attention_dropout must be in [0, 1), got ", attention_dropout);
+    detail::check(activation_dropout >= 0 && activation_dropout < 1,
+                  "config: activation_dropout must be in [0, 1), got ", activation_dropout);
+    detail::check(embed_dropout >= 0 && embed_dropout < 1,
+                  "config: embed_dropout must be in [0, 1), got ", embed_dropout);
     if (padding_idx)
       detail::check(*padding_idx >= 0 && *padding_idx < vocab_size,
                     "config: padding_idx must be a token in [0, vocab_size = ", vocab_size,
@@ -233,6 +243,38 @@ struct ModelConfig {
     return count;
   }
 };
+
+/// fairseq's `transformer_lm` architecture (its base_lm_architecture and the
+/// language-modeling task's defaults) for a dictionary of `vocab_size`
+/// symbols whose pad is `padding_idx` (fairseq's Dictionary: 1):
+///
+///   post_ln (decoder_normalize_before false: no final norm), C 512, H 8,
+///   N 6, d_ff 2048, relu, dropout 0.1 on each sublayer's output and on the
+///   embeddings, attention_dropout 0, activation_dropout 0, untied output
+///   projection, sinusoidal positions from row padding_idx + 1, embeddings
+///   times sqrt(C), max_seq_len 1024 (tokens_per_sample), ln_eps 1e-5.
+///
+/// normlab's own defaults are unchanged by it. Not reproduced: fairseq's
+/// initialization zeroes the embedding rows of padding_idx.
+/// Contract: the result validates when padding_idx is in [0, vocab_size).
+inline ModelConfig fairseq_transformer_lm(int64_t vocab_size, int64_t padding_idx = 1) {
+  ModelConfig c;
+  c.vocab_size = vocab_size;
+  c.d_model = 512;
+  c.n_heads = 8;
+  c.n_layers = 6;
+  c.d_ff = 2048;
+  c.max_seq_len = 1024;
+  c.policy = "post_ln";
+  c.activation = "relu";
+  c.tie_embeddings = false;
+  c.positions = "sinusoidal";
+  c.embed_scale = true;
+  c.padding_idx = padding_idx;
+  c.dropout = 0.1;
+  c.embed_dropout = 0.1;
+  return c;
+}
 
 }  // namespace v0
 }  // namespace normlab

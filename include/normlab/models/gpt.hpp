@@ -29,7 +29,7 @@ void check_config_policy(const char* model, const ModelConfig& cfg) {
 /// What GPT and Encoder share: token and position embeddings, the layers and
 /// the final norm, turning tokens (B, T) into hidden states (B, T, C):
 ///
-///   h_0 = s embed_tokens[tokens] + P[o..o+T-1]   // (B, T, C)
+///   h_0 = s embed_tokens[tokens] + P[o..o+T-1]   // (B, T, C), then embed_dropout
 ///   h_i = layers[i](h_{i-1})  for i = 1..N
 ///   h   = layer_norm(h_N)  when the model has a final norm
 ///
@@ -115,6 +115,8 @@ class TransformerStack : public Module<Scalar, Backend> {
     Var tokens_in = embed_tokens.forward(tokens);  // (B, T, C)
     if (config_.embed_scale) tokens_in = tokens_in * config_.embedding_scale();
     Var h = tokens_in + positions;  // (B, T, C)
+    if (config_.embed_dropout > 0 && this->training())
+      h = dropout(h, config_.embed_dropout, dropout_gen_, true);
     typename Layer::Options opt;
     opt.causal = causal;
     opt.key_bias = !pad_bias.defined()  ? key_bias
