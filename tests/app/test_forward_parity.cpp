@@ -4,7 +4,9 @@
 // and its errors and report file.
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <set>
+#include <sstream>
 
 #include "forward/forward_pass.hpp"
 
@@ -53,11 +55,13 @@ void expect_parity(const std::string& name, double tolerance) {
           std::max(gradient_scale, max_abs(expected.read<double, Cpu>(t.name).to_vector()));
   ASSERT_GT(gradient_scale, 0);
 
+  double worst = 0;  // the largest error of the case, recorded for --gtest_output=xml
   auto check = [&](const std::string& key, const Tensor<T, Cpu>& ours) {
     const TensorD theirs = expected.read<double, Cpu>(key);
     ASSERT_EQ(ours.shape(), theirs.shape()) << key;
     const double err = relative_error(ours.to_vector(), theirs.to_vector(), gradient_scale);
     EXPECT_LE(err, tolerance) << name << ": " << key << " differs from PyTorch by " << err;
+    worst = std::max(worst, err);
   };
   check("logits", report.logits);
   check("loss", report.loss);
@@ -66,6 +70,9 @@ void expect_parity(const std::string& name, double tolerance) {
     check("grad." + param, grad);
     compared.insert("grad." + param);
   }
+  std::ostringstream worst_text;
+  worst_text << std::scientific << std::setprecision(2) << worst;
+  ::testing::Test::RecordProperty("max_relative_error", worst_text.str());
   // Every gradient in the fixture has a parameter here (and the reverse, above).
   for (const io::TensorInfo& t : expected.tensors()) {
     const bool is_grad = t.name != "logits" && t.name != "loss";
@@ -82,13 +89,19 @@ TEST_P(ReferenceParity, FloatWithin1e5) {
   expect_parity<float>(GetParam(), 1e-5);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceParity,
-                         ::testing::Values("post_ln", "pre_ln", "normformer",
-                                           "normformer_after_out_proj", "normformer_resid_scale",
-                                           "pre_ln_head_scale_before", "pre_ln_head_scale_after",
-                                           "pre_ln_attn_ln", "pre_ln_ffn_ln", "pre_ln_resid_scale",
-                                           "sandwich", "deepnorm", "pre_ln_rms_norm",
-                                           "pre_ln_untied", "post_ln_relu", "pre_ln_gelu_tanh"));
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, ReferenceParity,
+    ::testing::Values("post_ln", "pre_ln", "normformer", "normformer_after_out_proj",
+                      "normformer_resid_scale", "pre_ln_head_scale_before",
+                      "pre_ln_head_scale_after", "pre_ln_attn_ln", "pre_ln_ffn_ln",
+                      "pre_ln_resid_scale", "sandwich", "deepnorm", "pre_ln_rms_norm",
+                      "pre_ln_untied", "post_ln_relu", "pre_ln_gelu_tanh",
+                      // fairseq's embeddings, positions and padding
+                      "pre_ln_embed_scale", "pre_ln_embed_scale_untied", "post_ln_embed_scale",
+                      "pre_ln_sinusoidal", "pre_ln_padding_idx", "post_ln_padding_idx",
+                      "pre_ln_sinusoidal_padding_idx", "post_ln_sinusoidal_padding_idx",
+                      "normformer_fairseq_lm", "pre_ln_right_padded", "pre_ln_left_padded",
+                      "post_ln_right_padded", "post_ln_left_padded"));
 
 // ---- forward_and_gradients: errors and the report file ----------------------
 

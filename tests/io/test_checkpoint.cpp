@@ -46,8 +46,12 @@ void expect_same_config(const ModelConfig& actual, const ModelConfig& expected) 
   EXPECT_EQ(actual.final_norm, expected.final_norm);
   EXPECT_EQ(actual.tie_embeddings, expected.tie_embeddings);
   EXPECT_EQ(actual.positions, expected.positions);
+  EXPECT_EQ(actual.embed_scale, expected.embed_scale);
+  EXPECT_EQ(actual.padding_idx, expected.padding_idx);
   EXPECT_EQ(actual.dropout, expected.dropout);
   EXPECT_EQ(actual.attention_dropout, expected.attention_dropout);
+  EXPECT_EQ(actual.activation_dropout, expected.activation_dropout);
+  EXPECT_EQ(actual.embed_dropout, expected.embed_dropout);
 }
 
 /// A config whose every key differs from ModelConfig's default.
@@ -130,6 +134,78 @@ TEST(ConfigJson, RoundTripsEveryKey) {
   expect_same_config(config_from_json(j, "value"), c);
   expect_same_config(config_from_json(json::parse(json::dump(j), "text"), "text"), c);
   expect_same_config(config_from_json(json::parse(json::dump_compact(j), "compact"), "compact"), c);
+}
+
+TEST(ConfigJson, FairseqKeysRoundTripAndAreWrittenOnlyWhenSet) {
+  ModelConfig c = every_key_config();
+  c.embed_scale = true;
+  c.padding_idx = 1;
+  c.activation_dropout = 0.125;
+  c.embed_dropout = 0.375;
+  const json::Value j = config_to_json(c);
+  EXPECT_EQ(j.size(), 22u);
+  EXPECT_EQ(j.at("embed_scale"), json::Value(true));
+  EXPECT_EQ(j.at("padding_idx"), json::Value(1));
+  EXPECT_EQ(j.at("activation_dropout"), json::Value(0.125));
+  EXPECT_EQ(j.at("embed_dropout"), json::Value(0.375));
+  expect_same_config(config_from_json(json::parse(json::dump(j), "text"), "text"), c);
+  c.padding_idx = 0;  // a set padding index of 0 is not the absent one
+  expect_same_config(config_from_json(config_to_json(c), "zero"), c);
+  // At their defaults they are not written: the JSON earlier versions wrote and read.
+  const json::Value d = config_to_json(small_config());
+  EXPECT_FALSE(d.contains("embed_scale"));
+  EXPECT_FALSE(d.contains("padding_idx"));
+  EXPECT_FALSE(d.contains("activation_dropout"));
+  EXPECT_FALSE(d.contains("embed_dropout"));
+  ModelConfig lm = fairseq_transformer_lm(50);
+  const ModelConfig lm_back = config_from_json(config_to_json(lm), "fairseq");
+  lm.final_norm = false;  // written resolved: post_ln has none
+  expect_same_config(lm_back, lm);
+  EXPECT_EQ(config_from_json(d, "defaults").padding_idx, std::nullopt);
+  EXPECT_FALSE(config_from_json(d, "defaults").embed_scale);
+  EXPECT_EQ(config_from_json(with(d, "embed_scale", false), "false").embed_scale, false);
+}
+
+TEST(ConfigJson, FairseqKeysAreChecked) {
+  const json::Value full = config_to_json(small_config());  // vocab_size 11
+  expect_config_error(with(full, "padding_idx", 11),
+                      {"test.json: config: padding_idx must be a token in [0, vocab_size = 11), "
+                       "got 11"});
+  expect_config_error(with(full, "padding_idx", -1),
+                      {"padding_idx must be a token in [0, vocab_size = 11), got -1"});
+  expect_config_error(
+      with(full, "padding_idx", 1.5),
+      {"test.json", "config key \"padding_idx\" must be an integer, found number 1.5"});
+  expect_config_error(with(full, "padding_idx", "1"),
+                      {"test.json", "config key \"padding_idx\" must be an integer, found string"});
+  expect_config_error(with(full, "activation_dropout", 1.0),
+                      {"test.json: config: activation_dropout must be in [0, 1), got 1"});
+  expect_config_error(with(full, "embed_dropout", -0.25),
+                      {"test.json: config: embed_dropout must be in [0, 1), got -0.25"});
+  expect_config_error(
+      with(full, "embed_scale", 1),
+      {"test.json", "config key \"embed_scale\" must be true or false, found number 1"});
+  // max_seq_len + padding_idx + 1 rows must be countable.
+  expect_config_error(with(with(full, "max_seq_len", INT64_MAX - 1), "padding_idx", 3),
+                      {"test.json: config: the position table of max_seq_len 9223372036854775806 + "
+                       "padding_idx 3 + 1 rows has more rows than an int64 can count"});
+}
+
+TEST(LoadParameters, APositionTableWithoutThePaddingRowsIsRefused) {
+  // fairseq's learned table has max_seq_len + padding_idx + 1 rows; one of
+  // max_seq_len rows (a model saved without padding_idx) is too small.
+  ModelConfig plain = small_config("pre_ln");  // max_seq_len 6, d_model 8
+  ModelConfig padded = plain;
+  padded.padding_idx = 1;
+  GPT<PreLN, double, Cpu> source(plain, 1);
+  GPT<PreLN, double, Cpu> target(padded, 1);
+  EXPECT_EQ(target.embed_positions->weight.shape(), Shape({8, 8}));  // 6 + 1 + 1 rows
+  expect_error(
+      [&] { load_parameters(target, reader(parameters_of(source), "plain.st")); },
+      {"plain.st", "parameter 'embed_positions.weight' has shape (6, 8)", "expected (8, 8)"});
+  expect_error(
+      [&] { load_parameters(source, reader(parameters_of(target), "padded.st")); },
+      {"padded.st", "parameter 'embed_positions.weight' has shape (8, 8)", "expected (6, 8)"});
 }
 
 TEST(ConfigJson, WritesTheResolvedFinalNorm) {

@@ -195,6 +195,180 @@ TEST(Gpt, SinusoidalPositionsFollowFairseq) {
   EXPECT_EQ(pe[0 * 6 + 3], 1.0);  // cos(0)
 }
 
+/// h_0, the residual stream entering the first layer, of model(tokens).
+template <class Model>
+std::vector<double> first_hidden(const Model& model, const TensorI64& tokens) {
+  std::vector<double> h0;
+  (void)model.forward(tokens, [&](int64_t i, const VarD& h) {
+    if (i == 0) h0 = h.data().to_vector();
+  });
+  return h0;
+}
+
+TEST(Gpt, EmbedScaleMultipliesTheInputEmbeddingsBySqrtC) {
+  ModelConfig cfg = config_for<PreLN>();  // C = 8
+  cfg.embed_scale = true;
+  GPT<PreLN, double, Cpu> model(cfg, 3);
+  const TensorI64 tokens = TensorI64::from_vector({1, 3}, {4, 0, 10});
+  const std::vector<double> h0 = first_hidden(model, tokens);
+  const std::vector<double> E = model.embed_tokens.weight.data().to_vector();
+  const std::vector<double> P = model.embed_positions->weight.data().to_vector();
+  for (int64_t t = 0; t < 3; ++t)
+    for (int64_t c = 0; c < 8; ++c) {
+      const int64_t tok = tokens.to_vector()[static_cast<size_t>(t)];
+      EXPECT_EQ(
+          h0[static_cast<size_t>(t * 8 + c)],
+          std::sqrt(8.0) * E[static_cast<size_t>(tok * 8 + c)] + P[static_cast<size_t>(t * 8 + c)]);
+    }
+  EXPECT_EQ(cfg.embedding_scale(), std::sqrt(8.0));
+  cfg.embed_scale = false;
+  EXPECT_EQ(cfg.embedding_scale(), 1.0);
+}
+
+TEST(Gpt, PaddingIdxStartsPositionsAtRowPaddingIdxPlusOne) {
+  for (const char* positions : {"learned", "sinusoidal"}) {
+    SCOPED_TRACE(positions);
+    ModelConfig cfg = config_for<PostLN>();  // max_seq_len 6, C 8
+    cfg.positions = positions;
+    cfg.padding_idx = 2;
+    GPT<PostLN, double, Cpu> model(cfg, 4);
+    const bool learned = cfg.positions == "learned";
+    // fairseq: max_seq_len + padding_idx + 1 rows; row padding_idx of the sinusoids is zero.
+    const std::vector<double> P = learned ? model.embed_positions->weight.data().to_vector()
+                                          : sinusoidal_positions<double, Cpu>(9, 8, 2).to_vector();
+    ASSERT_EQ(P.size(), 9u * 8u);
+    if (!learned) {  // the same sinusoids as without padding_idx, but for the pad row
+      const std::vector<double> plain = sinusoidal_positions<double, Cpu>(9, 8).to_vector();
+      for (size_t i = 0; i < P.size(); ++i) EXPECT_EQ(P[i], i / 8 == 2 ? 0.0 : plain[i]) << i;
+    }
+    const TensorI64 tokens = TensorI64::from_vector({1, 4}, {5, 6, 7, 8});  // no pad token
+    const std::vector<double> h0 = first_hidden(model, tokens);
+    const std::vector<double> E = model.embed_tokens.weight.data().to_vector();
+    for (size_t t = 0; t < 4; ++t)
+      for (size_t c = 0; c < 8; ++c)
+        EXPECT_EQ(h0[t * 8 + c], E[(5 + t) * 8 + c] + P[(3 + t) * 8 + c]) << t << " " << c;
+  }
+}
+
+TEST(Gpt, PadTokensAreMaskedReadThePadRowAndTheirTargetsAreIgnored) {
+  ModelConfig cfg = config_for<PreLN>();
+  cfg.padding_idx = 1;
+  cfg.embed_scale = true;
+  GPT<PreLN, double, Cpu> model(cfg, 5);
+  const int64_t V = 11;
+  // The real tokens' logits of a padded row are those of the row alone:
+  // right padding (pads after) and left padding (positions count real tokens).
+  const std::vector<double> alone =
+      model.forward(TensorI64::from_vector({1, 3}, {4, 7, 9})).data().to_vector();  // (1,3,V)
+  const std::vector<double> padded =
+      model.forward(TensorI64::from_vector({2, 5}, {4, 7, 9, 1, 1, 1, 1, 4, 7, 9}))
+          .data()
+          .to_vector();  // (2,5,V)
+  for (size_t t = 0; t < 3; ++t)
+    for (size_t v = 0; v < static_cast<size_t>(V); ++v) {
+      EXPECT_NEAR(padded[t * V + v], alone[t * V + v], 1e-12) << "right, t " << t;
+      EXPECT_NEAR(padded[(5 + 2 + t) * V + v], alone[t * V + v], 1e-12) << "left, t " << t;
+    }
+  // A pad reads row padding_idx of the position table.
+  const std::vector<double> h0 =
+      first_hidden(model, TensorI64::from_vector({1, 3}, {4, 1, 9}));  // 9 is position 2
+  const std::vector<double> E = model.embed_tokens.weight.data().to_vector();
+  const std::vector<double> P = model.embed_positions->weight.data().to_vector();
+  for (size_t c = 0; c < 8; ++c) {
+    EXPECT_EQ(h0[8 + c], std::sqrt(8.0) * E[8 + c] + P[1 * 8 + c]);
+    EXPECT_EQ(h0[16 + c], std::sqrt(8.0) * E[9 * 8 + c] + P[3 * 8 + c]);
+  }
+  // loss(tokens, targets) ignores the targets equal to padding_idx.
+  const TensorI64 tokens = TensorI64::from_vector({1, 4}, {4, 7, 1, 1});
+  const TensorI64 targets = TensorI64::from_vector({1, 4}, {7, 1, 1, 1});
+  EXPECT_EQ(model.ignore_index(), 1);
+  EXPECT_EQ(model.loss(tokens, targets).item(), model.loss(tokens, targets, 1).item());
+  EXPECT_EQ(
+      model.loss(tokens, targets).item(),
+      model.loss(TensorI64::from_vector({1, 1}, {4}), TensorI64::from_vector({1, 1}, {7})).item());
+  GPT<PreLN, double, Cpu> plain(config_for<PreLN>(), 5);
+  EXPECT_EQ(plain.ignore_index(), -100);
+}
+
+TEST(Gpt, EmbedDropoutDropsTheFirstHiddenStateInTrainingOnly) {
+  ModelConfig cfg = config_for<PreLN>();
+  GPT<PreLN, double, Cpu> plain(cfg, 6);
+  cfg.embed_dropout = 0.5;
+  GPT<PreLN, double, Cpu> model(cfg, 6);
+  const TensorI64 tokens = TensorI64::from_vector({2, 6}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1});
+  const std::vector<double> kept = first_hidden(plain, tokens);
+  const std::vector<double> dropped = first_hidden(model, tokens);  // training mode
+  ASSERT_EQ(dropped.size(), kept.size());
+  size_t zeros = 0;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (dropped[i] == 0) {
+      ++zeros;
+    } else {
+      EXPECT_NEAR(dropped[i], kept[i] / 0.5, 1e-12) << i;
+    }
+  }
+  EXPECT_GT(zeros, kept.size() / 4);  // 96 elements, p = 0.5
+  EXPECT_LT(zeros, kept.size() * 3 / 4);
+  model.eval();
+  EXPECT_EQ(first_hidden(model, tokens), kept);
+  EXPECT_EQ(model.forward(tokens).data().to_vector(), [&] {
+    plain.eval();
+    return plain.forward(tokens).data().to_vector();
+  }());
+}
+
+template <class P>
+void expect_activation_dropout_in_training_only() {
+  ModelConfig cfg = config_for<P>();
+  GPT<P, double, Cpu> plain(cfg, 7);
+  cfg.activation_dropout = 0.5;
+  GPT<P, double, Cpu> model(cfg, 7);
+  const TensorI64 tokens = TensorI64::from_vector({1, 5}, {3, 1, 4, 1, 5});
+  // Only the layers' FFN changes: h_0 is the same, the logits are not.
+  EXPECT_EQ(first_hidden(model, tokens), first_hidden(plain, tokens));
+  const std::vector<double> trained = model.forward(tokens).data().to_vector();
+  plain.eval();
+  const std::vector<double> reference = plain.forward(tokens).data().to_vector();
+  EXPECT_NE(trained, reference);
+  for (double x : trained) EXPECT_TRUE(std::isfinite(x));
+  model.eval();
+  EXPECT_EQ(model.forward(tokens).data().to_vector(), reference);
+}
+
+TEST(Gpt, ActivationDropoutInTrainingOnly) {
+  expect_activation_dropout_in_training_only<PreLN>();
+  expect_activation_dropout_in_training_only<NormFormer>();  // before ffn_layernorm (unfused)
+}
+
+TEST(Gpt, FairseqTransformerLmPreset) {
+  const ModelConfig c = fairseq_transformer_lm(1000);
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.placement(), Placement::post);
+  EXPECT_FALSE(c.uses_final_norm());
+  EXPECT_EQ(c.d_model, 512);
+  EXPECT_EQ(c.n_heads, 8);
+  EXPECT_EQ(c.n_layers, 6);
+  EXPECT_EQ(c.d_ff, 2048);
+  EXPECT_EQ(c.max_seq_len, 1024);
+  EXPECT_EQ(c.activation_kind(), Activation::relu);
+  EXPECT_FALSE(c.tie_embeddings);
+  EXPECT_EQ(c.position_kind(), PositionKind::sinusoidal);
+  EXPECT_TRUE(c.embed_scale);
+  EXPECT_EQ(c.padding_idx, std::optional<int64_t>(1));
+  EXPECT_EQ(c.position_rows(), 1026);
+  EXPECT_EQ(c.dropout, 0.1);
+  EXPECT_EQ(c.embed_dropout, 0.1);
+  EXPECT_EQ(c.attention_dropout, 0.0);
+  EXPECT_EQ(c.activation_dropout, 0.0);
+  // normlab's defaults are not fairseq's.
+  const ModelConfig d;
+  EXPECT_FALSE(d.embed_scale);
+  EXPECT_FALSE(d.padding_idx.has_value());
+  EXPECT_EQ(d.position_offset(), 0);
+  EXPECT_EQ(d.embed_dropout, 0.0);
+  EXPECT_EQ(d.activation_dropout, 0.0);
+}
+
 TEST(Gpt, InitSchemesDrawTheDocumentedScales) {
   ModelConfig cfg = config_for<PreLN>(64, 4, 4, 256);
   cfg.vocab_size = 300;

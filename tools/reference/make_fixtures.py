@@ -6,7 +6,8 @@ outputs of `normlab forward --config config.json --weights weights.safetensors
 
   config.json            model hyper-parameters (normlab_reference.Config)
   weights.safetensors    every parameter, F64, fairseq state_dict names
-  tokens.safetensors     tokens, targets: I64 (B,T); one target is -100 (ignored)
+  tokens.safetensors     tokens, targets: I64 (B,T); one target is ignored (-100, or
+                         padding_idx when the case has one, as is every pad token's)
   expected.safetensors   logits (B,T,V) F64, loss () F64, grad.<name> F64 for every parameter
 
 Run with Debian's python: /usr/bin/python3 tools/reference/make_fixtures.py
@@ -54,6 +55,33 @@ CASES = {
     "pre_ln_untied": dict(policy="pre_ln", tie_embeddings=False),
     "post_ln_relu": dict(policy="post_ln", activation="relu"),
     "pre_ln_gelu_tanh": dict(policy="pre_ln", activation="gelu_tanh"),
+    # fairseq's embeddings: scale sqrt(C), positions from row padding_idx + 1
+    "pre_ln_embed_scale": dict(policy="pre_ln", embed_scale=True),
+    "pre_ln_embed_scale_untied": dict(policy="pre_ln", embed_scale=True, tie_embeddings=False),
+    "post_ln_embed_scale": dict(policy="post_ln", embed_scale=True),
+    "pre_ln_sinusoidal": dict(policy="pre_ln", positions="sinusoidal"),
+    "pre_ln_padding_idx": dict(policy="pre_ln", padding_idx=1),
+    "post_ln_padding_idx": dict(policy="post_ln", padding_idx=1),
+    "pre_ln_sinusoidal_padding_idx": dict(policy="pre_ln", positions="sinusoidal", padding_idx=1),
+    "post_ln_sinusoidal_padding_idx": dict(policy="post_ln", positions="sinusoidal", padding_idx=1),
+    "normformer_fairseq_lm": dict(policy="normformer", head_scale="after_out_proj", embed_scale=True,
+                                  positions="sinusoidal", padding_idx=1),
+    # padded batches (PADDING below): pad keys masked, pad positions, pad targets ignored
+    "pre_ln_right_padded": dict(policy="pre_ln", embed_scale=True, padding_idx=1),
+    "pre_ln_left_padded": dict(policy="pre_ln", embed_scale=True, padding_idx=1),
+    "post_ln_right_padded": dict(policy="post_ln", positions="sinusoidal", padding_idx=1),
+    "post_ln_left_padded": dict(policy="post_ln", positions="sinusoidal", padding_idx=1),
+}
+
+# Case -> (side, pads per row): which tokens of each row are padding_idx.
+# Left padding has at most one pad per row: a query that sees only pad keys
+# attends to them with the -1e9 bias, whose float rounding would make two
+# pads' scores equal in float and not in float64 (fairseq gives NaN there).
+PADDING = {
+    "pre_ln_right_padded": ("right", (0, 2)),
+    "pre_ln_left_padded": ("left", (1, 0)),
+    "post_ln_right_padded": ("right", (1, 3)),
+    "post_ln_left_padded": ("left", (0, 1)),
 }
 
 torch.set_default_dtype(torch.float64)
@@ -122,7 +150,9 @@ def analytic_parameter_count(cfg: ref.Config) -> int:
     per_layer = 4 * (C * C + C) + 2 * norm(C) + d_ff * (C + 1) + C * (d_ff + 1)
     per_layer += sum(extra_cost[e] for e in cfg.active_extras)
     per_layer += C if cfg.resid_scale else 0
-    total = V * C + cfg.max_seq_len * C + N * per_layer
+    pad_rows = 0 if cfg.padding_idx is None else cfg.padding_idx + 1  # fairseq's offset rows
+    positions = (cfg.max_seq_len + pad_rows) * C if cfg.positions == "learned" else 0
+    total = V * C + positions + N * per_layer
     total += norm(C) if cfg.final_norm else 0
     total += V * C if not cfg.tie_embeddings else 0
     return total
@@ -157,11 +187,20 @@ def build_case(name: str) -> Case:
     params = ref.init_parameters(cfg)
     tokens = torch.randint(0, cfg.vocab_size, (BATCH, SEQ), dtype=torch.int64)
     targets = torch.randint(0, cfg.vocab_size, (BATCH, SEQ), dtype=torch.int64)
-    targets[IGNORED_TARGET] = -100
+    if cfg.padding_idx is not None:  # pad tokens only where PADDING puts them
+        pad = cfg.padding_idx
+        tokens[tokens == pad] = (pad + 1) % cfg.vocab_size
+        targets[targets == pad] = (pad + 1) % cfg.vocab_size
+        side, counts = PADDING.get(name, ("right", (0,) * BATCH))
+        for b, n in enumerate(counts):
+            where = slice(SEQ - n, SEQ) if side == "right" else slice(0, n)
+            tokens[b, where] = pad
+            targets[b, where] = pad
+    targets[IGNORED_TARGET] = cfg.ignore_index
 
     leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     logits = ref.forward(leaves, tokens, cfg)
-    loss = ref.cross_entropy_loss(logits, targets)
+    loss = ref.cross_entropy_loss(logits, targets, cfg.ignore_index)
     loss.backward()
     unused = [k for k, leaf in leaves.items() if leaf.grad is None]
     assert not unused, f"[{name}] parameters {unused} get no gradient: the forward does not use them"
@@ -223,7 +262,7 @@ def causal_mask(T: int) -> torch.Tensor:
 def has_torch_counterpart(cfg: ref.Config) -> bool:
     """Plain Pre-LN / Post-LN layers with LayerNorm are what torch.nn.TransformerEncoderLayer computes."""
     plain = not cfg.active_extras and not cfg.resid_scale and cfg.norm == "layer_norm"
-    return plain and cfg.policy in ("pre_ln", "post_ln")
+    return plain and cfg.policy in ("pre_ln", "post_ln") and cfg.padding_idx is None
 
 
 def check_against_torch_modules(case: Case) -> None:
@@ -231,7 +270,7 @@ def check_against_torch_modules(case: Case) -> None:
     and a whole layer == torch.nn.TransformerEncoderLayer (norm_first for Pre-LN)."""
     cfg, params = case.cfg, case.params
     T = case.tokens.shape[1]
-    h0 = params["embed_tokens.weight"][case.tokens] + params["embed_positions.weight"][:T]  # (B,T,C)
+    h0 = ref.embed(params, case.tokens, cfg)  # (B,T,C)
 
     if case.name == "pre_ln":
         x = ref.norm(h0, params, "layers.0.self_attn_layer_norm", cfg)
@@ -304,7 +343,38 @@ def one_feature_off(cfg: ref.Config) -> list[tuple[str, ref.Config]]:
         out.append(("tied embeddings", rep(cfg, tie_embeddings=True)))
     if cfg.norm == "rms_norm":
         out.append(("layer_norm (zero bias)", rep(cfg, norm="layer_norm")))
+    if cfg.embed_scale:
+        out.append(("embed_scale off", rep(cfg, embed_scale=False)))
     return out
+
+
+def check_padding_matters(case: Case) -> None:
+    """(3) The position offset, the padding mask and the pad positions each make a
+    difference: reading rows from 0 (no offset) changes the logits, masking no
+    key changes layer 0's output, giving pads the positions of tokens changes
+    the embeddings."""
+    cfg, params, tokens = case.cfg, case.params, case.tokens
+    if cfg.padding_idx is None:
+        return
+    with torch.no_grad():
+        logits = ref.forward(params, tokens, cfg)
+        unshifted = dataclasses.replace(cfg, padding_idx=None)
+        rows = {n: p[:cfg.max_seq_len] if n == "embed_positions.weight" else p for n, p in params.items()}
+        d = max_abs_diff(logits, ref.forward(rows, tokens, unshifted))
+        assert d > 1e-3, f"[{case.name}] the position offset changes the logits by only {d}"
+        if not tokens.eq(cfg.padding_idx).any():
+            return
+        h = ref.embed(params, tokens, cfg)
+        layer = ref.post_ln_layer if cfg.is_post_ln else ref.pre_ln_layer
+        masked = layer(h, params, "layers.0", cfg, ref.padding_key_bias(tokens, cfg))
+        unmasked = layer(h, params, "layers.0", cfg, None)
+        d = max_abs_diff(masked, unmasked)  # right padding: only pad queries see pad keys
+        assert d > 1e-3, f"[{case.name}] masking pad keys changes layer 0 by only {d}"
+        t = torch.arange(tokens.shape[1]) + cfg.position_offset  # positions as if no pads
+        table = params["embed_positions.weight"] if cfg.positions == "learned" else \
+            ref.sinusoidal_table(cfg.position_rows, cfg.d_model, cfg.padding_idx)
+        d = max_abs_diff(table[ref.position_indices(tokens, cfg)], table[t].expand_as(h))
+        assert d > 1e-3, f"[{case.name}] pad positions change the embeddings by only {d}"
 
 
 def check_features_matter(case: Case) -> None:
@@ -348,7 +418,8 @@ def check_files(case: Case, files: dict[str, bytes]) -> None:
     assert set(expected) == {"logits", "loss"} | {f"grad.{n}" for n in case.params}
     assert expected["loss"].shape == () and torch.equal(expected["loss"], case.loss)
     tokens, _ = read_safetensors(files["tokens.safetensors"])
-    assert torch.equal(tokens["targets"], case.targets) and (tokens["targets"] == -100).sum() == 1
+    ignored = (tokens["targets"] == case.cfg.ignore_index).sum()
+    assert torch.equal(tokens["targets"], case.targets) and ignored >= 1
     reread = ref.Config.from_json_dict(json.loads(files["config.json"]))
     assert reread.to_json_dict() == case.cfg.to_json_dict(), f"[{case.name}] config.json round trip"
     assert case_files(build_case(case.name)) == files, f"[{case.name}] building twice gave different bytes"
@@ -372,6 +443,7 @@ def main(argv: list[str]) -> int:
             check_against_torch_modules(case)
         check_parameter_count(case)
         check_features_matter(case)
+        check_padding_matters(case)
         check_gradients(case)
         files[name] = case_files(case)
         check_files(case, files[name])

@@ -34,6 +34,24 @@ Extras on top of any pre_ln-based policy (alone or combined):
 
 Pre-LN-based policies end with a final ``layer_norm``; post_ln and deepnorm
 do not (``final_norm`` in the config says which, explicitly).
+
+Embeddings (fairseq's TransformerDecoder, written out here from its semantics):
+
+  h_0 = s E[tokens] + P[pos]      s = sqrt(C) with embed_scale, else 1
+  pos = t                                        without padding_idx
+  pos = padding_idx + cumsum(tokens != pad) * (tokens != pad)   with padding_idx
+        (fairseq's make_positions: the t-th token of a row without padding reads
+        row padding_idx + 1 + t; a pad token reads row padding_idx)
+  P   = embed_positions.weight, (max_seq_len + padding_idx + 1, C) with a
+        padding index, or sinusoids of the same rows: P[p, i] = sin(p w_i),
+        P[p, C/2 + i] = cos(p w_i), w_i = 10000^(-i / (C/2 - 1)), row
+        padding_idx zero
+  The tied output projection uses E unscaled.
+
+Padding (with padding_idx): keys whose token is padding_idx get -1e9 added to
+their scores (fairseq adds -inf; -1e9 keeps a query that sees only padding
+finite, and is exactly 0 after softmax for every other query), and the loss
+ignores targets equal to padding_idx.
 """
 
 from __future__ import annotations
@@ -65,6 +83,11 @@ CONFIG_KEYS = (
     "policy", "head_scale", "resid_scale", "activation", "ln_eps",
     "final_norm", "tie_embeddings", "extras", "norm",
 )
+# Written only when not at their default, so that the configs of the cases
+# without them stay byte for byte what they were.
+OPTIONAL_KEYS = {"positions": "learned", "embed_scale": False, "padding_idx": None}
+POSITIONS = ("learned", "sinusoidal")
+PAD_KEY_BIAS = -1e9
 
 
 @dataclass(frozen=True)
@@ -86,8 +109,15 @@ class Config:
     tie_embeddings: bool = True
     extras: tuple[str, ...] = field(default_factory=tuple)
     norm: str = "layer_norm"
+    positions: str = "learned"
+    embed_scale: bool = False
+    padding_idx: int | None = None
 
     def __post_init__(self):
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions {self.positions!r} is not one of {POSITIONS}")
+        if self.padding_idx is not None and not 0 <= self.padding_idx < self.vocab_size:
+            raise ValueError(f"padding_idx {self.padding_idx} is not in [0, {self.vocab_size})")
         if self.policy not in POLICIES:
             raise ValueError(f"policy {self.policy!r} is not one of {POLICIES}")
         if self.head_scale not in HEAD_SCALE_PLACEMENTS:
@@ -125,6 +155,20 @@ class Config:
         return extra in self.active_extras
 
     @property
+    def position_offset(self) -> int:
+        """Row of the position table that position 0 reads: padding_idx + 1, or 0."""
+        return 0 if self.padding_idx is None else self.padding_idx + 1
+
+    @property
+    def position_rows(self) -> int:
+        return self.max_seq_len + self.position_offset
+
+    @property
+    def ignore_index(self) -> int:
+        """Targets the loss ignores: padding_idx when set, else -100."""
+        return -100 if self.padding_idx is None else self.padding_idx
+
+    @property
     def residual_alpha(self) -> float:
         """Weight of the skip path in post-LN layers: (2N)^(1/4) for DeepNorm, else 1."""
         return (2 * self.n_layers) ** 0.25 if self.policy == "deepnorm" else 1.0
@@ -133,6 +177,9 @@ class Config:
         """The config.json object, keys in CONFIG_KEYS order; extras fully resolved."""
         d = {k: getattr(self, k) for k in CONFIG_KEYS}
         d["extras"] = list(self.active_extras)
+        for key, default in OPTIONAL_KEYS.items():
+            if getattr(self, key) != default:
+                d[key] = getattr(self, key)
         return d
 
     @staticmethod
@@ -157,10 +204,9 @@ def norm_param_names(cfg: Config, prefix: str) -> list[str]:
 def parameter_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
     """Every parameter of the model, name -> shape, in construction order."""
     C, V, d_ff, H = cfg.d_model, cfg.vocab_size, cfg.d_ff, cfg.n_heads
-    shapes: dict[str, tuple[int, ...]] = {
-        "embed_tokens.weight": (V, C),
-        "embed_positions.weight": (cfg.max_seq_len, C),
-    }
+    shapes: dict[str, tuple[int, ...]] = {"embed_tokens.weight": (V, C)}
+    if cfg.positions == "learned":
+        shapes["embed_positions.weight"] = (cfg.position_rows, C)
 
     def add_norm(prefix, width):
         for name in norm_param_names(cfg, prefix):
@@ -261,22 +307,27 @@ def activation(x: torch.Tensor, name: str) -> torch.Tensor:
     return F.relu(x)
 
 
-def causal_attention_heads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Per head: softmax(q k^T + M) v, M[i, j] = -inf for key j > query i.
-    q, k, v: (B,H,T,D), q already scaled by D^-0.5. Returns (B,H,T,D)."""
+def causal_attention_heads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           key_bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Per head: softmax(q k^T + key_bias + M) v, M[i, j] = -inf for key j > query i.
+    q, k, v: (B,H,T,D), q already scaled by D^-0.5; key_bias (B,1,1,T) or None.
+    Returns (B,H,T,D)."""
     T = q.shape[-2]
     scores = q @ k.transpose(-2, -1)  # (B,H,T,T)
+    if key_bias is not None:
+        scores = scores + key_bias
     future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
     scores = scores.masked_fill(future, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     return probs @ v
 
 
-def self_attention(x: torch.Tensor, params: dict, prefix: str, cfg: Config) -> torch.Tensor:
+def self_attention(x: torch.Tensor, params: dict, prefix: str, cfg: Config,
+                   key_bias: torch.Tensor | None = None) -> torch.Tensor:
     """Causal multi-head self-attention of x (B,T,C), prefix ``layers.{i}``.
 
       q = (x W_q^T + b_q) D^-0.5,  k = x W_k^T + b_k,  v = x W_v^T + b_v
-      h_h = softmax(q_h k_h^T + causal mask) v_h                  per head h
+      h_h = softmax(q_h k_h^T + key_bias + causal mask) v_h       per head h
       no head scale:    y = Concat(h_1..h_H) W_O^T + b_O
       before_out_proj:  y = Concat(c_1 h_1, ..., c_H h_H) W_O^T + b_O
       after_out_proj:   y = (Concat(h_1..h_H) W_O^T + b_O) * c  with c_h
@@ -292,7 +343,7 @@ def self_attention(x: torch.Tensor, params: dict, prefix: str, cfg: Config) -> t
     q = heads(linear(x, params[f"{a}.q_proj.weight"], params[f"{a}.q_proj.bias"]) * D ** -0.5)
     k = heads(linear(x, params[f"{a}.k_proj.weight"], params[f"{a}.k_proj.bias"]))
     v = heads(linear(x, params[f"{a}.v_proj.weight"], params[f"{a}.v_proj.bias"]))
-    attn = causal_attention_heads(q, k, v)  # (B,H,T,D)
+    attn = causal_attention_heads(q, k, v, key_bias)  # (B,H,T,D)
 
     scale_heads = cfg.has("head_scale")
     if scale_heads and cfg.head_scale == "before_out_proj":
@@ -312,23 +363,25 @@ def feed_forward(z: torch.Tensor, params: dict, prefix: str, cfg: Config) -> tor
     return linear(h, params[f"{prefix}.fc2.weight"], params[f"{prefix}.fc2.bias"])
 
 
-def post_ln_layer(x: torch.Tensor, params: dict, prefix: str, cfg: Config) -> torch.Tensor:
+def post_ln_layer(x: torch.Tensor, params: dict, prefix: str, cfg: Config,
+                  key_bias: torch.Tensor | None = None) -> torch.Tensor:
     """Post-LN (alpha = 1) and DeepNorm (alpha = (2N)^(1/4)):
       x = LN1(alpha x + Attn(x));  x = LN2(alpha x + FFN(x))"""
     alpha = cfg.residual_alpha
-    x = norm(alpha * x + self_attention(x, params, prefix, cfg), params, f"{prefix}.self_attn_layer_norm", cfg)
+    x = norm(alpha * x + self_attention(x, params, prefix, cfg, key_bias), params, f"{prefix}.self_attn_layer_norm", cfg)
     x = norm(alpha * x + feed_forward(x, params, prefix, cfg), params, f"{prefix}.final_layer_norm", cfg)
     return x
 
 
-def pre_ln_layer(x: torch.Tensor, params: dict, prefix: str, cfg: Config) -> torch.Tensor:
+def pre_ln_layer(x: torch.Tensor, params: dict, prefix: str, cfg: Config,
+                 key_bias: torch.Tensor | None = None) -> torch.Tensor:
     """Pre-LN with optional extras (NormFormer, Sandwich and compositions):
       a = Attn(LN1(x))                     (head scale inside Attn)
       x = x + [attn_ln](a)
       f = FFN(LN2(x))                      (ffn_layernorm inside FFN)
       x = [w_resid *] x + [ffn_out_ln](f)  (w_resid scales the skip path only)
     """
-    a = self_attention(norm(x, params, f"{prefix}.self_attn_layer_norm", cfg), params, prefix, cfg)
+    a = self_attention(norm(x, params, f"{prefix}.self_attn_layer_norm", cfg), params, prefix, cfg, key_bias)
     if cfg.has("attn_ln"):
         a = norm(a, params, f"{prefix}.attn_ln", cfg)
     x = x + a
@@ -344,32 +397,82 @@ def pre_ln_layer(x: torch.Tensor, params: dict, prefix: str, cfg: Config) -> tor
 # Model
 
 
+def sinusoidal_table(rows: int, dim: int, padding_idx: int | None) -> torch.Tensor:
+    """(rows, dim): P[p, i] = sin(p w_i), P[p, dim/2 + i] = cos(p w_i),
+    w_i = 10000^(-i / (dim/2 - 1)); a zero last column for odd dim; row
+    padding_idx zero (fairseq's SinusoidalPositionalEmbedding.get_embedding)."""
+    half = dim // 2
+    step = math.log(10000.0) / (half - 1) if half > 1 else 0.0
+    w = torch.exp(torch.arange(half, dtype=torch.float64) * -step)  # (half,)
+    angle = torch.arange(rows, dtype=torch.float64)[:, None] * w[None, :]  # (rows, half)
+    table = torch.cat([torch.sin(angle), torch.cos(angle)], dim=1)
+    if dim % 2 == 1:
+        table = torch.cat([table, torch.zeros(rows, 1, dtype=torch.float64)], dim=1)
+    if padding_idx is not None:
+        table[padding_idx] = 0
+    return table
+
+
+def position_indices(tokens: torch.Tensor, cfg: Config) -> torch.Tensor:
+    """(B,T) rows of the position table: t without padding_idx; else fairseq's
+    make_positions, padding_idx + cumsum(not pad) for tokens, padding_idx for pads."""
+    B, T = tokens.shape
+    if cfg.padding_idx is None:
+        return torch.arange(T).expand(B, T)
+    mask = tokens.ne(cfg.padding_idx).long()
+    return torch.cumsum(mask, dim=1) * mask + cfg.padding_idx
+
+
+def padding_key_bias(tokens: torch.Tensor, cfg: Config) -> torch.Tensor | None:
+    """(B,1,1,T): PAD_KEY_BIAS at keys whose token is padding_idx, else 0;
+    None without padding_idx or without a pad token."""
+    if cfg.padding_idx is None or not tokens.eq(cfg.padding_idx).any():
+        return None
+    B, T = tokens.shape
+    bias = torch.zeros(B, 1, 1, T, dtype=torch.float64)
+    return bias.masked_fill(tokens.eq(cfg.padding_idx).view(B, 1, 1, T), PAD_KEY_BIAS)
+
+
+def embed(params: dict, tokens: torch.Tensor, cfg: Config) -> torch.Tensor:
+    """h_0 = s embed_tokens[tokens] + P[position_indices]  (B,T,C); s = sqrt(C) with embed_scale."""
+    x = params["embed_tokens.weight"][tokens]
+    if cfg.embed_scale:
+        x = math.sqrt(cfg.d_model) * x
+    if cfg.positions == "learned":
+        table = params["embed_positions.weight"]
+    else:
+        table = sinusoidal_table(cfg.position_rows, cfg.d_model, cfg.padding_idx)
+    return x + table[position_indices(tokens, cfg)]
+
+
 def forward(params: dict, tokens: torch.Tensor, cfg: Config) -> torch.Tensor:
     """Logits (B,T,V) of tokens (B,T).
 
-      h = embed_tokens[tokens] + embed_positions[0..T-1]     (no embedding scale)
-      h = layer_i(h) for i in 0..N-1
+      h = embed(tokens)                                      (scale, positions: see the top)
+      h = layer_i(h) for i in 0..N-1                         (pad keys masked)
       h = layer_norm(h)                                      if final_norm
       logits = h W^T,  W = output_projection.weight, or embed_tokens.weight when tied
     """
     B, T = tokens.shape
     if T > cfg.max_seq_len:
         raise ValueError(f"sequence length {T} exceeds max_seq_len {cfg.max_seq_len}")
-    h = params["embed_tokens.weight"][tokens] + params["embed_positions.weight"][:T]  # (B,T,C)
+    h = embed(params, tokens, cfg)  # (B,T,C)
+    key_bias = padding_key_bias(tokens, cfg)
     layer = post_ln_layer if cfg.is_post_ln else pre_ln_layer
     for i in range(cfg.n_layers):
-        h = layer(h, params, f"layers.{i}", cfg)
+        h = layer(h, params, f"layers.{i}", cfg, key_bias)
     if cfg.final_norm:
         h = norm(h, params, "layer_norm", cfg)
     w_out = params["embed_tokens.weight"] if cfg.tie_embeddings else params["output_projection.weight"]
     return linear(h, w_out, None)  # (B,T,V)
 
 
-def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over positions whose target is not -100 of -log softmax(logits)[target]
-    (torch.nn.functional.cross_entropy, ignore_index=-100, reduction='mean')."""
+def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean over positions whose target is not ignore_index of -log softmax(logits)[target]
+    (torch.nn.functional.cross_entropy, reduction='mean'); ignore_index is
+    cfg.ignore_index: padding_idx when set, else -100."""
     V = logits.shape[-1]
-    return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-100)
+    return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=ignore_index)
 
 
 def parameter_count(params: dict) -> int:

@@ -38,7 +38,8 @@ int forward_command(int argc, char** argv) {
           "                       --tokens TOKENS.safetensors --out OUT.safetensors [--dtype "
           "f32|f64]\n"
           "Runs the GPT the files describe and writes its logits (B, T, V), the mean next-token\n"
-          "cross-entropy `loss` and `grad.<name>` for every parameter.\n"))
+          "cross-entropy `loss` (targets of -100, or of the config's padding_idx, ignored) and\n"
+          "`grad.<name>` for every parameter.\n"))
     return 0;
   const std::string config_path = flags.required("--config");
   const nl::ModelConfig cfg = nl::load_config(config_path);

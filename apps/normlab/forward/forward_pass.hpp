@@ -24,7 +24,8 @@ struct ForwardReport {
 
 /// Builds the GPT `cfg` describes (its policy composed at run time from the
 /// extras registry), loads `weights` by name (F32/F64 converted to T), and computes
-///   logits = model(tokens), loss = cross_entropy(logits, targets)
+///   logits = model(tokens), loss = cross_entropy(logits, targets, model.ignore_index())
+/// (targets of -100, or of padding_idx when the config sets one, do not count)
 /// and the gradient of the loss for every parameter, in eval mode.
 ///
 /// Requires: tokens and targets (B, T) int64 of one shape; weights holding
@@ -41,7 +42,7 @@ ForwardReport<Scalar, Backend> forward_and_gradients(const ModelConfig& cfg,
   model.eval();
   load_parameters(model, weights, DTypeMatch::convert);
   const Variable<Scalar, Backend> logits = model.forward(tokens);  // (B, T, V)
-  const Variable<Scalar, Backend> loss = cross_entropy(logits, targets);
+  const Variable<Scalar, Backend> loss = cross_entropy(logits, targets, model.ignore_index());
   loss.backward();
   report.logits = logits.data();
   report.loss = loss.data();

@@ -16,10 +16,14 @@ namespace normlab {
 inline namespace v0 {
 
 /// The config as a JSON object with the documented keys (final_norm resolved).
+/// `embed_scale`, `padding_idx`, `activation_dropout` and `embed_dropout`
+/// are written only when they change the model (true, set, nonzero): a default config's JSON is
+/// what earlier versions wrote and read, and a reader that does not know them refuses a model whose
+/// numbers and shapes depend on them.
 inline json::Value config_to_json(const ModelConfig& c) {
   json::Array extras;
   for (const std::string& e : c.extras) extras.emplace_back(e);
-  return json::Object{
+  json::Value v = json::Object{
       {"vocab_size", c.vocab_size},
       {"d_model", c.d_model},
       {"n_heads", c.n_heads},
@@ -39,24 +43,33 @@ inline json::Value config_to_json(const ModelConfig& c) {
       {"dropout", c.dropout},
       {"attention_dropout", c.attention_dropout},
   };
+  if (c.embed_scale) v.as_object().set("embed_scale", true);
+  if (c.padding_idx) v.as_object().set("padding_idx", *c.padding_idx);
+  if (c.activation_dropout != 0) v.as_object().set("activation_dropout", c.activation_dropout);
+  if (c.embed_dropout != 0) v.as_object().set("embed_dropout", c.embed_dropout);
+  return v;
 }
 
 /// A config from a JSON object. The six sizes and `policy` are required; the
-/// other keys default as in ModelConfig. Unknown keys, values of the wrong
-/// type and invalid values are errors naming `source` and the key.
+/// other keys default as in ModelConfig (`padding_idx` absent: none). Unknown keys, values of the
+/// wrong type and invalid values are errors naming `source` and the key.
 inline ModelConfig config_from_json(const json::Value& v, const std::string& source) {
   detail::check(v.is_object(), source, ": a config must be a JSON object, found ", v.describe());
-  static const std::set<std::string> known = {
-      "vocab_size",  "d_model", "n_heads",          "n_layers",   "d_ff",
-      "max_seq_len", "policy",  "extras",           "head_scale", "resid_scale",
-      "activation",  "norm",    "ln_eps",           "final_norm", "tie_embeddings",
-      "positions",   "dropout", "attention_dropout"};
+  static const std::set<std::string> known = {"vocab_size",   "d_model",     "n_heads",
+                                              "n_layers",     "d_ff",        "max_seq_len",
+                                              "policy",       "extras",      "head_scale",
+                                              "resid_scale",  "activation",  "norm",
+                                              "ln_eps",       "final_norm",  "tie_embeddings",
+                                              "positions",    "dropout",     "attention_dropout",
+                                              "embed_scale",  "padding_idx", "activation_dropout",
+                                              "embed_dropout"};
   for (const auto& [key, value] : v.as_object()) {
     (void)value;
     detail::check(known.contains(key), source, ": unknown config key \"", key,
                   "\" (known keys: vocab_size, d_model, n_heads, n_layers, d_ff, max_seq_len, "
                   "policy, extras, head_scale, resid_scale, activation, norm, ln_eps, final_norm, "
-                  "tie_embeddings, positions, dropout, attention_dropout)");
+                  "tie_embeddings, embed_scale, positions, padding_idx, dropout, embed_dropout, "
+                  "activation_dropout, attention_dropout)");
   }
   auto get = [&](const char* key, json::Type type, const char* what) -> const json::Value* {
     const json::Value* x = v.find(key);
@@ -94,6 +107,12 @@ inline ModelConfig config_from_json(const json::Value& v, const std::string& sou
   };
   flag("resid_scale", c.resid_scale);
   flag("tie_embeddings", c.tie_embeddings);
+  flag("embed_scale", c.embed_scale);
+  if (const json::Value* x = get("padding_idx", json::Type::number, "an integer")) {
+    detail::check(x->is_int(), source, ": config key \"padding_idx\" must be an integer, found ",
+                  x->describe());
+    c.padding_idx = x->as_int();
+  }
   if (const json::Value* x = get("final_norm", json::Type::boolean, "true or false"))
     c.final_norm = x->as_bool();
   auto number = [&](const char* key, double& out) {
@@ -102,6 +121,8 @@ inline ModelConfig config_from_json(const json::Value& v, const std::string& sou
   number("ln_eps", c.ln_eps);
   number("dropout", c.dropout);
   number("attention_dropout", c.attention_dropout);
+  number("activation_dropout", c.activation_dropout);
+  number("embed_dropout", c.embed_dropout);
   if (const json::Value* x = get("extras", json::Type::array, "an array of strings")) {
     for (const json::Value& e : x->as_array()) {
       detail::check(e.is_string(), source, ": config key \"extras\" must hold strings, found ",

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #endif
 
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -57,8 +58,21 @@ struct ModelConfig {
       final_norm;  ///< default: true for pre_ln-based policies, false for post_ln/deepnorm
   bool tie_embeddings = true;
   std::string positions = "learned";  ///< learned | sinusoidal
-  double dropout = 0;                 ///< on each sublayer's output (training only)
-  double attention_dropout = 0;       ///< on the attention probabilities (training only)
+  /// Token embeddings times sqrt(d_model) on input (fairseq's default unless
+  /// no_scale_embedding); a tied output projection uses the unscaled table.
+  bool embed_scale = false;
+  /// fairseq's padding index: positions start at row padding_idx + 1 (the
+  /// learned table has max_seq_len + padding_idx + 1 rows; sinusoids are those
+  /// of position padding_idx + 1 + t). Absent: rows start at 0.
+  std::optional<int64_t> padding_idx;
+  double dropout = 0;            ///< on each sublayer's output (training only)
+  double attention_dropout = 0;  ///< on the attention probabilities (training only)
+  /// On the FFN's hidden units act(fc1(z)), before any ffn_ln (fairseq's
+  /// activation_dropout; training only).
+  double activation_dropout = 0;
+  /// On h_0 = s E[tokens] + P, before the first layer (fairseq applies its
+  /// `dropout` there; training only).
+  double embed_dropout = 0;
 
   /// The policy this config asks for, extras in canonical order. Throws Error
   /// naming the key and the accepted values on an unknown policy, extra,
@@ -155,6 +169,17 @@ struct ModelConfig {
     throw Error(detail::concat("config: positions \"", positions,
                                "\" is unknown; expected learned or sinusoidal"));
   }
+  /// The factor on token embeddings: sqrt(d_model) with embed_scale, else 1.
+  double embedding_scale() const {
+    return embed_scale ? std::sqrt(static_cast<double>(d_model)) : 1.0;
+  }
+  /// The row of the position table that position 0 reads: padding_idx + 1
+  /// when a padding index is set, else 0 (fairseq's make_positions).
+  int64_t position_offset() const { return padding_idx ? *padding_idx + 1 : 0; }
+  /// Rows of the position table (learned or sinusoidal): max_seq_len +
+  /// position_offset(). Contract: the config validates (no overflow).
+  int64_t position_rows() const { return max_seq_len + position_offset(); }
+
   /// Whether the model ends in a norm: `final_norm` when set, else the
   /// placement's default (after Pre-LN layers, not after Post-LN ones).
   bool uses_final_norm() const { return final_norm.value_or(placement() == Placement::pre); }
@@ -176,6 +201,14 @@ struct ModelConfig {
     detail::check(dropout >= 0 && dropout < 1, "config: dropout must be in [0, 1), got ", dropout);
     detail::check(attention_dropout >= 0 && attention_dropout < 1,
                   "config: attention_dropout must be in [0, 1), got ", attention_dropout);
+    detail::check(activation_dropout >= 0 && activation_dropout < 1,
+                  "config: activation_dropout must be in [0, 1), got ", activation_dropout);
+    detail::check(embed_dropout >= 0 && embed_dropout < 1,
+                  "config: embed_dropout must be in [0, 1), got ", embed_dropout);
+    if (padding_idx)
+      detail::check(*padding_idx >= 0 && *padding_idx < vocab_size,
+                    "config: padding_idx must be a token in [0, vocab_size = ", vocab_size,
+                    "), got ", *padding_idx);
     (void)policy_spec();
     (void)head_scale_placement();
     (void)activation_kind();
@@ -192,14 +225,19 @@ struct ModelConfig {
   /// The parameters every policy's model of these sizes has at least
   /// (embeddings, positions, the four projections and fc1/fc2 with biases),
   /// counted without overflow. Throws Error naming the sizes when the count
-  /// does not fit an int64. Contract: the sizes are positive.
+  /// (or the position table's max_seq_len + padding_idx + 1 rows) does not
+  /// fit an int64. Contract: the sizes are positive, padding_idx in [0, vocab_size).
   int64_t minimum_parameter_count() const {
     detail::CheckedCount n;
+    const int64_t rows = n.add(max_seq_len, position_offset());
+    detail::check(n.fits, "config: the position table of max_seq_len ", max_seq_len,
+                  " + padding_idx ", padding_idx.value_or(-1),
+                  " + 1 rows has more rows than an int64 can count");
     const int64_t C = d_model;
     const int64_t layer =  // q, k, v, out_proj (C, C) + (C,); fc1, fc2; their biases
         n.add(n.add(n.mul(4, n.mul(C, n.add(C, 1))), n.mul(2, n.mul(d_ff, C))), n.add(d_ff, C));
     const int64_t count =
-        n.add(n.add(n.mul(vocab_size, C), positions == "learned" ? n.mul(max_seq_len, C) : 0),
+        n.add(n.add(n.mul(vocab_size, C), positions == "learned" ? n.mul(rows, C) : 0),
               n.mul(n_layers, layer));
     detail::check(n.fits, "config: a model with vocab_size ", vocab_size, ", d_model ", d_model,
                   ", n_layers ", n_layers, ", d_ff ", d_ff, ", max_seq_len ", max_seq_len,
@@ -207,6 +245,38 @@ struct ModelConfig {
     return count;
   }
 };
+
+/// fairseq's `transformer_lm` architecture (its base_lm_architecture and the
+/// language-modeling task's defaults) for a dictionary of `vocab_size`
+/// symbols whose pad is `padding_idx` (fairseq's Dictionary: 1):
+///
+///   post_ln (decoder_normalize_before false: no final norm), C 512, H 8,
+///   N 6, d_ff 2048, relu, dropout 0.1 on each sublayer's output and on the
+///   embeddings, attention_dropout 0, activation_dropout 0, untied output
+///   projection, sinusoidal positions from row padding_idx + 1, embeddings
+///   times sqrt(C), max_seq_len 1024 (tokens_per_sample), ln_eps 1e-5.
+///
+/// normlab's own defaults are unchanged by it. Not reproduced: fairseq's
+/// initialization zeroes the embedding rows of padding_idx.
+/// Contract: the result validates when padding_idx is in [0, vocab_size).
+inline ModelConfig fairseq_transformer_lm(int64_t vocab_size, int64_t padding_idx = 1) {
+  ModelConfig c;
+  c.vocab_size = vocab_size;
+  c.d_model = 512;
+  c.n_heads = 8;
+  c.n_layers = 6;
+  c.d_ff = 2048;
+  c.max_seq_len = 1024;
+  c.policy = "post_ln";
+  c.activation = "relu";
+  c.tie_embeddings = false;
+  c.positions = "sinusoidal";
+  c.embed_scale = true;
+  c.padding_idx = padding_idx;
+  c.dropout = 0.1;
+  c.embed_dropout = 0.1;
+  return c;
+}
 
 }  // namespace v0
 }  // namespace normlab

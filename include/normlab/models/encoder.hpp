@@ -17,7 +17,8 @@ inline namespace v0 {
 ///   logits = z E^T + lm_head.bias                   // (B, T, V)
 ///
 /// E is embed_tokens.weight (the head is always tied). A padding mask (B, T)
-/// with 1 at padding keeps every query from attending to those keys.
+/// with 1 at padding keeps every query from attending to those keys; with the
+/// config's padding_idx, tokens equal to it are masked too (TransformerStack).
 template <class Policy, FloatingElement Scalar, class Backend>
 class Encoder : public TransformerStack<Policy, Scalar, Backend> {
  public:

@@ -1,6 +1,7 @@
 // normlab/models/gpt.hpp — GPT: a decoder-only causal language model.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -28,12 +29,25 @@ void check_config_policy(const char* model, const ModelConfig& cfg) {
 /// What GPT and Encoder share: token and position embeddings, the layers and
 /// the final norm, turning tokens (B, T) into hidden states (B, T, C):
 ///
-///   h_0 = embed_tokens[tokens] + P[0..T-1]   // (B, T, C)
+///   h_0 = s embed_tokens[tokens] + P[o..o+T-1]   // (B, T, C), then embed_dropout
 ///   h_i = layers[i](h_{i-1})  for i = 1..N
 ///   h   = layer_norm(h_N)  when the model has a final norm
 ///
-/// P is `embed_positions.weight` (learned) or fixed sinusoids. Embeddings are
-/// not scaled.
+/// P is `embed_positions.weight` (learned) or fixed sinusoids, both of
+/// max_seq_len + o rows; s = sqrt(C) with `embed_scale` (fairseq), else 1;
+/// o = padding_idx + 1 when `padding_idx` is set (fairseq's positions), else 0.
+///
+/// With `padding_idx` set and a pad token in the batch (fairseq's
+/// make_positions and self_attn_padding_mask):
+///
+///   P row of (b, t) = pad + #{t' <= t : tokens[b, t'] != pad}, or pad for a pad token
+///   scores[b, :, :, j] += -1e9 where tokens[b, j] == pad  (pad keys masked)
+///
+/// so a row's real tokens count their positions from its first real token
+/// (left padding shifts nothing), and pads read row pad (zero for sinusoids).
+/// fairseq adds -inf, which makes a query that sees only pads NaN; -1e9 keeps
+/// it finite and gives every other query exactly the same weights. Finding
+/// the pads reads the tokens on the host (a synchronization on CUDA).
 template <class Policy, FloatingElement Scalar, class Backend>
 class TransformerStack : public Module<Scalar, Backend> {
   static_assert(detail::check_policy<Policy>());
@@ -70,10 +84,11 @@ class TransformerStack : public Module<Scalar, Backend> {
         embed_tokens(cfg.vocab_size, cfg.d_model, construction_gen_),
         dropout_gen_(seed ^ 0x9E3779B97F4A7C15ull) {
     if (cfg.position_kind() == PositionKind::learned)
-      embed_positions.emplace(cfg.max_seq_len, cfg.d_model, construction_gen_,
+      embed_positions.emplace(cfg.position_rows(), cfg.d_model, construction_gen_,
                               ParamKind::position_embedding);
     else
-      sinusoids_ = Var(sinusoidal_positions<Scalar, Backend>(cfg.max_seq_len, cfg.d_model));
+      sinusoids_ = Var(sinusoidal_positions<Scalar, Backend>(cfg.position_rows(), cfg.d_model,
+                                                             cfg.padding_idx.value_or(-1)));
     const PolicySpec spec = cfg.policy_spec();  // parsed once for every layer
     layers.reserve(static_cast<size_t>(cfg.n_layers));
     for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, spec, construction_gen_, i);
@@ -89,12 +104,24 @@ class TransformerStack : public Module<Scalar, Backend> {
     const int64_t Tn = tokens.size(1);
     detail::check(Tn >= 1 && Tn <= config_.max_seq_len, model_, ": sequence length ", Tn,
                   " is outside [1, max_seq_len = ", config_.max_seq_len, "]");
-    const Var positions = embed_positions ? slice(embed_positions->weight, 0, 0, Tn)  // (T, C)
-                                          : slice(sinusoids_, 0, 0, Tn);
-    Var h = embed_tokens.forward(tokens) + positions;  // (B, T, C)
+    const Var& table = embed_positions ? embed_positions->weight : sinusoids_;
+    Var positions;  // (B, T, C) with pad tokens, else (T, C)
+    Var pad_bias;   // (B, 1, 1, T) with pad tokens
+    if (config_.padding_idx) padded_positions(tokens, table, positions, pad_bias);
+    if (!positions.defined()) {
+      const int64_t first = config_.position_offset();  // row of position 0
+      positions = slice(table, 0, first, first + Tn);   // (T, C)
+    }
+    Var tokens_in = embed_tokens.forward(tokens);  // (B, T, C)
+    if (config_.embed_scale) tokens_in = tokens_in * config_.embedding_scale();
+    Var h = tokens_in + positions;  // (B, T, C)
+    if (config_.embed_dropout > 0 && this->training())
+      h = dropout(h, config_.embed_dropout, dropout_gen_, true);
     typename Layer::Options opt;
     opt.causal = causal;
-    opt.key_bias = key_bias;
+    opt.key_bias = !pad_bias.defined()  ? key_bias
+                   : key_bias.defined() ? key_bias + pad_bias
+                                        : pad_bias;
     opt.gen = &dropout_gen_;
     if (observe) observe(0, h);
     for (size_t i = 0; i < layers.size(); ++i) {
@@ -106,6 +133,29 @@ class TransformerStack : public Module<Scalar, Backend> {
   }
 
  private:
+  /// With a pad token in tokens (B, T): positions (B, T, C), the rows of
+  /// `table` fairseq's make_positions picks, and pad_bias (B, 1, 1, T), -1e9
+  /// at the pads. Without one: both left undefined.
+  void padded_positions(const Tensor<int64_t, Backend>& tokens, const Var& table, Var& positions,
+                        Var& pad_bias) const {
+    const int64_t pad = *config_.padding_idx, Bn = tokens.size(0), Tn = tokens.size(1);
+    const std::vector<int64_t> tok = tokens.to_vector();  // (B*T)
+    if (std::find(tok.begin(), tok.end(), pad) == tok.end()) return;
+    std::vector<int64_t> rows(tok.size());  // (B*T) row of the position table
+    std::vector<Scalar> bias(tok.size(), Scalar(0));
+    for (int64_t b = 0; b < Bn; ++b) {
+      int64_t seen = 0;  // real tokens of row b so far
+      for (int64_t t = 0; t < Tn; ++t) {
+        const size_t i = static_cast<size_t>(b * Tn + t);
+        const bool is_pad = tok[i] == pad;
+        rows[i] = is_pad ? pad : pad + ++seen;
+        if (is_pad) bias[i] = Scalar(-1e9);
+      }
+    }
+    positions = embedding(Tensor<int64_t, Backend>::from_vector({Bn, Tn}, rows), table);
+    pad_bias = Var(Tensor<Scalar, Backend>::from_vector({Bn, 1, 1, Tn}, bias));
+  }
+
   static const ModelConfig& validated(const char* model, const ModelConfig& cfg) {
     cfg.validate();
     detail::check_config_policy<Policy>(model, cfg);
@@ -119,13 +169,14 @@ class TransformerStack : public Module<Scalar, Backend> {
   Generator construction_gen_;  // feeds the constructors; the model's init redraws everything
 
  public:
-  Embedding<Scalar, Backend> embed_tokens;                    ///< (V, C)
-  std::optional<Embedding<Scalar, Backend>> embed_positions;  ///< (max_seq_len, C), when learned
+  Embedding<Scalar, Backend> embed_tokens;  ///< (V, C)
+  std::optional<Embedding<Scalar, Backend>>
+      embed_positions;  ///< (max_seq_len + position_offset, C), when learned
   std::vector<Layer> layers;
   std::optional<Norm> final_norm;  ///< the final norm (key "layer_norm"), when the model has one
 
  private:
-  Var sinusoids_;                  // (max_seq_len, C), when sinusoidal
+  Var sinusoids_;                  // (max_seq_len + position_offset, C), when sinusoidal
   mutable Generator dropout_gen_;  // dropout masks in training mode
 };
 
@@ -165,9 +216,16 @@ class GPT : public TransformerStack<Policy, Scalar, Backend> {
   /// Mean next-token cross-entropy of forward(tokens) against targets (B, T);
   /// targets equal to ignore_index do not count.
   Var loss(const Tensor<int64_t, Backend>& tokens, const Tensor<int64_t, Backend>& targets,
-           int64_t ignore_index = -100) const {
+           int64_t ignore_index) const {
     return cross_entropy(forward(tokens), targets, ignore_index);
   }
+  /// loss(tokens, targets, ignore_index()): pad targets do not count when the
+  /// config has a padding_idx (fairseq's criterion), else targets of -100.
+  Var loss(const Tensor<int64_t, Backend>& tokens, const Tensor<int64_t, Backend>& targets) const {
+    return loss(tokens, targets, ignore_index());
+  }
+  /// The target the loss ignores by default: padding_idx when set, else -100.
+  int64_t ignore_index() const { return this->config().padding_idx.value_or(-100); }
 
   void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     if (output_projection.defined())

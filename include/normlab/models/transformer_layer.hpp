@@ -29,9 +29,9 @@ inline namespace v0 {
 ///
 /// where each of Skip, Heads, Branch, Hidden is the composition of the
 /// policy's extras at that site, in order (identity without one), and D is
-/// dropout (training only). Norms are LayerNorm or RMSNorm per the policy.
-/// Policy is a static policy (compose<...>) or RuntimePolicy, whose extras
-/// come from the config; both run the extras' same code.
+/// dropout (training only); activation_dropout drops act(fc1(z)) before Hidden. Norms are LayerNorm
+/// or RMSNorm per the policy. Policy is a static policy (compose<...>) or RuntimePolicy, whose
+/// extras come from the config; both run the extras' same code.
 template <class Policy, FloatingElement Scalar, class Backend>
 class TransformerLayer : public Module<Scalar, Backend> {
   static_assert(detail::check_policy<Policy>());
@@ -75,14 +75,17 @@ class TransformerLayer : public Module<Scalar, Backend> {
     const Var heads = self_attn.attend(pre ? attn_norm->forward(x) : x, attn_opt);
     Var h = extras.project_heads(self_attn.out_proj, heads);  // (B, T, C)
     h = extras.template at<Site::attn_branch>(h);
-    Var y = extras.template at<Site::attn_skip>(x) + drop(h, opt);  // (B, T, C)
+    Var y = extras.template at<Site::attn_skip>(x) + drop(h, dropout_p, opt);  // (B, T, C)
     if (post) y = attn_norm->forward(y);
 
     // Feed-forward sublayer.
-    const Var ffn_in = pre ? ffn_norm->forward(y) : y;        // (B, T, C)
-    Var f = extras.hidden(ffn, ffn_in);                       // (B, T, d_ff)
+    const Var ffn_in = pre ? ffn_norm->forward(y) : y;    // (B, T, C)
+    Var f = activation_dropout_p > 0 && this->training()  // (B, T, d_ff)
+                ? extras.template at<Site::ffn_hidden>(
+                      drop(ffn.hidden(ffn_in), activation_dropout_p, opt))  // Hidden(drop(act))
+                : extras.hidden(ffn, ffn_in);
     f = extras.template at<Site::ffn_branch>(ffn.output(f));  // (B, T, C)
-    Var out = extras.template at<Site::ffn_skip>(y) + drop(f, opt);
+    Var out = extras.template at<Site::ffn_skip>(y) + drop(f, dropout_p, opt);
     if (post) out = ffn_norm->forward(out);
     return out;
   }
@@ -110,7 +113,7 @@ class TransformerLayer : public Module<Scalar, Backend> {
   FeedForward<Scalar, Backend> ffn;
   std::optional<Norm> ffn_norm;  ///< (C,), LN_2 (final_layer_norm); none with no_ln
   Extras extras;
-  double dropout_p, attention_dropout_p;
+  double dropout_p, attention_dropout_p, activation_dropout_p;
 
  private:
   TransformerLayer(const ModelConfig& cfg, const PolicySpec& spec, NormKind norm, Generator& gen,
@@ -120,7 +123,8 @@ class TransformerLayer : public Module<Scalar, Backend> {
         extras(spec, ExtraContext{cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, layer,
                                   cfg.ln_eps, norm}),
         dropout_p(cfg.dropout),
-        attention_dropout_p(cfg.attention_dropout) {
+        attention_dropout_p(cfg.attention_dropout),
+        activation_dropout_p(cfg.activation_dropout) {
     if (spec.placement != Placement::none) {
       attn_norm.emplace(cfg.d_model, cfg.ln_eps, norm);
       ffn_norm.emplace(cfg.d_model, cfg.ln_eps, norm);
@@ -133,11 +137,11 @@ class TransformerLayer : public Module<Scalar, Backend> {
     });
   }
 
-  Var drop(const Var& h, const Options& opt) const {
-    if (dropout_p == 0 || !this->training()) return h;
-    detail::check(opt.gen != nullptr, "TransformerLayer: dropout ", dropout_p,
+  Var drop(const Var& h, double p, const Options& opt) const {
+    if (p == 0 || !this->training()) return h;
+    detail::check(opt.gen != nullptr, "TransformerLayer: dropout ", p,
                   " in training mode needs Options::gen");
-    return dropout(h, dropout_p, *opt.gen, true);
+    return dropout(h, p, *opt.gen, true);
   }
 };
 

@@ -157,9 +157,10 @@ enum class PositionKind {
 /// The fixed sinusoidal position features of fairseq's
 /// SinusoidalPositionalEmbedding: for position t and i < C/2,
 /// pe[t, i] = sin(t w_i), pe[t, C/2 + i] = cos(t w_i), w_i = 10000^(-i / (C/2 - 1));
-/// a zero last column when C is odd. Returns a (T, C) tensor.
+/// a zero last column when C is odd; row `zero_row` (fairseq's padding_idx)
+/// all zero when it is in [0, length). Returns a (length, C) tensor.
 template <FloatingElement Scalar, class Backend>
-Tensor<Scalar, Backend> sinusoidal_positions(int64_t length, int64_t dim) {
+Tensor<Scalar, Backend> sinusoidal_positions(int64_t length, int64_t dim, int64_t zero_row = -1) {
   const int64_t half = dim / 2;
   std::vector<Scalar> pe(static_cast<size_t>(length * dim), Scalar(0));
   const double step = half > 1 ? std::log(10000.0) / static_cast<double>(half - 1) : 0.0;
@@ -169,6 +170,7 @@ Tensor<Scalar, Backend> sinusoidal_positions(int64_t length, int64_t dim) {
       pe[static_cast<size_t>(t * dim + i)] = static_cast<Scalar>(std::sin(angle));
       pe[static_cast<size_t>(t * dim + half + i)] = static_cast<Scalar>(std::cos(angle));
     }
+  if (zero_row >= 0 && zero_row < length) std::fill_n(pe.begin() + zero_row * dim, dim, Scalar(0));
   return Tensor<Scalar, Backend>::from_vector({length, dim}, pe);
 }
 

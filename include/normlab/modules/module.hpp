@@ -24,7 +24,7 @@ enum class ParamKind {
   norm_weight,         ///< a norm's gain, init 1
   norm_bias,           ///< a norm's shift, init 0
   token_embedding,     ///< (V, C) token table
-  position_embedding,  ///< (max_seq_len, C) learned positions
+  position_embedding,  ///< (max_seq_len [+ padding_idx + 1], C) learned positions
   scale,               ///< a learned multiplicative scale, init 1 (c_attn, w_resid)
   /// Initialized by the module that owns it (a user extra's documented init,
   /// e.g. LayerScale's small constant or ReZero's 0): init schemes keep the
