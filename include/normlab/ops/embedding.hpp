@@ -72,10 +72,12 @@ Variable<Scalar, Backend> embedding(const Tensor<int64_t, Backend>& indices /*(.
   return make_result<Scalar, Backend>(
       "embedding", out, {&weight},
       [idx, n, c, v](const Tensor<Scalar, Backend>& dout, const GradSlots<Scalar, Backend>& d) {
-        if constexpr (on_device)
+        if constexpr (on_device) {
           embedding_backward_checked(Backend{}, d[0]->data(), dout.data(), idx.data(), n, c, v);
-        else
+        } else {
+          (void)v;  // checked on the host in the forward pass
           embedding_backward(Backend{}, d[0]->data(), dout.data(), idx.data(), n, c);
+        }
       });
 }
 
