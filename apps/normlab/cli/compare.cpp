@@ -88,7 +88,6 @@ nl::CompareOptions scale_preset(const std::string& scale) {
     // still last 120 steps, which a model needs to get clear of the unigram
     // loss at all.
     o.seq_len = 32;
-    o.model.max_seq_len = 32;
     o.seeds = {1};
     o.depths = {2, 4, 8, 16};
     o.lrs = {1e-3, 3e-3, 1e-2};
@@ -104,7 +103,6 @@ nl::CompareOptions scale_preset(const std::string& scale) {
     o.model.n_heads = 8;
     o.model.n_layers = 12;
     o.model.d_ff = 1024;
-    o.model.max_seq_len = 128;
     o.seq_len = 128;
     o.batch_size = 16;
     o.depths = {2, 4, 8, 16, 32, 64};

@@ -243,18 +243,6 @@ struct CompareResults {
   std::vector<StressResult> stress;     ///< one per policy
   double elapsed_s = 0;
 
-  /// The run of `policy` at (lr, warmup, seed); null when it was not run.
-  const TrainingRun* find_run(const std::string& policy, double lr, int64_t warmup,
-                              uint64_t seed) const {
-    for (const TrainingRun& r : runs)
-      if (r.policy == policy && r.lr == lr && r.warmup == warmup && r.seed == seed) return &r;
-    return nullptr;
-  }
-  const PolicyInfo* find_policy(const std::string& policy) const {
-    for (const PolicyInfo& p : policies)
-      if (p.policy == policy) return &p;
-    return nullptr;
-  }
   template <class Entry>
   static const Entry* find_entry(const std::vector<Entry>& v, const std::string& policy) {
     for (const Entry& e : v)
@@ -390,6 +378,12 @@ inline std::vector<std::pair<int64_t, std::string>> profile_moments(int64_t warm
   return m;
 }
 
+/// The optimizer of every compare run at learning rate `lr`: AdamW with the
+/// NormFormer release's betas (0.9, 0.98), eps 1e-8 and weight decay 0.01.
+inline AdamWOptions compare_adamw(double lr) {
+  return AdamWOptions{lr, 0.9, 0.98, 1e-8, 0.01};
+}
+
 /// Thrown from a step callback to end a run whose loss is not finite.
 struct StopRun {};
 
@@ -404,7 +398,7 @@ Curve train_curve(Model& model, const TextCorpus& corpus, const TrainValSplit& s
                   const std::function<void(const StepMetrics&)>& on_step = {}) {
   using Scalar = typename Model::Var::value_type;
   using Backend = typename Model::Var::backend_type;
-  AdamW<Scalar, Backend> opt(model, AdamWOptions{peak_lr, 0.9, 0.98, 1e-8, 0.01});
+  AdamW<Scalar, Backend> opt(model, compare_adamw(peak_lr));
   TrainerOptions t;
   t.steps = o.steps;
   t.batch_size = o.batch_size;
@@ -626,7 +620,7 @@ class CompareSession {
     const double per_step = static_cast<double>(o_.model.n_layers);
     for (uint64_t seed : o_.seeds) {
       Model model(config_of(spec), seed, o_.init);
-      AdamW<float, Backend> opt(model, AdamWOptions{o_.stress_start_lr, 0.9, 0.98, 1e-8, 0.01});
+      AdamW<float, Backend> opt(model, compare_adamw(o_.stress_start_lr));
       TrainerOptions t;
       t.steps = o_.stress_max_steps;
       t.batch_size = o_.batch_size;
