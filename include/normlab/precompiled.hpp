@@ -101,8 +101,8 @@
                                                            GeluApproximation);                     \
   EXPLICIT Variable<Scalar, Backend> bias_gelu<Scalar, Backend>(                                   \
       const Variable<Scalar, Backend>&, const Variable<Scalar, Backend>&, GeluApproximation);      \
-  EXPLICIT Variable<Scalar, Backend> embedding<Scalar, Backend>(const Tensor<int64_t, Backend>&,   \
-                                                                const Variable<Scalar, Backend>&); \
+  EXPLICIT Variable<Scalar, Backend> embedding<Scalar, Backend>(                                   \
+      const Tensor<int64_t, Backend>&, const Variable<Scalar, Backend>&, std::optional<int64_t>);  \
   EXPLICIT Variable<Scalar, Backend> matmul<Scalar, Backend>(                                      \
       const Variable<Scalar, Backend>&, const Variable<Scalar, Backend>&, bool, bool);             \
   EXPLICIT Variable<Scalar, Backend> linear<Scalar, Backend>(const Variable<Scalar, Backend>&,     \

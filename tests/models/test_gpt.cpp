@@ -290,6 +290,38 @@ TEST(Gpt, PadTokensAreMaskedReadThePadRowAndTheirTargetsAreIgnored) {
   EXPECT_EQ(plain.ignore_index(), -100);
 }
 
+TEST(Gpt, PaddingRowsStartAtZeroAndTheirLookupsGetNoGradient) {
+  for (const InitScheme init : {InitScheme::fairseq, InitScheme::gpt2, InitScheme::deepnorm}) {
+    SCOPED_TRACE(to_string(init));
+    ModelConfig cfg = config_for<PreLN>();  // C 8
+    cfg.padding_idx = 1;
+    cfg.tie_embeddings = false;  // so that only the lookups could reach row 1 of embed_tokens
+    GPT<PreLN, double, Cpu> model(cfg, 7, init);
+    const std::vector<double> E = model.embed_tokens.weight.data().to_vector();
+    const std::vector<double> P = model.embed_positions->weight.data().to_vector();
+    for (size_t c = 0; c < 8; ++c) {
+      EXPECT_EQ(E[8 + c], 0.0);
+      EXPECT_EQ(P[8 + c], 0.0);
+      EXPECT_NE(E[2 * 8 + c], 0.0);
+      EXPECT_NE(P[2 * 8 + c], 0.0);
+    }
+    // Pad targets counted (ignore -100): the pads' outputs reach the loss through their own
+    // residual stream, yet rows 1 of both tables get nothing (nn.Embedding's padding_idx).
+    const TensorI64 tokens = TensorI64::from_vector({1, 4}, {4, 7, 1, 1});
+    const TensorI64 targets = TensorI64::from_vector({1, 4}, {7, 1, 3, 5});
+    model.loss(tokens, targets, -100).backward();
+    const std::vector<double> dE = model.embed_tokens.weight.grad().to_vector();
+    const std::vector<double> dP = model.embed_positions->weight.grad().to_vector();
+    double used = 0;
+    for (size_t c = 0; c < 8; ++c) {
+      EXPECT_EQ(dE[8 + c], 0.0) << c;
+      EXPECT_EQ(dP[8 + c], 0.0) << c;
+      used += std::abs(dE[4 * 8 + c]) + std::abs(dP[2 * 8 + c]);
+    }
+    EXPECT_GT(used, 0.0) << "the real tokens' rows get gradients";
+  }
+}
+
 TEST(Gpt, EmbedDropoutDropsTheFirstHiddenStateInTrainingOnly) {
   ModelConfig cfg = config_for<PreLN>();
   GPT<PreLN, double, Cpu> plain(cfg, 6);

@@ -45,6 +45,43 @@ TEST(Embedding, GradcheckWithRepeatedIndices) {
       {random_var({5, 4}, 42)});
 }
 
+TEST(Embedding, PaddingIdxLookupsAddNoGradientOtherUsesStill) {
+  VarD w(TensorD::zeros({4, 2}), true);
+  // Row 3 is the padding row: its two lookups add nothing; row 0 gets its lookup.
+  const VarD looked_up = embedding(TensorI::from({3, 0, 3}), w, int64_t{3});  // (3, 2)
+  // A second use of the weight (as a tied output projection would be) still reaches row 3.
+  const VarD out = sum(looked_up * VarD(TensorD::from({{1, 2}, {3, 4}, {5, 6}}))) +
+                   sum(w * VarD(TensorD::from({{0, 0}, {0, 0}, {0, 0}, {100, 200}})));
+  out.backward();
+  EXPECT_EQ(w.grad().to_vector(), (std::vector<double>{3, 4, 0, 0, 0, 0, 100, 200}));
+  // Without padding_idx the same lookups reach row 3: 1 + 5 and 2 + 6.
+  VarD u(TensorD::zeros({4, 2}), true);
+  embedding(TensorI::from({3, 0, 3}), u).backward(TensorD::from({{1, 2}, {3, 4}, {5, 6}}));
+  EXPECT_EQ(u.grad().to_vector(), (std::vector<double>{3, 4, 0, 0, 0, 0, 6, 8}));
+  // The forward pass is the plain lookup either way.
+  VarD n(numbered_weight(4, 3));
+  EXPECT_EQ(embedding(TensorI::from({3, 1}), n, int64_t{3}).data().to_vector(),
+            embedding(TensorI::from({3, 1}), n).data().to_vector());
+}
+
+TEST(Embedding, PaddingIdxOutsideTheTableIsAnError) {
+  VarD w(TensorD::zeros({4, 2}), true);
+  expect_error([&] { (void)embedding(TensorI::from({0}), w, int64_t{4}); },
+               {"embedding: padding_idx 4 is outside [0, 4)"});
+  expect_error([&] { (void)embedding(TensorI::from({0}), w, int64_t{-1}); },
+               {"embedding: padding_idx -1 is outside [0, 4)"});
+}
+
+TEST(EmbeddingModule, PaddingRowStartsAtZero) {
+  Generator gen(5);
+  const Embedding<double, Cpu> e(6, 3, gen, ParamKind::token_embedding, int64_t{2});
+  const std::vector<double> w = e.weight.data().to_vector();
+  for (int64_t j = 0; j < 3; ++j) EXPECT_EQ(w[static_cast<size_t>(2 * 3 + j)], 0.0);
+  for (int64_t j = 0; j < 3; ++j) EXPECT_NE(w[static_cast<size_t>(1 * 3 + j)], 0.0);
+  expect_error([&] { Embedding<double, Cpu>(6, 3, gen, ParamKind::token_embedding, int64_t{6}); },
+               {"Embedding: padding_idx 6 is outside [0, 6)"});
+}
+
 TEST(EmbeddingKernel, ParallelScatterAddMatchesSerialReference) {
   const ThreadCountGuard threads(2);
   // n * c above the parallel grain, c spanning several column blocks, many repeats.

@@ -434,15 +434,19 @@ def padding_key_bias(tokens: torch.Tensor, cfg: Config) -> torch.Tensor | None:
 
 
 def embed(params: dict, tokens: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """h_0 = s embed_tokens[tokens] + P[position_indices]  (B,T,C); s = sqrt(C) with embed_scale."""
-    x = params["embed_tokens.weight"][tokens]
+    """h_0 = s embed_tokens[tokens] + P[position_indices]  (B,T,C); s = sqrt(C) with embed_scale.
+
+    With padding_idx, both lookups are F.embedding(..., padding_idx) as fairseq's
+    nn.Embedding and LearnedPositionalEmbedding do: row padding_idx of either table
+    gets no gradient from them (a tied output projection still adds to embed_tokens')."""
+    x = F.embedding(tokens, params["embed_tokens.weight"], padding_idx=cfg.padding_idx)
     if cfg.embed_scale:
         x = math.sqrt(cfg.d_model) * x
     if cfg.positions == "learned":
         table = params["embed_positions.weight"]
     else:
         table = sinusoidal_table(cfg.position_rows, cfg.d_model, cfg.padding_idx)
-    return x + table[position_indices(tokens, cfg)]
+    return x + F.embedding(position_indices(tokens, cfg), table, padding_idx=cfg.padding_idx)
 
 
 def forward(params: dict, tokens: torch.Tensor, cfg: Config) -> torch.Tensor:

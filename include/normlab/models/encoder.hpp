@@ -52,6 +52,7 @@ class Encoder : public TransformerStack<Policy, Scalar, Backend> {
       : TransformerStack<Policy, Scalar, Backend>("Encoder", cfg, seed),
         lm_head(cfg, this->construction_gen_) {
     initialize(*this, init, cfg.n_layers, seed);
+    this->zero_padding_rows();
   }
 
   /// tokens (B, T) int64, optional padding (B, T) int64 (nonzero = padding)

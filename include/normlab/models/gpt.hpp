@@ -45,6 +45,9 @@ void check_config_policy(const char* model, const ModelConfig& cfg) {
 ///
 /// so a row's real tokens count their positions from its first real token
 /// (left padding shifts nothing), and pads read row pad (zero for sinusoids).
+/// Row pad of embed_tokens and of a learned P starts at zero and gets no
+/// gradient from these lookups (nn.Embedding's padding_idx, as in fairseq);
+/// a tied output projection still trains embed_tokens' row.
 /// fairseq adds -inf, which makes a query that sees only pads NaN; -1e9 keeps
 /// it finite and gives every other query exactly the same weights. Finding
 /// the pads reads the tokens on the host (a synchronization on CUDA).
@@ -81,11 +84,12 @@ class TransformerStack : public Module<Scalar, Backend> {
       : config_(validated(model, cfg)),
         model_(model),
         construction_gen_(seed),
-        embed_tokens(cfg.vocab_size, cfg.d_model, construction_gen_),
+        embed_tokens(cfg.vocab_size, cfg.d_model, construction_gen_, ParamKind::token_embedding,
+                     cfg.padding_idx),
         dropout_gen_(seed ^ 0x9E3779B97F4A7C15ull) {
     if (cfg.position_kind() == PositionKind::learned)
       embed_positions.emplace(cfg.position_rows(), cfg.d_model, construction_gen_,
-                              ParamKind::position_embedding);
+                              ParamKind::position_embedding, cfg.padding_idx);
     else
       sinusoids_ = Var(sinusoidal_positions<Scalar, Backend>(cfg.position_rows(), cfg.d_model,
                                                              cfg.padding_idx.value_or(-1)));
@@ -93,6 +97,14 @@ class TransformerStack : public Module<Scalar, Backend> {
     layers.reserve(static_cast<size_t>(cfg.n_layers));
     for (int64_t i = 0; i < cfg.n_layers; ++i) layers.emplace_back(cfg, spec, construction_gen_, i);
     if (cfg.uses_final_norm()) final_norm.emplace(cfg.d_model, cfg.ln_eps, norm_kind_of(spec));
+  }
+
+  /// Sets the padding rows of the token and learned position tables to zero
+  /// (fairseq's and torch's nn.Embedding init): for the derived model, after
+  /// its initializer redrew the tables. A no-op without padding_idx.
+  void zero_padding_rows() {
+    embed_tokens.zero_padding_row();
+    if (embed_positions) embed_positions->zero_padding_row();
   }
 
   /// tokens (B, T) int64 -> hidden states (B, T, C). Throws when tokens is not
@@ -152,7 +164,7 @@ class TransformerStack : public Module<Scalar, Backend> {
         if (is_pad) bias[i] = Scalar(-1e9);
       }
     }
-    positions = embedding(Tensor<int64_t, Backend>::from_vector({Bn, Tn}, rows), table);
+    positions = embedding(Tensor<int64_t, Backend>::from_vector({Bn, Tn}, rows), table, pad);
     pad_bias = Var(Tensor<Scalar, Backend>::from_vector({Bn, 1, 1, Tn}, bias));
   }
 
@@ -200,6 +212,7 @@ class GPT : public TransformerStack<Policy, Scalar, Backend> {
     if (!cfg.tie_embeddings)
       output_projection = Var(Tensor<Scalar, Backend>::zeros({cfg.vocab_size, cfg.d_model}), true);
     initialize(*this, init, cfg.n_layers, seed);
+    this->zero_padding_rows();
   }
 
   using typename TransformerStack<Policy, Scalar, Backend>::LayerObserver;

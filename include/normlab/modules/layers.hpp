@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -132,17 +133,39 @@ class Embedding : public Module<Scalar, Backend> {
  public:
   using Var = Variable<Scalar, Backend>;
 
-  Embedding(int64_t num, int64_t dim, Generator& gen, ParamKind kind = ParamKind::token_embedding)
-      : weight(Tensor<Scalar, Backend>::normal({num, dim}, gen), true), kind_(kind) {}
+  /// A (num, dim) table drawn from N(0, 1) by `gen`. With `padding_idx`
+  /// (in [0, num), else Error), that row starts at zero and its lookups add
+  /// nothing to its gradient (torch's nn.Embedding(..., padding_idx)).
+  Embedding(int64_t num, int64_t dim, Generator& gen, ParamKind kind = ParamKind::token_embedding,
+            std::optional<int64_t> padding_idx = std::nullopt)
+      : weight(Tensor<Scalar, Backend>::normal({num, dim}, gen), true),
+        padding_idx(padding_idx),
+        kind_(kind) {
+    detail::check(!padding_idx || (*padding_idx >= 0 && *padding_idx < num),
+                  "Embedding: padding_idx ", padding_idx.value_or(0), " is outside [0, ", num,
+                  "), the rows of the table");
+    zero_padding_row();
+  }
 
   /// (...) int64 -> (..., dim). Throws on an index outside [0, num).
-  Var forward(const Tensor<int64_t, Backend>& indices) const { return embedding(indices, weight); }
+  Var forward(const Tensor<int64_t, Backend>& indices) const {
+    return embedding(indices, weight, padding_idx);
+  }
+
+  /// Sets row padding_idx of the weight to zero (a no-op without one): for
+  /// initializers that redraw the whole table.
+  void zero_padding_row() {
+    if (!padding_idx) return;
+    const int64_t dim = weight.size(1);
+    fill(Backend{}, weight.data().data() + *padding_idx * dim, dim, Scalar(0));
+  }
 
   void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     f("weight", weight, kind_);
   }
 
-  Var weight;  ///< (num, dim)
+  Var weight;                          ///< (num, dim)
+  std::optional<int64_t> padding_idx;  ///< the row whose lookups get no gradient, if any
 
  private:
   ParamKind kind_;
