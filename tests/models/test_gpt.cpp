@@ -372,6 +372,42 @@ TEST(Gpt, ActivationDropoutInTrainingOnly) {
   expect_activation_dropout_in_training_only<NormFormer>();  // before ffn_layernorm (unfused)
 }
 
+// fairseq's order inside the FFN: fc1, activation, activation dropout, then ffn_layernorm
+// (NormFormer), then fc2: out = y + fc2(LN_ffn(drop(act(fc1(LN_2(y)))))). The layer's output is
+// rebuilt from its parts with the mask that the same generator draws.
+TEST(TransformerLayer, ActivationDropoutActsOnTheActivationBeforeTheFfnNorm) {
+  ModelConfig cfg = config_for<NormFormer>(8, 2, 1, 12);
+  cfg.activation_dropout = 0.5;
+  Generator init(3);
+  TransformerLayer<NormFormer, double, Cpu> layer(cfg, init, 0);
+  layer.train();
+  const VarD x = random_var({2, 5, 8}, 4);  // (B, T, C)
+  Generator gen(11), same(11);
+  typename TransformerLayer<NormFormer, double, Cpu>::Options opt;
+  opt.gen = &gen;
+  const std::vector<double> out = layer.forward(x, opt).data().to_vector();
+
+  // y, the residual stream after attention: the layer's output with fc2 zeroed, in eval mode.
+  Generator init_again(3);  // the same parameters
+  TransformerLayer<NormFormer, double, Cpu> no_ffn(cfg, init_again, 0);
+  no_ffn.ffn.fc2.weight = VarD(TensorD::zeros({8, 12}));
+  no_ffn.ffn.fc2.bias = VarD(TensorD::zeros({8}));
+  no_ffn.eval();
+  const VarD y = no_ffn.forward(x, {});  // (B, T, C)
+
+  const VarD a = layer.ffn.hidden(layer.ffn_norm->forward(y));                  // (B, T, d_ff)
+  const VarD mask = dropout(VarD(TensorD::ones({2, 5, 12})), 0.5, same, true);  // 0 or 2
+  const VarD expected = y + layer.ffn.output(layer.extras.template at<Site::ffn_hidden>(a * mask));
+  expect_close(out, expected.data().to_vector(), 1e-12);
+  // Dropping after the FFN norm instead gives other numbers: the test tells them apart.
+  const VarD after_norm =
+      y + layer.ffn.output(layer.extras.template at<Site::ffn_hidden>(a) * mask);
+  double gap = 0;
+  const std::vector<double> wrong = after_norm.data().to_vector();
+  for (size_t i = 0; i < out.size(); ++i) gap = std::max(gap, std::abs(out[i] - wrong[i]));
+  EXPECT_GT(gap, 1e-3);
+}
+
 TEST(Gpt, FairseqTransformerLmPreset) {
   const ModelConfig c = fairseq_transformer_lm(1000);
   EXPECT_NO_THROW(c.validate());
