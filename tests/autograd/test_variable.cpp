@@ -1,4 +1,10 @@
 // Autograd semantics: accumulation, reuse, no_grad, detach, graph release.
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
 #include "testing.hpp"
 
 namespace normlab::testing {
@@ -194,6 +200,114 @@ TEST(Autograd, InputPassedTwiceToAFreshWritingNodeGetsTheSumOfBoth) {
   VarD a(TensorD::from({{1, 2}, {3, 4}}), true);
   sum(matmul(a, a)).backward();
   EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{7, 11, 9, 13}));
+}
+
+// ---- gradient-ready hooks ----------------------------------------------------
+
+/// Records, for each hooked leaf, the gradient it held when its hook fired,
+/// and the order of the hooks.
+struct ReadyLog {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<double>> grads;
+  void watch(VarD& v, const std::string& name) {
+    v.set_gradient_ready_hook([this, name](const TensorD& g) {
+      order.push_back(name);
+      grads[name] = g.defined() ? g.to_vector() : std::vector<double>{};
+    });
+  }
+};
+
+TEST(GradientReadyHook, FiresOnceWithTheCompleteGradientAfterItsLastReader) {
+  // A chain w1 -> h1 -> h2 -> y with w2 entering at h2 and w1 read again at the end:
+  //   h1 = x * w1, h2 = tanh(h1) * w2, y = sum(h2 + w1 * 3)
+  // w2's gradient is final after the node h2 = ... * w2; w1's only after x * w1, the last one
+  // to run in reverse order.
+  VarD x(TensorD::from({0.5, -1.0}));
+  VarD w1(TensorD::from({1.5, 2.0}), true), w2(TensorD::from({-0.5, 0.25}), true);
+  ReadyLog log;
+  log.watch(w1, "w1");
+  log.watch(w2, "w2");
+  const VarD y = sum(tanh(x * w1) * w2 + w1 * 3.0);
+  // w2 fires while w1's gradient is still partial: at that moment w1 holds only the 3s (or
+  // nothing yet), which the w2 hook observes.
+  std::vector<double> w1_when_w2_ready;
+  w2.set_gradient_ready_hook([&](const TensorD& g) {
+    log.order.push_back("w2");
+    log.grads["w2"] = g.to_vector();
+    w1_when_w2_ready = w1.has_grad() ? w1.grad().to_vector() : std::vector<double>{};
+  });
+  y.backward();
+  EXPECT_EQ(log.order, (std::vector<std::string>{"w2", "w1"}));
+  EXPECT_EQ(log.grads["w1"], w1.grad().to_vector());
+  EXPECT_EQ(log.grads["w2"], w2.grad().to_vector());
+  EXPECT_NE(w1_when_w2_ready, w1.grad().to_vector()) << "w1 was not final when w2 was";
+}
+
+TEST(GradientReadyHook, ALeafReadTwiceByOneNodeFiresOnceAndAccumulatesAcrossPasses) {
+  VarD a(TensorD::from({{1, 2}, {3, 4}}), true);
+  ReadyLog log;
+  log.watch(a, "a");
+  sum(matmul(a, a)).backward();  // one node, both slots a
+  EXPECT_EQ(log.order, std::vector<std::string>{"a"});
+  EXPECT_EQ(log.grads["a"], (std::vector<double>{7, 11, 9, 13}));
+  sum(matmul(a, a)).backward();  // a second pass: the accumulated gradient
+  EXPECT_EQ(log.order, (std::vector<std::string>{"a", "a"}));
+  EXPECT_EQ(log.grads["a"], (std::vector<double>{14, 22, 18, 26}));
+  // Through a view that hands its buffer over, and on a leaf as the output itself.
+  VarD v(TensorD::from({1, 2, 3}), true);
+  log.watch(v, "v");
+  sum(reshape(v, {3, 1}) * 2.0).backward();
+  EXPECT_EQ(log.grads["v"], (std::vector<double>{2, 2, 2}));
+  v.backward(TensorD::from({1, 1, 1}));
+  EXPECT_EQ(log.grads["v"], (std::vector<double>{3, 3, 3}));
+  EXPECT_EQ(log.order.size(), 4u);
+  // Removed: no more calls.
+  v.set_gradient_ready_hook({});
+  sum(v * 1.0).backward();
+  EXPECT_EQ(log.order.size(), 4u);
+}
+
+TEST(GradientReadyHook, OnlyLeavesThatRequireGrad) {
+  VarD x(TensorD::from({1.0}), true);
+  VarD c(TensorD::from({1.0}));
+  const VarD y = x * 2.0;
+  expect_error([&] { (void)c.set_gradient_ready_hook([](const TensorD&) {}); },
+               {"set_gradient_ready_hook", "does not require grad"});
+  VarD interior = y;
+  expect_error([&] { (void)interior.set_gradient_ready_hook([](const TensorD&) {}); },
+               {"set_gradient_ready_hook", "was produced by an op"});
+}
+
+TEST(GradientReadyHook, AGptsParametersBecomeReadyLastLayerFirst) {
+  // What data-parallel training needs: every parameter fires exactly once per backward, with
+  // its final gradient, the last layer's before the first layer's.
+  const ModelConfig cfg = model_config("normformer");
+  GPT<NormFormer, double, Cpu> model(cfg, 3);
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<double>> at_ready;
+  for (auto& p : model.named_parameters()) {
+    VarD v = p.value;
+    const std::string name = p.name;
+    v.set_gradient_ready_hook([&order, &at_ready, name](const TensorD& g) {
+      order.push_back(name);
+      at_ready[name] = g.to_vector();
+    });
+  }
+  const Tensor<int64_t, Cpu> tokens = Tensor<int64_t, Cpu>::from_vector({1, 4}, {1, 2, 3, 4});
+  model.loss(tokens, tokens).backward();
+  const auto params = model.named_parameters();
+  ASSERT_EQ(order.size(), params.size());
+  std::set<std::string> unique(order.begin(), order.end());
+  EXPECT_EQ(unique.size(), params.size());
+  for (const auto& p : params) EXPECT_EQ(at_ready[p.name], p.value.grad().to_vector()) << p.name;
+  const auto position = [&](const std::string& name) {
+    return std::find(order.begin(), order.end(), name) - order.begin();
+  };
+  EXPECT_LT(position("layers.1.fc2.weight"), position("layers.0.fc2.weight"));
+  EXPECT_LT(position("layers.0.fc1.weight"), position("layers.0.self_attn.q_proj.weight"));
+  // The tied embedding is read first (the lookup) and last (the output projection) in the
+  // forward pass: its gradient is final only at the very end.
+  EXPECT_EQ(order.back(), "embed_tokens.weight");
 }
 
 TEST(Gradcheck, DetectsAWrongBackward) {

@@ -22,6 +22,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -45,6 +46,8 @@ struct VariableState {
   bool requires_grad = false;
   std::shared_ptr<Node<Scalar, Backend>> grad_fn;  // null for leaves and after release
   bool released = false;                           // was an op output whose graph backward() freed
+  /// A leaf's Variable::set_gradient_ready_hook, or empty.
+  std::function<void(const Tensor<Scalar, Backend>& grad)> gradient_ready;
 
   VariableState() = default;
   VariableState(const VariableState&) = delete;
@@ -174,6 +177,26 @@ class Variable {
   /// Drops the gradient buffer.
   void clear_grad() { state_->grad = TensorType(); }
 
+  /// Calls `hook(grad())` in every backward() that reaches this leaf, as soon
+  /// as its gradient of that pass is complete: after the last node that reads
+  /// it has run, while the nodes that do not lead to it may still be running
+  /// (how data-parallel training starts a bucket's all-reduce during backward,
+  /// like PyTorch's register_post_accumulate_grad_hook). The gradient is the
+  /// accumulated one (earlier passes' sum plus this pass's); it may be
+  /// undefined when no gradient reached the leaf through a node that ran.
+  /// Fires at most once per backward(); an empty function removes the hook.
+  /// Contract: only on leaves that require grad (throws Error otherwise); the
+  /// hook must not run backward() itself.
+  Variable& set_gradient_ready_hook(std::function<void(const TensorType& grad)> hook) {
+    detail::check(
+        state().grad_fn == nullptr && !state().released && state().requires_grad,
+        "set_gradient_ready_hook: only leaves that require grad have a gradient to "
+        "report; this one ",
+        state().grad_fn || state().released ? "was produced by an op" : "does not require grad");
+    state_->gradient_ready = std::move(hook);
+    return *this;
+  }
+
   /// A leaf that shares this variable's data but is cut from the graph and
   /// does not require grad.
   Variable detach() const { return Variable(state().data, false); }
@@ -246,8 +269,34 @@ void Variable<Scalar, Backend>::run_backward(const TensorType& upstream) const {
   if (!root.grad_fn) {  // backward on a leaf: its gradient is the upstream one
     if (!root.grad.defined()) root.grad = TensorType::zeros(root.data.shape());
     accumulate(Backend{}, root.grad.data(), upstream.data(), upstream.numel(), Scalar(1));
+    if (root.gradient_ready) root.gradient_ready(root.grad);
     return;
   }
+  // Leaves with a gradient-ready hook: how many nodes of this graph still read
+  // each (a node that reads one twice counts once). Empty when none has one,
+  // and then the loop below does no bookkeeping.
+  std::unordered_map<State*, size_t> readers_left;
+  for (const auto& s : order)
+    if (s->grad_fn)
+      for (size_t i = 0; i < s->grad_fn->inputs.size(); ++i) {
+        State* in = s->grad_fn->inputs[i].get();
+        if (in->grad_fn || !in->gradient_ready || !in->requires_grad) continue;
+        bool first = true;  // count each node once per leaf
+        for (size_t j = 0; j < i && first; ++j) first = s->grad_fn->inputs[j].get() != in;
+        if (first) ++readers_left[in];
+      }
+  // Called once a node has run (or was skipped): fires the hooks of the
+  // leaves it was the last reader of.
+  const auto node_done = [&readers_left](const Node<Scalar, Backend>& node) {
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      State* in = node.inputs[i].get();
+      const auto it = readers_left.find(in);
+      if (it == readers_left.end()) continue;
+      bool first = true;
+      for (size_t j = 0; j < i && first; ++j) first = node.inputs[j].get() != in;
+      if (first && --it->second == 0) in->gradient_ready(in->grad);
+    }
+  };
   root.grad = upstream.clone();
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     State* s = it->get();
@@ -296,6 +345,7 @@ void Variable<Scalar, Backend>::run_backward(const TensorType& upstream) const {
       }
       if (any_slot) node->backward(s->grad, slots);
     }
+    if (!readers_left.empty()) node_done(*node);
     s->grad = TensorType();  // interior gradients are not kept
   }
 }
