@@ -12,9 +12,11 @@
 //   3. GPT<RuntimePolicy, float, Cpu> is built from the config (which
 //      validated, so building must not throw), then loaded: load_checkpoint
 //      (exact dtypes), or when that refuses the file, load_parameters with
-//      DTypeMatch::convert ignoring the `optim.` tensors, as `generate` does.
-//      Both may throw normlab::Error; a refused load must leave every
-//      parameter unchanged (their contract).
+//      DTypeMatch::convert ignoring the `optim.` tensors, as `generate` does;
+//      when that refuses it too, non-strictly (KeyMatch::report, as `forward
+//      --non-strict`), whose report must account for every parameter. Each
+//      may throw normlab::Error; a refused load must leave every parameter
+//      unchanged (their contract).
 //   4. AdamW over the model; when the file holds `optim.` tensors, its state
 //      is loaded from them by read_state / load_state (normlab::Error allowed).
 //   5. A forward pass of a (2, T <= 8) token batch, the loss, backward() and
@@ -80,14 +82,23 @@ bool load(const io::SafetensorsReader& file, Model& model,
     return true;
   } catch (const nl::Error&) {
   }
+  try {
+    const nl::LoadReport r = nl::load_parameters(
+        model, file,
+        nl::LoadOptions{nl::DTypeMatch::convert, nl::KeyMatch::report, optimizer_state});
+    if (r.loaded.size() + r.missing.size() != model.named_parameters().size())
+      normlab_fuzz::finding(kHarness, "a non-strict load's report does not add up: " + r.summary());
+    return true;
+  } catch (const nl::Error&) {
+  }
   return false;
 }
 
 /// Steps 3-5 for a config within the caps.
 void train_one_step(const io::SafetensorsReader& file, const nl::ModelConfig& config) {
-  std::set<std::string> optimizer_state;  // a training checkpoint also holds these
-  for (const io::TensorInfo& t : file.tensors())
-    if (t.name.rfind("optim.", 0) == 0) optimizer_state.insert(t.name);
+  // A training checkpoint also holds these.
+  const std::set<std::string> optimizer_state =
+      nl::tensor_names_with_prefix(file, nl::kOptimizerStatePrefix);
 
   std::optional<Model> model;
   try {

@@ -460,6 +460,84 @@ TEST(LoadParameters, AFailedLoadChangesNoParameter) {
   }
 }
 
+// ---- load_parameters, KeyMatch::report ----------------------------------------
+
+TEST(LoadParametersReport, LoadsWhatBothHoldAndListsTheRest) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  const std::vector<NamedParameter<float, Cpu>> params = source.named_parameters();
+  SafetensorsWriter w;
+  for (const auto& p : params)
+    if (p.name != "layers.1.fc2.bias" && p.name != "embed_tokens.weight")
+      w.add(p.name, p.value.data());
+  w.add("decoder.version", TensorF::from({3}));
+  w.add("optim.step", TensorI::from({7}));
+  const auto before = parameter_values(target);
+
+  const LoadReport r = load_parameters(
+      target, reader(w), LoadOptions{DTypeMatch::exact, KeyMatch::report, {"optim.step"}});
+  EXPECT_EQ(r.missing, (std::vector<std::string>{"embed_tokens.weight", "layers.1.fc2.bias"}));
+  EXPECT_EQ(r.unexpected, std::vector<std::string>{"decoder.version"});
+  EXPECT_EQ(r.loaded.size() + 2, params.size());
+  EXPECT_FALSE(r.complete());
+  EXPECT_EQ(r.summary(), "loaded " + std::to_string(params.size() - 2) + " of " +
+                             std::to_string(params.size()) +
+                             " parameters; missing (2): embed_tokens.weight, layers.1.fc2.bias; "
+                             "unexpected (1): decoder.version");
+
+  // The missing ones keep their values; every other one is the source's.
+  const auto after = parameter_values(target);
+  const auto saved = parameter_values(source);
+  for (size_t i = 0; i < params.size(); ++i) {
+    SCOPED_TRACE(params[i].name);
+    const bool missing =
+        params[i].name == "layers.1.fc2.bias" || params[i].name == "embed_tokens.weight";
+    expect_bitwise_equal(after[i], missing ? before[i] : saved[i]);
+  }
+}
+
+TEST(LoadParametersReport, ACompleteFileReportsNothing) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  const LoadReport r = load_parameters(target, reader(parameters_of(source)),
+                                       LoadOptions{DTypeMatch::exact, KeyMatch::report, {}});
+  EXPECT_TRUE(r.complete());
+  EXPECT_EQ(r.loaded.size(), source.named_parameters().size());
+  EXPECT_EQ(r.summary(), "loaded " + std::to_string(r.loaded.size()) + " of " +
+                             std::to_string(r.loaded.size()) + " parameters");
+  expect_bitwise_equal(logits_of(target), logits_of(source));
+}
+
+TEST(LoadParametersReport, AMisshapenOrMistypedTensorIsStillAnErrorAndChangesNothing) {
+  SmallGPT source(small_config(), 1);
+  SmallGPT target(small_config(), 2);
+  const auto before = parameter_values(target);
+  const LoadOptions report{DTypeMatch::exact, KeyMatch::report, {}};
+  SafetensorsWriter shape;
+  for (const auto& p : source.named_parameters())
+    shape.add(p.name, p.name == "layers.0.fc1.weight" ? TensorF::zeros({8, 12}) : p.value.data());
+  expect_error(
+      [&] { (void)load_parameters(target, reader(shape), report); },
+      {"params.st", "parameter 'layers.0.fc1.weight' has shape (8, 12), expected (12, 8)"});
+  SafetensorsWriter dtype;
+  for (const auto& p : source.named_parameters())
+    dtype.add(p.name, p.value.data(), p.name == "layer_norm.bias" ? DType::F64 : DType::F32);
+  expect_error([&] { (void)load_parameters(target, reader(dtype), report); },
+               {"params.st", "parameter 'layer_norm.bias' has dtype F64, expected F32"});
+  const auto after = parameter_values(target);
+  for (size_t i = 0; i < after.size(); ++i) expect_bitwise_equal(after[i], before[i]);
+}
+
+TEST(LoadParameters, TensorNamesWithPrefix) {
+  SafetensorsWriter w;
+  w.add("optim.m.a", TensorF::zeros({1}));
+  w.add("optim.step", TensorI::from({1}));
+  w.add("optimizer", TensorF::zeros({1}));
+  w.add("a.optim.b", TensorF::zeros({1}));
+  EXPECT_EQ(tensor_names_with_prefix(reader(w), kOptimizerStatePrefix),
+            (std::set<std::string>{"optim.m.a", "optim.step"}));
+}
+
 // ---- checkpoints -------------------------------------------------------------
 
 template <class P, class T>

@@ -2,7 +2,6 @@
 // templated on the backend: generate.cpp runs it on the CPU, cuda.cu on CUDA.
 #pragma once
 
-#include <set>
 #include <string>
 #include <vector>
 
@@ -19,11 +18,10 @@ template <class Backend>
 std::vector<int64_t> generate_on(const nl::io::SafetensorsReader& file,
                                  const std::vector<int64_t>& prompt, const nl::SamplingOptions& o) {
   const nl::ModelConfig cfg = nl::checkpoint_config(file);
-  std::set<std::string> optimizer_state;  // a training checkpoint also holds these
-  for (const nl::io::TensorInfo& t : file.tensors())
-    if (t.name.rfind("optim.", 0) == 0) optimizer_state.insert(t.name);
   nl::GPT<nl::RuntimePolicy, float, Backend> model(cfg);
-  nl::load_parameters(model, file, nl::DTypeMatch::convert, optimizer_state);
+  // A training checkpoint also holds the optimizer's state.
+  nl::load_parameters(model, file, nl::DTypeMatch::convert,
+                      nl::tensor_names_with_prefix(file, nl::kOptimizerStatePrefix));
   return nl::generate(model, prompt, o);
 }
 

@@ -4,9 +4,12 @@
 #      checkpoint in a new process: its final loss line and every loss in
 #      metrics.csv must equal the uninterrupted run's;
 #   3. generate from the final checkpoint twice with one seed: the same text,
-#      starting with the prompt.
+#      starting with the prompt;
+#   4. forward --checkpoint on the same checkpoint (its config from the file, its
+#      optimizer state ignored) with the batch in TOKENS.
 #
-#   cmake -DNORMLAB=<program> -DCORPUS=<path> -DOUT=<dir> -P cli_train_generate.cmake
+#   cmake -DNORMLAB=<program> -DCORPUS=<path> -DOUT=<dir> -DTOKENS=<tokens.safetensors>
+#         -P cli_train_generate.cmake
 set(steps 8)
 math(EXPR half "${steps} / 2")
 set(model --corpus ${CORPUS} --d-model 16 --layers 2 --heads 2 --d-ff 32 --seq-len 16
@@ -75,4 +78,10 @@ endif()
 if(NOT text_a MATCHES "^The ")
   message(FATAL_ERROR "expected the prompt 'The ' first, got:\n${text_a}")
 endif()
-message(STATUS "${whole_final}\ngenerated: ${text_a}")
+run_ok(forward ${NORMLAB} forward --checkpoint ${OUT}/whole/checkpoint-${steps}.safetensors
+       --tokens ${TOKENS} --out ${OUT}/forward.safetensors)
+# The byte model (256 ids, 2 NormFormer layers: 2 + 2 x 21 + 2 tensors) on a (2, 5) batch.
+if(NOT forward MATCHES "logits \\(2, 5, 256\\), loss [0-9.]+, 46 gradients")
+  message(FATAL_ERROR "forward --checkpoint printed:\n${forward}")
+endif()
+message(STATUS "${whole_final}\ngenerated: ${text_a}\n${forward}")

@@ -2,9 +2,11 @@
 // safetensors, and checkpoints (config + named parameters in one file).
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "normlab/io/json.hpp"
@@ -153,40 +155,117 @@ enum class DTypeMatch {
   convert,  ///< F32 <-> F64 by value (comparing with PyTorch in another precision)
 };
 
-/// Copies every parameter of `model` from `file`, by name.
+/// Whether load_parameters insists that the file holds exactly the model's parameters.
+enum class KeyMatch {
+  exact,   ///< a missing or unexpected tensor is an error (checkpoints of this model)
+  report,  ///< load what both hold, list the rest in the LoadReport (PyTorch's strict=False)
+};
+
+/// How load_parameters matches a file to a model.
+struct LoadOptions {
+  DTypeMatch dtypes = DTypeMatch::exact;
+  KeyMatch keys = KeyMatch::exact;
+  /// Tensors of the file that are not parameters (a trainer's optimizer
+  /// state): neither loaded nor reported as unexpected.
+  std::set<std::string> ignored;
+};
+
+/// What load_parameters did: the names, each list sorted.
+struct LoadReport {
+  std::vector<std::string> loaded;      ///< parameters copied from the file
+  std::vector<std::string> missing;     ///< parameters the file lacks: left at their values
+  std::vector<std::string> unexpected;  ///< tensors of the file the model has no parameter for
+
+  /// Whether every parameter was loaded and nothing else was found.
+  bool complete() const { return missing.empty() && unexpected.empty(); }
+  /// One line: "loaded 12 of 14 parameters; missing (2): a, b; unexpected (1): c".
+  std::string summary() const {
+    std::string s = "loaded " + std::to_string(loaded.size()) + " of " +
+                    std::to_string(loaded.size() + missing.size()) + " parameters";
+    const auto list = [&s](const char* what, const std::vector<std::string>& names) {
+      if (names.empty()) return;
+      s += std::string("; ") + what + " (" + std::to_string(names.size()) + "): ";
+      for (size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + names[i];
+    };
+    list("missing", missing);
+    list("unexpected", unexpected);
+    return s;
+  }
+};
+
+/// Copies the parameters of `model` from `file`, by name.
 ///
-/// Requires: `file` holds exactly the model's parameters, each with the
-/// model's shape (and dtype under DTypeMatch::exact); keys listed in
-/// `ignored` may be present besides. Throws Error naming the file, the key
-/// and the expected and found shape or dtype for the first missing, extra,
-/// misshapen or mistyped tensor, before any parameter changes.
+/// Requires: every tensor of `file` that names a parameter has the
+/// parameter's shape (and dtype under DTypeMatch::exact); under
+/// KeyMatch::exact, `file` holds every parameter and nothing else besides
+/// `options.ignored`. Throws Error naming the file, the key and the expected
+/// and found shape or dtype for the first misshapen or mistyped tensor (and,
+/// under KeyMatch::exact, the first missing or extra one) before any
+/// parameter changes. Under KeyMatch::report the parameters the file lacks
+/// keep their values; the returned report lists them and the file's other
+/// tensors.
+template <FloatingElement Scalar, class Backend>
+LoadReport load_parameters(Module<Scalar, Backend>& model, const io::SafetensorsReader& file,
+                           const LoadOptions& options) {
+  const std::vector<NamedParameter<Scalar, Backend>> params = model.named_parameters();
+  const bool exact_keys = options.keys == KeyMatch::exact;
+  LoadReport report;
+  std::set<std::string> wanted;
+  for (const auto& p : params) {
+    wanted.insert(p.name);
+    if (!file.contains(p.name)) {
+      detail::check(!exact_keys, file.source_name(), ": missing parameter '", p.name,
+                    "' (expected shape ", p.value.shape(), ")");
+      report.missing.push_back(p.name);
+      continue;
+    }
+    const io::TensorInfo& info = file.info(p.name);
+    detail::check(info.shape == p.value.shape(), file.source_name(), ": parameter '", p.name,
+                  "' has shape ", info.shape, ", expected ", p.value.shape());
+    detail::check(
+        options.dtypes == DTypeMatch::convert || info.dtype == io::default_dtype<Scalar>(),
+        file.source_name(), ": parameter '", p.name, "' has dtype ", io::to_string(info.dtype),
+        ", expected ", io::to_string(io::default_dtype<Scalar>()), " (the model's ",
+        dtype_name<Scalar>(), ")");
+    report.loaded.push_back(p.name);
+  }
+  for (const io::TensorInfo& t : file.tensors()) {
+    if (wanted.contains(t.name) || options.ignored.contains(t.name)) continue;
+    detail::check(!exact_keys, file.source_name(), ": unexpected tensor '", t.name, "' (shape ",
+                  t.shape, "): the model has no parameter of that name");
+    report.unexpected.push_back(t.name);
+  }
+  for (const auto& p : params) {
+    if (!file.contains(p.name)) continue;
+    Tensor<Scalar, Backend> value = p.value.data();  // a handle: copying into it sets the parameter
+    value.copy_from(file.read<Scalar, Backend>(p.name));
+  }
+  std::sort(report.loaded.begin(), report.loaded.end());
+  std::sort(report.missing.begin(), report.missing.end());
+  std::sort(report.unexpected.begin(), report.unexpected.end());
+  return report;
+}
+
+/// load_parameters under KeyMatch::exact: `file` holds exactly the model's
+/// parameters (and the `ignored` tensors). Throws as above.
 template <FloatingElement Scalar, class Backend>
 void load_parameters(Module<Scalar, Backend>& model, const io::SafetensorsReader& file,
                      DTypeMatch dtypes = DTypeMatch::exact,
                      const std::set<std::string>& ignored = {}) {
-  const std::vector<NamedParameter<Scalar, Backend>> params = model.named_parameters();
-  std::set<std::string> wanted;
-  for (const auto& p : params) {
-    wanted.insert(p.name);
-    detail::check(file.contains(p.name), file.source_name(), ": missing parameter '", p.name,
-                  "' (expected shape ", p.value.shape(), ")");
-    const io::TensorInfo& info = file.info(p.name);
-    detail::check(info.shape == p.value.shape(), file.source_name(), ": parameter '", p.name,
-                  "' has shape ", info.shape, ", expected ", p.value.shape());
-    detail::check(dtypes == DTypeMatch::convert || info.dtype == io::default_dtype<Scalar>(),
-                  file.source_name(), ": parameter '", p.name, "' has dtype ",
-                  io::to_string(info.dtype), ", expected ",
-                  io::to_string(io::default_dtype<Scalar>()), " (the model's ",
-                  dtype_name<Scalar>(), ")");
-  }
+  load_parameters(model, file, LoadOptions{dtypes, KeyMatch::exact, ignored});
+}
+
+/// Prefix of the optimizer state's tensors in a training checkpoint
+/// (Trainer::save_checkpoint); they are not parameters of the model.
+inline constexpr const char* kOptimizerStatePrefix = "optim.";
+
+/// The names of `file`'s tensors that start with `prefix`.
+inline std::set<std::string> tensor_names_with_prefix(const io::SafetensorsReader& file,
+                                                      std::string_view prefix) {
+  std::set<std::string> names;
   for (const io::TensorInfo& t : file.tensors())
-    detail::check(wanted.contains(t.name) || ignored.contains(t.name), file.source_name(),
-                  ": unexpected tensor '", t.name, "' (shape ", t.shape,
-                  "): the model has no parameter of that name");
-  for (const auto& p : params) {
-    Tensor<Scalar, Backend> value = p.value.data();  // a handle: copying into it sets the parameter
-    value.copy_from(file.read<Scalar, Backend>(p.name));
-  }
+    if (t.name.starts_with(prefix)) names.insert(t.name);
+  return names;
 }
 
 /// Metadata key under which a checkpoint stores its config.

@@ -241,10 +241,7 @@ class Trainer {
                   "] (the run's steps), found ", step.describe());
     const SamplerState sampler{u64("sampler_seed"), u64("sampler_offset")};
     const uint64_t dropout_seed = u64("dropout_seed"), dropout_offset = u64("dropout_offset");
-    std::set<std::string> optim_keys;
-    for (const io::TensorInfo& t : r.tensors())
-      if (t.name.rfind(kOptimPrefix, 0) == 0) optim_keys.insert(t.name);
-    load_parameters(model_, r, DTypeMatch::exact, optim_keys);
+    load_parameters(model_, r, DTypeMatch::exact, tensor_names_with_prefix(r, kOptimPrefix));
     optimizer_.load_state(read_state<Scalar, Backend>(r, kOptimPrefix));
     step_ = step.as_int();
     sampler_.set_state(sampler);
@@ -252,7 +249,7 @@ class Trainer {
   }
 
   static constexpr const char* kTrainerKey = "normlab.trainer";
-  static constexpr const char* kOptimPrefix = "optim.";
+  static constexpr const char* kOptimPrefix = kOptimizerStatePrefix;
 
  private:
   /// Throws Error unless every element of `t` is finite (see save_checkpoint).
