@@ -116,6 +116,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     path and fsyncs the folder: a crash leaves the old file or the whole new one."""
     path = Path(path)
     folder = path.parent
+    if not folder.is_dir():
+        fail(f"{path}: cannot write it, no folder {folder}")
     umask = os.umask(0)
     os.umask(umask)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

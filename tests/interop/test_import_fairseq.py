@@ -8,7 +8,8 @@ checkpoint fairseq would save (decoder.* keys, decoder.version, the tied
 output_projection alias, the sinusoids' _float_tensor, an omegaconf cfg; one
 case a legacy args Namespace), imports it, runs `normlab forward` on the result
 and compares logits, loss and every gradient with the fixture's expected
-values (max abs diff <= 1e-10). Then: export -> import is the identity
+values (max abs diff <= 1e-10; `normlab forward --checkpoint`, the config
+from the checkpoint's metadata). Then: export -> import is the identity
 (tensors bit for bit, configs equal), fairseq -> import -> export gives back
 the same state_dict, the same for Hugging Face's GPT-2 layout, and each
 refusal names the key at fault. Exit status 77 (CTest's SKIP_RETURN_CODE) when
@@ -186,10 +187,7 @@ def forward(normlab: Path, work: Path, checkpoint: Path, case: Case) -> dict:
     tokens = work / f"{case.name}-tokens.safetensors"
     tokens.write_bytes(safetensors_bytes(case.tokens, {}))
     out = work / f"{case.name}-out.safetensors"
-    _, metadata = read(checkpoint)
-    config = work / f"{case.name}-imported-config.json"
-    config.write_text(metadata["normlab.config"])
-    run = subprocess.run([str(normlab), "forward", "--config", str(config), "--weights", str(checkpoint),
+    run = subprocess.run([str(normlab), "forward", "--checkpoint", str(checkpoint),
                           "--tokens", str(tokens), "--out", str(out), "--dtype", "f64"],
                          capture_output=True, text=True)
     if run.returncode != 0:
