@@ -159,7 +159,7 @@ TEST(ConfigJson, FairseqKeysRoundTripAndAreWrittenOnlyWhenSet) {
   EXPECT_FALSE(d.contains("embed_dropout"));
   ModelConfig lm = fairseq_transformer_lm(50);
   const ModelConfig lm_back = config_from_json(config_to_json(lm), "fairseq");
-  lm.final_norm = false;  // written resolved: post_ln has none
+  lm.final_norm = true;  // written resolved: pre_ln has one
   expect_same_config(lm_back, lm);
   EXPECT_EQ(config_from_json(d, "defaults").padding_idx, std::nullopt);
   EXPECT_FALSE(config_from_json(d, "defaults").embed_scale);

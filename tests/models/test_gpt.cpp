@@ -411,8 +411,8 @@ TEST(TransformerLayer, ActivationDropoutActsOnTheActivationBeforeTheFfnNorm) {
 TEST(Gpt, FairseqTransformerLmPreset) {
   const ModelConfig c = fairseq_transformer_lm(1000);
   EXPECT_NO_THROW(c.validate());
-  EXPECT_EQ(c.placement(), Placement::post);
-  EXPECT_FALSE(c.uses_final_norm());
+  EXPECT_EQ(c.placement(), Placement::pre);  // fairseq's base_lm_architecture forces it
+  EXPECT_TRUE(c.uses_final_norm());
   EXPECT_EQ(c.d_model, 512);
   EXPECT_EQ(c.n_heads, 8);
   EXPECT_EQ(c.n_layers, 6);

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import struct
 import sys
 import zlib
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import normlab_reference as ref  # noqa: E402
+from safetensors_io import read_safetensors, safetensors_bytes  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "fixtures" / "reference"
 GENERATOR = "tools/reference/make_fixtures.py"
@@ -86,46 +86,6 @@ PADDING = {
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)  # one thread: reductions in a fixed order, bytes identical run to run
-
-
-# ---------------------------------------------------------------------------
-# safetensors, written by hand (the safetensors package is not available)
-
-_DTYPES = {torch.float64: ("F64", "<f8"), torch.int64: ("I64", "<i8")}
-
-
-def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
-    """u64-LE header length N, N bytes of JSON header padded with spaces to a multiple
-    of 8, then the row-major little-endian data of the tensors sorted by name."""
-    header, chunks, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        dtype, np_dtype = _DTYPES[t.dtype]
-        data = t.numpy().astype(np_dtype, copy=False).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    header["__metadata__"] = dict(metadata)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
-
-
-def read_safetensors(blob: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Inverse of safetensors_bytes (used to check what was written)."""
-    import numpy as np
-
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    metadata = header.pop("__metadata__", {})
-    data = blob[8 + n:]
-    np_dtypes = {"F64": "<f8", "I64": "<i8"}
-    out = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(data[begin:end], dtype=np_dtypes[info["dtype"]]).reshape(info["shape"])
-        out[name] = torch.from_numpy(array.copy())
-    return out, metadata
 
 
 # ---------------------------------------------------------------------------

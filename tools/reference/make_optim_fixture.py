@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fixtures import read_safetensors, safetensors_bytes  # noqa: E402
+from safetensors_io import read_safetensors, safetensors_bytes  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "fixtures" / "optim"
 GENERATOR = "tools/reference/make_optim_fixture.py"

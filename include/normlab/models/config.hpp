@@ -250,7 +250,8 @@ struct ModelConfig {
 /// language-modeling task's defaults) for a dictionary of `vocab_size`
 /// symbols whose pad is `padding_idx` (fairseq's Dictionary: 1):
 ///
-///   post_ln (decoder_normalize_before false: no final norm), C 512, H 8,
+///   pre_ln with a final norm (base_lm_architecture sets decoder_normalize_before
+///   = True for every transformer_lm, whatever the flags say), C 512, H 8,
 ///   N 6, d_ff 2048, relu, dropout 0.1 on each sublayer's output and on the
 ///   embeddings, attention_dropout 0, activation_dropout 0, untied output
 ///   projection, sinusoidal positions from row padding_idx + 1, embeddings
@@ -267,7 +268,7 @@ inline ModelConfig fairseq_transformer_lm(int64_t vocab_size, int64_t padding_id
   c.n_layers = 6;
   c.d_ff = 2048;
   c.max_seq_len = 1024;
-  c.policy = "post_ln";
+  c.policy = "pre_ln";
   c.activation = "relu";
   c.tie_embeddings = false;
   c.positions = "sinusoidal";
