@@ -50,6 +50,24 @@ TEST(Encoder, PaddedKeysDoNotInfluenceOtherPositions) {
       {"padding mask of shape (1, 3)", "(1, 4)"});
 }
 
+TEST(Encoder, MaskedLMLossIgnoresThePadTargetsWhenTheConfigHasAPaddingIdx) {
+  // fairseq's masked_lm: the unmasked positions' targets are the pad.
+  ModelConfig cfg = small("pre_ln");
+  cfg.padding_idx = 1;
+  Encoder<PreLN, double, Cpu> model(cfg, 5);
+  EXPECT_EQ(model.ignore_index(), 1);
+  const TensorI64 tokens = TensorI64::from_vector({1, 4}, {2, 8, 3, 6});
+  const TensorI64 targets = TensorI64::from_vector({1, 4}, {1, 4, 1, 1});  // only position 1
+  const double by_default = model.mlm_loss(tokens, targets).item();
+  EXPECT_EQ(by_default, model.mlm_loss(tokens, targets, {}, 1).item());
+  EXPECT_EQ(by_default,
+            model.mlm_loss(tokens, TensorI64::from_vector({1, 4}, {-100, 4, -100, -100}), {}, -100)
+                .item());
+  EXPECT_NE(by_default, model.mlm_loss(tokens, targets, {}, -100).item());  // pads counted
+  Encoder<PreLN, double, Cpu> plain(small("pre_ln"), 5);
+  EXPECT_EQ(plain.ignore_index(), -100);
+}
+
 TEST(Encoder, GradcheckOfTheMaskedLMLoss) {
   for (const std::string policy : {"pre_ln", "post_ln"}) {
     SCOPED_TRACE(policy);

@@ -75,11 +75,14 @@ class Encoder : public TransformerStack<Policy, Scalar, Backend> {
     return matmul(z, this->embed_tokens.weight, false, true) + lm_head.bias;  // (B, T, V)
   }
 
-  /// Mean cross-entropy over the positions whose target is not ignore_index
-  /// (the masked positions of an MLM batch).
+  /// Mean cross-entropy over the positions whose target is not `ignored`
+  /// (the masked positions of an MLM batch); `ignored` defaults to
+  /// ignore_index(): padding_idx when the config sets one (fairseq's
+  /// masked_lm criterion, whose unmasked targets are the pad), else -100.
   Var mlm_loss(const Tensor<int64_t, Backend>& tokens, const Tensor<int64_t, Backend>& targets,
-               const Tensor<int64_t, Backend>& padding = {}, int64_t ignore_index = -100) const {
-    return cross_entropy(forward(tokens, padding), targets, ignore_index);
+               const Tensor<int64_t, Backend>& padding = {},
+               std::optional<int64_t> ignored = std::nullopt) const {
+    return cross_entropy(forward(tokens, padding), targets, ignored.value_or(this->ignore_index()));
   }
 
   void for_each_child(const typename Module<Scalar, Backend>::ChildFn& f) override {

@@ -66,6 +66,9 @@ class TransformerStack : public Module<Scalar, Backend> {
   using LayerObserver = std::function<void(int64_t index, const Var& h)>;
 
   const ModelConfig& config() const { return config_; }
+  /// The target the models' losses ignore by default: padding_idx when set
+  /// (fairseq's criteria), else -100 (torch's default).
+  int64_t ignore_index() const { return config_.padding_idx.value_or(-100); }
   /// The generator of dropout masks in training mode (saved by checkpoints
   /// that must resume exactly).
   Generator& dropout_generator() const { return dropout_gen_; }
@@ -235,11 +238,8 @@ class GPT : public TransformerStack<Policy, Scalar, Backend> {
   /// loss(tokens, targets, ignore_index()): pad targets do not count when the
   /// config has a padding_idx (fairseq's criterion), else targets of -100.
   Var loss(const Tensor<int64_t, Backend>& tokens, const Tensor<int64_t, Backend>& targets) const {
-    return loss(tokens, targets, ignore_index());
+    return loss(tokens, targets, this->ignore_index());
   }
-  /// The target the loss ignores by default: padding_idx when set, else -100.
-  int64_t ignore_index() const { return this->config().padding_idx.value_or(-100); }
-
   void for_each_own_parameter(const typename Module<Scalar, Backend>::ParameterFn& f) override {
     if (output_projection.defined())
       f("output_projection.weight", output_projection, ParamKind::weight);
