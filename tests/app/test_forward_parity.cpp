@@ -101,7 +101,7 @@ INSTANTIATE_TEST_SUITE_P(
                       "pre_ln_sinusoidal", "pre_ln_padding_idx", "post_ln_padding_idx",
                       "pre_ln_sinusoidal_padding_idx", "post_ln_sinusoidal_padding_idx",
                       "normformer_fairseq_lm", "pre_ln_right_padded", "pre_ln_left_padded",
-                      "post_ln_right_padded", "post_ln_left_padded"));
+                      "post_ln_right_padded", "post_ln_left_padded", "fairseq_transformer_lm"));
 
 // ---- forward_and_gradients: errors and the report file ----------------------
 

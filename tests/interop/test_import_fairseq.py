@@ -60,7 +60,7 @@ from safetensors_io import read_safetensors, safetensors_bytes  # noqa: E402
 TOLERANCE = 1e-10
 
 DIRECT = ["pre_ln_padding_idx", "pre_ln_sinusoidal_padding_idx", "normformer_fairseq_lm",
-          "pre_ln_right_padded", "pre_ln_left_padded"]
+          "pre_ln_right_padded", "pre_ln_left_padded", "fairseq_transformer_lm"]
 DERIVED = ["pre_ln", "normformer_after_out_proj", "pre_ln_head_scale_after",
            "pre_ln_attn_ln", "pre_ln_ffn_ln", "pre_ln_resid_scale", "pre_ln_untied", "pre_ln_gelu_tanh",
            "pre_ln_embed_scale", "pre_ln_embed_scale_untied"]

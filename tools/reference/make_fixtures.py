@@ -71,6 +71,10 @@ CASES = {
     "pre_ln_left_padded": dict(policy="pre_ln", embed_scale=True, padding_idx=1),
     "post_ln_right_padded": dict(policy="post_ln", positions="sinusoidal", padding_idx=1),
     "post_ln_left_padded": dict(policy="post_ln", positions="sinusoidal", padding_idx=1),
+    # fairseq's transformer_lm as built (Pre-LN whatever the flags say): ReLU, untied output
+    # projection, sinusoids from row padding_idx + 1, embeddings scaled; one row right-padded
+    "fairseq_transformer_lm": dict(policy="pre_ln", activation="relu", tie_embeddings=False,
+                                   positions="sinusoidal", embed_scale=True, padding_idx=1),
 }
 
 # Case -> (side, pads per row): which tokens of each row are padding_idx.
@@ -82,6 +86,7 @@ PADDING = {
     "pre_ln_left_padded": ("left", (1, 0)),
     "post_ln_right_padded": ("right", (1, 3)),
     "post_ln_left_padded": ("left", (0, 1)),
+    "fairseq_transformer_lm": ("right", (0, 1)),
 }
 
 torch.set_default_dtype(torch.float64)
