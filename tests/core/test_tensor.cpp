@@ -62,6 +62,20 @@ TEST(Tensor, ReshapeIsAViewCloneIsACopy) {
   expect_error([&] { c.copy_from(TensorF::zeros({6})); }, {"copy_from", "(2, 3)", "(6,)"});
 }
 
+TEST(Tensor, RowsIsAViewOfARangeOfRows) {
+  const TensorI t = TensorI::from_vector({4, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  const TensorI mid = t.rows(1, 2);
+  EXPECT_EQ(mid.shape(), (Shape{2, 3}));
+  EXPECT_EQ(mid.to_vector(), (std::vector<int64_t>{3, 4, 5, 6, 7, 8}));
+  EXPECT_TRUE(mid.shares_storage_with(t));
+  EXPECT_EQ(t.rows(3, 1).rows(0, 1).to_vector(), (std::vector<int64_t>{9, 10, 11}));
+  EXPECT_EQ(t.rows(4, 0).shape(), (Shape{0, 3}));
+  EXPECT_EQ(TensorD::from({1, 2, 3}).rows(2, 1).to_vector(), std::vector<double>{3});
+  expect_error([&] { (void)t.rows(3, 2); }, {"rows: range [3, 3 + 2)", "[0, 4)", "(4, 3)"});
+  expect_error([&] { (void)t.rows(-1, 1); }, {"rows: range [-1"});
+  expect_error([&] { (void)TensorD::scalar(1).rows(0, 1); }, {"has no rows"});
+}
+
 TEST(Tensor, PrintsShapeDtypeAndValues) {
   std::ostringstream os;
   os << TensorF::from({{1, 2}, {3, 4}});

@@ -29,11 +29,8 @@ std::string cuda_device_problem() {
 }
 
 void run_training_cuda(const TrainRun& run, const nl::TextCorpus& corpus,
-                       const nl::Schedule& schedule, const std::string& resume,
-                       const std::filesystem::path& out, int64_t checkpoint_every, int64_t stop_at,
-                       int64_t keep_checkpoints) {
-  run_training<nl::Cuda>(run, corpus, schedule, resume, out, checkpoint_every, stop_at,
-                         keep_checkpoints);
+                       const nl::Schedule& schedule, const TrainSession& session) {
+  run_training<nl::Cuda>(run, corpus, schedule, session);
 }
 
 std::vector<int64_t> generate_on_cuda(const nl::io::SafetensorsReader& file,

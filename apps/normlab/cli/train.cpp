@@ -186,12 +186,16 @@ int train_command(int argc, char** argv) {
         "N            stop after step N with a checkpoint (the schedule still "
         "spans --steps); --resume continues"},
        {"--resume", "CHECKPOINT    continue the run a checkpoint of normlab train holds"},
+       {"--micro-batches",
+        "M      split each batch into M micro-batches run one after another (gradient "
+        "accumulation; divides --batch-size; default 1)"},
        {"--device", kDeviceHelp}},
       argc, argv, 2);
   if (flags.print_help(
           "usage: normlab train [flags]\n"
           "       normlab train --resume CHECKPOINT [--out DIR] [--corpus PATH] "
           "[--checkpoint-every N] [--keep-checkpoints N] [--stop-at N]\n"
+          "                             [--micro-batches M]\n"
           "Trains one GPT on a byte-level corpus with AdamW and the library's Trainer. Prints a\n"
           "progress line every 10 steps and a validation loss every --eval-every steps; writes\n"
           "DIR/checkpoint-<step>.safetensors (model, optimizer, schedule, batch and dropout\n"
@@ -202,17 +206,24 @@ int train_command(int argc, char** argv) {
           "replaced atomically: a run killed at any moment leaves whole checkpoints only, and\n"
           "the newest one resumes. A checkpoint holding a non-finite value is never written.\n"
           "--device cuda trains on the GPU (a build with the CUDA backend and a visible device;\n"
-          "else an error before any work); either device resumes a checkpoint of the other.\n"))
+          "else an error before any work); either device resumes a checkpoint of the other.\n"
+          "--micro-batches M runs each batch as M slices of rows whose gradients add up to the\n"
+          "batch's (weighted by their counted targets): less memory for activations, the same\n"
+          "run up to rounding without dropout; with dropout each slice draws its own stream, so\n"
+          "the masks depend on M (a resumed run may choose another M).\n"))
     return 0;
   const Device device = parse_device("train", flags.get("--device", "cpu"));
   require_device("train", device);
-  const std::string resume = flags.get("--resume", "");
-  const int64_t checkpoint_every =
+  TrainSession session;
+  session.resume = flags.get("--resume", "");
+  const std::string& resume = session.resume;
+  session.checkpoint_every =
       int_at_least("--checkpoint-every", flags.get("--checkpoint-every", "250"), 0);
-  const int64_t keep_checkpoints =
+  session.keep_checkpoints =
       int_at_least("--keep-checkpoints", flags.get("--keep-checkpoints", "0"), 0);
-  const int64_t stop_at =
+  session.stop_at =
       flags.given("--stop-at") ? positive_int("--stop-at", flags.get("--stop-at", "")) : 0;
+  session.micro_batches = positive_int("--micro-batches", flags.get("--micro-batches", "1"));
   TrainRun run;
   std::string trained_on;  // with --resume: the corpus the checkpoint names
   nl::Schedule schedule;
@@ -289,6 +300,9 @@ int train_command(int argc, char** argv) {
                       run.seq_len, " exceeds the model's max_seq_len ", run.model.max_seq_len);
     run.model.validate();
   }
+  if (run.batch_size % session.micro_batches != 0)
+    throw UsageError("normlab train: --micro-batches " + std::to_string(session.micro_batches) +
+                     " must divide the batch size " + std::to_string(run.batch_size));
   (void)run.model.policy_spec();  // a bad policy fails here, before the corpus is read
 
   const nl::TextCorpus corpus =
@@ -298,15 +312,14 @@ int train_command(int argc, char** argv) {
   run.corpus_fingerprint = corpus.fingerprint();
   check_windows_fit(run, corpus);
   check_batch_fits(run);
+  session.out = out;
 #ifdef NORMLAB_APP_CUDA
   if (device == Device::cuda) {
-    run_training_cuda(run, corpus, schedule, resume, out, checkpoint_every, stop_at,
-                      keep_checkpoints);
+    run_training_cuda(run, corpus, schedule, session);
     return 0;
   }
 #endif
-  run_training<nl::Cpu>(run, corpus, schedule, resume, out, checkpoint_every, stop_at,
-                        keep_checkpoints);
+  run_training<nl::Cpu>(run, corpus, schedule, session);
   return 0;
 }
 

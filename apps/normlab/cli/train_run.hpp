@@ -170,13 +170,26 @@ inline void remove_older_checkpoints(const std::filesystem::path& out, int64_t n
   }
 }
 
-/// Trains `run` on `Backend` with the library's Trainer (from `resume` when
-/// not empty), writing checkpoints and metrics to `out` and progress to
-/// stderr; the whole of `normlab train` after its checks.
+/// How one invocation of `normlab train` runs a TrainRun: none of it changes
+/// the run's numbers beyond rounding, so a resumed run may choose again.
+struct TrainSession {
+  std::string resume;            ///< checkpoint to continue from; empty: a new run
+  std::filesystem::path out;     ///< folder of checkpoints and metrics
+  int64_t checkpoint_every = 0;  ///< steps between checkpoints (0: only the last)
+  int64_t stop_at = 0;           ///< stop after this step (0: at the run's end)
+  int64_t keep_checkpoints = 0;  ///< keep the N newest checkpoints (0: all)
+  int64_t micro_batches = 1;     ///< TrainerOptions::micro_batches
+};
+
+/// Trains `run` on `Backend` with the library's Trainer (from session.resume
+/// when not empty), writing checkpoints and metrics to session.out and
+/// progress to stderr; the whole of `normlab train` after its checks.
 template <class Backend>
 void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::Schedule& schedule,
-                  const std::string& resume, const std::filesystem::path& out,
-                  int64_t checkpoint_every, int64_t stop_at, int64_t keep_checkpoints) {
+                  const TrainSession& session) {
+  const std::string& resume = session.resume;
+  const std::filesystem::path& out = session.out;
+  const int64_t stop_at = session.stop_at;
   using Model = nl::GPT<nl::RuntimePolicy, float, Backend>;
   Model model(run.model, run.seed, run.init);
   nl::AdamW<float, Backend> opt(
@@ -189,6 +202,7 @@ void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::S
   t.eval_windows = run.eval_windows;
   t.clip_norm = run.clip;
   t.data_seed = run.seed;
+  t.micro_batches = session.micro_batches;
   const nl::TrainValSplit split = nl::split_train_val(corpus.size(), {});
   nl::Trainer trainer(model, opt, schedule, corpus, split, t);
   if (!resume.empty()) trainer.load_checkpoint(resume);
@@ -223,7 +237,7 @@ void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::S
   const int64_t last_step = stop_at > 0 ? std::min(stop_at, run.steps) : run.steps;
   typename decltype(trainer)::RunHooks hooks;
   hooks.stop_at = last_step;
-  hooks.checkpoint_every = checkpoint_every;
+  hooks.checkpoint_every = session.checkpoint_every;
   hooks.on_step = [&](const nl::StepMetrics& step, const std::optional<nl::EvalMetrics>& e) {
     m = step;
     metrics.append(std::to_string(m.step) + "," + csv_number(m.loss) + "," + csv_number(m.lr) +
@@ -259,7 +273,7 @@ void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::S
     metrics.sync();  // the metrics of every step a checkpoint holds are on disk first
     metrics_json.sync();
     trainer.save_checkpoint(last_checkpoint, meta);
-    if (keep_checkpoints > 0) remove_older_checkpoints(out, step, keep_checkpoints);
+    if (session.keep_checkpoints > 0) remove_older_checkpoints(out, step, session.keep_checkpoints);
   };
   trainer.run(hooks);
   if (trainer.step_count() == first) {
@@ -282,9 +296,7 @@ void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::S
 #ifdef NORMLAB_APP_CUDA
 /// run_training<Cuda> (defined in cli/cuda.cu).
 void run_training_cuda(const TrainRun& run, const nl::TextCorpus& corpus,
-                       const nl::Schedule& schedule, const std::string& resume,
-                       const std::filesystem::path& out, int64_t checkpoint_every, int64_t stop_at,
-                       int64_t keep_checkpoints);
+                       const nl::Schedule& schedule, const TrainSession& session);
 #endif
 
 }  // namespace cli::detail

@@ -181,6 +181,23 @@ class Tensor {
   }
   Tensor reshape(const Shape& s) const { return reshape(s.dims()); }
 
+  /// A view of rows [first, first + count) along dim 0: shape (count, ...),
+  /// sharing this tensor's storage (rows are contiguous).
+  /// Throws unless the tensor has a dim 0 and the range lies within it.
+  Tensor rows(int64_t first, int64_t count) const {
+    detail::check(ndim() >= 1, "rows: a tensor of shape ", shape_, " has no rows");
+    detail::check(first >= 0 && count >= 0 && first <= size(0) && count <= size(0) - first,
+                  "rows: range [", first, ", ", first, " + ", count, ") is outside the rows [0, ",
+                  size(0), ") of a tensor of shape ", shape_);
+    std::vector<int64_t> dims = shape_.dims();
+    const int64_t row = size(0) > 0 ? numel() / size(0) : 0;  // elements per row
+    dims[0] = count;
+    Tensor v = *this;
+    v.offset_ += first * row;
+    v.shape_ = Shape(std::move(dims));
+    return v;
+  }
+
   /// A new tensor with a copy of the elements.
   Tensor clone() const {
     Tensor t(shape_);

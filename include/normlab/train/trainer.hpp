@@ -32,6 +32,10 @@ struct TrainerOptions {
   int64_t eval_windows = 64;  ///< validation windows per evaluation (0: the whole split)
   double clip_norm = 1.0;     ///< global gradient-norm clip (0: off)
   uint64_t data_seed = 1;     ///< seed of the training batches
+  /// Micro-batches per step (gradient accumulation): the batch's rows are
+  /// split into this many equal slices, run one after another; must divide
+  /// batch_size.
+  int64_t micro_batches = 1;
 };
 
 /// What one step measured.
@@ -80,21 +84,64 @@ class Trainer {
     detail::check(options.steps >= 0 && options.eval_every >= 0 && options.clip_norm >= 0,
                   "Trainer: steps, eval_every and clip_norm must be >= 0, got ", options.steps,
                   ", ", options.eval_every, ", ", options.clip_norm);
+    detail::check(options.micro_batches >= 1 && options.batch_size % options.micro_batches == 0,
+                  "Trainer: micro_batches must be a divisor of batch_size ", options.batch_size,
+                  ", got ", options.micro_batches);
+    detail::check(options.micro_batches <= kMaxSlices, "Trainer: micro_batches ",
+                  options.micro_batches, " exceeds the ", kMaxSlices,
+                  " dropout streams a step has");
+    detail::check(static_cast<uint64_t>(options.steps) < kMaxSteps, "Trainer: steps ",
+                  options.steps, " exceeds the ", kMaxSteps, " steps the dropout streams cover");
   }
 
   int64_t step_count() const { return step_; }
   const TrainerOptions& options() const { return options_; }
 
-  /// One optimizer step on the next training batch.
+  /// One optimizer step on the next training batch, as micro_batches slices
+  /// of rows s = 0..M-1, each weighted by its share of the batch's counted
+  /// targets (those not equal to the model's ignore index):
+  ///
+  ///   grad = sum_s (n_s / n) grad(loss_s),   loss = sum_s (n_s / n) loss_s
+  ///
+  /// where loss_s is the mean loss of slice s over its n_s counted targets
+  /// and n = sum_s n_s: the gradient of the batch's mean loss, up to
+  /// rounding (M = 1 is exactly the batch's). Slice s of step k draws its
+  /// dropout masks from the stream that starts at Philox block
+  /// k 2^40 + s 2^32 of the model's dropout generator: they depend on the
+  /// step and the slice only (not on the steps before, nor on where the slice
+  /// runs), so a resumed run draws the same masks, and so does a process
+  /// that runs slice s of a batch split over processes. With dropout on, M
+  /// is part of the run: another M slices the batch's masks differently.
   StepMetrics step() {
     const auto start = std::chrono::steady_clock::now();
     const Batch<Backend> batch = sampler_.template next<Backend>();
     model_.train();
     optimizer_.zero_grad(/*set_to_none=*/true);  // backward writes them fresh
-    const Variable<Scalar, Backend> loss = model_.loss(batch.tokens, batch.targets);
-    loss.backward();
+    const int64_t slices = options_.micro_batches;
+    const int64_t rows = options_.batch_size / slices;
+    const std::vector<int64_t> counted = counted_targets(batch.targets, slices);  // (M)
+    int64_t total = 0;
+    for (int64_t n : counted) total += n;
+    double loss_value = 0;
+    for (int64_t s = 0; s < slices; ++s) {
+      begin_dropout_stream(s);
+      const Variable<Scalar, Backend> loss =
+          model_.loss(batch.tokens.rows(s * rows, rows), batch.targets.rows(s * rows, rows));
+      if (slices == 1) {
+        loss.backward();
+        loss_value = static_cast<double>(loss.item());
+      } else {
+        // A slice whose targets are all ignored has a NaN mean (0 / 0) and no gradient to add.
+        if (counted[static_cast<size_t>(s)] == 0) continue;
+        const double share =
+            static_cast<double>(counted[static_cast<size_t>(s)]) / static_cast<double>(total);
+        loss.backward(Tensor<Scalar, Backend>::full(loss.shape(), static_cast<Scalar>(share)));
+        loss_value += static_cast<double>(loss.item()) * share;
+      }
+      end_dropout_stream(s);
+    }
     StepMetrics m;
-    m.loss = static_cast<double>(loss.item());
+    m.loss = loss_value;
     m.grad_norm =
         options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : grad_norm(params_);
     m.lr = schedule_.lr(step_);
@@ -249,9 +296,46 @@ class Trainer {
   }
 
   static constexpr const char* kTrainerKey = "normlab.trainer";
+  /// The dropout streams: slice s of step k starts at Philox block
+  /// k kStepBlocks + s kSliceBlocks and may take up to kSliceBlocks blocks.
+  static constexpr uint64_t kSliceBlocks = uint64_t{1} << 32;
+  static constexpr uint64_t kStepBlocks = uint64_t{1} << 40;
+  static constexpr int64_t kMaxSlices = int64_t{1} << 8;    // kStepBlocks / kSliceBlocks
+  static constexpr uint64_t kMaxSteps = uint64_t{1} << 24;  // 2^64 / kStepBlocks
   static constexpr const char* kOptimPrefix = kOptimizerStatePrefix;
 
  private:
+  /// How many targets of each of `slices` equal row ranges of `targets` (B, T)
+  /// the loss counts: all, unless the model ignores some (its ignore_index()).
+  /// Reads the targets on the host only when there is more than one slice.
+  std::vector<int64_t> counted_targets(const Tensor<int64_t, Backend>& targets,
+                                       int64_t slices) const {
+    const int64_t per_slice = targets.numel() / slices;
+    std::vector<int64_t> counted(static_cast<size_t>(slices), per_slice);
+    if (slices == 1) return counted;
+    int64_t ignored = -100;
+    if constexpr (requires { model_.ignore_index(); }) ignored = model_.ignore_index();
+    const std::vector<int64_t> t = targets.to_vector();
+    for (size_t i = 0; i < t.size(); ++i)
+      if (t[i] == ignored) --counted[i / static_cast<size_t>(per_slice)];
+    return counted;
+  }
+
+  /// Points the model's dropout generator at slice s's stream of this step.
+  void begin_dropout_stream(int64_t s) {
+    Generator& g = model_.dropout_generator();
+    slice_start_ =
+        static_cast<uint64_t>(step_) * kStepBlocks + static_cast<uint64_t>(s) * kSliceBlocks;
+    g.set_state(g.seed(), slice_start_);
+  }
+  /// Checks that slice s stayed within its stream.
+  void end_dropout_stream(int64_t s) const {
+    const uint64_t used = model_.dropout_generator().offset() - slice_start_;
+    detail::check(used <= kSliceBlocks, "Trainer: micro-batch ", s, " of step ", step_ + 1,
+                  " drew ", used, " Philox blocks of dropout masks, more than its stream's ",
+                  kSliceBlocks, "; use more micro_batches");
+  }
+
   /// Throws Error unless every element of `t` is finite (see save_checkpoint).
   /// The sum of squares on the backend decides without copying `t` (the
   /// writer copies it once); only when it is not finite — a non-finite
@@ -276,6 +360,7 @@ class Trainer {
   EvalBatches eval_;
   std::vector<Variable<Scalar, Backend>> params_;
   int64_t step_ = 0;
+  uint64_t slice_start_ = 0;  // first Philox block of the running slice's dropout stream
 };
 
 }  // namespace v0
