@@ -56,6 +56,7 @@
 #include "normlab/core/tensor.hpp"
 #include "normlab/data/data.hpp"
 #include "normlab/diag/diagnostics.hpp"
+#include "normlab/dist/communicator.hpp"
 #include "normlab/io/io.hpp"
 #include "normlab/models/checkpoint.hpp"
 #include "normlab/models/config.hpp"
