@@ -3,7 +3,8 @@
 #
 #   bash tools/test.sh
 #
-#   1. deps:    install the Debian packages the build needs (tools/deps.sh)
+#   1. deps:    install the Debian packages the build and the tests need (tools/deps.sh --tests:
+#               also OpenMPI for the MPI tests)
 #   2. release: Release build in build/release (tests, examples, benchmarks, CUDA when
 #               nvcc is found), then ctest, including the package tests (tests/package)
 #   3. asan:    AddressSanitizer + UBSan build of the tests in build/asan (Debug, -O1, line
@@ -52,7 +53,7 @@ record() {
 
 phase "1/4 deps: checking the Debian packages"
 start=$(date +%s)
-bash tools/deps.sh
+bash tools/deps.sh --tests
 record deps ok "$start"
 
 phase "2/4 release: configure, build and test build/release"
