@@ -2,6 +2,7 @@
 # tools/deps.sh — make sure the Debian packages that normlab's build needs are installed.
 #
 #   bash tools/deps.sh [EXTRA_PACKAGE ...]      check, and install what is missing
+#   bash tools/deps.sh --tests [EXTRA ...]      the same, plus NORMLAB_TEST_DEBIAN_PACKAGES
 #   source tools/deps.sh                        only defines normlab_ensure_deps
 #
 # Each package is checked with `dpkg -s`. When some are missing: as root, this runs
@@ -20,6 +21,14 @@ NORMLAB_DEBIAN_PACKAGES=(
   libbenchmark-dev # Google Benchmark (find_package(benchmark)): bench/
   libtorch-dev     # libtorch (find_package(Torch)): the peers in bench/normlab_bench
   libopenblas0     # OpenBLAS for libtorch's GEMMs (Debian's recommendation; reference BLAS otherwise)
+)
+
+# What only the tests add (tools/test.sh passes them; tools/main.sh does not need them):
+NORMLAB_TEST_DEBIAN_PACKAGES=(
+  libopenmpi-dev   # MPI headers and libraries (find_package(MPI)): normlab::mpi, tests/dist/mpi
+  openmpi-bin      # mpirun, which runs the MPI tests with 2, 3 and 4 ranks
+  python3-torch    # tests/interop: tools/import_fairseq.py reads and writes torch checkpoints
+  python3-omegaconf # tests/interop: fairseq's `cfg` is an omegaconf DictConfig
 )
 
 # Prints the packages among "$@" that dpkg does not report as installed.
@@ -75,5 +84,10 @@ normlab_ensure_deps() {
 # Run directly (not sourced): do the check now.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   set -euo pipefail
-  normlab_ensure_deps "$@"
+  if [[ "${1:-}" == --tests ]]; then
+    shift
+    normlab_ensure_deps "${NORMLAB_TEST_DEBIAN_PACKAGES[@]}" "$@"
+  else
+    normlab_ensure_deps "$@"
+  fi
 fi

@@ -3,8 +3,9 @@
 #
 #   bash tools/test.sh
 #
-#   1. deps:    install the Debian packages the build needs (tools/deps.sh), and
-#               python3-torch and python3-omegaconf for tests/interop (tools/import_fairseq.py)
+#   1. deps:    install the Debian packages the build and the tests need (tools/deps.sh --tests:
+#               also OpenMPI for the MPI tests, python3-torch and python3-omegaconf for
+#               tests/interop, tools/import_fairseq.py)
 #   2. release: Release build in build/release (tests, examples, benchmarks, CUDA when
 #               nvcc is found), then ctest, including the package tests (tests/package)
 #   3. asan:    AddressSanitizer + UBSan build of the tests in build/asan (Debug, -O1, line
@@ -53,7 +54,7 @@ record() {
 
 phase "1/4 deps: checking the Debian packages"
 start=$(date +%s)
-bash tools/deps.sh python3-torch python3-omegaconf  # + tests/interop's: tools/import_fairseq.py
+bash tools/deps.sh --tests
 record deps ok "$start"
 
 phase "2/4 release: configure, build and test build/release"

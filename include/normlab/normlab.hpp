@@ -34,7 +34,10 @@
 // (differentiable functions) <- modules (Module, Linear, norms, attention,
 // init) <- policy (placements, extras, their registry) <- models
 // (ModelConfig, TransformerLayer, GPT, Encoder, checkpoints) <- optim and
-// data <- diag <- train (the Trainer and its checkpoints, generate). The
+// data <- diag <- train (the Trainer and its checkpoints, generate); dist
+// (core only: the Communicator interface and SingleProcessCommunicator; the MPI
+// and NCCL communicators are dist/mpi.hpp and dist/nccl.hpp, outside this
+// header, so that a program links MPI or NCCL only when it includes them). The
 // `normlab` command, its experiments and reports are an
 // application built on this header, not part of it: apps/normlab/.
 //
@@ -56,6 +59,7 @@
 #include "normlab/core/tensor.hpp"
 #include "normlab/data/data.hpp"
 #include "normlab/diag/diagnostics.hpp"
+#include "normlab/dist/communicator.hpp"
 #include "normlab/io/io.hpp"
 #include "normlab/models/checkpoint.hpp"
 #include "normlab/models/config.hpp"

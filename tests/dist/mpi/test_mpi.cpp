@@ -1,0 +1,308 @@
+// tests/dist/mpi/test_mpi.cpp — MpiCommunicator under mpirun (normlab/dist/mpi.hpp).
+//
+//   mpirun -np 4 normlab_test_dist_mpi                      the GoogleTest suite
+//   mpirun -np 3 normlab_test_dist_mpi --scenario=NAME      a failure scenario, checked
+//                                                           by expect_failure.cmake
+//
+// Every rank runs every test, so every rank calls the same collectives in the same
+// order (EXPECT, never ASSERT, before a collective). Rank 0 prints GoogleTest's
+// report; the other ranks print only their failures, prefixed with their rank.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "normlab/dist/mpi.hpp"
+#include "normlab/normlab.hpp"
+
+namespace {
+
+using normlab::Error;
+using normlab::dist::MpiCommunicator;
+using normlab::dist::MpiOptions;
+
+MpiCommunicator* g_comm = nullptr;
+
+/// Rank r's element i: a mix of signs and magnitudes (2^-20 .. 2^20), so that a
+/// float or double sum depends on the order of its terms.
+template <class Scalar>
+Scalar value(int r, int64_t i) {
+  uint64_t h = static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull ^
+               (static_cast<uint64_t>(r) + 1) * 0xC2B2AE3D27D4EB4Full;
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 32;
+  const double mantissa = static_cast<double>(h % 2001) - 1000.0 + 0.1234567891234567;
+  const int exponent = static_cast<int>((h >> 20) % 41) - 20;
+  return static_cast<Scalar>(std::ldexp(mantissa, exponent));
+}
+
+/// The documented order: s = x_0; s += x_1; ...; s += x_{N-1}; mean = s / N.
+template <class Scalar>
+Scalar serial(int n_ranks, int64_t i, bool mean) {
+  Scalar s = value<Scalar>(0, i);
+  for (int r = 1; r < n_ranks; ++r) s += value<Scalar>(r, i);
+  return mean ? s / static_cast<Scalar>(n_ranks) : s;
+}
+
+template <class Scalar>
+std::vector<Scalar> own_values(int rank, int64_t n) {
+  std::vector<Scalar> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = value<Scalar>(rank, i);
+  return v;
+}
+
+/// Counts the elements whose bits differ from the serial rank-order result.
+template <class Scalar>
+int64_t mismatches(const std::vector<Scalar>& got, int n_ranks, bool mean) {
+  int64_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const Scalar want = serial<Scalar>(n_ranks, static_cast<int64_t>(i), mean);
+    if (std::memcmp(&got[i], &want, sizeof(Scalar)) != 0) {
+      if (bad < 3)
+        ADD_FAILURE() << "rank " << g_comm->rank() << ": element " << i << " is " << got[i]
+                      << ", the sum in rank order is " << want;
+      ++bad;
+    }
+  }
+  return bad;
+}
+
+const std::vector<int64_t> kSizes = {0, 1, 2, 3, 7, 13, 97, 1009, 4099};
+
+template <class Scalar>
+void check_all_reduce(MpiCommunicator& comm) {
+  for (int64_t n : kSizes) {
+    for (bool mean : {false, true}) {
+      std::vector<Scalar> v = own_values<Scalar>(comm.rank(), n);
+      if (mean)
+        comm.all_reduce_mean(v.data(), n);
+      else
+        comm.all_reduce_sum(v.data(), n);
+      EXPECT_EQ(mismatches(v, comm.size(), mean), 0) << "n = " << n << (mean ? " mean" : " sum");
+    }
+  }
+}
+
+TEST(MpiCommunicator, TestValuesDependOnTheOrder) {
+  // With 3 or more ranks, a reduction in another order (here: reversed) gives
+  // other bits somewhere, so the bit-exact tests below pin the order down. Two
+  // terms commute, so with 2 ranks every order agrees.
+  if (g_comm->size() < 3) GTEST_SKIP() << "the order of 2 terms cannot matter";
+  for (bool as_double : {false, true}) {
+    int64_t differ = 0;
+    for (int64_t i = 0; i < 4099; ++i) {
+      if (as_double) {
+        double s = value<double>(g_comm->size() - 1, i);
+        for (int r = g_comm->size() - 2; r >= 0; --r) s += value<double>(r, i);
+        differ += s != serial<double>(g_comm->size(), i, false);
+      } else {
+        float s = value<float>(g_comm->size() - 1, i);
+        for (int r = g_comm->size() - 2; r >= 0; --r) s += value<float>(r, i);
+        differ += s != serial<float>(g_comm->size(), i, false);
+      }
+    }
+    EXPECT_GT(differ, 100) << (as_double ? "double" : "float");
+  }
+}
+
+TEST(MpiCommunicator, RankAndSize) {
+  EXPECT_GE(g_comm->size(), 1);
+  EXPECT_GE(g_comm->rank(), 0);
+  EXPECT_LT(g_comm->rank(), g_comm->size());
+  EXPECT_STREQ(g_comm->name(), "mpi");
+}
+
+TEST(MpiCommunicator, AllReduceIsTheSumInRankOrderBitForBit) {
+  check_all_reduce<float>(*g_comm);
+  check_all_reduce<double>(*g_comm);
+}
+
+TEST(MpiCommunicator, AllReduceInManyMessages) {
+  // 40-byte messages: every size above 10 floats per rank takes several messages.
+  MpiOptions small;
+  small.max_message_bytes = 40;
+  small.timeout = std::chrono::seconds(20);
+  MpiCommunicator comm(small);
+  EXPECT_FALSE(comm.owns_mpi());
+  check_all_reduce<float>(comm);
+  check_all_reduce<double>(comm);
+  // A byte limit that is not a multiple of the element size.
+  MpiOptions odd;
+  odd.max_message_bytes = 13;
+  MpiCommunicator comm13(odd);
+  std::vector<double> v = own_values<double>(comm13.rank(), 101);
+  comm13.all_reduce_sum(v.data(), 101);
+  EXPECT_EQ(mismatches(v, comm13.size(), false), 0);
+}
+
+TEST(MpiCommunicator, SeveralAllReducesInFlight) {
+  std::vector<std::vector<float>> bufs;
+  for (int64_t n : {1009, 5, 0, 4099, 13}) bufs.push_back(own_values<float>(g_comm->rank(), n));
+  std::vector<double> d = own_values<double>(g_comm->rank(), 777);
+  std::vector<normlab::dist::CommHandle> handles;
+  for (size_t k = 0; k < bufs.size(); ++k)
+    handles.push_back(
+        k % 2 ? g_comm->start_all_reduce_mean(bufs[k].data(), static_cast<int64_t>(bufs[k].size()))
+              : g_comm->start_all_reduce_sum(bufs[k].data(), static_cast<int64_t>(bufs[k].size())));
+  normlab::dist::CommHandle hd = g_comm->start_all_reduce_sum(d.data(), 777);
+  // Ranks wait in different orders: waiting on one moves every one in flight.
+  if (g_comm->rank() % 2) {
+    for (size_t k = handles.size(); k-- > 0;) handles[k].wait();
+  } else {
+    while (!handles[0].test()) {
+    }
+    for (auto& h : handles) h.wait();
+  }
+  hd.wait();
+  for (size_t k = 0; k < bufs.size(); ++k)
+    EXPECT_EQ(mismatches(bufs[k], g_comm->size(), k % 2 == 1), 0) << "buffer " << k;
+  EXPECT_EQ(mismatches(d, g_comm->size(), false), 0);
+  // A handle dropped without wait() waits in its destructor.
+  std::vector<float> dropped = own_values<float>(g_comm->rank(), 50);
+  { auto h = g_comm->start_all_reduce_sum(dropped.data(), 50); }
+  EXPECT_EQ(mismatches(dropped, g_comm->size(), false), 0);
+}
+
+TEST(MpiCommunicator, TensorOverloads) {
+  using T = normlab::Tensor<float, normlab::Cpu>;
+  T t = T::from_vector(normlab::Shape{3, 5}, own_values<float>(g_comm->rank(), 15));  // (3, 5)
+  g_comm->all_reduce_mean(t);
+  EXPECT_EQ(mismatches(t.to_vector(), g_comm->size(), true), 0);
+  T u = T::from_vector(normlab::Shape{15}, own_values<float>(g_comm->rank(), 15));  // (15,)
+  g_comm->start_all_reduce(u, normlab::dist::ReduceOp::sum).wait();
+  EXPECT_EQ(mismatches(u.to_vector(), g_comm->size(), false), 0);
+}
+
+TEST(MpiCommunicator, Broadcast) {
+  for (int root = 0; root < g_comm->size(); ++root) {
+    std::vector<double> d = own_values<double>(g_comm->rank(), 1009);
+    g_comm->broadcast(d.data(), 1009, root);
+    EXPECT_EQ(d, own_values<double>(root, 1009)) << "root " << root;
+    std::vector<int64_t> ids(3, g_comm->rank());
+    g_comm->broadcast(ids.data(), 3, root);
+    EXPECT_EQ(ids, std::vector<int64_t>(3, root));
+  }
+  MpiOptions small;
+  small.max_message_bytes = 16;
+  MpiCommunicator comm(small);
+  using T = normlab::Tensor<int64_t, normlab::Cpu>;
+  T t = T::full(normlab::Shape{2, 9}, comm.rank() + 100);  // (2, 9)
+  comm.broadcast(t, comm.size() - 1);
+  EXPECT_EQ(t.to_vector(), std::vector<int64_t>(18, comm.size() - 1 + 100));
+  std::vector<float> empty;
+  comm.broadcast(empty.data(), 0, 0);
+}
+
+TEST(MpiCommunicator, Barrier) {
+  for (int k = 0; k < 5; ++k) g_comm->barrier();
+}
+
+TEST(MpiCommunicator, CheckSameNamesTheRankThatDiffers) {
+  g_comm->check_same("config", "d_model=64 n_layers=2");
+  g_comm->check_same("empty", "");
+  if (g_comm->size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  const std::string mine = g_comm->rank() == 1 ? "d_model=128" : "d_model=64";
+  try {
+    g_comm->check_same("model config", mine);
+    ADD_FAILURE() << "rank " << g_comm->rank() << ": check_same did not throw";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("check_same(model config)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(" rank 1 have \"d_model=128\""), std::string::npos) << msg;
+    EXPECT_NE(msg.find("have \"d_model=64\""), std::string::npos) << msg;
+  }
+  // The communicator is still usable.
+  EXPECT_FALSE(g_comm->failed());
+  std::vector<float> v = own_values<float>(g_comm->rank(), 31);
+  g_comm->all_reduce_sum(v.data(), 31);
+  EXPECT_EQ(mismatches(v, g_comm->size(), false), 0);
+}
+
+TEST(MpiCommunicator, RejectsCudaTensorsAndBadRoots) {
+  std::vector<float> v(3);
+  EXPECT_THROW(g_comm->broadcast(v.data(), 3, g_comm->size()), Error);
+  EXPECT_TRUE(g_comm->accepts_backend("cpu"));
+  EXPECT_FALSE(g_comm->accepts_backend("cuda"));
+}
+
+/// Prints only failed assertions, with the rank (GoogleTest's full report comes from rank 0).
+class RankFailurePrinter : public ::testing::EmptyTestEventListener {
+ public:
+  explicit RankFailurePrinter(int rank) : rank_(rank) {}
+  void OnTestPartResult(const ::testing::TestPartResult& r) override {
+    if (r.failed())
+      std::fprintf(stderr, "[rank %d] %s:%d: Failure\n%s\n", rank_,
+                   r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
+  }
+
+ private:
+  int rank_;
+};
+
+/// The failure scenarios, run by expect_failure.cmake: each must end every rank
+/// with an error, and mpirun with a non-zero status, well within its time limit.
+int run_scenario(const std::string& scenario) {
+  MpiOptions options;
+  options.timeout = std::chrono::seconds(2);
+  MpiCommunicator comm(options);
+  std::vector<float> v(1000, 1.0f);
+  try {
+    if (scenario == "rank_exits") {
+      if (comm.rank() == 1) {  // leaves before the collective the others call
+        std::fprintf(stderr, "rank 1: returning before all_reduce_sum\n");
+        return 0;
+      }
+      comm.all_reduce_sum(v.data(), 1000);
+    } else if (scenario == "size_mismatch") {
+      const int64_t n = comm.rank() == 1 ? 1000 : 500;
+      comm.all_reduce_sum(v.data(), n);
+      comm.barrier();
+    } else {
+      std::fprintf(stderr, "unknown scenario %s\n", scenario.c_str());
+      return 2;
+    }
+  } catch (const Error& e) {
+    std::fprintf(stderr, "rank %d: normlab::Error: %s\n", comm.rank(), e.what());
+    return 1;  // comm's destructor exits with status 1: mpirun ends the job
+  }
+  std::fprintf(stderr, "rank %d: the scenario finished without an error\n", comm.rank());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--scenario=", 0) == 0) return run_scenario(arg.substr(11));
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  MpiOptions options;
+  options.timeout = std::chrono::seconds(30);
+  auto comm = std::make_unique<MpiCommunicator>(options);
+  g_comm = comm.get();
+  if (comm->rank() != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+    listeners.Append(new RankFailurePrinter(comm->rank()));
+  }
+  int failed = RUN_ALL_TESTS() != 0;
+  // Every rank exits non-zero when any rank failed.
+  std::vector<double> any = {static_cast<double>(failed)};
+  comm->all_reduce_sum(any.data(), 1);
+  if (comm->rank() == 0)
+    std::printf("normlab_test_dist_mpi: %d ranks, %s\n", comm->size(),
+                any[0] > 0 ? "FAILED on some rank" : "passed on every rank");
+  g_comm = nullptr;
+  comm.reset();  // MPI_Finalize
+  return any[0] > 0 ? 1 : 0;
+}
