@@ -1,6 +1,7 @@
 // apps/normlab/cli/train.cpp — `normlab train`: one configuration trained with the library's
 // Trainer; atomic checkpoints and metrics, exact --resume.
 #include "cli/common.hpp"
+#include "cli/ranks.hpp"
 
 #include <optional>
 
@@ -300,9 +301,15 @@ int train_command(int argc, char** argv) {
                       run.seq_len, " exceeds the model's max_seq_len ", run.model.max_seq_len);
     run.model.validate();
   }
-  if (run.batch_size % session.micro_batches != 0)
+  const int ranks = launcher_world_size();
+  if (run.batch_size % (session.micro_batches * ranks) != 0)
     throw UsageError("normlab train: --micro-batches " + std::to_string(session.micro_batches) +
+                     (ranks > 1 ? " x " + std::to_string(ranks) + " ranks" : std::string()) +
                      " must divide the batch size " + std::to_string(run.batch_size));
+  if (ranks > 1 && device == Device::cuda)
+    throw nl::Error("normlab train: --device cuda with " + std::to_string(ranks) +
+                    " ranks: data parallel training runs on the CPU so far (expected one "
+                    "process with --device cuda, or ranks without it)");
   (void)run.model.policy_spec();  // a bad policy fails here, before the corpus is read
 
   const nl::TextCorpus corpus =
@@ -313,6 +320,8 @@ int train_command(int argc, char** argv) {
   check_windows_fit(run, corpus);
   check_batch_fits(run);
   session.out = out;
+  const std::unique_ptr<nl::dist::Communicator> communicator = launcher_communicator("train");
+  session.communicator = communicator.get();
 #ifdef NORMLAB_APP_CUDA
   if (device == Device::cuda) {
     run_training_cuda(run, corpus, schedule, session);

@@ -170,6 +170,16 @@ inline void remove_older_checkpoints(const std::filesystem::path& out, int64_t n
   }
 }
 
+/// "1 process" or "4 ranks x 2 micro-batches of 2 windows": how a step's batch is split.
+inline std::string ranks_text(int ranks, int64_t micro_batches, int64_t batch_size) {
+  const int64_t rows = batch_size / (ranks * micro_batches);
+  std::string s = ranks == 1 ? "1 process" : std::to_string(ranks) + " ranks";
+  if (ranks > 1 || micro_batches > 1)
+    s += " x " + std::to_string(micro_batches) + " micro-batch" + (micro_batches > 1 ? "es" : "") +
+         " of " + std::to_string(rows) + " window" + (rows > 1 ? "s" : "");
+  return s;
+}
+
 /// How one invocation of `normlab train` runs a TrainRun: none of it changes
 /// the run's numbers beyond rounding, so a resumed run may choose again.
 struct TrainSession {
@@ -179,6 +189,9 @@ struct TrainSession {
   int64_t stop_at = 0;           ///< stop after this step (0: at the run's end)
   int64_t keep_checkpoints = 0;  ///< keep the N newest checkpoints (0: all)
   int64_t micro_batches = 1;     ///< TrainerOptions::micro_batches
+  /// The ranks of a data-parallel run (launcher_communicator), or null. Rank 0
+  /// alone writes checkpoints and metrics and prints progress.
+  nl::dist::Communicator* communicator = nullptr;
 };
 
 /// Trains `run` on `Backend` with the library's Trainer (from session.resume
@@ -203,29 +216,38 @@ void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::S
   t.clip_norm = run.clip;
   t.data_seed = run.seed;
   t.micro_batches = session.micro_batches;
+  t.communicator = session.communicator;
+  const bool writer = !session.communicator || session.communicator->rank() == 0;
   const nl::TrainValSplit split = nl::split_train_val(corpus.size(), {});
   nl::Trainer trainer(model, opt, schedule, corpus, split, t);
   if (!resume.empty()) trainer.load_checkpoint(resume);
 
-  make_folder("train", out);
-  remove_stale_temporaries(out);
   const std::filesystem::path csv = out / "metrics.csv";
-  const std::string header = "step,train_loss,lr,grad_norm,tokens_per_s,val_loss,val_perplexity\n";
-  // Rewritten atomically: a crash now leaves the old file or the cut one.
-  write_text("train", csv, metrics_up_to(csv, trainer.step_count(), header));
-  nl::io::AppendFile metrics(csv, "normlab train");
   const std::filesystem::path jsonl = out / "metrics.jsonl";  // the same, one object per line
-  write_text("train", jsonl, jsonl_up_to(jsonl, trainer.step_count()));
-  nl::io::AppendFile metrics_json(jsonl, "normlab train");
+  std::optional<nl::io::AppendFile> metrics, metrics_json;    // rank 0's
+  if (writer) {
+    make_folder("train", out);
+    remove_stale_temporaries(out);
+    const std::string header =
+        "step,train_loss,lr,grad_norm,tokens_per_s,val_loss,val_perplexity\n";
+    // Rewritten atomically: a crash now leaves the old file or the cut one.
+    write_text("train", csv, metrics_up_to(csv, trainer.step_count(), header));
+    metrics.emplace(csv, "normlab train");
+    write_text("train", jsonl, jsonl_up_to(jsonl, trainer.step_count()));
+    metrics_json.emplace(jsonl, "normlab train");
+  }
   const std::map<std::string, std::string> meta = {
       {kTrainRunKey, nl::json::dump_compact(train_run_json(run))}};
 
-  std::fprintf(stderr, "normlab train: %s, %lld parameters, %s (%lld tokens), %s, results in %s\n",
-               run.model.policy_spec().describe().c_str(),
-               static_cast<long long>(model.parameter_count()), corpus.source().c_str(),
-               static_cast<long long>(corpus.size()), schedule.to_string().c_str(),
-               out.string().c_str());
-  if (trainer.step_count() > 0)
+  if (writer)
+    std::fprintf(stderr,
+                 "normlab train: %s, %lld parameters, %s (%lld tokens), %s, %s, results in %s\n",
+                 run.model.policy_spec().describe().c_str(),
+                 static_cast<long long>(model.parameter_count()), corpus.source().c_str(),
+                 static_cast<long long>(corpus.size()), schedule.to_string().c_str(),
+                 ranks_text(trainer.ranks(), session.micro_batches, run.batch_size).c_str(),
+                 out.string().c_str());
+  if (writer && trainer.step_count() > 0)
     std::fprintf(stderr, "resuming %s at step %lld of %lld\n", resume.c_str(),
                  static_cast<long long>(trainer.step_count()), static_cast<long long>(run.steps));
   const bool tty = isatty(fileno(stderr)) != 0;
@@ -240,14 +262,15 @@ void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::S
   hooks.checkpoint_every = session.checkpoint_every;
   hooks.on_step = [&](const nl::StepMetrics& step, const std::optional<nl::EvalMetrics>& e) {
     m = step;
-    metrics.append(std::to_string(m.step) + "," + csv_number(m.loss) + "," + csv_number(m.lr) +
-                   "," + csv_number(m.grad_norm) + "," + csv_number(m.tokens_per_s) + "," +
-                   (e ? csv_number(e->loss) : "") + "," + (e ? csv_number(e->perplexity) : "") +
-                   "\n");
-    metrics_json.append(jsonl_line(m, e));
     if (!std::isfinite(m.loss))
       throw nl::Error("normlab train: the training loss is " + csv_number(m.loss) + " at step " +
                       std::to_string(m.step) + " (expected a finite loss; try a lower --lr)");
+    if (!writer) return;
+    metrics->append(std::to_string(m.step) + "," + csv_number(m.loss) + "," + csv_number(m.lr) +
+                    "," + csv_number(m.grad_norm) + "," + csv_number(m.tokens_per_s) + "," +
+                    (e ? csv_number(e->loss) : "") + "," + (e ? csv_number(e->perplexity) : "") +
+                    "\n");
+    metrics_json->append(jsonl_line(m, e));
     if (m.step % 10 == 0 || m.step == last_step || e) {
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -267,15 +290,17 @@ void run_training(const TrainRun& run, const nl::TextCorpus& corpus, const nl::S
     if (e) last_eval = e;
   };
   hooks.on_checkpoint = [&](int64_t step) {
+    if (!writer) return;
     char name[64];
     std::snprintf(name, sizeof name, "checkpoint-%lld.safetensors", static_cast<long long>(step));
     last_checkpoint = (out / name).string();
-    metrics.sync();  // the metrics of every step a checkpoint holds are on disk first
-    metrics_json.sync();
+    metrics->sync();  // the metrics of every step a checkpoint holds are on disk first
+    metrics_json->sync();
     trainer.save_checkpoint(last_checkpoint, meta);
     if (session.keep_checkpoints > 0) remove_older_checkpoints(out, step, session.keep_checkpoints);
   };
   trainer.run(hooks);
+  if (!writer) return;
   if (trainer.step_count() == first) {
     std::printf("step %lld/%lld: nothing to train before step %lld\n",
                 static_cast<long long>(trainer.step_count()), static_cast<long long>(run.steps),

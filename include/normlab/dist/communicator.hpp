@@ -250,7 +250,12 @@ class Communicator {
     for (const auto& [v, ranks] : groups) {
       msg += ranks.size() == 1 ? " rank" : " ranks";
       for (size_t i = 0; i < ranks.size(); ++i) msg += detail::concat(i ? "," : " ", ranks[i]);
-      msg += detail::concat(" have \"", v.size() > 200 ? v.substr(0, 200) + "..." : v, "\";");
+      std::string shown = v;  // long values cut at 200 characters
+      if (shown.size() > 200) {
+        shown.resize(200);
+        shown += "...";
+      }
+      msg += detail::concat(" have \"", shown, "\";");
     }
     msg.back() = '.';
     msg += detail::concat(" (this is rank ", rank(), ")");

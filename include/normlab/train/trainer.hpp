@@ -18,6 +18,7 @@
 #include "normlab/optim/clip.hpp"
 #include "normlab/optim/optimizer.hpp"
 #include "normlab/optim/schedule.hpp"
+#include "normlab/train/gradient_sum.hpp"
 #include "normlab/train/optimizer_state.hpp"
 
 namespace normlab {
@@ -32,10 +33,17 @@ struct TrainerOptions {
   int64_t eval_windows = 64;  ///< validation windows per evaluation (0: the whole split)
   double clip_norm = 1.0;     ///< global gradient-norm clip (0: off)
   uint64_t data_seed = 1;     ///< seed of the training batches
-  /// Micro-batches per step (gradient accumulation): the batch's rows are
-  /// split into this many equal slices, run one after another; must divide
+  /// Micro-batches per step and rank (gradient accumulation): the batch's
+  /// rows are split into micro_batches x ranks equal slices; this rank runs
+  /// its micro_batches one after another. micro_batches x ranks must divide
   /// batch_size.
   int64_t micro_batches = 1;
+  /// The ranks a step is split over (data parallelism), or null: this process
+  /// alone. Every rank draws the same global batch (batch_size rows) and runs
+  /// slices rank x micro_batches .. + micro_batches - 1; gradients and the
+  /// loss are summed over the ranks in rank order (GradientSum). Must outlive
+  /// the trainer.
+  dist::Communicator* communicator = nullptr;
 };
 
 /// What one step measured.
@@ -79,7 +87,8 @@ class Trainer {
         options_(options),
         sampler_(corpus, split.train, options.batch_size, options.seq_len, options.data_seed),
         eval_(corpus, split.val, options.batch_size, options.seq_len, options.eval_windows),
-        params_(model.parameters()) {
+        params_(model.parameters()),
+        gradients_(params_, options.communicator) {
     schedule_.validate();
     detail::check(options.steps >= 0 && options.eval_every >= 0 && options.clip_norm >= 0,
                   "Trainer: steps, eval_every and clip_norm must be >= 0, got ", options.steps,
@@ -87,14 +96,21 @@ class Trainer {
     detail::check(options.micro_batches >= 1 && options.batch_size % options.micro_batches == 0,
                   "Trainer: micro_batches must be a divisor of batch_size ", options.batch_size,
                   ", got ", options.micro_batches);
-    detail::check(options.micro_batches <= kMaxSlices, "Trainer: micro_batches ",
-                  options.micro_batches, " exceeds the ", kMaxSlices,
-                  " dropout streams a step has");
+    const int64_t slices = options.micro_batches * ranks();
+    detail::check(options.batch_size % slices == 0, "Trainer: batch_size ", options.batch_size,
+                  " must split into micro_batches ", options.micro_batches, " x ", ranks(),
+                  " ranks = ", slices, " equal slices");
+    detail::check(slices <= kMaxSlices, "Trainer: micro_batches x ranks = ", slices,
+                  " exceeds the ", kMaxSlices, " dropout streams a step has");
     detail::check(static_cast<uint64_t>(options.steps) < kMaxSteps, "Trainer: steps ",
                   options.steps, " exceeds the ", kMaxSteps, " steps the dropout streams cover");
+    if (ranks() > 1) join_ranks();
   }
 
   int64_t step_count() const { return step_; }
+  /// This process's rank and the number of ranks (0 and 1 without a communicator).
+  int rank() const { return options_.communicator ? options_.communicator->rank() : 0; }
+  int ranks() const { return options_.communicator ? options_.communicator->size() : 1; }
   const TrainerOptions& options() const { return options_; }
 
   /// One optimizer step on the next training batch, as micro_batches slices
@@ -117,28 +133,37 @@ class Trainer {
     const Batch<Backend> batch = sampler_.template next<Backend>();
     model_.train();
     optimizer_.zero_grad(/*set_to_none=*/true);  // backward writes them fresh
-    const int64_t slices = options_.micro_batches;
+    const int64_t local = options_.micro_batches, slices = local * ranks();
     const int64_t rows = options_.batch_size / slices;
-    const std::vector<int64_t> counted = counted_targets(batch.targets, slices);  // (M)
+    const std::vector<int64_t> counted = counted_targets(batch.targets, slices);  // (slices)
     int64_t total = 0;
     for (int64_t n : counted) total += n;
     double loss_value = 0;
-    for (int64_t s = 0; s < slices; ++s) {
-      begin_dropout_stream(s);
-      const Variable<Scalar, Backend> loss =
-          model_.loss(batch.tokens.rows(s * rows, rows), batch.targets.rows(s * rows, rows));
-      if (slices == 1) {
-        loss.backward();
-        loss_value = static_cast<double>(loss.item());
-      } else {
+    if (slices == 1) {  // the whole batch at once
+      begin_dropout_stream(0);
+      const Variable<Scalar, Backend> loss = model_.loss(batch.tokens, batch.targets);
+      loss.backward();
+      loss_value = static_cast<double>(loss.item());
+      end_dropout_stream(0);
+    } else {
+      gradients_.begin_step();
+      for (int64_t j = 0; j < local; ++j) {
+        const int64_t s = rank() * local + j;  // the global slice
         // A slice whose targets are all ignored has a NaN mean (0 / 0) and no gradient to add.
         if (counted[static_cast<size_t>(s)] == 0) continue;
+        begin_dropout_stream(s);
+        const Variable<Scalar, Backend> loss =
+            model_.loss(batch.tokens.rows(s * rows, rows), batch.targets.rows(s * rows, rows));
         const double share =
             static_cast<double>(counted[static_cast<size_t>(s)]) / static_cast<double>(total);
+        gradients_.before_backward(j == local - 1);
         loss.backward(Tensor<Scalar, Backend>::full(loss.shape(), static_cast<Scalar>(share)));
+        gradients_.after_backward();
         loss_value += static_cast<double>(loss.item()) * share;
+        end_dropout_stream(s);
       }
-      end_dropout_stream(s);
+      gradients_.finish();
+      if (ranks() > 1) options_.communicator->all_reduce_sum(&loss_value, 1);
     }
     StepMetrics m;
     m.loss = loss_value;
@@ -148,6 +173,10 @@ class Trainer {
     optimizer_.set_lr(m.lr);
     optimizer_.step();
     m.step = ++step_;
+    // The generator rests at the next step's first stream, however the batch was sliced: a
+    // checkpoint's state does not depend on the micro-batches or the rank that wrote it.
+    Generator& g = model_.dropout_generator();
+    g.set_state(g.seed(), static_cast<uint64_t>(step_) * kStepBlocks);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     m.tokens_per_s = static_cast<double>(options_.batch_size * options_.seq_len) / seconds;
@@ -305,6 +334,26 @@ class Trainer {
   static constexpr const char* kOptimPrefix = kOptimizerStatePrefix;
 
  private:
+  /// With more than one rank: checks that every rank runs the same model and
+  /// options (Error on every rank naming the ranks that differ) and gives
+  /// every rank rank 0's parameters.
+  void join_ranks() {
+    dist::Communicator& comm = *options_.communicator;
+    std::string shapes;
+    for (const auto& p : model_.named_parameters())
+      shapes += p.name + p.value.shape().to_string() + ";";
+    const TrainerOptions& o = options_;
+    comm.check_same("the trainer's model and options",
+                    detail::concat(json::dump_compact(config_to_json(model_.config())), " steps ",
+                                   o.steps, " batch ", o.batch_size, " seq ", o.seq_len, " micro ",
+                                   o.micro_batches, " clip ", o.clip_norm, " seed ", o.data_seed,
+                                   " schedule ", schedule_.to_string(), " parameters ", shapes));
+    for (Variable<Scalar, Backend>& p : params_) {
+      Tensor<Scalar, Backend> value = p.data();  // a handle: broadcasting into it sets p
+      comm.broadcast(value, 0);
+    }
+  }
+
   /// How many targets of each of `slices` equal row ranges of `targets` (B, T)
   /// the loss counts: all, unless the model ignores some (its ignore_index()).
   /// Reads the targets on the host only when there is more than one slice.
@@ -359,6 +408,7 @@ class Trainer {
   WindowSampler sampler_;
   EvalBatches eval_;
   std::vector<Variable<Scalar, Backend>> params_;
+  GradientSum<Scalar, Backend> gradients_;  // over the micro-batches and the ranks
   int64_t step_ = 0;
   uint64_t slice_start_ = 0;  // first Philox block of the running slice's dropout stream
 };

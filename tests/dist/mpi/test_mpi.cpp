@@ -227,6 +227,100 @@ TEST(MpiCommunicator, CheckSameNamesTheRankThatDiffers) {
   EXPECT_EQ(mismatches(v, g_comm->size(), false), 0);
 }
 
+// ---- data-parallel training (Trainer with a communicator) ---------------------
+
+namespace nl = normlab;
+
+/// A small NormFormer GPT over bytes (dropout 0.1 by default, so that the masks' streams
+/// matter).
+nl::ModelConfig dp_config(int64_t seq_len = 16, double dropout = 0.1) {
+  nl::ModelConfig c;
+  c.vocab_size = 256;
+  c.d_model = 16;
+  c.n_heads = 2;
+  c.n_layers = 2;
+  c.d_ff = 32;
+  c.max_seq_len = seq_len;
+  c.policy = "normformer";
+  c.dropout = dropout;
+  return c;
+}
+
+struct DpRun {
+  std::vector<double> losses, grad_norms;
+  std::vector<std::vector<float>> params;
+};
+
+/// `steps` steps of a Trainer over the global batch of 8 windows, split into
+/// micro_batches slices on this rank (times the communicator's ranks, when given).
+DpRun train_dp(nl::dist::Communicator* comm, int64_t micro_batches, double dropout = 0.1,
+               int64_t steps = 3) {
+  static const nl::TextCorpus corpus =
+      nl::TextCorpus::from_string(nl::synthetic_corpus(20000, 5), "synthetic");
+  const nl::TrainValSplit split = nl::split_train_val(corpus.size(), {});
+  nl::GPT<nl::NormFormer, float, nl::Cpu> model(dp_config(16, dropout), 7);
+  nl::AdamW<float, nl::Cpu> opt(model);
+  nl::TrainerOptions o;
+  o.steps = steps;
+  o.batch_size = 8;
+  o.seq_len = 16;
+  o.eval_every = 0;
+  o.micro_batches = micro_batches;
+  o.communicator = comm;
+  nl::Trainer trainer(model, opt, nl::Schedule::linear(3e-3, 1, steps, 1e-4), corpus, split, o);
+  DpRun r;
+  for (int64_t i = 0; i < steps; ++i) {
+    const nl::StepMetrics m = trainer.step();
+    r.losses.push_back(m.loss);
+    r.grad_norms.push_back(m.grad_norm);
+  }
+  for (const auto& p : model.parameters()) r.params.push_back(p.data().to_vector());
+  return r;
+}
+
+// N ranks of one slice each reproduce, bit for bit, one process that runs the N slices as
+// micro-batches: the same slices, the same dropout streams, the same left fold of the
+// gradients (slice order there, rank order here) and of the loss.
+TEST(DataParallelTrainer, EqualsOneProcessWithAMicroBatchPerRankBitForBit) {
+  const DpRun parallel = train_dp(g_comm, 1);
+  const DpRun serial = train_dp(nullptr, g_comm->size());
+  EXPECT_EQ(parallel.losses, serial.losses);
+  EXPECT_EQ(parallel.grad_norms, serial.grad_norms);
+  EXPECT_EQ(parallel.params, serial.params);
+  // Without dropout (whose masks depend on how the batch is sliced), the batch in one piece
+  // and two micro-batches on every rank give the same run up to rounding.
+  const DpRun parallel_plain = train_dp(g_comm, 1, 0.0);
+  const DpRun whole = train_dp(nullptr, 1, 0.0);
+  const DpRun both = train_dp(g_comm, 2, 0.0);
+  for (size_t i = 0; i < whole.losses.size(); ++i) {
+    EXPECT_NEAR(parallel_plain.losses[i], whole.losses[i], 1e-5 * whole.losses[i]) << i + 1;
+    EXPECT_NEAR(both.losses[i], whole.losses[i], 1e-5 * whole.losses[i]) << i + 1;
+  }
+}
+
+TEST(DataParallelTrainer, RanksWithAnotherConfigAreRefusedOnEveryRank) {
+  const nl::TextCorpus corpus =
+      nl::TextCorpus::from_string(nl::synthetic_corpus(20000, 5), "synthetic");
+  const nl::TrainValSplit split = nl::split_train_val(corpus.size(), {});
+  nl::GPT<nl::NormFormer, float, nl::Cpu> model(dp_config(g_comm->rank() == 1 ? 12 : 16), 7);
+  nl::AdamW<float, nl::Cpu> opt(model);
+  nl::TrainerOptions o;
+  o.batch_size = 8;
+  o.seq_len = 12;
+  o.communicator = g_comm;
+  try {
+    nl::Trainer trainer(model, opt, nl::Schedule::constant(1e-3), corpus, split, o);
+    ADD_FAILURE() << "rank " << g_comm->rank() << " accepted a rank with another config";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("check_same(the trainer's model and options)"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("rank 1 have"), std::string::npos) << e.what();
+  }
+  o.micro_batches = 3;  // 8 rows do not split into 3 x ranks slices
+  EXPECT_THROW(nl::Trainer(model, opt, nl::Schedule::constant(1e-3), corpus, split, o), Error);
+}
+
 TEST(MpiCommunicator, RejectsCudaTensorsAndBadRoots) {
   std::vector<float> v(3);
   EXPECT_THROW(g_comm->broadcast(v.data(), 3, g_comm->size()), Error);
