@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Convert decoder-only language models between fairseq, GPT-2 and normlab.
 
     python3 tools/import_fairseq.py fairseq    IN.pt OUT.safetensors [--padding-idx P] [--dtype f32|f64]
