@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../rank_values.hpp"
 #include "normlab/dist/mpi.hpp"
 #include "normlab/normlab.hpp"
 
@@ -31,34 +32,9 @@ using normlab::dist::MpiOptions;
 
 MpiCommunicator* g_comm = nullptr;
 
-/// Rank r's element i: a mix of signs and magnitudes (2^-20 .. 2^20), so that a
-/// float or double sum depends on the order of its terms.
-template <class Scalar>
-Scalar value(int r, int64_t i) {
-  uint64_t h = static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull ^
-               (static_cast<uint64_t>(r) + 1) * 0xC2B2AE3D27D4EB4Full;
-  h ^= h >> 29;
-  h *= 0xBF58476D1CE4E5B9ull;
-  h ^= h >> 32;
-  const double mantissa = static_cast<double>(h % 2001) - 1000.0 + 0.1234567891234567;
-  const int exponent = static_cast<int>((h >> 20) % 41) - 20;
-  return static_cast<Scalar>(std::ldexp(mantissa, exponent));
-}
-
-/// The documented order: s = x_0; s += x_1; ...; s += x_{N-1}; mean = s / N.
-template <class Scalar>
-Scalar serial(int n_ranks, int64_t i, bool mean) {
-  Scalar s = value<Scalar>(0, i);
-  for (int r = 1; r < n_ranks; ++r) s += value<Scalar>(r, i);
-  return mean ? s / static_cast<Scalar>(n_ranks) : s;
-}
-
-template <class Scalar>
-std::vector<Scalar> own_values(int rank, int64_t n) {
-  std::vector<Scalar> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = value<Scalar>(rank, i);
-  return v;
-}
+using normlab::dist_testing::own_values;
+using normlab::dist_testing::serial;
+using normlab::dist_testing::value;
 
 /// Counts the elements whose bits differ from the serial rank-order result.
 template <class Scalar>

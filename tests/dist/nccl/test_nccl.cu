@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../rank_values.hpp"
 #include "normlab/cuda.hpp"
 #include "normlab/dist/nccl.hpp"
 
@@ -25,23 +26,9 @@ MpiCommunicator* g_mpi = nullptr;
 NcclCommunicator* g_nccl = nullptr;  ///< null: skipped (see g_skip)
 std::string g_skip;
 
-template <class Scalar>
-Scalar value(int r, int64_t i) {
-  uint64_t h = static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull ^
-               (static_cast<uint64_t>(r) + 1) * 0xC2B2AE3D27D4EB4Full;
-  h ^= h >> 29;
-  h *= 0xBF58476D1CE4E5B9ull;
-  h ^= h >> 32;
-  const double mantissa = static_cast<double>(h % 2001) - 1000.0 + 0.1234567891234567;
-  return static_cast<Scalar>(std::ldexp(mantissa, static_cast<int>((h >> 20) % 41) - 20));
-}
-
-template <class Scalar>
-std::vector<Scalar> own_values(int rank, int64_t n) {
-  std::vector<Scalar> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = value<Scalar>(rank, i);
-  return v;
-}
+using normlab::dist_testing::own_values;
+using normlab::dist_testing::serial;
+using normlab::dist_testing::value;
 
 #define NL_SKIP_WITHOUT_NCCL() \
   if (g_nccl == nullptr) GTEST_SKIP() << g_skip
@@ -59,9 +46,7 @@ void check_rank_order(NcclCommunicator& comm) {
       const std::vector<Scalar> got = t.to_vector();
       int64_t bad = 0;
       for (int64_t i = 0; i < n; ++i) {
-        Scalar s = value<Scalar>(0, i);
-        for (int r = 1; r < comm.size(); ++r) s += value<Scalar>(r, i);
-        if (mean) s /= static_cast<Scalar>(comm.size());
+        const Scalar s = serial<Scalar>(comm.size(), i, mean);
         bad += std::memcmp(&s, &got[static_cast<size_t>(i)], sizeof(Scalar)) != 0;
       }
       EXPECT_EQ(bad, 0) << "n = " << n << (mean ? " mean" : " sum");
@@ -102,8 +87,7 @@ TEST(NcclCommunicator, AsyncBroadcastBarrierCheckSame) {
   for (const T& t : ts) {
     const std::vector<double> got = t.to_vector();
     for (size_t i = 0; i < got.size(); ++i) {
-      double s = value<double>(0, static_cast<int64_t>(i));
-      for (int r = 1; r < g_nccl->size(); ++r) s += value<double>(r, static_cast<int64_t>(i));
+      const double s = serial<double>(g_nccl->size(), static_cast<int64_t>(i), false);
       EXPECT_EQ(got[i], s);
     }
   }
