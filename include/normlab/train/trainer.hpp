@@ -176,7 +176,7 @@ class Trainer {
     // The generator rests at the next step's first stream, however the batch was sliced: a
     // checkpoint's state does not depend on the micro-batches or the rank that wrote it.
     Generator& g = model_.dropout_generator();
-    g.set_state(g.seed(), static_cast<uint64_t>(step_) * kStepBlocks);
+    g.set_state(g.seed(), dropout_stream_start(step_, 0));
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     m.tokens_per_s = static_cast<double>(options_.batch_size * options_.seq_len) / seconds;
@@ -370,11 +370,14 @@ class Trainer {
     return counted;
   }
 
+  /// The first Philox block of slice s's dropout stream in step k (0-based).
+  static uint64_t dropout_stream_start(int64_t k, int64_t s) {
+    return static_cast<uint64_t>(k) * kStepBlocks + static_cast<uint64_t>(s) * kSliceBlocks;
+  }
   /// Points the model's dropout generator at slice s's stream of this step.
   void begin_dropout_stream(int64_t s) {
     Generator& g = model_.dropout_generator();
-    slice_start_ =
-        static_cast<uint64_t>(step_) * kStepBlocks + static_cast<uint64_t>(s) * kSliceBlocks;
+    slice_start_ = dropout_stream_start(step_, s);
     g.set_state(g.seed(), slice_start_);
   }
   /// Checks that slice s stayed within its stream.
