@@ -2,7 +2,9 @@
 // answers, the runs on a tiny model produce every measurement with the
 // sweep's bookkeeping right, and each finding's rule classifies synthetic
 // results as its text says.
+#include <bit>
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include "experiments/results_json.hpp"
@@ -303,6 +305,92 @@ TEST(Compare, OptionsAndPolicySpecsAreCheckedBeforeAnyRun) {
   o = tiny();
   o.depths = {0};
   expect_error([&] { (void)run_compare(o, corpus, split); }, {"every depth must be >= 1, got 0"});
+}
+
+// ---- spreading the runs over ranks -------------------------------------------
+
+TEST(CompareSpread, LongestFirstToTheLeastLoadedRank) {
+  // 9, 7, 5, 4, 3, 2 over 2 ranks: 9 -> 0, 7 -> 1, 5 -> 1 (7 < 9), 4 -> 0, 3 -> 1, 2 -> 0:
+  // loads 15 and 15.
+  const std::vector<double> costs = {4, 9, 2, 7, 5, 3};
+  EXPECT_EQ(spread_over_ranks(costs, 2), (std::vector<int>{0, 0, 0, 1, 1, 1}));
+  // Ties go to the lowest rank, and equal costs keep their order.
+  EXPECT_EQ(spread_over_ranks({1, 1, 1, 1, 1}, 3), (std::vector<int>{0, 1, 2, 0, 1}));
+  EXPECT_EQ(spread_over_ranks(costs, 1), std::vector<int>(6, 0));
+  EXPECT_EQ(spread_over_ranks({2, 1}, 4), (std::vector<int>{0, 1}));  // ranks left idle
+  EXPECT_TRUE(spread_over_ranks({}, 2).empty());
+  EXPECT_THROW((void)spread_over_ranks(costs, 0), Error);
+}
+
+TEST(CompareSpread, WhatARunMeasuredCrossesAsBytesExactly) {
+  TrainingRun t;
+  t.policy = "pre_ln+head_scale(after_out_proj)";
+  t.lr = 3e-3;
+  t.warmup = 60;
+  t.seed = ~uint64_t{0};
+  t.curve.step = {1, 2, 3};
+  t.curve.train_loss = {5.5, std::nextafter(5.0, 6.0), std::numeric_limits<double>::quiet_NaN()};
+  t.curve.lr = {1e-4, -0.0, std::numeric_limits<double>::infinity()};
+  t.curve.val_step = {2};
+  t.curve.val_loss = {std::numeric_limits<double>::denorm_min()};
+  t.outcome = RunOutcome::diverged;
+  t.profiles.push_back({60, "end of warm-up", {{"fc2", {0.5, 0.25}}, {"q_proj", {}}}});
+  t.profiles.push_back({120, "", {}});
+  WireWriter w;
+  write_wire(w, t);
+  w.str(std::string("\0x", 2));
+  const std::string bytes = w.take();
+  WireReader r(bytes, "test");
+  const TrainingRun back = read_training_run(r);
+  EXPECT_EQ(r.str(), std::string("\0x", 2));
+  r.expect_end();
+  auto bits = [](const std::vector<double>& v) {
+    std::vector<uint64_t> b;
+    for (double x : v) b.push_back(std::bit_cast<uint64_t>(x));
+    return b;
+  };
+  EXPECT_EQ(back.policy, t.policy);
+  EXPECT_EQ(back.lr, t.lr);
+  EXPECT_EQ(back.warmup, t.warmup);
+  EXPECT_EQ(back.seed, t.seed);
+  EXPECT_EQ(back.curve.step, t.curve.step);
+  EXPECT_EQ(bits(back.curve.train_loss), bits(t.curve.train_loss));
+  EXPECT_EQ(bits(back.curve.lr), bits(t.curve.lr));
+  EXPECT_EQ(back.curve.val_step, t.curve.val_step);
+  EXPECT_EQ(bits(back.curve.val_loss), bits(t.curve.val_loss));
+  EXPECT_EQ(back.outcome, t.outcome);
+  ASSERT_EQ(back.profiles.size(), 2u);
+  EXPECT_EQ(back.profiles[0].step, 60);
+  EXPECT_EQ(back.profiles[0].moment, "end of warm-up");
+  EXPECT_EQ(back.profiles[0].norms, t.profiles[0].norms);
+  EXPECT_TRUE(back.profiles[1].norms.empty());
+}
+
+TEST(CompareSpread, DamagedBytesAreErrorsBeforeAnyAllocation) {
+  WireWriter w;
+  w.f64s({1, 2, 3});
+  const std::string bytes = w.take();
+  // Cut short: the count promises more numbers than the bytes hold.
+  WireReader cut(std::string_view(bytes).substr(0, bytes.size() - 1), "rank 1's runs");
+  expect_error([&] { (void)cut.f64s(); },
+               {"rank 1's runs: a list of numbers of 3 items of 8 bytes at byte 8, but only 23 "
+                "bytes are left"});
+  // A count near 2^64 is refused, not allocated.
+  WireWriter huge;
+  huge.u64(~uint64_t{0} / 2);
+  const std::string h = huge.take();
+  WireReader hr(h, "runs");
+  expect_error([&] { (void)hr.str(); }, {"runs: a string of", "but only 0 bytes are left"});
+  WireReader empty("", "runs");
+  expect_error([&] { (void)empty.i64(); }, {"expected an integer (8 bytes) at byte 0"});
+  WireWriter flag;
+  flag.i64(7);
+  const std::string f = flag.take();
+  WireReader fr(f, "runs");
+  expect_error([&] { (void)fr.boolean(); }, {"expected a flag (0 or 1) at byte 0, found 7"});
+  WireReader extra(bytes, "runs");
+  (void)extra.u64();
+  expect_error([&] { extra.expect_end(); }, {"expected the end after byte 8, found 24 more bytes"});
 }
 
 // ---- rules on synthetic results -------------------------------------------

@@ -74,6 +74,8 @@ TEST(SingleProcessCommunicator, BroadcastBarrierCheckSame) {
   EXPECT_EQ(v, (std::vector<int64_t>{1, 2}));
   comm.barrier();
   comm.check_same("config", "d_model=64");
+  const std::string bytes("a\0b", 3);
+  EXPECT_EQ(comm.all_gather_strings(bytes), std::vector<std::string>{bytes});
 }
 
 TEST(Communicator, RejectsBadArguments) {

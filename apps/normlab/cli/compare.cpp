@@ -2,6 +2,7 @@
 // several policies, a terminal table, CSV and JSON curves and report.html.
 #include "cli/common.hpp"
 #include "cli/device.hpp"
+#include "cli/ranks.hpp"
 #include "experiments/results_json.hpp"
 #include "report/compare_report.hpp"
 
@@ -12,7 +13,8 @@ namespace cli::detail {
 #ifdef NORMLAB_APP_CUDA
 /// run_compare on the CUDA backend (defined in cli/cuda.cu).
 nl::CompareResults run_compare_cuda(const nl::CompareOptions& o, const nl::TextCorpus& corpus,
-                                    const nl::TrainValSplit& split, const nl::ProgressFn& progress);
+                                    const nl::TrainValSplit& split, const nl::ProgressFn& progress,
+                                    nl::dist::Communicator* comm);
 #endif
 
 namespace {
@@ -203,7 +205,9 @@ int compare_command(int argc, char** argv) {
           "     pair (how a spurious win appears);\n"
           "  4. the LR-stress test (the learning rate raised every step until the loss explodes).\n"
           "Prints a table and the findings (each with its rule and the scale where it is\n"
-          "expected to show) and writes results.json, CSV files and report.html.\n"))
+          "expected to show) and writes results.json, CSV files and report.html.\n"
+          "Under an MPI launcher (mpirun -np N normlab compare ...) the runs are spread over\n"
+          "the N ranks; the results are those of one process, bit for bit.\n"))
     return 0;
   if (flags.on("--quick") && flags.given("--scale") && flags.get("--scale", "") != "quick")
     throw UsageError("normlab compare: --quick is --scale quick, but --scale says '" +
@@ -290,26 +294,39 @@ int compare_command(int argc, char** argv) {
       corpus_path.empty() ? nl::load_default_corpus() : nl::TextCorpus::from_path(corpus_path);
   const nl::TrainValSplit split = nl::split_train_val(corpus.size(), {});
   const std::filesystem::path out = flags.get("--out", "normlab-results");
-  make_folder("compare", out);
-  std::fprintf(stderr,
-               "normlab compare (--scale %s): %zu policies on %s (%lld tokens), results in %s\n",
-               o.scale.c_str(), o.policies.size(), corpus.source().c_str(),
-               static_cast<long long>(corpus.size()), out.string().c_str());
+  // Under an MPI launcher the runs are spread over its ranks; rank 0 alone
+  // writes the results and prints progress (its own share of the runs).
+  const std::unique_ptr<nl::dist::Communicator> communicator = launcher_communicator("compare");
+  const bool writer = !communicator || communicator->rank() == 0;
+  if (writer) {
+    make_folder("compare", out);
+    const std::string over =
+        communicator ? " over " + std::to_string(communicator->size()) + " ranks" : "";
+    std::fprintf(stderr,
+                 "normlab compare (--scale %s): %zu policies on %s (%lld tokens)%s, results in "
+                 "%s\n",
+                 o.scale.c_str(), o.policies.size(), corpus.source().c_str(),
+                 static_cast<long long>(corpus.size()), over.c_str(), out.string().c_str());
+  }
 
   const bool tty = isatty(fileno(stderr)) != 0;
-  const nl::ProgressFn progress = [&](const std::string& line) {
-    if (tty)
-      std::fprintf(stderr, "\r\033[K%s", line.c_str());
-    else
-      std::fprintf(stderr, "%s\n", line.c_str());
-  };
+  nl::ProgressFn progress;
+  if (writer)
+    progress = [&](const std::string& line) {
+      if (tty)
+        std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      else
+        std::fprintf(stderr, "%s\n", line.c_str());
+    };
 #ifdef NORMLAB_APP_CUDA
-  const nl::CompareResults results = device == Device::cuda
-                                         ? run_compare_cuda(o, corpus, split, progress)
-                                         : nl::run_compare(o, corpus, split, progress);
+  const nl::CompareResults results =
+      device == Device::cuda ? run_compare_cuda(o, corpus, split, progress, communicator.get())
+                             : nl::run_compare(o, corpus, split, progress, communicator.get());
 #else
-  const nl::CompareResults results = nl::run_compare(o, corpus, split, progress);
+  const nl::CompareResults results =
+      nl::run_compare(o, corpus, split, progress, communicator.get());
 #endif
+  if (!writer) return 0;
   if (tty) std::fprintf(stderr, "\r\033[K");
 
   const nl::json::Value json =

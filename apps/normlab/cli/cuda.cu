@@ -40,9 +40,9 @@ std::vector<int64_t> generate_on_cuda(const nl::io::SafetensorsReader& file,
 }
 
 nl::CompareResults run_compare_cuda(const nl::CompareOptions& o, const nl::TextCorpus& corpus,
-                                    const nl::TrainValSplit& split,
-                                    const nl::ProgressFn& progress) {
-  return nl::run_compare<nl::Cuda>(o, corpus, split, progress);
+                                    const nl::TrainValSplit& split, const nl::ProgressFn& progress,
+                                    nl::dist::Communicator* comm) {
+  return nl::run_compare<nl::Cuda>(o, corpus, split, progress, comm);
 }
 
 }  // namespace cli::detail

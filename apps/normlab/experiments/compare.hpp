@@ -26,6 +26,14 @@
 // Every run is a GPT<RuntimePolicy, float, Backend> trained by Trainer::run;
 // a run that two experiments need (a sweep run on the first seed is also the
 // tuned comparison's first seed) is trained once.
+//
+// The runs are independent of each other but for the tuned comparison, which
+// needs the sweep's outcome; so they go in two rounds — (a) the depth
+// sweep's points, the LR sweep's runs and the LR-stress seeds, (b) the tuned
+// comparison's runs — and within a round they can run anywhere: given a
+// communicator of N ranks, each round's runs are spread over the ranks
+// (spread_over_ranks) and every rank receives what the others measured, so
+// the results are those of one process bit for bit, whatever N.
 #pragma once
 
 #include <algorithm>
@@ -41,7 +49,9 @@
 #include <vector>
 
 #include "experiments/statistics.hpp"
+#include "experiments/wire.hpp"
 #include "normlab/diag/diagnostics.hpp"
+#include "normlab/dist/communicator.hpp"
 #include "normlab/models/checkpoint.hpp"
 #include "normlab/models/gpt.hpp"
 #include "normlab/optim/adam.hpp"
@@ -97,6 +107,44 @@ struct CompareOptions {
   std::string device = "cpu";   ///< the backend's name, for the report (run_compare's Backend runs)
   /// Which experiments run (the tuned comparison needs the sweep).
   bool depth_sweep = true, lr_sweep = true, tuned = true, lr_stress = true;
+
+  /// Every knob in one line (doubles to 17 digits), for ranks to check that
+  /// they run the same comparison.
+  std::string knobs_text() const {
+    std::string t = json::dump_compact(config_to_json(model));
+    auto list = [&t](const char* name, const auto& v) {
+      t += detail::concat(" ", name);
+      for (const auto& x : v) t += detail::concat(" ", x);
+    };
+    list("policies", policies);
+    list("seeds", seeds);
+    list("depths", depths);
+    list("warmups", warmups);
+    char number[32];
+    t += " lrs";
+    for (double lr : lrs) {
+      std::snprintf(number, sizeof number, " %.17g", lr);
+      t += number;
+    }
+    t += " mismatched";
+    for (const auto& [policy, lr] : mismatched_lrs) {
+      std::snprintf(number, sizeof number, "=%.17g", lr);
+      t += " " + policy + number;
+    }
+    std::snprintf(number, sizeof number, " %.17g", clip_norm);
+    t += " clip" + std::string(number);
+    std::snprintf(number, sizeof number, " %.17g", fail_margin);
+    t += " margin" + std::string(number);
+    std::snprintf(number, sizeof number, " %.17g", stress_start_lr);
+    t += " stress_lr" + std::string(number);
+    std::snprintf(number, sizeof number, " %.17g", stress_factor);
+    t += " stress_factor" + std::string(number);
+    t += detail::concat(" init ", to_string(init), " batch ", batch_size, " seq ", seq_len,
+                        " grad_batches ", grad_batches, " steps ", steps, " eval ", eval_every, "x",
+                        eval_windows, " stress_steps ", stress_max_steps, " experiments ",
+                        depth_sweep, lr_sweep, tuned, lr_stress, " device ", device);
+    return t;
+  }
 
   /// The longest warm-up of the sweep (the mismatched pair's).
   int64_t longest_warmup() const {
@@ -242,6 +290,7 @@ struct CompareResults {
   std::vector<TunedEntry> mismatched;   ///< one per policy of mismatched_lrs that ran
   std::vector<StressResult> stress;     ///< one per policy
   double elapsed_s = 0;
+  int ranks = 1;  ///< the processes the runs were spread over
 
   template <class Entry>
   static const Entry* find_entry(const std::vector<Entry>& v, const std::string& policy) {
@@ -256,6 +305,96 @@ struct CompareResults {
     return v;
   }
 };
+
+// ---- what a run measured, as bytes (WireWriter / WireReader) ----------------------
+
+inline void write_wire(WireWriter& w, const Curve& c) {
+  w.i64s(c.step);
+  w.f64s(c.train_loss);
+  w.f64s(c.lr);
+  w.i64s(c.val_step);
+  w.f64s(c.val_loss);
+}
+inline Curve read_curve(WireReader& r) {
+  Curve c;
+  c.step = r.i64s();
+  c.train_loss = r.f64s();
+  c.lr = r.f64s();
+  c.val_step = r.i64s();
+  c.val_loss = r.f64s();
+  return c;
+}
+inline void write_wire(WireWriter& w, const GradientProfile& p) {
+  w.u64(p.size());
+  for (const auto& [group, norms] : p) {
+    w.str(group);
+    w.f64s(norms);
+  }
+}
+inline GradientProfile read_gradient_profile(WireReader& r) {
+  GradientProfile p;
+  const uint64_t n = r.u64();
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string group = r.str();  // before the norms: the order they were written in
+    p[std::move(group)] = r.f64s();
+  }
+  return p;
+}
+inline void write_wire(WireWriter& w, const TrainingRun& t) {
+  w.str(t.policy);
+  w.f64(t.lr);
+  w.i64(t.warmup);
+  w.u64(t.seed);
+  write_wire(w, t.curve);
+  w.i64(static_cast<int64_t>(t.outcome));
+  w.u64(t.profiles.size());
+  for (const TrainedGradientProfile& p : t.profiles) {
+    w.i64(p.step);
+    w.str(p.moment);
+    write_wire(w, p.norms);
+  }
+}
+inline TrainingRun read_training_run(WireReader& r) {
+  TrainingRun t;
+  t.policy = r.str();
+  t.lr = r.f64();
+  t.warmup = r.i64();
+  t.seed = r.u64();
+  t.curve = read_curve(r);
+  const int64_t outcome = r.i64();
+  detail::check(outcome >= 0 && outcome <= static_cast<int64_t>(RunOutcome::diverged),
+                "compare: a run's outcome must be 0-2, found ", outcome);
+  t.outcome = static_cast<RunOutcome>(outcome);
+  const uint64_t n = r.u64();
+  for (uint64_t i = 0; i < n; ++i) {
+    TrainedGradientProfile p;
+    p.step = r.i64();
+    p.moment = r.str();
+    p.norms = read_gradient_profile(r);
+    t.profiles.push_back(std::move(p));
+  }
+  return t;
+}
+
+/// The ranks that run each of a round's independent pieces of work, from
+/// their planned costs: longest first, each to the rank with the least work
+/// so far (the lowest such rank on a tie). The same on every rank (it depends
+/// on the costs only), so no rank needs to be told. Requires ranks >= 1.
+inline std::vector<int> spread_over_ranks(const std::vector<double>& costs, int ranks) {
+  detail::check(ranks >= 1, "spread_over_ranks: needs at least one rank, got ", ranks);
+  std::vector<size_t> order(costs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return costs[a] > costs[b]; });
+  std::vector<double> load(static_cast<size_t>(ranks), 0.0);
+  std::vector<int> owner(costs.size(), 0);
+  for (size_t i : order) {
+    const auto least = std::min_element(load.begin(), load.end()) - load.begin();
+    owner[i] = static_cast<int>(least);
+    load[static_cast<size_t>(least)] += costs[i];
+  }
+  return owner;
+}
 
 /// Called with one progress line while a run goes on.
 using ProgressFn = std::function<void(const std::string& line)>;
@@ -308,6 +447,8 @@ class CompareProgress {
     total_ = done_;
     say(what);
   }
+  /// Whether lines reach anyone.
+  bool reporting() const { return static_cast<bool>(fn_); }
   /// Planned work that will not be done after all.
   void drop(double units) { total_ = std::max(done_, total_ - units); }
   void say(const std::string& what) const {
@@ -440,45 +581,239 @@ class CompareSession {
  public:
   using Model = GPT<RuntimePolicy, float, Backend>;
 
+  /// `comm` (null: one process) spreads the runs over its ranks.
   CompareSession(const CompareOptions& o, const TextCorpus& corpus, const TrainValSplit& split,
-                 const ProgressFn& fn)
-      : o_(o), corpus_(corpus), split_(split), progress_(fn, planned_units()) {}
+                 const ProgressFn& fn, dist::Communicator* comm)
+      : o_(o),
+        corpus_(corpus),
+        split_(split),
+        comm_(comm != nullptr && comm->size() > 1 ? comm : nullptr),
+        ranks_(comm_ ? comm_->size() : 1),
+        progress_(fn, planned_units() / ranks_) {}
 
   CompareResults run() {
+    if (comm_)
+      comm_->check_same("compare's options and corpus",
+                        detail::concat(o_.knobs_text(), " corpus ", corpus_.size(), " bytes ",
+                                       corpus_.fingerprint()));
     r_.unigram_loss = unigram_loss(corpus_, split_.train);
+    r_.ranks = ranks_;
     for (const std::string& spec : o_.policies) {
       const ModelConfig cfg = config_of(spec);
       Model model(cfg, o_.seeds.front(), o_.init);
       r_.policies.push_back({spec, cfg, model.parameter_count()});
     }
-    if (o_.depth_sweep)
-      for (const std::string& spec : o_.policies) r_.depth.push_back(depth_sweep(spec));
-    if (o_.lr_sweep)
-      for (const std::string& spec : o_.policies)
-        for (int64_t warmup : o_.warmups)
-          for (double lr : o_.lrs)
-            r_.sweep.push_back(run_index(spec, lr, warmup, o_.seeds.front()));
-    if (o_.tuned) {
-      const double seeds_run = static_cast<double>(o_.seeds.size() * o_.steps * o_.model.n_layers);
-      for (const std::string& spec : o_.policies)
-        if (const auto best = best_setting(spec))
-          r_.tuned.push_back(on_every_seed(spec, *best));
-        else
-          progress_.drop(seeds_run);  // no setting trained: nothing to tune
-      for (const auto& [spec, lr] : o_.mismatched_lrs)
-        if (std::find(o_.policies.begin(), o_.policies.end(), spec) != o_.policies.end())
-          r_.mismatched.push_back(on_every_seed(spec, {lr, o_.longest_warmup()}));
-        else
-          progress_.drop(seeds_run);
-    }
-    if (o_.lr_stress)
-      for (const std::string& spec : o_.policies) r_.stress.push_back(stress(spec));
+    first_round();
+    if (o_.tuned) tuned_round();
     r_.elapsed_s = progress_.elapsed_s();
     progress_.finish("done");
     return std::move(r_);
   }
 
  private:
+  /// A piece of work of a round: its planned cost in progress units and what
+  /// it measures, as bytes.
+  struct Work {
+    double cost;
+    std::function<std::string()> run;
+  };
+
+  /// What a depth sweep measured at one depth (all seeds).
+  struct DepthPoint {
+    GradientProfile profile;          ///< mean over seeds and batches
+    std::vector<double> last, first;  ///< fc2's norm per (seed, batch)
+  };
+
+  /// What one seed of the LR stress test measured.
+  struct StressSeed {
+    Curve curve;
+    int64_t survived = 0;
+    bool censored = false;
+  };
+
+  /// Round (a): the depth sweep's points, the LR sweep's runs and the LR
+  /// stress's seeds, which need nothing measured before them.
+  void first_round() {
+    std::vector<Work> work;
+    const double run_cost = static_cast<double>(o_.steps * o_.model.n_layers);
+    if (o_.depth_sweep)
+      for (const std::string& spec : o_.policies)
+        for (int64_t layers : o_.depths)
+          work.push_back(
+              {static_cast<double>(layers * o_.grad_batches) * static_cast<double>(o_.seeds.size()),
+               [this, spec, layers] { return depth_point(spec, layers); }});
+    if (o_.lr_sweep)
+      for (const std::string& spec : o_.policies)
+        for (int64_t warmup : o_.warmups)
+          for (double lr : o_.lrs)
+            work.push_back({run_cost, [this, spec, lr, warmup] {
+                              WireWriter w;
+                              write_wire(
+                                  w, train(spec, lr, warmup, o_.seeds.front(), "2/4 LR sweep: "));
+                              return w.take();
+                            }});
+    if (o_.lr_stress)
+      for (const std::string& spec : o_.policies)
+        for (uint64_t seed : o_.seeds)
+          work.push_back({static_cast<double>(o_.stress_max_steps * o_.model.n_layers),
+                          [this, spec, seed] { return stress_seed(spec, seed); }});
+
+    const std::vector<std::string> measured = run_spread(work);
+    size_t next = 0;
+    auto reader = [&] { return WireReader(measured.at(next++), "compare: a run's results"); };
+    if (o_.depth_sweep)
+      for (const std::string& spec : o_.policies) {
+        DepthSweepResult d;
+        d.policy = spec;
+        std::vector<double> x_last, y_last, x_first, y_first;
+        for (int64_t layers : o_.depths) {
+          WireReader r = reader();
+          GradientProfile profile = read_gradient_profile(r);
+          std::vector<double> last = r.f64s(), first = r.f64s();
+          r.expect_end();
+          const double x = std::log(static_cast<double>(layers));
+          for (double v : last) {
+            x_last.push_back(x);
+            y_last.push_back(std::log(v));
+          }
+          for (double v : first) {
+            x_first.push_back(x);
+            y_first.push_back(std::log(v));
+          }
+          d.profiles.push_back(std::move(profile));
+          d.last.push_back(std::move(last));
+          d.first.push_back(std::move(first));
+        }
+        d.last_fit = fit_line(x_last, y_last);
+        d.first_fit = fit_line(x_first, y_first);
+        r_.depth.push_back(std::move(d));
+      }
+    if (o_.lr_sweep)
+      for (size_t k = 0; k < sweep_size(); ++k) {
+        WireReader r = reader();
+        r_.runs.push_back(read_training_run(r));
+        r.expect_end();
+        r_.sweep.push_back(r_.runs.size() - 1);
+      }
+    if (o_.lr_stress)
+      for (const std::string& spec : o_.policies) {
+        StressResult st;
+        st.policy = spec;
+        for (size_t k = 0; k < o_.seeds.size(); ++k) {
+          WireReader r = reader();
+          st.curves.push_back(read_curve(r));
+          st.survived.push_back(r.i64());
+          st.censored.push_back(r.boolean());
+          r.expect_end();
+        }
+        r_.stress.push_back(std::move(st));
+      }
+  }
+
+  /// Round (b): each policy at its best sweep setting on every seed, and the
+  /// mismatched pair; a run the sweep already trained (or another entry
+  /// needs) is trained once, new runs join r_.runs in the order listed.
+  void tuned_round() {
+    const double run_cost = static_cast<double>(o_.steps * o_.model.n_layers);
+    const double seeds_run = static_cast<double>(o_.seeds.size()) * run_cost;
+    std::vector<TrainingRun> planned;  // the new runs' settings, in r_.runs order
+    std::vector<Work> work;
+    auto entry = [&](const std::string& spec, std::pair<double, int64_t> setting) {
+      TunedEntry e{spec, setting.first, setting.second, {}};
+      for (uint64_t seed : o_.seeds) {
+        size_t index = 0;
+        if (find_run(spec, e.lr, e.warmup, seed, planned, index)) {
+          progress_.drop(run_cost / ranks_);
+        } else {
+          TrainingRun t;
+          t.policy = spec;
+          t.lr = e.lr;
+          t.warmup = e.warmup;
+          t.seed = seed;
+          planned.push_back(t);
+          index = r_.runs.size() + planned.size() - 1;
+          work.push_back({run_cost, [this, t] {
+                            WireWriter w;
+                            write_wire(w, train(t.policy, t.lr, t.warmup, t.seed, "3/4 tuned: "));
+                            return w.take();
+                          }});
+        }
+        e.runs.push_back(index);
+      }
+      return e;
+    };
+    for (const std::string& spec : o_.policies)
+      if (const auto best = best_setting(spec))
+        r_.tuned.push_back(entry(spec, *best));
+      else
+        progress_.drop(seeds_run / ranks_);  // no setting trained: nothing to tune
+    for (const auto& [spec, lr] : o_.mismatched_lrs)
+      if (std::find(o_.policies.begin(), o_.policies.end(), spec) != o_.policies.end())
+        r_.mismatched.push_back(entry(spec, {lr, o_.longest_warmup()}));
+      else
+        progress_.drop(seeds_run / ranks_);
+    for (const std::string& bytes : run_spread(work)) {
+      WireReader r(bytes, "compare: a tuned run's results");
+      r_.runs.push_back(read_training_run(r));
+      r.expect_end();
+    }
+  }
+
+  /// Whether the run of `spec` at (lr, warmup, seed) is in r_.runs or in
+  /// `planned` (whose runs follow r_.runs'); sets `index` when it is.
+  bool find_run(const std::string& spec, double lr, int64_t warmup, uint64_t seed,
+                const std::vector<TrainingRun>& planned, size_t& index) const {
+    auto same = [&](const TrainingRun& t) {
+      return t.policy == spec && t.lr == lr && t.warmup == warmup && t.seed == seed;
+    };
+    for (size_t i = 0; i < r_.runs.size(); ++i)
+      if (same(r_.runs[i])) return index = i, true;
+    for (size_t i = 0; i < planned.size(); ++i)
+      if (same(planned[i])) return index = r_.runs.size() + i, true;
+    return false;
+  }
+
+  /// Runs this rank's share of `work` (spread_over_ranks) and returns what
+  /// every piece measured, in the order of `work`, on every rank. The wait
+  /// for the other ranks may last as long as their share of the round: it
+  /// has no timeout (a rank that dies ends the job through the launcher).
+  std::vector<std::string> run_spread(const std::vector<Work>& work) {
+    std::vector<double> costs;
+    for (const Work& w : work) costs.push_back(w.cost);
+    const std::vector<int> owner = spread_over_ranks(costs, ranks_);
+    const int me = comm_ ? comm_->rank() : 0;
+    std::vector<std::string> measured(work.size());
+    WireWriter mine;  // (index, bytes) of each piece this rank ran
+    for (size_t i = 0; i < work.size(); ++i)
+      if (owner[i] == me) {
+        measured[i] = work[i].run();
+        mine.u64(i);
+        mine.str(measured[i]);
+      }
+    if (!comm_) return measured;
+    if (progress_.reporting()) progress_.say("waiting for the other ranks' runs");
+    const std::chrono::milliseconds timeout = comm_->timeout();
+    comm_->set_timeout(std::chrono::hours(24 * 365));
+    const std::vector<std::string> all = comm_->all_gather_strings(mine.take());
+    comm_->set_timeout(timeout);
+    for (int rank = 0; rank < ranks_; ++rank) {
+      if (rank == me) continue;
+      WireReader r(all[static_cast<size_t>(rank)],
+                   "compare: the runs of rank " + std::to_string(rank));
+      while (!r.at_end()) {
+        const uint64_t i = r.u64();
+        detail::check(i < work.size() && owner[i] == rank, "compare: rank ", rank,
+                      " sent the results of piece ", i, " of ", work.size(),
+                      ", which is not one of its own");
+        measured[i] = r.str();
+      }
+    }
+    for (size_t i = 0; i < work.size(); ++i)
+      detail::check(owner[i] == me || !measured[i].empty(), "compare: rank ", owner[i],
+                    " sent no results for piece ", i, " of ", work.size());
+    return measured;
+  }
+
   ModelConfig config_of(const std::string& spec) const {
     ModelConfig cfg = o_.model;
     cfg.set_policy_spec(spec);
@@ -490,7 +825,8 @@ class CompareSession {
   /// The work of the whole run, planned before it starts: the tuned
   /// comparison's extra seeds and the mismatched pair counted as if none of
   /// their runs were shared with the sweep, the LR stress as if no run
-  /// exploded; both are corrected as runs finish.
+  /// exploded; both are corrected as runs finish. Over N ranks each plans
+  /// for a share of 1/N.
   double planned_units() const {
     const double p = static_cast<double>(o_.policies.size());
     const double seeds = static_cast<double>(o_.seeds.size());
@@ -508,54 +844,28 @@ class CompareSession {
     return total;
   }
 
-  DepthSweepResult depth_sweep(const std::string& spec) {
-    DepthSweepResult d;
-    d.policy = spec;
-    std::vector<double> x_last, y_last, x_first, y_first;
-    for (int64_t layers : o_.depths) {
-      const ModelConfig cfg = at_depth(config_of(spec), layers);
-      GradientProfile sums;
-      std::vector<double> last, first;
-      for (uint64_t seed : o_.seeds) {
-        Model model(cfg, seed, o_.init);
-        add_gradient_profile(model, corpus_, split_, o_, seed, sums, &last, &first);
-      }
-      for (double v : last) {
-        x_last.push_back(std::log(static_cast<double>(layers)));
-        y_last.push_back(std::log(v));
-      }
-      for (double v : first) {
-        x_first.push_back(std::log(static_cast<double>(layers)));
-        y_first.push_back(std::log(v));
-      }
-      d.profiles.push_back(
-          mean_profile(std::move(sums), o_.grad_batches * static_cast<int64_t>(o_.seeds.size())));
-      d.last.push_back(std::move(last));
-      d.first.push_back(std::move(first));
-      progress_.done(
-          static_cast<double>(layers * o_.grad_batches) * static_cast<double>(o_.seeds.size()),
-          "1/4 depth sweep: " + spec + " at " + std::to_string(layers) + " layers", true);
+  /// Experiment 1 at one depth: a DepthPoint as bytes.
+  std::string depth_point(const std::string& spec, int64_t layers) {
+    const ModelConfig cfg = at_depth(config_of(spec), layers);
+    GradientProfile sums;
+    std::vector<double> last, first;
+    for (uint64_t seed : o_.seeds) {
+      Model model(cfg, seed, o_.init);
+      add_gradient_profile(model, corpus_, split_, o_, seed, sums, &last, &first);
     }
-    d.last_fit = fit_line(x_last, y_last);
-    d.first_fit = fit_line(x_first, y_first);
-    return d;
+    progress_.done(
+        static_cast<double>(layers * o_.grad_batches) * static_cast<double>(o_.seeds.size()),
+        "1/4 depth sweep: " + spec + " at " + std::to_string(layers) + " layers", true);
+    WireWriter w;
+    write_wire(
+        w, mean_profile(std::move(sums), o_.grad_batches * static_cast<int64_t>(o_.seeds.size())));
+    w.f64s(last);
+    w.f64s(first);
+    return w.take();
   }
 
-  /// The index in r_.runs of the run of `spec` at (lr, warmup, seed),
-  /// trained now unless it already was.
-  size_t run_index(const std::string& spec, double lr, int64_t warmup, uint64_t seed) {
-    for (size_t i = 0; i < r_.runs.size(); ++i) {
-      const TrainingRun& t = r_.runs[i];
-      if (t.policy == spec && t.lr == lr && t.warmup == warmup && t.seed == seed) {
-        progress_.drop(static_cast<double>(o_.steps * o_.model.n_layers));
-        return i;
-      }
-    }
-    r_.runs.push_back(train(spec, lr, warmup, seed));
-    return r_.runs.size() - 1;
-  }
-
-  TrainingRun train(const std::string& spec, double lr, int64_t warmup, uint64_t seed) {
+  TrainingRun train(const std::string& spec, double lr, int64_t warmup, uint64_t seed,
+                    const std::string& stage) {
     TrainingRun t;
     t.policy = spec;
     t.lr = lr;
@@ -566,7 +876,6 @@ class CompareSession {
     char label[160];
     std::snprintf(label, sizeof label, "%s lr %g warm-up %lld seed %llu", spec.c_str(), lr,
                   static_cast<long long>(warmup), static_cast<unsigned long long>(seed));
-    const std::string stage = r_.sweep.size() < sweep_size() ? "2/4 LR sweep: " : "3/4 tuned: ";
     const double per_step = static_cast<double>(o_.model.n_layers);
     t.curve = train_curve(
         model, corpus_, split_, o_, lr, Schedule::linear(lr, warmup, o_.steps), seed,
@@ -608,61 +917,55 @@ class CompareSession {
     return best;
   }
 
-  TunedEntry on_every_seed(const std::string& spec, std::pair<double, int64_t> setting) {
-    TunedEntry e{spec, setting.first, setting.second, {}};
-    for (uint64_t seed : o_.seeds) e.runs.push_back(run_index(spec, e.lr, e.warmup, seed));
-    return e;
-  }
-
-  StressResult stress(const std::string& spec) {
-    StressResult s;
-    s.policy = spec;
+  /// Experiment 4 for one seed: a StressSeed as bytes.
+  std::string stress_seed(const std::string& spec, uint64_t seed) {
     const double per_step = static_cast<double>(o_.model.n_layers);
-    for (uint64_t seed : o_.seeds) {
-      Model model(config_of(spec), seed, o_.init);
-      AdamW<float, Backend> opt(model, compare_adamw(o_.stress_start_lr));
-      TrainerOptions t;
-      t.steps = o_.stress_max_steps;
-      t.batch_size = o_.batch_size;
-      t.seq_len = o_.seq_len;
-      t.eval_every = 0;
-      t.clip_norm = 0;  // off, so that the LR alone decides
-      t.data_seed = seed;
-      Trainer trainer(model, opt, Schedule::exponential(o_.stress_start_lr, o_.stress_factor),
-                      corpus_, split_, t);
-      Curve c;
-      int64_t survived = 0;
-      bool exploded = false;
-      double first = 0;
-      const std::string label = "4/4 LR stress: " + spec + " seed " + std::to_string(seed);
-      for (int64_t k = 0; k < o_.stress_max_steps; ++k) {
-        const StepMetrics m = trainer.step();
-        if (k == 0) first = m.loss;
-        c.step.push_back(m.step);
-        c.train_loss.push_back(m.loss);
-        c.lr.push_back(m.lr);
-        progress_.done(per_step, label + " step " + std::to_string(m.step), m.step % 20 == 0);
-        if (!std::isfinite(m.loss) || m.loss > 3 * first) {
-          exploded = true;
-          break;
-        }
-        survived = m.step;
+    Model model(config_of(spec), seed, o_.init);
+    AdamW<float, Backend> opt(model, compare_adamw(o_.stress_start_lr));
+    TrainerOptions t;
+    t.steps = o_.stress_max_steps;
+    t.batch_size = o_.batch_size;
+    t.seq_len = o_.seq_len;
+    t.eval_every = 0;
+    t.clip_norm = 0;  // off, so that the LR alone decides
+    t.data_seed = seed;
+    Trainer trainer(model, opt, Schedule::exponential(o_.stress_start_lr, o_.stress_factor),
+                    corpus_, split_, t);
+    StressSeed s;
+    bool exploded = false;
+    double first = 0;
+    const std::string label = "4/4 LR stress: " + spec + " seed " + std::to_string(seed);
+    for (int64_t k = 0; k < o_.stress_max_steps; ++k) {
+      const StepMetrics m = trainer.step();
+      if (k == 0) first = m.loss;
+      s.curve.step.push_back(m.step);
+      s.curve.train_loss.push_back(m.loss);
+      s.curve.lr.push_back(m.lr);
+      progress_.done(per_step, label + " step " + std::to_string(m.step), m.step % 20 == 0);
+      if (!std::isfinite(m.loss) || m.loss > 3 * first) {
+        exploded = true;
+        break;
       }
-      progress_.drop(
-          static_cast<double>(o_.stress_max_steps - static_cast<int64_t>(c.step.size())) *
-          per_step);
-      progress_.say(label + ": survived " + (exploded ? "" : ">= ") + std::to_string(survived) +
-                    " steps");
-      s.curves.push_back(std::move(c));
-      s.survived.push_back(survived);
-      s.censored.push_back(!exploded);
+      s.survived = m.step;
     }
-    return s;
+    progress_.drop(
+        static_cast<double>(o_.stress_max_steps - static_cast<int64_t>(s.curve.step.size())) *
+        per_step);
+    progress_.say(label + ": survived " + (exploded ? "" : ">= ") + std::to_string(s.survived) +
+                  " steps");
+    s.censored = !exploded;
+    WireWriter w;
+    write_wire(w, s.curve);
+    w.i64(s.survived);
+    w.boolean(s.censored);
+    return w.take();
   }
 
   const CompareOptions& o_;
   const TextCorpus& corpus_;
   const TrainValSplit& split_;
+  dist::Communicator* comm_;  // null: one process
+  int ranks_;
   CompareProgress progress_;
   CompareResults r_;
 };
@@ -677,18 +980,25 @@ class CompareSession {
 /// Throws Error naming a policy spec that cannot be parsed or a knob out of
 /// range (CompareOptions::validate), before anything is trained.
 ///
+/// With `comm` (every rank calling run_compare with the same options and
+/// corpus, checked: Error on every rank naming those that differ), the runs
+/// are spread over its ranks (see the header) and every rank returns the
+/// whole results, the same as one process would, bit for bit (elapsed_s and
+/// ranks aside).
+///
 /// A template (Backend defaults to Cpu) so that a translation unit
 /// instantiates the model only when it calls run_compare.
 template <class Backend = Cpu>
 CompareResults run_compare(const CompareOptions& o, const TextCorpus& corpus,
-                           const TrainValSplit& split, const ProgressFn& progress = {}) {
+                           const TrainValSplit& split, const ProgressFn& progress = {},
+                           dist::Communicator* comm = nullptr) {
   o.validate();
   for (const std::string& spec : o.policies) {  // every spec parses before any training
     ModelConfig cfg = o.model;
     cfg.set_policy_spec(spec);
     cfg.validate();
   }
-  return detail::CompareSession<Backend>(o, corpus, split, progress).run();
+  return detail::CompareSession<Backend>(o, corpus, split, progress, comm).run();
 }
 
 }  // namespace v0

@@ -5,7 +5,7 @@
 //
 // Schema (version 2):
 //   title, schema: 2, command (the command line, for reproduction), scale,
-//   elapsed_s, machine {device, cpu_kernels, threads},
+//   elapsed_s, machine {device, cpu_kernels, threads, ranks},
 //   run {corpus, init, seeds, batch_size, seq_len, steps, eval_every,
 //        eval_windows, clip_norm, grad_batches, fail_margin, unigram_loss,
 //        depths, lrs, warmups, mismatched_lrs {policy: lr}, mismatched_warmup,
@@ -175,7 +175,8 @@ inline json::Value compare_results_json(const CompareOptions& o, const std::stri
       {"elapsed_s", finite_or_null(r.elapsed_s)},
       {"machine", json::Object{{"device", o.device},
                                {"cpu_kernels", cpu::to_string(cpu::cpu_kernels())},
-                               {"threads", static_cast<int64_t>(cpu::thread_count())}}},
+                               {"threads", static_cast<int64_t>(cpu::thread_count())},
+                               {"ranks", static_cast<int64_t>(r.ranks)}}},
       {"run", json::Object{{"corpus", corpus_name},
                            {"init", to_string(o.init)},
                            {"seeds", std::move(seeds)},

@@ -6,7 +6,12 @@
 #      there, slice order here);
 #   2. a run of 2 ranks stopped halfway and resumed by one process with 2 micro-batches
 #      ends at the same losses: the world size may change at a resume;
-#   3. a batch that does not split over the ranks is a usage error on every rank.
+#   3. a batch that does not split over the ranks is a usage error on every rank;
+#   4. a rank killed mid-training ends the job, with a message naming the rank, long
+#      before any timeout (OpenMPI's launcher ends the other ranks);
+#   5. `mpirun -np 2 normlab compare` spreads its runs over the ranks and writes the
+#      results of one process: the same CSV files byte for byte, and the same
+#      results.json but for the elapsed time, the command line and the machine.
 #
 #   cli_data_parallel.sh NORMLAB MPIEXEC CORPUS OUT
 set -euo pipefail
@@ -49,5 +54,59 @@ status=0
 ranks train "${common[@]}" --batch-size 3 --out "$out/bad" >"$out/bad.log" 2>&1 || status=$?
 [[ $status != 0 ]] || fail "a batch of 3 over 2 ranks was accepted"
 grep -q "must divide the batch size 3" "$out/bad.log" || fail "no usage error: $(cat "$out/bad.log")"
-echo "cli_data_parallel: 2 ranks = 2 micro-batches bit for bit; resume at another world size ok"
+
+# 4. kill -9 rank 1 once rank 0 has logged a step of a long run.
+ranks train --corpus "$corpus" --d-model 16 --layers 2 --heads 2 --d-ff 32 --seq-len 16 \
+  --batch-size 4 --steps 100000 --out "$out/killed" >"$out/killed.log" 2>&1 &
+launcher=$!
+rank1=""
+for _ in $(seq 600); do  # up to 60 s for the ranks to start and step
+  for pid in $(pgrep -f "normlab.* train .*$out/killed" || true); do
+    if { tr '\0' '\n' <"/proc/$pid/environ"; } 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then
+      rank1=$pid
+    fi
+  done
+  [[ -n $rank1 && -s $out/killed/metrics.csv && $(wc -l <"$out/killed/metrics.csv") -ge 3 ]] &&
+    break
+  kill -0 "$launcher" 2>/dev/null || fail "the long run ended by itself: $(cat "$out/killed.log")"
+  sleep 0.1
+done
+[[ -n $rank1 ]] || { kill "$launcher" 2>/dev/null; fail "rank 1 of the long run never appeared"; }
+kill -9 "$rank1"
+killed_at=$SECONDS
+status=0
+wait "$launcher" || status=$?
+[[ $status != 0 ]] || fail "the job went on to exit 0 after rank 1 was killed"
+[[ $status != 124 ]] || fail "the job did not end within the bound after rank 1 was killed"
+killed_s=$((SECONDS - killed_at))
+((killed_s < 60)) || fail "the job took $killed_s s to end"
+grep -qi "rank 1" "$out/killed.log" || fail "no message names rank 1: $(cat "$out/killed.log")"
+
+# 5. compare over 2 ranks = compare in one process.
+compare=(compare --corpus "$corpus" --steps 6 --warmups 0,2 --lrs 0.001,0.003 --depths 1,2
+         --seeds 1,2 --grad-batches 1 --d-model 16 --layers 2 --heads 2 --d-ff 32
+         --seq-len 16 --batch-size 2 --eval-every 3 --stress-steps 5)
+"$normlab" "${compare[@]}" --out "$out/compare-serial" >"$out/compare-serial.log" 2>&1 ||
+  fail "compare in one process failed: $(cat "$out/compare-serial.log")"
+ranks "${compare[@]}" --out "$out/compare-ranks" >"$out/compare-ranks.log" 2>&1 ||
+  fail "compare over 2 ranks failed: $(cat "$out/compare-ranks.log")"
+grep -q "over 2 ranks" "$out/compare-ranks.log" || fail "rank 0 did not say it spreads the runs"
+[[ $(ls "$out/compare-ranks") == $(ls "$out/compare-serial") ]] ||
+  fail "compare over ranks wrote other files: $(ls "$out/compare-ranks")"
+for f in "$out"/compare-serial/*.csv; do
+  cmp "$f" "$out/compare-ranks/${f##*/}" || fail "compare over 2 ranks wrote another ${f##*/}"
+done
+/usr/bin/python3 - "$out/compare-serial/results.json" "$out/compare-ranks/results.json" <<'PY' ||
+import json, sys
+serial, ranks = (json.load(open(f)) for f in sys.argv[1:])
+assert (serial["machine"]["ranks"], ranks["machine"]["ranks"]) == (1, 2), (serial["machine"], ranks["machine"])
+for r in (serial, ranks):
+    for key in ("elapsed_s", "command", "machine"):
+        r.pop(key)
+differ = [k for k in serial if serial[k] != ranks.get(k)]
+assert not differ and serial.keys() == ranks.keys(), f"results.json differs in {differ}"
+PY
+  fail "compare over 2 ranks measured something else"
+echo "cli_data_parallel: 2 ranks = 2 micro-batches bit for bit; resume at another world size ok;"
+echo "  a killed rank ended the job in ${killed_s} s; compare over 2 ranks = 1 process"
 cat "$out/serial.final"

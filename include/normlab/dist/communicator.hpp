@@ -225,15 +225,24 @@ class Communicator {
   /// the ranks that did not arrive where known).
   void barrier() { do_barrier(); }
 
+  /// Every rank's `value`, indexed by rank, on every rank: how ranks that
+  /// computed different things (independent runs, results) share them. The
+  /// strings may differ in length and hold any bytes. Blocks until every rank
+  /// has called it (or throws on timeout).
+  std::vector<std::string> all_gather_strings(const std::string& value) {
+    std::vector<std::string> all = do_all_gather_strings(value);
+    detail::check(static_cast<int>(all.size()) == size(), name(),
+                  " communicator: all_gather_strings gathered ", all.size(), " values from ",
+                  size(), " ranks");
+    return all;
+  }
+
   /// Checks that every rank passes the same `value` (a configuration, a model
   /// hash, a data-set name). Throws Error on every rank when they differ, naming
   /// `what` and each distinct value with the ranks that hold it; the
   /// communicator stays usable after that error.
   void check_same(const std::string& what, const std::string& value) {
-    const std::vector<std::string> all = do_all_gather_strings(value);
-    detail::check(static_cast<int>(all.size()) == size(), name(),
-                  " communicator: check_same gathered ", all.size(), " values from ", size(),
-                  " ranks");
+    const std::vector<std::string> all = all_gather_strings(value);
     std::vector<std::pair<std::string, std::vector<int>>> groups;  // value, its ranks
     for (int r = 0; r < size(); ++r) {
       const std::string& v = all[static_cast<size_t>(r)];

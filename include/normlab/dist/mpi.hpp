@@ -511,12 +511,6 @@ class MpiCommunicator final : public Communicator {
   /// Whether a collective failed (see the header); later operations throw.
   bool failed() const { return !failure_.empty(); }
 
-  /// Every rank's `value`, indexed by rank, on every rank (what check_same
-  /// compares; NcclCommunicator's check_same goes through it).
-  std::vector<std::string> all_gather_strings(const std::string& value) {
-    return do_all_gather_strings(value);
-  }
-
   /// Advances every operation in flight without blocking. MPI moves large
   /// messages only inside MPI calls: a program that starts an all-reduce and
   /// then computes for long may call this now and then.
@@ -563,7 +557,7 @@ class MpiCommunicator final : public Communicator {
   std::vector<std::string> do_all_gather_strings(const std::string& value) override {
     const uint64_t seq = next_seq();
     auto op = std::make_shared<mpi_detail::MpiGatherStrings>(
-        normlab::detail::concat("check_same #", seq), tag_for(seq), value, rank_, size_,
+        normlab::detail::concat("all-gather #", seq), tag_for(seq), value, rank_, size_,
         options_.max_message_bytes);
     start(op)->wait();
     return op->take();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -84,6 +85,13 @@ class GradientSum {
   /// The number of buckets the gradients cross the ranks in (0 on one rank).
   size_t bucket_count() const { return buckets_.size(); }
 
+  /// Seconds of this step (since begin_step) that the calling thread spent on
+  /// the exchange across ranks rather than on compute: filling buckets and
+  /// starting and polling their collectives in the gradient-ready hooks, and
+  /// finish()'s wait and copies. The part of the collectives that overlapped
+  /// backward is not in it; 0 on one rank.
+  double exchange_seconds() const { return exchange_seconds_; }
+
   /// Starts a step: the parameters must hold no gradient (zero_grad with
   /// set_to_none) and no slice has run.
   void begin_step() {
@@ -94,6 +102,7 @@ class GradientSum {
     }
     next_start_ = 0;
     last_slice_ = false;
+    exchange_seconds_ = 0;
   }
 
   /// Before a slice's backward; `last` when it is this rank's last slice of
@@ -121,6 +130,7 @@ class GradientSum {
         if (sums_[k].defined()) set_grad(params_[k], sums_[k]);
       return;
     }
+    const ExchangeTimer timer(exchange_seconds_);
     while (next_start_ < buckets_.size()) start(buckets_[next_start_++]);
     for (Bucket& b : buckets_) {
       b.handle.wait();
@@ -145,6 +155,22 @@ class GradientSum {
     dist::CommHandle handle;
   };
 
+  /// Adds the wall time of its scope to `seconds`.
+  class ExchangeTimer {
+   public:
+    explicit ExchangeTimer(double& seconds)
+        : seconds_(seconds), start_(std::chrono::steady_clock::now()) {}
+    ~ExchangeTimer() {
+      seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+    ExchangeTimer(const ExchangeTimer&) = delete;
+    ExchangeTimer& operator=(const ExchangeTimer&) = delete;
+
+   private:
+    double& seconds_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
   /// sums_[k] += grad (or = grad for the first slice that reached k).
   void fold(size_t k, const TensorType& grad) {
     if (!grad.defined()) return;
@@ -159,6 +185,7 @@ class GradientSum {
     if (!last_slice_) return;
     fold(k, grad);
     --buckets_[bucket_of_[k]].pending;
+    const ExchangeTimer timer(exchange_seconds_);
     while (next_start_ < buckets_.size() && buckets_[next_start_].pending == 0)
       start(buckets_[next_start_++]);
     for (Bucket& b : buckets_)  // let the communicator move the messages of those started
@@ -189,6 +216,7 @@ class GradientSum {
   std::vector<size_t> bucket_of_;
   size_t next_start_ = 0;  // the first bucket not started this step
   bool last_slice_ = false;
+  double exchange_seconds_ = 0;  // see exchange_seconds()
 };
 
 }  // namespace v0

@@ -53,6 +53,11 @@ struct StepMetrics {
   double lr = 0;            ///< learning rate the update used
   double grad_norm = 0;     ///< global gradient norm before clipping
   double tokens_per_s = 0;  ///< B * T over the step's wall time
+  /// Seconds of the step's wall time this rank spent exchanging gradients and
+  /// the loss with the other ranks outside compute (GradientSum::
+  /// exchange_seconds plus the loss's all-reduce): the communication that did
+  /// not hide behind backward. 0 in one process.
+  double exchange_s = 0;
 };
 
 /// What one evaluation measured.
@@ -138,7 +143,7 @@ class Trainer {
     const std::vector<int64_t> counted = counted_targets(batch.targets, slices);  // (slices)
     int64_t total = 0;
     for (int64_t n : counted) total += n;
-    double loss_value = 0;
+    double loss_value = 0, exchange_s = 0;
     if (slices == 1) {  // the whole batch at once
       begin_dropout_stream(0);
       const Variable<Scalar, Backend> loss = model_.loss(batch.tokens, batch.targets);
@@ -163,9 +168,16 @@ class Trainer {
         end_dropout_stream(s);
       }
       gradients_.finish();
-      if (ranks() > 1) options_.communicator->all_reduce_sum(&loss_value, 1);
+      exchange_s = gradients_.exchange_seconds();
+      if (ranks() > 1) {
+        const auto loss_start = std::chrono::steady_clock::now();
+        options_.communicator->all_reduce_sum(&loss_value, 1);
+        exchange_s +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - loss_start).count();
+      }
     }
     StepMetrics m;
+    m.exchange_s = exchange_s;
     m.loss = loss_value;
     m.grad_norm =
         options_.clip_norm > 0 ? clip_grad_norm(params_, options_.clip_norm) : grad_norm(params_);

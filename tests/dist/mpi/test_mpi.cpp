@@ -182,6 +182,24 @@ TEST(MpiCommunicator, Barrier) {
   for (int k = 0; k < 5; ++k) g_comm->barrier();
 }
 
+// Strings of different lengths per rank (one empty, one of several messages'
+// worth, bytes of every value) come back whole, indexed by rank, on every rank.
+TEST(MpiCommunicator, AllGatherStringsOfEveryLength) {
+  auto value_of = [](int r) {
+    std::string v;
+    const size_t n = r == 0 ? 0 : r == 1 ? 300000 : static_cast<size_t>(17 * r);
+    for (size_t i = 0; i < n; ++i)
+      v.push_back(static_cast<char>((i * 131 + static_cast<size_t>(r)) % 256));
+    return v;
+  };
+  for (int round = 0; round < 2; ++round) {
+    const std::vector<std::string> all = g_comm->all_gather_strings(value_of(g_comm->rank()));
+    ASSERT_EQ(all.size(), static_cast<size_t>(g_comm->size()));
+    for (int r = 0; r < g_comm->size(); ++r)
+      EXPECT_EQ(all[static_cast<size_t>(r)], value_of(r)) << "round " << round << ", rank " << r;
+  }
+}
+
 TEST(MpiCommunicator, CheckSameNamesTheRankThatDiffers) {
   g_comm->check_same("config", "d_model=64 n_layers=2");
   g_comm->check_same("empty", "");
@@ -249,6 +267,14 @@ DpRun train_dp(nl::dist::Communicator* comm, int64_t micro_batches, double dropo
     const nl::StepMetrics m = trainer.step();
     r.losses.push_back(m.loss);
     r.grad_norms.push_back(m.grad_norm);
+    // The exchange is part of the step's time on several ranks, and absent in one process.
+    const double step_s = 8.0 * 16.0 / m.tokens_per_s;
+    if (comm != nullptr && comm->size() > 1) {
+      EXPECT_GT(m.exchange_s, 0.0) << "step " << m.step;
+      EXPECT_LT(m.exchange_s, step_s) << "step " << m.step;
+    } else {
+      EXPECT_EQ(m.exchange_s, 0.0) << "step " << m.step;
+    }
   }
   for (const auto& p : model.parameters()) r.params.push_back(p.data().to_vector());
   return r;
