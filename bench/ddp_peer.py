@@ -13,12 +13,21 @@ Random tokens: the timing does not depend on the text. Prints the median
 tokens/s (global batch tokens over the step's wall time) over the steps after
 the first two, measured on rank 0.
 
+With more than one rank it measures, like bench/data_parallel.cpp, three
+phases: `step` (DDP), `compute` (the same step under DDP's no_sync(): each
+rank's backward without the all-reduce, all ranks at once) and `exchange`
+(every gradient's bytes all-reduced in 25 MiB buckets, started together, no
+compute); exposed = step - compute, overlap = 1 - exposed / exchange.
+--json prints the figures as one JSON line with bench/data_parallel.cpp's keys.
+
 Needs Debian's python3-torch (1.13).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
 import time
@@ -48,36 +57,73 @@ class Gpt(nn.Module):
         return F.linear(h, self.embed_tokens.weight)  # (B, T, V), tied
 
 
-def run(rank: int, ranks: int, threads: int, batch: int, steps: int, port: int) -> None:
+def train(model: nn.Module, rank: int, ranks: int, batch: int, steps: int, sync: bool) -> list:
+    """The wall times of `steps` steps of `model` (DDP when ranks > 1) on this rank's rows of
+    a global batch; without `sync` every step runs under DDP's no_sync() (no all-reduce)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
+    gen = torch.Generator().manual_seed(2)
+    rows = batch // ranks
+    times = []
+    for _ in range(steps):
+        data = torch.randint(0, VOCAB, (batch, T + 1), generator=gen)[rank * rows:(rank + 1) * rows]
+        if ranks > 1:
+            dist.barrier()  # every rank starts the step together
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with (model.no_sync() if ranks > 1 and not sync else contextlib.nullcontext()):
+            logits = model(data[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, VOCAB), data[:, 1:].reshape(-1))
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def exchange_alone(numel: int, steps: int) -> list:
+    """The wall times of all-reducing `numel` floats in 25 MiB buckets, started together."""
+    per_bucket = (25 << 20) // 4
+    buckets = [torch.ones(min(per_bucket, numel - first)) for first in range(0, numel, per_bucket)]
+    times = []
+    for _ in range(steps):
+        dist.barrier()
+        start = time.perf_counter()
+        for work in [dist.all_reduce(b, async_op=True) for b in buckets]:
+            work.wait()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run(rank: int, ranks: int, threads: int, batch: int, steps: int, port: int,
+        as_json: bool) -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     model: nn.Module = Gpt()
+    numel = sum(p.numel() for p in model.parameters())
     if ranks > 1:
         os.environ["MASTER_ADDR"] = "127.0.0.1"
         os.environ["MASTER_PORT"] = str(port)
         dist.init_process_group("gloo", rank=rank, world_size=ranks)
         model = nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
-    gen = torch.Generator().manual_seed(2)
-    rows = batch // ranks
-    rates = []
-    for _ in range(steps):
-        data = torch.randint(0, VOCAB, (batch, T + 1), generator=gen)[rank * rows:(rank + 1) * rows]
-        start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        logits = model(data[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, VOCAB), data[:, 1:].reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if ranks > 1:
-            dist.barrier()  # the step ends when every rank's does
-        rates.append(batch * T / (time.perf_counter() - start))
+    skip = 2 if steps > 2 else 0
+    step = statistics.median(train(model, rank, ranks, batch, steps, True)[skip:])
+    figures = {"library": f"torch {torch.__version__}", "ranks": ranks, "threads": threads,
+               "steps": steps - skip, "gradient_mb": round(numel * 4 / 1e6, 1),
+               "tokens_per_s": round(batch * T / step, 1), "step_ms": round(1e3 * step, 2)}
+    if ranks > 1:
+        compute = statistics.median(train(model, rank, ranks, batch, steps, False)[skip:])
+        exchange = statistics.median(exchange_alone(numel, steps)[skip:])
+        exposed = step - compute
+        figures.update(compute_ms=round(1e3 * compute, 2), exchange_ms=round(1e3 * exchange, 2),
+                       exposed_ms=round(1e3 * exposed, 2),
+                       overlap=round(1 - exposed / exchange, 3) if exchange > 0 else 0.0)
     if rank == 0:
-        kept = rates[2:] if len(rates) > 2 else rates
-        print(f"torch {torch.__version__}: {ranks} rank(s) x {threads} thread(s), "
-              f"{'DDP gloo' if ranks > 1 else 'no DDP'}: median {statistics.median(kept):.0f} "
-              f"tokens/s over {len(kept)} steps")
+        if as_json:
+            print(json.dumps(figures))
+        else:
+            print(f"{figures['library']}: {ranks} rank(s) x {threads} thread(s), "
+                  f"{'DDP gloo' if ranks > 1 else 'no DDP'}: median {figures['tokens_per_s']:.0f} "
+                  f"tokens/s over {steps - skip} steps")
     if ranks > 1:
         dist.destroy_process_group()
 
@@ -89,13 +135,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="global batch (windows)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--port", type=int, default=29517)
+    parser.add_argument("--json", action="store_true", help="one JSON line of figures")
     a = parser.parse_args()
     if a.ranks < 1 or a.batch % a.ranks != 0:
         parser.error(f"--batch {a.batch} must split evenly over --ranks {a.ranks}")
     if a.ranks == 1:
-        run(0, 1, a.threads, a.batch, a.steps, a.port)
+        run(0, 1, a.threads, a.batch, a.steps, a.port, a.json)
     else:
-        mp.spawn(run, args=(a.ranks, a.threads, a.batch, a.steps, a.port), nprocs=a.ranks)
+        mp.spawn(run, args=(a.ranks, a.threads, a.batch, a.steps, a.port, a.json), nprocs=a.ranks)
 
 
 if __name__ == "__main__":
