@@ -95,5 +95,50 @@ TEST(Communicator, RejectsBadArguments) {
   EXPECT_EQ(comm.timeout().count(), 1500);
 }
 
+/// Two ranks of a device-side communicator (as NCCL's): reduces "cuda" memory only.
+/// Its collectives are never reached: the Trainer refuses it first.
+class DeviceOnlyCommunicator final : public dist::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  const char* name() const override { return "device-only"; }
+  bool accepts_backend(std::string_view backend) const override { return backend == "cuda"; }
+
+ protected:
+  std::unique_ptr<dist::PendingOperation> do_start_all_reduce(void*, int64_t, dist::ElementType,
+                                                              dist::ReduceOp) override {
+    throw Error("DeviceOnlyCommunicator: no collective expected");
+  }
+  void do_broadcast(void*, int64_t, int) override {
+    throw Error("DeviceOnlyCommunicator: no collective expected");
+  }
+  void do_barrier() override { throw Error("DeviceOnlyCommunicator: no collective expected"); }
+  std::vector<std::string> do_all_gather_strings(const std::string&) override {
+    throw Error("DeviceOnlyCommunicator: no collective expected");
+  }
+};
+
+TEST(Communicator, TheTrainerRefusesOneThatCannotReduceItsTensorsAndLoss) {
+  ModelConfig c;
+  c.vocab_size = 256;
+  c.d_model = 16;
+  c.n_heads = 2;
+  c.n_layers = 1;
+  c.d_ff = 32;
+  c.max_seq_len = 8;
+  GPT<PreLN, float, Cpu> model(c, 1);
+  AdamW<float, Cpu> opt(model);
+  const TextCorpus corpus = TextCorpus::from_string(synthetic_corpus(4000, 1), "synthetic");
+  const TrainValSplit split = split_train_val(corpus.size(), {});
+  DeviceOnlyCommunicator comm;
+  TrainerOptions o;
+  o.batch_size = 4;
+  o.seq_len = 8;
+  o.communicator = &comm;
+  expect_error([&] { Trainer trainer(model, opt, Schedule::constant(1e-3), corpus, split, o); },
+               {"Trainer: data parallelism on cpu tensors needs a communicator",
+                "the device-only communicator does not"});
+}
+
 }  // namespace
 }  // namespace normlab::testing

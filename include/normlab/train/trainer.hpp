@@ -42,7 +42,8 @@ struct TrainerOptions {
   /// alone. Every rank draws the same global batch (batch_size rows) and runs
   /// slices rank x micro_batches .. + micro_batches - 1; gradients and the
   /// loss are summed over the ranks in rank order (GradientSum). Must outlive
-  /// the trainer.
+  /// the trainer and reduce both the model's tensors and host memory (the
+  /// loss): MpiCommunicator with the CPU backend.
   dist::Communicator* communicator = nullptr;
 };
 
@@ -109,7 +110,16 @@ class Trainer {
                   " exceeds the ", kMaxSlices, " dropout streams a step has");
     detail::check(static_cast<uint64_t>(options.steps) < kMaxSteps, "Trainer: steps ",
                   options.steps, " exceeds the ", kMaxSteps, " steps the dropout streams cover");
-    if (ranks() > 1) join_ranks();
+    if (ranks() > 1) {
+      const dist::Communicator& comm = *options.communicator;
+      detail::check(comm.accepts_backend(Backend::name) && comm.accepts_backend("cpu"),
+                    "Trainer: data parallelism on ", Backend::name,
+                    " tensors needs a communicator ", "that reduces them and the host's loss; the ",
+                    comm.name(),
+                    " communicator does not (the MPI communicator reduces CPU tensors only; NCCL ",
+                    "in the trainer is not supported yet)");
+      join_ranks();
+    }
   }
 
   int64_t step_count() const { return step_; }
