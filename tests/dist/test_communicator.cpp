@@ -119,14 +119,7 @@ class DeviceOnlyCommunicator final : public dist::Communicator {
 };
 
 TEST(Communicator, TheTrainerRefusesOneThatCannotReduceItsTensorsAndLoss) {
-  ModelConfig c;
-  c.vocab_size = 256;
-  c.d_model = 16;
-  c.n_heads = 2;
-  c.n_layers = 1;
-  c.d_ff = 32;
-  c.max_seq_len = 8;
-  GPT<PreLN, float, Cpu> model(c, 1);
+  GPT<PreLN, float, Cpu> model(model_config("pre_ln", {256, 16, 2, 1, 32, 8}), 1);
   AdamW<float, Cpu> opt(model);
   const TextCorpus corpus = TextCorpus::from_string(synthetic_corpus(4000, 1), "synthetic");
   const TrainValSplit split = split_train_val(corpus.size(), {});
