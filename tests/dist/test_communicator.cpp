@@ -118,7 +118,7 @@ class DeviceOnlyCommunicator final : public dist::Communicator {
   }
 };
 
-TEST(Communicator, TheTrainerRefusesOneThatCannotReduceItsTensorsAndLoss) {
+TEST(Communicator, TheTrainerRefusesOneThatCannotReduceItsTensors) {
   GPT<PreLN, float, Cpu> model(model_config("pre_ln", {256, 16, 2, 1, 32, 8}), 1);
   AdamW<float, Cpu> opt(model);
   const TextCorpus corpus = TextCorpus::from_string(synthetic_corpus(4000, 1), "synthetic");
@@ -129,7 +129,7 @@ TEST(Communicator, TheTrainerRefusesOneThatCannotReduceItsTensorsAndLoss) {
   o.seq_len = 8;
   o.communicator = &comm;
   expect_error([&] { Trainer trainer(model, opt, Schedule::constant(1e-3), corpus, split, o); },
-               {"Trainer: data parallelism on cpu tensors needs a communicator",
+               {"Trainer: data parallelism on cpu tensors needs a communicator that reduces them; "
                 "the device-only communicator does not"});
 }
 

@@ -2,15 +2,23 @@
 // a device is visible, and train, generate and compare on the CUDA backend
 // (the same code as on the CPU, cli/train_run.hpp, cli/generate_run.hpp and
 // experiments/compare.hpp, compiled by nvcc for Cuda). Built only when CMake enables the CUDA
-// backend, which then defines NORMLAB_APP_CUDA for the application (apps/normlab/CMakeLists.txt).
+// backend, which then defines NORMLAB_APP_CUDA for the application (apps/normlab/CMakeLists.txt);
+// with NCCL found too (NORMLAB_APP_NCCL), train over an MPI launcher's ranks reduces with NCCL.
 #include <normlab/cuda.hpp>
 
 #include <cuda_runtime.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <string>
 
 #include "cli/device.hpp"
 #include "cli/generate_run.hpp"
 #include "cli/train_run.hpp"
 #include "experiments/compare.hpp"
+#ifdef NORMLAB_APP_NCCL
+#include "normlab/dist/nccl.hpp"
+#endif
 
 namespace normlab {
 inline namespace v0 {
@@ -28,9 +36,55 @@ std::string cuda_device_problem() {
   return "";
 }
 
+#ifdef NORMLAB_APP_NCCL
+namespace {
+
+/// This rank's place among the launcher's ranks on its machine (OpenMPI,
+/// Slurm, MPICH), 0 when none says.
+int launcher_local_rank() {
+  for (const char* variable : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
+    if (const char* value = std::getenv(variable)) {
+      const std::string text = value;
+      int local = 0;
+      const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), local);
+      nl::detail::check(err == std::errc() && end == text.data() + text.size() && local >= 0,
+                        "the MPI launcher's ", variable, " must be a whole number >= 0, found '",
+                        text, "'");
+      return local;
+    }
+  return 0;
+}
+
+}  // namespace
+#endif
+
 void run_training_cuda(const TrainRun& run, const nl::TextCorpus& corpus,
                        const nl::Schedule& schedule, const TrainSession& session) {
-  run_training<nl::Cuda>(run, corpus, schedule, session);
+  if (session.communicator == nullptr) {
+    run_training<nl::Cuda>(run, corpus, schedule, session);
+    return;
+  }
+#ifdef NORMLAB_APP_NCCL
+  // Several ranks: NCCL over the launcher's MPI ranks, one GPU per rank of a machine
+  // (local rank modulo the GPUs it sees), chosen before the first Cuda tensor.
+  auto* mpi = dynamic_cast<nl::dist::MpiCommunicator*>(session.communicator);
+  nl::detail::check(mpi != nullptr,
+                    "normlab train --device cuda: expected the launcher's MPI "
+                    "communicator to start NCCL, found the ",
+                    session.communicator->name(), " communicator");
+  int devices = 0;
+  nl::detail::check(cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0,
+                    "normlab train --device cuda: rank ", mpi->rank(), " sees no CUDA device");
+  const int device = launcher_local_rank() % devices;
+  nl::detail::check(cudaSetDevice(device) == cudaSuccess, "normlab train --device cuda: rank ",
+                    mpi->rank(), " could not select CUDA device ", device);
+  nl::dist::NcclCommunicator nccl(*mpi);
+  TrainSession on_gpus = session;
+  on_gpus.communicator = &nccl;
+  run_training<nl::Cuda>(run, corpus, schedule, on_gpus);
+#else
+  throw nl::Error("normlab train --device cuda: several ranks need NCCL, which this build lacks");
+#endif
 }
 
 std::vector<int64_t> generate_on_cuda(const nl::io::SafetensorsReader& file,

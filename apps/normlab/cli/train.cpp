@@ -306,10 +306,13 @@ int train_command(int argc, char** argv) {
     throw UsageError("normlab train: --micro-batches " + std::to_string(session.micro_batches) +
                      (ranks > 1 ? " x " + std::to_string(ranks) + " ranks" : std::string()) +
                      " must divide the batch size " + std::to_string(run.batch_size));
+#ifndef NORMLAB_APP_NCCL
   if (ranks > 1 && device == Device::cuda)
     throw nl::Error("normlab train: --device cuda with " + std::to_string(ranks) +
-                    " ranks: data parallel training runs on the CPU so far (expected one "
-                    "process with --device cuda, or ranks without it)");
+                    " ranks needs NCCL, and this build has none (expected a build with CUDA, MPI "
+                    "and the toolkit's nccl.h and libnccl found at configure time; or one "
+                    "process with --device cuda, or ranks on the CPU)");
+#endif
   (void)run.model.policy_spec();  // a bad policy fails here, before the corpus is read
 
   const nl::TextCorpus corpus =

@@ -42,8 +42,8 @@ struct TrainerOptions {
   /// alone. Every rank draws the same global batch (batch_size rows) and runs
   /// slices rank x micro_batches .. + micro_batches - 1; gradients and the
   /// loss are summed over the ranks in rank order (GradientSum). Must outlive
-  /// the trainer and reduce both the model's tensors and host memory (the
-  /// loss): MpiCommunicator with the CPU backend.
+  /// the trainer and reduce the backend's tensors (MpiCommunicator: Cpu,
+  /// NcclCommunicator: Cuda).
   dist::Communicator* communicator = nullptr;
 };
 
@@ -112,12 +112,10 @@ class Trainer {
                   options.steps, " exceeds the ", kMaxSteps, " steps the dropout streams cover");
     if (ranks() > 1) {
       const dist::Communicator& comm = *options.communicator;
-      detail::check(comm.accepts_backend(Backend::name) && comm.accepts_backend("cpu"),
-                    "Trainer: data parallelism on ", Backend::name,
-                    " tensors needs a communicator ", "that reduces them and the host's loss; the ",
-                    comm.name(),
-                    " communicator does not (the MPI communicator reduces CPU tensors only; NCCL ",
-                    "in the trainer is not supported yet)");
+      detail::check(comm.accepts_backend(Backend::name), "Trainer: data parallelism on ",
+                    Backend::name, " tensors needs a communicator that reduces them; the ",
+                    comm.name(), " communicator does not (MpiCommunicator reduces cpu tensors, ",
+                    "NcclCommunicator cuda tensors)");
       join_ranks();
     }
   }
@@ -181,7 +179,11 @@ class Trainer {
       exchange_s = gradients_.exchange_seconds();
       if (ranks() > 1) {
         const auto loss_start = std::chrono::steady_clock::now();
-        options_.communicator->all_reduce_sum(&loss_value, 1);
+        // In the backend's memory, where the communicator reduces (rank order, in double).
+        Tensor<double, Backend> loss_sum =
+            Tensor<double, Backend>::from_vector(Shape{1}, {loss_value});
+        options_.communicator->all_reduce_sum(loss_sum);
+        loss_value = loss_sum.to_vector()[0];
         exchange_s +=
             std::chrono::duration<double>(std::chrono::steady_clock::now() - loss_start).count();
       }
