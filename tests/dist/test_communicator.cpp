@@ -121,7 +121,7 @@ class DeviceOnlyCommunicator final : public dist::Communicator {
 TEST(Communicator, TheTrainerRefusesOneThatCannotReduceItsTensors) {
   GPT<PreLN, float, Cpu> model(model_config("pre_ln", {256, 16, 2, 1, 32, 8}), 1);
   AdamW<float, Cpu> opt(model);
-  const TextCorpus corpus = TextCorpus::from_string(synthetic_corpus(4000, 1), "synthetic");
+  const TextCorpus corpus = TextCorpus::from_string(synthetic_corpus(20000, 1), "synthetic");
   const TrainValSplit split = split_train_val(corpus.size(), {});
   DeviceOnlyCommunicator comm;
   TrainerOptions o;
