@@ -8,12 +8,11 @@
 
 #include <cuda_runtime.h>
 
-#include <charconv>
-#include <cstdlib>
 #include <string>
 
 #include "cli/device.hpp"
 #include "cli/generate_run.hpp"
+#include "cli/ranks.hpp"
 #include "cli/train_run.hpp"
 #include "experiments/compare.hpp"
 #ifdef NORMLAB_APP_NCCL
@@ -35,28 +34,6 @@ std::string cuda_device_problem() {
   if (count == 0) return "no CUDA device is visible (cudaGetDeviceCount found none)";
   return "";
 }
-
-#ifdef NORMLAB_APP_NCCL
-namespace {
-
-/// This rank's place among the launcher's ranks on its machine (OpenMPI,
-/// Slurm, MPICH), 0 when none says.
-int launcher_local_rank() {
-  for (const char* variable : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
-    if (const char* value = std::getenv(variable)) {
-      const std::string text = value;
-      int local = 0;
-      const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), local);
-      nl::detail::check(err == std::errc() && end == text.data() + text.size() && local >= 0,
-                        "the MPI launcher's ", variable, " must be a whole number >= 0, found '",
-                        text, "'");
-      return local;
-    }
-  return 0;
-}
-
-}  // namespace
-#endif
 
 void run_training_cuda(const TrainRun& run, const nl::TextCorpus& corpus,
                        const nl::Schedule& schedule, const TrainSession& session) {

@@ -13,18 +13,7 @@ inline namespace v0 {
 namespace cli::detail {
 
 int launcher_world_size() {
-  for (const char* variable : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
-    const char* value = std::getenv(variable);
-    if (value == nullptr) continue;
-    const std::string text = value;
-    int size = 0;
-    const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), size);
-    nl::detail::check(err == std::errc() && end == text.data() + text.size() && size >= 1,
-                      "the MPI launcher's ", variable, " must be a positive whole number, found '",
-                      text, "'");
-    return size;
-  }
-  return 1;
+  return launcher_number({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}, 1).value_or(1);
 }
 
 std::unique_ptr<nl::dist::Communicator> launcher_communicator(const char* command) {

@@ -3,13 +3,44 @@
 // with no other flag.
 #pragma once
 
+#include <charconv>
+#include <cstdlib>
+#include <initializer_list>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "cli/common.hpp"
 
 namespace normlab {
 inline namespace v0 {
 namespace cli::detail {
+
+/// The value of the first of `variables` that the launcher set, a whole number
+/// >= `least`; none when it set none of them. Throws Error naming the
+/// variable when its value is not such a number.
+inline std::optional<int> launcher_number(std::initializer_list<const char*> variables, int least) {
+  for (const char* variable : variables) {
+    const char* value = std::getenv(variable);
+    if (value == nullptr) continue;
+    const std::string text = value;
+    int number = 0;
+    const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), number);
+    nl::detail::check(err == std::errc() && end == text.data() + text.size() && number >= least,
+                      "the MPI launcher's ", variable, " must be a whole number >= ", least,
+                      ", found '", text, "'");
+    return number;
+  }
+  return std::nullopt;
+}
+
+/// This process's place among the launcher's ranks on its machine (OpenMPI's
+/// OMPI_COMM_WORLD_LOCAL_RANK, Slurm's SLURM_LOCALID, MPICH's
+/// MPI_LOCALRANKID); 0 without a launcher.
+inline int launcher_local_rank() {
+  return launcher_number({"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}, 0)
+      .value_or(0);
+}
 
 /// The number of processes the launcher that started this one runs, from its
 /// environment (OpenMPI's OMPI_COMM_WORLD_SIZE, PMI_SIZE of MPICH and Slurm's
