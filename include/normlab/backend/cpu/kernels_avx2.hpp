@@ -7,7 +7,7 @@
 // build without -march. These are the same formulas on eight floats at a
 // time, in functions compiled for AVX2 (`target("avx2")`) whatever the
 // program's flags; the kernels above call them when cpu_kernels() is avx2 or
-// avx512.
+// avx512 and the program's own target lacks AVX2 (use_avx2_row_kernels).
 //
 // Same bits as the portable path. Every kernel here does the portable
 // kernel's operations in its order, one rounding each: no FMA (the target
@@ -53,10 +53,14 @@ inline namespace v0 {
 namespace cpu {
 
 /// Whether the float row-wise and element-wise kernels take the AVX2 code of
-/// kernels_avx2.hpp on this call (path avx2 or avx512), for Scalar float only.
+/// kernels_avx2.hpp on this call: for Scalar float, on the avx2 and avx512
+/// paths, in a program compiled for a target without AVX2. A program compiled
+/// with AVX2 (-march=native on such a CPU) has Eigen's packets and the
+/// compiler's loops at least as wide, with FMA (AVX-512 ones where -march has
+/// it, twice as fast on GELU as this code), and keeps them on every path.
 template <class Scalar>
 inline bool use_avx2_row_kernels() {
-#ifdef NORMLAB_X86_KERNELS
+#if defined(NORMLAB_X86_KERNELS) && !defined(__AVX2__)
   if constexpr (std::is_same_v<Scalar, float>) return cpu_kernels() >= CpuKernels::avx2;
 #endif
   return false;
