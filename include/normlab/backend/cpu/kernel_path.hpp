@@ -17,10 +17,10 @@
 //             -march); double always takes it, in every kernel
 //
 // The path chooses the row-wise and element-wise kernels in a program compiled
-// without AVX2 only (no -march: the default build, the tests, the `normlab`
-// command): one compiled with AVX2 (bench/, -march=native) has their portable
-// code at least as wide, with FMA and, where -march has it, AVX-512, and
-// keeps it on every path.
+// without AVX2 and FMA only (no -march: the default build, the tests, the
+// `normlab` command): one compiled with AVX2 (bench/, -march=native) has their
+// portable code at least as wide, with FMA and, where -march has it,
+// AVX-512, and keeps it on every path.
 //
 // The kernels the path does not choose (log-softmax, SGD, the element-wise
 // maps other than GELU, embedding, dropout, reductions) are compiled for the

@@ -7,7 +7,8 @@
 // build without -march. These are the same formulas on eight floats at a
 // time, in functions compiled for AVX2 (`target("avx2")`) whatever the
 // program's flags; the kernels above call them when cpu_kernels() is avx2 or
-// avx512 and the program's own target lacks AVX2 (use_avx2_row_kernels).
+// avx512 and the program's own target has neither AVX2 nor FMA
+// (use_avx2_row_kernels).
 //
 // Same bits as the portable path. Every kernel here does the portable
 // kernel's operations in its order, one rounding each: no FMA (the target
@@ -28,8 +29,9 @@
 //   - softmax and cross-entropy differ from it by the exp only: Eigen's
 //     array expressions take std::exp on the elements before their first
 //     aligned packet and after their last one, and pexp elsewhere; here every
-//     element takes pexp. pexp is within 2 ulp of std::exp for arguments
-//     above -87 (and returns a value below 2^-126 under it), so softmax and
+//     element takes pexp. pexp is within 2 ulp of the exact exp for
+//     arguments in (-87, 88) (and returns a value below 2^-126 under them),
+//     as std::exp is within 1 ulp of it, so softmax and
 //     cross-entropy stay within a few ulp of the portable path's;
 //   - cross-entropy's sum of exp adds in lane order, where Eigen's .sum()
 //     adds in its own packet order: the log-sum-exp differs by rounding.
@@ -54,13 +56,15 @@ namespace cpu {
 
 /// Whether the float row-wise and element-wise kernels take the AVX2 code of
 /// kernels_avx2.hpp on this call: for Scalar float, on the avx2 and avx512
-/// paths, in a program compiled for a target without AVX2. A program compiled
-/// with AVX2 (-march=native on such a CPU) has Eigen's packets and the
-/// compiler's loops at least as wide, with FMA (AVX-512 ones where -march has
-/// it, twice as fast on GELU as this code), and keeps them on every path.
+/// paths, in a program compiled for a target without AVX2 and FMA. A program
+/// compiled with AVX2 (-march=native on such a CPU) has Eigen's packets and
+/// the compiler's loops at least as wide, with FMA (AVX-512 ones where -march
+/// has it, twice as fast on GELU as this code), and keeps them on every path;
+/// one compiled with FMA could contract this code's a * b + c, which the
+/// portable path's bits rule out.
 template <class Scalar>
 inline bool use_avx2_row_kernels() {
-#if defined(NORMLAB_X86_KERNELS) && !defined(__AVX2__)
+#if defined(NORMLAB_X86_KERNELS) && !defined(__AVX2__) && !defined(__FMA__)
   if constexpr (std::is_same_v<Scalar, float>) return cpu_kernels() >= CpuKernels::avx2;
 #endif
   return false;
@@ -127,7 +131,7 @@ NORMLAB_AVX2_INLINE __m256 pmax(__m256 a, __m256 b) {
 ///   r = x' - m ln 2 (in two parts, C1 + C2 = -ln 2),
 ///   exp(r) ~ 1 + r + r^2 (p5 + p4 r + p3 r^2 + r^3 (p2 + p1 r + p0 r^2)),
 ///   exp(x) = max(2^m exp(r), x), 2^m applied in four factors (Eigen's pldexp).
-/// Within 2 ulp of std::exp for -87 < x < 88. Below -88.723 it returns
+/// Within 2 ulp of the exact exp for -87 < x < 88. Below -88.723 it returns
 /// exp(-88.723), about 2.9e-39, not 0 (exp(-inf) too), and above 88.723 about
 /// 3.4e38 (+inf for +inf), as Eigen's does.
 NORMLAB_AVX2_INLINE __m256 exp(__m256 x0) {
