@@ -47,6 +47,26 @@ class ThreadCountGuard {
   int saved_ = 1;
 };
 
+/// Every CPU kernel path this machine runs, lowest first.
+inline std::vector<cpu::CpuKernels> available_kernel_paths() {
+  std::vector<cpu::CpuKernels> paths;
+  for (const auto k : {cpu::CpuKernels::portable, cpu::CpuKernels::avx2, cpu::CpuKernels::avx512})
+    if (k <= cpu::best_cpu_kernels()) paths.push_back(k);
+  return paths;
+}
+
+/// Sets the CPU kernel path (backend/cpu/kernel_path.hpp) for a scope.
+class KernelPathGuard {
+ public:
+  explicit KernelPathGuard(cpu::CpuKernels k) : before_(cpu::set_cpu_kernels(k)) {}
+  ~KernelPathGuard() { cpu::set_cpu_kernels(before_); }
+  KernelPathGuard(const KernelPathGuard&) = delete;
+  KernelPathGuard& operator=(const KernelPathGuard&) = delete;
+
+ private:
+  cpu::CpuKernels before_;
+};
+
 /// Element-wise |actual - expected| <= tol * max(1, |expected|).
 template <class T>
 void expect_close(const std::vector<T>& actual, const std::vector<double>& expected,

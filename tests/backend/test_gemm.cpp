@@ -229,26 +229,6 @@ TEST(CpuGemm, StridedBatchedFloatMatchesEachProduct) {
       }
 }
 
-/// Every CPU kernel path this machine runs, lowest first.
-std::vector<cpu::CpuKernels> available_kernel_paths() {
-  std::vector<cpu::CpuKernels> paths;
-  for (const auto k : {cpu::CpuKernels::portable, cpu::CpuKernels::avx2, cpu::CpuKernels::avx512})
-    if (k <= cpu::best_cpu_kernels()) paths.push_back(k);
-  return paths;
-}
-
-/// Sets the CPU kernel path for a scope.
-class KernelPathGuard {
- public:
-  explicit KernelPathGuard(cpu::CpuKernels k) : before_(cpu::set_cpu_kernels(k)) {}
-  ~KernelPathGuard() { cpu::set_cpu_kernels(before_); }
-  KernelPathGuard(const KernelPathGuard&) = delete;
-  KernelPathGuard& operator=(const KernelPathGuard&) = delete;
-
- private:
-  cpu::CpuKernels before_;
-};
-
 TEST(CpuKernelPaths, EveryPathMatchesDoubleOnEveryShapeStrideAndBias) {
   for (const cpu::CpuKernels path : available_kernel_paths()) {
     const KernelPathGuard guard(path);

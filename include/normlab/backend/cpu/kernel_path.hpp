@@ -4,14 +4,31 @@
 // from what the CPU reports, so one build runs well on any x86-64 machine:
 //
 //   avx512    AVX-512F (Intel server CPUs, AMD Zen 4/5): float GEMM by the
-//             packed 12 x 32 kernel of sgemm_avx512.hpp
+//             packed 12 x 32 kernel of sgemm_avx512.hpp; the float row-wise
+//             and element-wise kernels by avx2's (256-bit) code
 //   avx2      AVX2 + FMA (AMD Zen 2/3, most Intel desktops and laptops):
-//             float GEMM by the packed 6 x 16 kernel of sgemm_avx2.hpp
-//   portable  Eigen's GEMM, at the instruction set the program was compiled
-//             for; double products always take it
+//             float GEMM by the packed 6 x 16 kernel of sgemm_avx2.hpp; float
+//             softmax (forward, backward), cross-entropy (forward, backward),
+//             LayerNorm and RMSNorm (forward, backward), GELU (exact and tanh,
+//             plain and fused with a bias and a LayerNorm) and AdamW by the
+//             AVX2 code of kernels_avx2.hpp
+//   portable  Eigen's GEMM and the kernels' Eigen / loop code, at the
+//             instruction set the program was compiled for (SSE2 without
+//             -march); double always takes it, in every kernel
 //
-// The path chooses the GEMM kernel only: the other CPU kernels (softmax,
-// norms, GELU, AdamW, ...) are compiled for the program's target (-march).
+// The path chooses the row-wise and element-wise kernels in a program compiled
+// without AVX2 and FMA only (no -march: the default build, the tests, the
+// `normlab` command): one compiled with AVX2 (bench/, -march=native) has their
+// portable code at least as wide, with FMA and, where -march has it,
+// AVX-512, and keeps it on every path.
+//
+// The kernels the path does not choose (log-softmax, SGD, the element-wise
+// maps other than GELU, embedding, dropout, reductions) are compiled for the
+// program's target (-march).
+//
+// The AVX2 row-wise and element-wise kernels give the portable path's bits
+// in a build without -march, except softmax forward and cross-entropy, which
+// differ by a few ulp (kernels_avx2.hpp says where and why).
 //
 // The two packed kernels sum every element of C in the same order (depth
 // blocks of sgemm_depth_block(K), each in depth order, one FMA per product,
