@@ -8,8 +8,8 @@
 //             (GradientSum); StepMetrics::exchange_s is the exchange time this
 //             rank spent outside compute (hooks, the final wait, the loss)
 //   compute   the same step with no exchange: each rank trains its B/N windows
-//             alone (no communicator), all ranks at once, so they share the
-//             machine as in `step`
+//             alone (no communicator), all ranks at once and each step started
+//             together (a barrier), so they share the machine as in `step`
 //   exchange  the exchange alone: every gradient's bytes all-reduced in the
 //             same buckets, started together and waited for, no compute
 //
@@ -88,10 +88,11 @@ struct Phase {
 };
 
 /// Trains `steps` steps of a fresh model (seed 1) on `batch` windows with
-/// `comm` (null: alone) and returns the times of those after `skip`.
+/// `comm` (null: alone) and returns the times of those after `skip`; every
+/// step starts after a barrier of `align` (null: none).
 Phase train(const nl::ModelConfig& cfg, const nl::TextCorpus& corpus,
             const nl::TrainValSplit& split, int64_t batch, nl::dist::Communicator* comm,
-            const Args& a) {
+            nl::dist::Communicator* align, const Args& a) {
   nl::GPT<nl::PostLN, float, nl::Cpu> model(cfg, /*seed=*/1, nl::InitScheme::gpt2);
   nl::AdamW<float, nl::Cpu> opt(model, nl::AdamWOptions{1e-3, 0.9, 0.98, 1e-8, 0.01});
   nl::TrainerOptions o;
@@ -104,7 +105,7 @@ Phase train(const nl::ModelConfig& cfg, const nl::TextCorpus& corpus,
   nl::Trainer trainer(model, opt, nl::Schedule::constant(1e-3), corpus, split, o);
   Phase p;
   for (int64_t k = 0; k < a.steps; ++k) {
-    if (comm) comm->barrier();  // every rank starts the step together
+    if (align) align->barrier();  // every rank starts the step together
     const auto start = Clock::now();
     const nl::StepMetrics m = trainer.step();
     const double s = seconds_since(start);
@@ -166,7 +167,8 @@ int main(int argc, char** argv) {
         nl::TextCorpus::from_string(nl::synthetic_corpus(int64_t{1} << 21, 7), "synthetic");
     const nl::TrainValSplit split = nl::split_train_val(corpus.size(), {});
 
-    const Phase step = train(cfg, corpus, split, g.B, ranks > 1 ? &comm : nullptr, a);
+    nl::dist::Communicator* all = ranks > 1 ? &comm : nullptr;
+    const Phase step = train(cfg, corpus, split, g.B, all, all, a);
     Phase compute;
     std::vector<double> exchange;
     int64_t numel = 0;
@@ -175,7 +177,7 @@ int main(int argc, char** argv) {
       numel = model.parameter_count();
     }
     if (ranks > 1) {
-      compute = train(cfg, corpus, split, g.B / ranks, nullptr, a);
+      compute = train(cfg, corpus, split, g.B / ranks, nullptr, all, a);
       exchange = exchange_alone(comm, numel, a);
     }
     if (comm.rank() == 0) {

@@ -55,7 +55,8 @@ for ((r = 1; r <= repetitions; ++r)); do
   /usr/bin/python3 bench/ddp_peer.py --ranks 2 --threads 1 --steps "$steps" --json | tee -a "$runs"
 done
 
-step "4/4 table (medians over $repetitions repetitions; CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), $(grep -o -m1 -w 'avx512f\|avx2' /proc/cpuinfo | sort -u | xargs), $(nproc) cores"
+step "4/4 table (medians over $repetitions repetitions of each figure; CPU: $cpu)"
 /usr/bin/python3 - "$runs" <<'PY' | tee "$out/table.txt"
 import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -125,7 +126,11 @@ def run(rank: int, ranks: int, threads: int, batch: int, steps: int, port: int,
                   f"{'DDP gloo' if ranks > 1 else 'no DDP'}: median {figures['tokens_per_s']:.0f} "
                   f"tokens/s over {steps - skip} steps")
     if ranks > 1:
-        dist.destroy_process_group()
+        # Every rank leaves together; then the process ends without gloo's teardown, which
+        # left a rank spinning after its peer had gone in one run of this script.
+        dist.barrier()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def main() -> None:
