@@ -85,6 +85,7 @@ Args parse(int argc, char** argv) {
 
 struct Phase {
   std::vector<double> step_s, exchange_s;  // per measured step
+  int64_t parameters = 0;                  // the model's parameter count
 };
 
 /// Trains `steps` steps of a fresh model (seed 1) on `batch` windows with
@@ -104,6 +105,7 @@ Phase train(const nl::ModelConfig& cfg, const nl::TextCorpus& corpus,
   o.communicator = comm;
   nl::Trainer trainer(model, opt, nl::Schedule::constant(1e-3), corpus, split, o);
   Phase p;
+  p.parameters = model.parameter_count();
   for (int64_t k = 0; k < a.steps; ++k) {
     if (align) align->barrier();  // every rank starts the step together
     const auto start = Clock::now();
@@ -171,11 +173,7 @@ int main(int argc, char** argv) {
     const Phase step = train(cfg, corpus, split, g.B, all, all, a);
     Phase compute;
     std::vector<double> exchange;
-    int64_t numel = 0;
-    {
-      nl::GPT<nl::PostLN, float, nl::Cpu> model(cfg, 1);
-      numel = model.parameter_count();
-    }
+    const int64_t numel = step.parameters;
     if (ranks > 1) {
       compute = train(cfg, corpus, split, g.B / ranks, nullptr, all, a);
       exchange = exchange_alone(comm, numel, a);

@@ -447,8 +447,6 @@ class CompareProgress {
     total_ = done_;
     say(what);
   }
-  /// Whether lines reach anyone.
-  bool reporting() const { return static_cast<bool>(fn_); }
   /// Planned work that will not be done after all.
   void drop(double units) { total_ = std::max(done_, total_ - units); }
   void say(const std::string& what) const {
@@ -791,7 +789,7 @@ class CompareSession {
         mine.str(measured[i]);
       }
     if (!comm_) return measured;
-    if (progress_.reporting()) progress_.say("waiting for the other ranks' runs");
+    progress_.say("waiting for the other ranks' runs");
     const std::chrono::milliseconds timeout = comm_->timeout();
     comm_->set_timeout(std::chrono::hours(24 * 365));
     const std::vector<std::string> all = comm_->all_gather_strings(mine.take());
