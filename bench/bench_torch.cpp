@@ -20,6 +20,8 @@
 #include <torch/optim/adamw.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -394,6 +396,15 @@ Arrays gpt_check(PolicyId p, const GptShape& g, const Arrays& given) {
 
 std::string version() {
   return std::string("libtorch ") + TORCH_VERSION;
+}
+
+std::string blas() {
+  using Text = const char* (*)();
+  // C functions of OpenBLAS's own API, exported by libopenblas.so.
+  const auto config = reinterpret_cast<Text>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  const auto core = reinterpret_cast<Text>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (config == nullptr || core == nullptr) return "not OpenBLAS";
+  return std::string(config()) + ", core " + core();  // config: "OpenBLAS 0.3.21 ..."
 }
 
 void set_threads(int threads) {

@@ -141,6 +141,11 @@ namespace peer {  // bench_torch.cpp, built only when libtorch is found (NORMLAB
 Suite suite();
 /// "libtorch <version>"
 std::string version();
+/// The BLAS the peer's GEMMs ran in: "<OpenBLAS's config>, core <kernels>"
+/// (openblas_get_config / openblas_get_corename, looked up in the loaded
+/// libraries: tools/peer_blas.sh says why the core matters), or "not
+/// OpenBLAS" when no OpenBLAS is loaded.
+std::string blas();
 /// at::set_num_threads(threads): the same count as normlab's OpenMP loops.
 void set_threads(int threads);
 }  // namespace peer

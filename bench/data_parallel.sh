@@ -40,6 +40,11 @@ cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DNORMLAB_BUILD_TESTS=OFF \
 cmake --build build/bench --target normlab_data_parallel_bench --parallel "${NORMLAB_JOBS:-$(nproc)}"
 bench=build/bench/bench/normlab_data_parallel_bench
 
+# The PyTorch peer on OpenBLAS kernels of this CPU's instruction set (tools/peer_blas.sh).
+# shellcheck source=tools/peer_blas.sh
+source tools/peer_blas.sh
+peer_blas_setup "$(best_cpu_isa)"
+
 mkdir -p "$out"
 runs="$out/runs.jsonl"
 : >"$runs"
@@ -56,7 +61,7 @@ for ((r = 1; r <= repetitions; ++r)); do
 done
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), $(grep -o -m1 -w 'avx512f\|avx2' /proc/cpuinfo | sort -u | xargs), $(nproc) cores"
-step "4/4 table (medians over $repetitions repetitions of each figure; CPU: $cpu)"
+step "4/4 table (medians over $repetitions repetitions of each figure; CPU: $cpu; $PEER_BLAS_LINE)"
 /usr/bin/python3 - "$runs" <<'PY' | tee "$out/table.txt"
 import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]

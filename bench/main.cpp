@@ -277,6 +277,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cpu_kernels", normlab::cpu::to_string(normlab::cpu::cpu_kernels()));
 #ifdef NORMLAB_BENCH_TORCH
   benchmark::AddCustomContext("peer", nb::peer::version());
+  benchmark::AddCustomContext("peer_blas", nb::peer::blas());
+  // The peer's own instruction-set choices, when the caller set them
+  // (tools/bench.sh --isa avx2 on an AVX-512 CPU does).
+  for (const char* knob : {"ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"})
+    if (const char* value = std::getenv(knob)) benchmark::AddCustomContext(knob, value);
 #else
   benchmark::AddCustomContext("peer", "none (built without libtorch)");
 #endif

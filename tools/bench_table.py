@@ -27,6 +27,8 @@ import sys
 
 PEAK_PREFIX = "normlab/sgemm/peak"  # peak/ (first benchmark) and peak_end/ (last)
 POLICIES = ("post_ln", "pre_ln", "normformer")
+# The peer's version, its BLAS kernels and instruction-set knobs (bench/main.cpp's context).
+PEER_CONTEXT = ("peer", "peer_blas", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 
 
 def is_counter(key, value):
@@ -65,7 +67,9 @@ def load_run(path):
             counters = {k: statistics.median(r[k] for r in reps if k in r) for k in counter_keys}
         out[name] = {"ms": ms, "counters": counters, "setting": setting, "reps": max(len(reps), 1),
                      "march": context.get("march", "?"), "cpu": context.get("cpu_model", "?"),
-                     "kernels": context.get("cpu_kernels", "?")}
+                     "kernels": context.get("cpu_kernels", "?"),
+                     "peer": "; ".join(context[k] if k in ("peer", "peer_blas") else f"{k}={context[k]}"
+                                       for k in PEER_CONTEXT if k in context)}
     # The reference sgemm of this run: every entry's %peak is against its own run's peak, since
     # the load of a shared machine changes between runs.
     peak = max((e["counters"].get("GFLOP/s", 0) for n, e in out.items() if n.startswith(PEAK_PREFIX)),
@@ -145,7 +149,10 @@ def main(argv):
     marches = sorted({e["march"] for e in best.values()})
     cpus = sorted({e["cpu"] for e in best.values()})
     kernels = sorted({e["kernels"] for e in best.values()})
+    peers = sorted({e["peer"] for e in best.values() if e["peer"]})
     print(f"CPU: {' / '.join(cpus)}; CPU kernels: {'/'.join(kernels)} (NORMLAB_CPU_KERNELS)")
+    for peer in peers:
+        print(f"peer: {peer}")
     print(f"medians of {'/'.join(map(str, reps))} repetitions; best of {len(runs)} run(s) "
           f"({', '.join(settings)}) per benchmark; ratio = ours / libtorch (below 1: normlab faster); "
           f"%peak = GEMM GFLOP/s over the reference sgemm of the same run "
@@ -165,6 +172,14 @@ def main(argv):
         e = best.get(f"{prefix}/{what}/{policy}/{shape}")
         return e["ms"] if e else None
 
+    for name in sorted(n for n in best if n.startswith(PEAK_PREFIX)):
+        ours, peer = best[name], best.get("torch/" + name[len("normlab/"):])
+        o = ours["counters"].get("GFLOP/s")
+        t = peer["counters"].get("GFLOP/s") if peer else None
+        if o is None or t is None:
+            continue
+        print(f"  {name[len('normlab/'):]}: ours {o:.0f} GFLOP/s / libtorch {t:.0f} GFLOP/s = "
+              f"{o / t:.2f} (target >= 0.9): {verdict(o / t >= 0.9)}")
     for shape, bound, text in (("S2", 0.5, "<= 0.5"), ("S1", 1.0, "< 1"), ("S3", 1.0, "< 1")):
         for p in POLICIES:
             o, t = time_of("normlab", "layer_fwd_bwd", p, shape), time_of("torch", "layer_fwd_bwd", p, shape)

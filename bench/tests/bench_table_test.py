@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""bench/tests/bench_table_test.py — tools/bench_table.py on two made-up runs of
+normlab_bench: the CPU and peer lines above the table, each side's better run,
+and the targets' verdicts computed from the numbers given here."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def run_file(wait, times):
+    """One normlab_bench JSON file: `times` maps a benchmark name to (ms, counters)."""
+    context = {"OMP_WAIT_POLICY": wait, "march": "x86-64-v3", "cpu_model": "Test CPU",
+               "cpu_kernels": "avx2", "peer": "libtorch 1.13.0",
+               "peer_blas": "OpenBLAS 0.3.21 DYNAMIC_ARCH Haswell, core Haswell",
+               "ATEN_CPU_CAPABILITY": "avx2"}
+    benchmarks = []
+    for name, (ms, counters) in times.items():
+        benchmarks.append(dict(name=name + "/real_time_median", run_name=name + "/real_time",
+                               run_type="aggregate", aggregate_name="median", real_time=ms,
+                               time_unit="ms", **counters))
+    return {"context": context, "benchmarks": benchmarks}
+
+
+def main():
+    fast = {  # the better run for every benchmark but torch's layer
+        "normlab/sgemm/peak/2048": (100.0, {"GFLOP/s": 172.0}),
+        "torch/sgemm/peak/2048": (90.0, {"GFLOP/s": 190.9}),
+        "normlab/layer_fwd_bwd/pre_ln/S2": (300.0, {"GFLOP/s": 100.0}),
+        "torch/layer_fwd_bwd/pre_ln/S2": (500.0, {"GFLOP/s": 60.0}),
+        "normlab/gpt_step/pre_ln/L6-C384-T256-B8": (1000.0, {"tokens/s": 2048.0}),
+        "torch/gpt_step/pre_ln/L6-C384-T256-B8": (1500.0, {"tokens/s": 1365.3}),
+    }
+    slow = {k: (2 * ms, c) for k, (ms, c) in fast.items()}
+    slow["torch/layer_fwd_bwd/pre_ln/S2"] = (400.0, {"GFLOP/s": 75.0})
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for wait, times in (("(unset)", fast), ("PASSIVE", slow)):
+            paths.append(os.path.join(tmp, f"run-{len(paths)}.json"))
+            with open(paths[-1], "w") as f:
+                json.dump(run_file(wait, times), f)
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_table.py"), *paths],
+                             check=True, capture_output=True, text=True).stdout
+    expected = [
+        "CPU: Test CPU; CPU kernels: avx2",
+        "peer: libtorch 1.13.0; OpenBLAS 0.3.21 DYNAMIC_ARCH Haswell, core Haswell; "
+        "ATEN_CPU_CAPABILITY=avx2",
+        "compiled with -march=x86-64-v3",
+        # 172.0 / 190.9 = 0.901
+        "sgemm/peak/2048: ours 172 GFLOP/s / libtorch 191 GFLOP/s = 0.90 (target >= 0.9): holds",
+        # torch's better run is the PASSIVE one: 300 / 400
+        "ours 300.0 ms / libtorch 400.0 ms = 0.75",
+        "ours 2048 tokens/s / libtorch 1365 tokens/s = 1.50 (target >= 2): NOT MET",
+    ]
+    missing = [line for line in expected if line not in out]
+    if missing:
+        print(out)
+        for line in missing:
+            print(f"FAIL: the table lacks: {line}")
+        return 1
+    print("bench_table_test: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# bench/tests/peer_blas_test.sh — tools/peer_blas.sh gives the libtorch peer
+# OpenBLAS kernels of the instruction set asked for, and only when OpenBLAS's
+# own choice is not of it (OpenBLAS's detection is replaced by a stub here, so
+# the test needs neither OpenBLAS nor a particular CPU).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=tools/peer_blas.sh
+source tools/peer_blas.sh
+
+failures=0
+# expect ISA DETECTED PRESET -> the OPENBLAS_CORETYPE expected afterwards ("" for unset)
+expect() {
+  local isa="$1" detected="$2" preset="$3" want="$4" got
+  got=$(
+    stub_core="$detected"  # (peer_blas_setup has a local of the name `detected`)
+    peer_blas_detected_core() { echo "$stub_core"; }
+    if [[ -n "$preset" ]]; then export OPENBLAS_CORETYPE="$preset"; else unset OPENBLAS_CORETYPE; fi
+    peer_blas_setup "$isa" >/dev/null
+    [[ -n "$PEER_BLAS_LINE" ]] || { echo "(no PEER_BLAS_LINE)"; exit 0; }
+    echo "${OPENBLAS_CORETYPE:-}"
+  )
+  if [[ "$got" != "$want" ]]; then
+    echo "FAIL: isa $isa, OpenBLAS's own core '$detected', preset '$preset': expected" \
+         "OPENBLAS_CORETYPE '$want', got '$got'"
+    failures=$((failures + 1))
+  fi
+}
+expect avx512 Prescott "" SkylakeX        # a CPU newer than OpenBLAS: its SSE3 fallback replaced
+expect avx512 SkylakeX "" ""              # OpenBLAS knows the CPU: left alone
+expect avx512 Cooperlake "" ""
+expect avx512 Haswell "" SkylakeX         # an AVX2 core on an AVX-512 comparison
+expect avx2 Prescott "" Haswell
+expect avx2 Zen "" ""                     # a real AVX2-only CPU keeps its own core
+expect avx2 SkylakeX "" Haswell           # avx2 forced on an AVX-512 CPU: the peer runs AVX2 too
+expect avx2 Prescott Sandybridge Sandybridge  # the caller's choice is kept
+expect portable Prescott "" ""            # no instruction set to match
+expect avx512 none "" ""                  # no OpenBLAS to load
+
+cores=$(best_cpu_isa)
+case "$cores" in avx512 | avx2 | portable) ;; *) echo "FAIL: best_cpu_isa printed '$cores'"; failures=$((failures + 1)) ;; esac
+
+if ((failures)); then
+  echo "peer_blas_test: $failures failure(s)"
+  exit 1
+fi
+echo "peer_blas_test: ok"

@@ -1,0 +1,73 @@
+# tools/peer_blas.sh — sourced by tools/bench.sh and bench/data_parallel.sh: which
+# OpenBLAS kernels the libtorch peer runs, so that it runs the instruction set
+# normlab runs.
+#
+# Debian's libtorch does its GEMMs in OpenBLAS, which picks its kernels by the
+# CPU's family and model number. A CPU newer than the OpenBLAS release falls
+# back to its oldest x86-64 kernels ("Prescott", SSE3): Debian 12's OpenBLAS
+# 0.3.21 does so on an Intel Xeon of family 6 model 207 (Emerald Rapids),
+# where libtorch's 2048^3 sgemm then runs at about 36 GFLOP/s on two cores
+# instead of about 200 with its AVX-512 kernels. A peer running SSE3 beside
+# normlab's AVX-512 flatters normlab, so the benchmarks give it the kernels of
+# the instruction set they compare (OPENBLAS_CORETYPE, read when OpenBLAS
+# loads); an OPENBLAS_CORETYPE set by the caller is kept.
+#
+#   best_cpu_isa            prints this CPU's best instruction set as kernel_path.hpp's
+#                           best_cpu_kernels() sees it: avx512, avx2 (with FMA) or portable
+#   peer_blas_setup ISA     ISA: avx512 or avx2 (anything else: OpenBLAS's own choice)
+#
+# exports OPENBLAS_CORETYPE when OpenBLAS's own choice is not a core of ISA
+# (avx512: SkylakeX, Cooperlake, SapphireRapids; avx2: Haswell, Zen, Excavator;
+# a real AVX2-only machine keeps its own core, and a forced avx2 run on an
+# AVX-512 CPU gets Haswell), and prints one line saying which core the peer
+# runs and why (also left in PEER_BLAS_LINE, for a table's header).
+
+best_cpu_isa() {
+  local flags
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  if [[ "$flags" == *" avx512f "* ]]; then
+    echo avx512
+  elif [[ "$flags" == *" avx2 "* && "$flags" == *" fma "* ]]; then
+    echo avx2
+  else
+    echo portable
+  fi
+}
+
+# OpenBLAS's core for this CPU when nothing forces it, as libtorch loads it
+# (libopenblas.so.0); "none" when that library cannot be loaded.
+peer_blas_detected_core() {
+  env -u OPENBLAS_CORETYPE /usr/bin/python3 -c '
+import ctypes
+try:
+    lib = ctypes.CDLL("libopenblas.so.0")
+except OSError:
+    print("none")
+else:
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    print(lib.openblas_get_corename().decode())
+' 2>/dev/null || echo none
+}
+
+peer_blas_setup() {
+  local isa="$1" detected wanted cores
+  peer_blas_say() { PEER_BLAS_LINE="$1"; echo "$1"; }
+  if [[ -n "${OPENBLAS_CORETYPE:-}" ]]; then
+    peer_blas_say "peer BLAS: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (set by the caller)"
+    return 0
+  fi
+  detected=$(peer_blas_detected_core)
+  case "$isa" in
+    avx512) cores=" skylakex cooperlake sapphirerapids "; wanted=SkylakeX ;;
+    avx2) cores=" haswell zen excavator "; wanted=Haswell ;;
+    *) peer_blas_say "peer BLAS: OpenBLAS core $detected (its own choice)"; return 0 ;;
+  esac
+  if [[ "$detected" == none ]]; then
+    peer_blas_say "peer BLAS: libopenblas.so.0 not loadable; the peer's BLAS is left as it is"
+  elif [[ "$cores" == *" ${detected,,} "* ]]; then
+    peer_blas_say "peer BLAS: OpenBLAS core $detected (its own choice, an $isa core)"
+  else
+    export OPENBLAS_CORETYPE="$wanted"
+    peer_blas_say "peer BLAS: OpenBLAS core $wanted (OPENBLAS_CORETYPE; its own choice, $detected, is not an $isa core)"
+  fi
+}
