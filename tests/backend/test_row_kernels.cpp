@@ -1,5 +1,5 @@
 // The float row-wise and element-wise CPU kernels on every kernel path this
-// CPU has (backend/cpu/kernels_avx2.hpp, chosen by cpu_kernels()) against the
+// CPU has (backend/cpu/row_kernels_x86.hpp, chosen by cpu_kernels()) against the
 // portable path, their reference: LayerNorm, RMSNorm, GELU (exact and tanh,
 // plain and fused with a bias and a LayerNorm) and softmax backward give the
 // same bits; softmax forward and cross-entropy are within the few ulp that the
@@ -78,7 +78,9 @@ void expect_same_bits_on_every_path(const std::string& what,
 }
 
 /// |a - b| <= rel * |b| + abs for every element, on every path and thread
-/// count, against the portable path; and the same bits at one and two threads.
+/// count, against the portable path; the same bits at one and two threads;
+/// and the same bits on the avx2 and avx512 paths (the same operations on 8
+/// or 16 lanes).
 void expect_close_on_every_path(const std::string& what,
                                 const std::function<std::vector<std::vector<float>>()>& run,
                                 double rel, double abs) {
@@ -87,6 +89,7 @@ void expect_close_on_every_path(const std::string& what,
     const KernelPathGuard guard(CpuKernels::portable);
     reference = run();
   }
+  std::vector<std::vector<float>> first_wide;  // the first avx path's outputs
   for (const CpuKernels path : available_kernel_paths()) {
     const KernelPathGuard guard(path);
     std::vector<std::vector<float>> one;
@@ -97,6 +100,15 @@ void expect_close_on_every_path(const std::string& what,
         one = out;
       else
         EXPECT_EQ(bits(one[0]), bits(out[0])) << what << ": 1 vs 2 threads";
+      if (path != CpuKernels::portable && cpu::wide_row_kernels<float>() == path) {
+        if (first_wide.empty())
+          first_wide = out;
+        else
+          for (size_t k = 0; k < out.size(); ++k)
+            EXPECT_EQ(bits(out[k]), bits(first_wide[k]))
+                << what << ", output " << k << ": path " << cpu::to_string(path)
+                << " against the other wide path";
+      }
       ASSERT_EQ(out.size(), reference.size());
       for (size_t k = 0; k < out.size(); ++k)
         for (size_t i = 0; i < out[k].size(); ++i) {
@@ -115,9 +127,9 @@ void expect_close_on_every_path(const std::string& what,
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // Eigen's pexp without FMA (its packets are SSE2's in a build without -march),
-// which the AVX2 exp follows.
+// which the wide exp follows on each instruction set.
 #if defined(NORMLAB_X86_KERNELS) && !defined(__AVX2__) && !defined(__FMA__)
-TEST(RowKernels, TheAvx2ExpHasEigensBitsAndIsWithinTwoUlpOfStdExp) {
+TEST(RowKernels, TheWideExpHasEigensBitsAndIsWithinTwoUlpOfStdExp) {
   if (cpu::best_cpu_kernels() < CpuKernels::avx2) GTEST_SKIP() << "needs AVX2";
   // Every 97th float in [-100, 100] (both signs, every binade down to 2^-126),
   // and the range ends.
@@ -132,14 +144,23 @@ TEST(RowKernels, TheAvx2ExpHasEigensBitsAndIsWithinTwoUlpOfStdExp) {
       xs.push_back(x);
     }
   while (xs.size() % 64) xs.push_back(1.0f);  // whole packets of any width
-  std::vector<float> ours(xs.size()), eigen(xs.size());
-  cpu::avx2::exp_n(ours.data(), xs.data(), static_cast<int64_t>(xs.size()));
+  std::vector<float> eigen(xs.size());
   using Packet = Eigen::internal::packet_traits<float>::type;
   constexpr size_t kEigenLanes = Eigen::internal::packet_traits<float>::size;
   for (size_t i = 0; i < xs.size(); i += kEigenLanes)
     Eigen::internal::pstoreu(eigen.data() + i,
                              Eigen::internal::pexp(Eigen::internal::ploadu<Packet>(xs.data() + i)));
-  EXPECT_EQ(bits(ours), bits(eigen)) << "the AVX2 exp is Eigen's pexp, bit for bit";
+  std::vector<float> ours;
+  for (const CpuKernels path : available_kernel_paths()) {
+    if (path == CpuKernels::portable) continue;
+    std::vector<float> on_path(xs.size());
+    cpu::run_wide_row_kernel<float>(path, [&](auto isa) {
+      exp_n(isa, on_path.data(), xs.data(), static_cast<int64_t>(xs.size()));
+    });
+    EXPECT_EQ(bits(on_path), bits(eigen))
+        << "the " << cpu::to_string(path) << " exp is Eigen's pexp, bit for bit";
+    ours = on_path;
+  }
   double worst_ulp = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
     if (!(xs[i] > -87.0f && xs[i] < 88.0f)) continue;
@@ -165,9 +186,15 @@ TEST(RowKernels, TheWideKernelsRunForFloatOnTheAvxPathsOnlyInABuildWithoutAvx2Or
 #endif
   for (const CpuKernels path : available_kernel_paths()) {
     const KernelPathGuard guard(path);
-    EXPECT_EQ(cpu::use_avx2_row_kernels<float>(), path >= CpuKernels::avx2 && !kBuildHasAvx2OrFma)
+    EXPECT_EQ(cpu::wide_row_kernels<float>(), kBuildHasAvx2OrFma ? CpuKernels::portable : path)
         << cpu::to_string(path);
-    EXPECT_FALSE(cpu::use_avx2_row_kernels<double>());
+    EXPECT_EQ(cpu::wide_row_kernels<double>(), CpuKernels::portable);
+    bool ran = false;
+    const bool returned =
+        cpu::run_wide_row_kernel<float>(cpu::wide_row_kernels<float>(), [&](auto) { ran = true; });
+    EXPECT_EQ(returned, ran);
+    EXPECT_EQ(ran, path != CpuKernels::portable && !kBuildHasAvx2OrFma) << cpu::to_string(path);
+    EXPECT_FALSE(cpu::run_wide_row_kernel<double>(path, [&](auto) { ran = false; }));
   }
 }
 
@@ -313,7 +340,7 @@ AdamWStepArgs adamw_args(int step, bool coupled) {
   return a;
 }
 
-// The AVX2 update is AdamWElementUpdate (the scalar update, std::sqrt) bit for
+// The wide update is AdamWElementUpdate (the scalar update, std::sqrt) bit for
 // bit. The portable one runs on Eigen arrays, whose float sqrt (EIGEN_FAST_MATH)
 // is rsqrt with one Newton step on whole packets and std::sqrt on the elements
 // around them: within a few ulp of it (of the value, or of lr = 3e-4, the size

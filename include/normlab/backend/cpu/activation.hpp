@@ -11,7 +11,7 @@
 // gelu() picks them up without any change to the op.
 //
 // On the avx2 and avx512 paths (kernel_path.hpp) float GELU runs the same
-// formulas on 8 floats at a time in the AVX2 code of kernels_avx2.hpp, whatever
+// formulas on 8 or 16 floats at a time (row_kernels_x86.hpp), whatever
 // the program is compiled for, with the same bits in a build without -march.
 #pragma once
 
@@ -23,8 +23,8 @@
 
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
-#include "normlab/backend/cpu/kernels_avx2.hpp"
 #include "normlab/backend/cpu/normalization.hpp"
+#include "normlab/backend/cpu/row_kernels_x86.hpp"
 #include "normlab/backend/functors.hpp"
 
 namespace normlab {
@@ -48,9 +48,10 @@ struct GeluKernels {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) y[i] = F{}(x[i]);
     } else {
-#ifdef NORMLAB_X86_KERNELS
-      if (use_avx2_row_kernels<float>()) return avx2::gelu_forward<TanhApprox>(y, x, n);
-#endif
+      if (run_wide_row_kernel<float>(wide_row_kernels<float>(), [&](auto isa) {
+            gelu_forward(isa, std::bool_constant<TanhApprox>{}, y, x, n);
+          }))
+        return;
       for_each_packet(n, [&](int64_t i) {
         const Packet v = Eigen::internal::ploadu<Packet>(x + i);
         Eigen::internal::pstoreu(y + i, Eigen::internal::pmul(v, shape_factor(v)));
@@ -70,9 +71,10 @@ struct GeluKernels {
       using F = std::conditional_t<TanhApprox, fn::GeluTanh, fn::GeluErf>;
       for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * F{}.grad(x[i], Scalar(0));
     } else {
-#ifdef NORMLAB_X86_KERNELS
-      if (use_avx2_row_kernels<float>()) return avx2::gelu_backward<TanhApprox>(dx, dy, x, n);
-#endif
+      if (run_wide_row_kernel<float>(wide_row_kernels<float>(), [&](auto isa) {
+            gelu_backward(isa, std::bool_constant<TanhApprox>{}, dx, dy, x, n);
+          }))
+        return;
       using namespace Eigen::internal;
       for_each_packet(n, [&](int64_t i) {
         const Packet v = ploadu<Packet>(x + i);
@@ -102,10 +104,10 @@ struct GeluKernels {
         dydx[i] = F{}.grad(x[i], y[i]);
       }
     } else {
-#ifdef NORMLAB_X86_KERNELS
-      if (use_avx2_row_kernels<float>())
-        return avx2::gelu_forward_and_derivative<TanhApprox>(y, dydx, x, n);
-#endif
+      if (run_wide_row_kernel<float>(wide_row_kernels<float>(), [&](auto isa) {
+            gelu_forward_and_derivative(isa, std::bool_constant<TanhApprox>{}, y, dydx, x, n);
+          }))
+        return;
       using namespace Eigen::internal;
       for_each_packet(n, [&](int64_t i) {
         const Packet v = ploadu<Packet>(x + i), f = shape_factor(v);

@@ -5,13 +5,14 @@
 //
 //   avx512    AVX-512F (Intel server CPUs, AMD Zen 4/5): float GEMM by the
 //             packed 12 x 32 kernel of sgemm_avx512.hpp; the float row-wise
-//             and element-wise kernels by avx2's (256-bit) code
+//             and element-wise kernels that avx2 lists by the AVX-512 code
+//             of row_kernels_x86.hpp (16 floats a vector, avx2's bits)
 //   avx2      AVX2 + FMA (AMD Zen 2/3, most Intel desktops and laptops):
 //             float GEMM by the packed 6 x 16 kernel of sgemm_avx2.hpp; float
 //             softmax (forward, backward), cross-entropy (forward, backward),
 //             LayerNorm and RMSNorm (forward, backward), GELU (exact and tanh,
 //             plain and fused with a bias and a LayerNorm) and AdamW by the
-//             AVX2 code of kernels_avx2.hpp
+//             AVX2 code of row_kernels_x86.hpp
 //   portable  Eigen's GEMM and the kernels' Eigen / loop code, at the
 //             instruction set the program was compiled for (SSE2 without
 //             -march); double always takes it, in every kernel
@@ -26,9 +27,9 @@
 // maps other than GELU, embedding, dropout, reductions) are compiled for the
 // program's target (-march).
 //
-// The AVX2 row-wise and element-wise kernels give the portable path's bits
+// The wide row-wise and element-wise kernels give the portable path's bits
 // in a build without -march, except softmax forward and cross-entropy, which
-// differ by a few ulp (kernels_avx2.hpp says where and why).
+// differ by a few ulp (row_kernels_x86.hpp says where and why).
 //
 // The two packed kernels sum every element of C in the same order (depth
 // blocks of sgemm_depth_block(K), each in depth order, one FMA per product,

@@ -5,7 +5,7 @@
 // The kernels trust their targets: the op validates them on the host first
 // (nothing may throw inside an OpenMP region).
 //
-// Float rows take the AVX2 code of kernels_avx2.hpp on the avx2 and avx512
+// Float rows take the AVX2 or AVX-512 code of row_kernels_x86.hpp on the avx2 and avx512
 // paths (kernel_path.hpp): the same formulas, the log-sum-exp within a few ulp
 // of this code's (its sum of exp adds in lane order).
 #pragma once
@@ -16,7 +16,7 @@
 
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
-#include "normlab/backend/cpu/kernels_avx2.hpp"
+#include "normlab/backend/cpu/row_kernels_x86.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -33,7 +33,7 @@ void cross_entropy_forward(Cpu, Scalar* total /*()*/, Scalar* losses /*(N)*/, Sc
                            const Scalar* logits /*(N, V)*/, const int64_t* targets /*(N)*/,
                            int64_t n, int64_t v, int64_t ignore_index, Scalar scale) {
   using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
-  [[maybe_unused]] const bool wide = use_avx2_row_kernels<Scalar>();
+  const CpuKernels wide = wide_row_kernels<Scalar>();
 #pragma omp parallel for if (n * v > kParallelGrain)
   for (int64_t r = 0; r < n; ++r) {
     const int64_t t = targets[r];
@@ -43,19 +43,13 @@ void cross_entropy_forward(Cpu, Scalar* total /*()*/, Scalar* losses /*(N)*/, Sc
       continue;
     }
     const Scalar* x = logits + r * v;  // (V)
-#ifdef NORMLAB_X86_KERNELS
-    if constexpr (std::is_same_v<Scalar, float>)
-      if (wide) {  // the same formula, the sum of exp in lane order
-        float m, s;
-        avx2::max_and_sum_exp(m, s, x, v);
-        lse[r] = m + std::log(s);
-        losses[r] = lse[r] - x[t];
-        continue;
-      }
-#endif
-    const Scalar m = lane_max<Scalar>(v, [&](int64_t j) { return x[j]; });
-    // Eigen's vectorized exp; its sum adds in an order fixed by v.
-    const Scalar s = (Eigen::Map<const Array>(x, v) - m).exp().sum();
+    Scalar m = 0, s = 0;               // the row's max and sum of exp(x - m)
+    // The wide kernels add the exps in lane order.
+    if (!run_wide_row_kernel<Scalar>(wide, [&](auto isa) { max_and_sum_exp(isa, m, s, x, v); })) {
+      m = lane_max<Scalar>(v, [&](int64_t j) { return x[j]; });
+      // Eigen's vectorized exp; its sum adds in an order fixed by v.
+      s = (Eigen::Map<const Array>(x, v) - m).exp().sum();
+    }
     lse[r] = m + std::log(s);
     losses[r] = lse[r] - x[t];
   }
@@ -75,22 +69,16 @@ void cross_entropy_backward(Cpu, Scalar* dlogits /*(N, V)*/, const Scalar* dtota
                             int64_t ignore_index, Scalar scale) {
   using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   const Scalar g = dtotal[0] * scale;
-  [[maybe_unused]] const bool wide = use_avx2_row_kernels<Scalar>();
+  const CpuKernels wide = wide_row_kernels<Scalar>();
 #pragma omp parallel for if (n * v > kParallelGrain)
   for (int64_t r = 0; r < n; ++r) {
     const int64_t t = targets[r];
     if (t == ignore_index) continue;
     const Scalar* x = logits + r * v;  // (V)
     Scalar* dx = dlogits + r * v;      // (V)
-#ifdef NORMLAB_X86_KERNELS
-    if constexpr (std::is_same_v<Scalar, float>)
-      if (wide) {
-        avx2::cross_entropy_backward_row(dx, x, g, lse[r], v);
-        dx[t] -= g;
-        continue;
-      }
-#endif
-    Eigen::Map<Array>(dx, v) += g * (Eigen::Map<const Array>(x, v) - lse[r]).exp();
+    if (!run_wide_row_kernel<Scalar>(
+            wide, [&](auto isa) { cross_entropy_backward_row(isa, dx, x, g, lse[r], v); }))
+      Eigen::Map<Array>(dx, v) += g * (Eigen::Map<const Array>(x, v) - lse[r]).exp();
     dx[t] -= g;
   }
 }

@@ -11,7 +11,7 @@
 // partials are added in chunk order: the result has the same bits for any
 // thread count, and no two threads write the same element.
 //
-// Float rows take the AVX2 code of kernels_avx2.hpp on the avx2 and avx512
+// Float rows take the AVX2 or AVX-512 code of row_kernels_x86.hpp on the avx2 and avx512
 // paths (kernel_path.hpp): the same operations in the same order, with the
 // same bits in a build without -march.
 #pragma once
@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "normlab/backend/cpu/cpu.hpp"
-#include "normlab/backend/cpu/kernels_avx2.hpp"
+#include "normlab/backend/cpu/row_kernels_x86.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -86,11 +86,10 @@ void rows_with_column_sums(int64_t rows, int64_t C, Scalar* sum_a, Scalar* sum_b
 template <class Scalar>
 void layer_norm_row_forward(Scalar* yr, Scalar& mean, Scalar& rstd, const Scalar* xr,
                             const Scalar* weight, const Scalar* bias, int64_t C, Scalar eps) {
-#ifdef NORMLAB_X86_KERNELS
-  if constexpr (std::is_same_v<Scalar, float>)
-    if (use_avx2_row_kernels<Scalar>())
-      return avx2::layer_norm_row_forward(yr, mean, rstd, xr, weight, bias, C, eps);
-#endif
+  if (run_wide_row_kernel<Scalar>(wide_row_kernels<Scalar>(), [&](auto isa) {
+        layer_norm_row_forward(isa, yr, mean, rstd, xr, weight, bias, C, eps);
+      }))
+    return;
   Scalar m = lane_sum<Scalar>(C, [&](int64_t c) { return xr[c]; }) / static_cast<Scalar>(C);
   // Second pass over the deviations from m. Their sum is the rounding error
   // of the first one: adding its mean back refines m, and subtracting its
@@ -119,11 +118,10 @@ template <class Scalar>
 void layer_norm_row_backward(Scalar* dxr, Scalar* dw, Scalar* db, const Scalar* dyr,
                              const Scalar* xr, const Scalar* weight, Scalar m, Scalar s, int64_t C,
                              bool overwrite_dx) {
-#ifdef NORMLAB_X86_KERNELS
-  if constexpr (std::is_same_v<Scalar, float>)
-    if (use_avx2_row_kernels<Scalar>())
-      return avx2::layer_norm_row_backward(dxr, dw, db, dyr, xr, weight, m, s, C, overwrite_dx);
-#endif
+  if (run_wide_row_kernel<Scalar>(wide_row_kernels<Scalar>(), [&](auto isa) {
+        layer_norm_row_backward(isa, dxr, dw, db, dyr, xr, weight, m, s, C, overwrite_dx);
+      }))
+    return;
   if (dw)
     for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * ((xr[c] - m) * s);
   if (db)
@@ -174,18 +172,14 @@ void layer_norm_backward(Cpu, Scalar* dx, Scalar* dweight, Scalar* dbias, const 
 template <class Scalar>
 void rms_norm_forward(Cpu, Scalar* out, Scalar* rstd, const Scalar* x, const Scalar* weight,
                       int64_t rows, int64_t C, Scalar eps) {
-  [[maybe_unused]] const bool wide = use_avx2_row_kernels<Scalar>();
+  const CpuKernels wide = wide_row_kernels<Scalar>();
 #pragma omp parallel for if (rows * C > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const Scalar* xr = x + r * C;  // (C,)
     Scalar* yr = out + r * C;      // (C,)
-#ifdef NORMLAB_X86_KERNELS
-    if constexpr (std::is_same_v<Scalar, float>)
-      if (wide) {
-        rstd[r] = avx2::rms_norm_row_forward(yr, xr, weight, C, eps);
-        continue;
-      }
-#endif
+    if (run_wide_row_kernel<Scalar>(
+            wide, [&](auto isa) { rstd[r] = rms_norm_row_forward(isa, yr, xr, weight, C, eps); }))
+      continue;
     const Scalar ms =
         lane_sum<Scalar>(C, [&](int64_t c) { return xr[c] * xr[c]; }) / static_cast<Scalar>(C);
     const Scalar s = Scalar(1) / std::sqrt(ms + eps);
@@ -203,18 +197,17 @@ template <class Scalar>
 void rms_norm_backward(Cpu, Scalar* dx, Scalar* dweight, const Scalar* dout, const Scalar* x,
                        const Scalar* weight, const Scalar* rstd, int64_t rows, int64_t C,
                        bool overwrite_dx = false) {
-  [[maybe_unused]] const bool wide = use_avx2_row_kernels<Scalar>();
+  const CpuKernels wide = wide_row_kernels<Scalar>();
   rows_with_column_sums(
       rows, C, dweight, static_cast<Scalar*>(nullptr), [&](int64_t r, Scalar* dw, Scalar*) {
         const Scalar* dyr = dout + r * C;  // (C,)
         const Scalar* xr = x + r * C;      // (C,)
         const Scalar s = rstd[r];
-#ifdef NORMLAB_X86_KERNELS
-        if constexpr (std::is_same_v<Scalar, float>)
-          if (wide)
-            return avx2::rms_norm_row_backward(dx ? dx + r * C : nullptr, dw, dyr, xr, weight, s, C,
-                                               overwrite_dx);
-#endif
+        if (run_wide_row_kernel<Scalar>(wide, [&](auto isa) {
+              rms_norm_row_backward(isa, dx ? dx + r * C : nullptr, dw, dyr, xr, weight, s, C,
+                                    overwrite_dx);
+            }))
+          return;
         if (dw)
           for (int64_t c = 0; c < C; ++c) dw[c] += dyr[c] * (xr[c] * s);
         if (!dx) return;

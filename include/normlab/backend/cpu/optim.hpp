@@ -17,7 +17,7 @@
 
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
-#include "normlab/backend/cpu/kernels_avx2.hpp"
+#include "normlab/backend/cpu/row_kernels_x86.hpp"
 #include "normlab/backend/optim_args.hpp"
 
 namespace normlab {
@@ -35,7 +35,7 @@ inline constexpr int64_t kOptimBlock = 4096;
 /// is rsqrt and one Newton step (EIGEN_FAST_MATH), a few ulp off, so float
 /// parameters differ from the scalar update's by a few ulp; double's is exact.
 /// On the avx2 and avx512 paths float runs the scalar update's operations on
-/// 8 lanes with the sqrt instruction (kernels_avx2.hpp): its bits exactly.
+/// 8 or 16 lanes with the sqrt instruction (row_kernels_x86.hpp): its bits exactly.
 /// Requires: param, grad, m, v hold n elements each; m and v start at zero.
 template <class Scalar>
 void adamw_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/, Scalar* m /*(n)*/,
@@ -43,20 +43,19 @@ void adamw_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/, Scalar* 
   const AdamWElementUpdate<Scalar> u(a);
   using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   const int64_t blocks = (n + kOptimBlock - 1) / kOptimBlock;
-  [[maybe_unused]] const bool wide = use_avx2_row_kernels<Scalar>();
+  const CpuKernels wide = wide_row_kernels<Scalar>();
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t k = 0; k < blocks; ++k) {
     const int64_t i0 = k * kOptimBlock, len = std::min(kOptimBlock, n - i0);
-#ifdef NORMLAB_X86_KERNELS
-    if constexpr (std::is_same_v<Scalar, float>)
-      if (wide) {  // the same operations on 8 lanes
-        avx2::adamw_block({param + i0, grad + i0, m + i0, v + i0, u.decoupled ? u.decay : 1.0f,
-                           u.l2, u.beta1, u.beta2, u.one_minus_beta1, u.one_minus_beta2,
-                           u.neg_step_size, u.bias_correction2_sqrt, u.eps, u.coupled},
-                          len);
-        continue;
-      }
-#endif
+    // The same operations on 8 or 16 lanes.
+    if (run_wide_row_kernel<Scalar>(wide, [&](auto isa) {
+          adamw_block(isa,
+                      {param + i0, grad + i0, m + i0, v + i0, u.decoupled ? u.decay : 1.0f, u.l2,
+                       u.beta1, u.beta2, u.one_minus_beta1, u.one_minus_beta2, u.neg_step_size,
+                       u.bias_correction2_sqrt, u.eps, u.coupled},
+                      len);
+        }))
+      continue;
     Eigen::Map<Array> p(param + i0, len), mk(m + i0, len), vk(v + i0, len);  // (len,)
     const Eigen::Map<const Array> g(grad + i0, len);                         // (len,)
     // gk: the gradient term, coupled or not; it reads p before p changes.

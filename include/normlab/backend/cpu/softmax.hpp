@@ -8,8 +8,8 @@
 // j > i + (n - causal_tq): the mask is aligned to the bottom-right corner, so a
 // square matrix loses its strict upper triangle. causal_tq == 0: no mask.
 //
-// Float softmax forward and backward take the AVX2 code of kernels_avx2.hpp
-// on the avx2 and avx512 paths (kernel_path.hpp): backward gives this code's
+// Float softmax forward and backward take the AVX2 or AVX-512 code of
+// row_kernels_x86.hpp on the avx2 and avx512 paths (kernel_path.hpp): backward gives this code's
 // bits, forward differs by a few ulp (the exp of some elements). Log-softmax
 // is this code on every path.
 #pragma once
@@ -21,7 +21,7 @@
 
 #include "normlab/backend/cpu/cpu.hpp"
 #include "normlab/backend/cpu/gemm.hpp"  // Eigen, configured
-#include "normlab/backend/cpu/kernels_avx2.hpp"
+#include "normlab/backend/cpu/row_kernels_x86.hpp"
 
 namespace normlab {
 inline namespace v0 {
@@ -40,21 +40,15 @@ inline int64_t causal_row_length(int64_t r, int64_t n, int64_t causal_tq) {
 template <class Scalar>
 void softmax_forward(Cpu, Scalar* out, const Scalar* x, int64_t rows, int64_t n,
                      int64_t causal_tq) {
-  [[maybe_unused]] const bool wide = use_avx2_row_kernels<Scalar>();
+  const CpuKernels wide = wide_row_kernels<Scalar>();
 #pragma omp parallel for if (rows * n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const Scalar* xr = x + r * n;  // (n,)
     Scalar* yr = out + r * n;      // (n,)
     const int64_t len = causal_row_length(r, n, causal_tq);
-#ifdef NORMLAB_X86_KERNELS
-    if constexpr (std::is_same_v<Scalar, float>)
-      if (wide && len > 0) {
-        avx2::softmax_row(yr, xr, len);
-        for (int64_t j = len; j < n; ++j) yr[j] = Scalar(0);
-        continue;
-      }
-#endif
-    if (len > 0) {  // vectorized: Eigen's exp, lane-wise max and sum
+    if (len > 0 &&
+        !run_wide_row_kernel<Scalar>(wide, [&](auto isa) { softmax_row(isa, yr, xr, len); })) {
+      // vectorized: Eigen's exp, lane-wise max and sum
       using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
       const Scalar mx = lane_max<Scalar>(len, [&](int64_t j) { return xr[j]; });
       Eigen::Map<Array>(yr, len) = (Eigen::Map<const Array>(xr, len) - mx).exp();
@@ -70,20 +64,16 @@ void softmax_forward(Cpu, Scalar* out, const Scalar* x, int64_t rows, int64_t n,
 template <class Scalar>
 void softmax_backward(Cpu, Scalar* dx, const Scalar* dout, const Scalar* y, int64_t rows, int64_t n,
                       int64_t causal_tq) {
-  [[maybe_unused]] const bool wide = use_avx2_row_kernels<Scalar>();
+  const CpuKernels wide = wide_row_kernels<Scalar>();
 #pragma omp parallel for if (rows * n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const Scalar* dyr = dout + r * n;  // (n,)
     const Scalar* yr = y + r * n;      // (n,)
     Scalar* dxr = dx + r * n;          // (n,)
     const int64_t len = causal_row_length(r, n, causal_tq);
-#ifdef NORMLAB_X86_KERNELS
-    if constexpr (std::is_same_v<Scalar, float>)
-      if (wide) {
-        avx2::softmax_backward_row(dxr, dyr, yr, len);
-        continue;
-      }
-#endif
+    if (run_wide_row_kernel<Scalar>(
+            wide, [&](auto isa) { softmax_backward_row(isa, dxr, dyr, yr, len); }))
+      continue;
     const Scalar dot = lane_sum<Scalar>(len, [&](int64_t j) { return dyr[j] * yr[j]; });
     for (int64_t j = 0; j < len; ++j) dxr[j] += yr[j] * (dyr[j] - dot);
   }
