@@ -2,7 +2,7 @@
 // CPU has (backend/cpu/row_kernels_x86.hpp, chosen by cpu_kernels()) against the
 // portable path, their reference: LayerNorm, RMSNorm, GELU (exact and tanh,
 // plain and fused with a bias and a LayerNorm) and softmax backward give the
-// same bits; softmax forward and cross-entropy are within the few ulp that the
+// same bits; softmax forward, log-softmax and cross-entropy are within the few ulp that the
 // exp of the elements Eigen leaves to std::exp (and the order of
 // cross-entropy's sum) explain; AdamW gives the scalar element update's bits,
 // within a few ulp of the portable path's. Row lengths cover one element, primes, lengths
@@ -421,6 +421,79 @@ TEST(RowKernels, SoftmaxBackwardHasThePortableBitsAndForwardIsWithinAFewUlp) {
         return std::vector<std::vector<float>>{dx};
       });
     }
+}
+
+/// The float sum of t(0), ..., t(n - 1) in the order the log-softmax code of
+/// `path` adds them: element order on the portable path, lane_sum's lanes on
+/// the wide ones (the tests are compiled without -march, where the path
+/// chooses the code).
+float sum_in_path_order(CpuKernels path, int64_t n, const std::function<float(int64_t)>& t) {
+  if (path != CpuKernels::portable) return cpu::lane_sum<float>(n, t);
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += t(j);
+  return sum;
+}
+
+// Log-softmax on every path against its formula in double, with the float
+// sums each path makes (in its own order) taken as given: what is left is
+// its exp (std::exp, or Eigen's within 2 ulp: a few ulp of the sum of exp,
+// an absolute few ulp of its log) and a few roundings of the last steps.
+TEST(RowKernels, LogSoftmaxIsItsFormulaOnEveryPathGivenThePathsSums) {
+  constexpr double kEps = 0x1p-23;
+  uint64_t seed = 650;
+  for (const int64_t n : kLengths) {
+    const int64_t rows = n > 1000 ? 6 : 30;
+    const auto x = softmax_inputs(rows * n, seed++), dy = random_floats(rows * n, seed++);
+    const auto dx0 = random_floats(rows * n, seed++);
+    std::vector<uint32_t> wide_y, wide_dx;  // the first wide path's bits: every wide path's
+    for (const CpuKernels path : available_kernel_paths())
+      for (int threads : {1, 2}) {
+        const KernelPathGuard guard(path);
+        const ThreadCountGuard thread_guard(threads);
+        const std::string what = "log_softmax n " + std::to_string(n) + ", path " +
+                                 cpu::to_string(path) + ", " + std::to_string(threads) + " threads";
+        std::vector<float> y(x.size()), dx = dx0;
+        cpu::log_softmax_forward(Cpu{}, y.data(), x.data(), rows, n);
+        cpu::log_softmax_backward(Cpu{}, dx.data(), dy.data(), y.data(), rows, n);
+        if (path != CpuKernels::portable) {
+          if (wide_y.empty()) {
+            wide_y = bits(y);
+            wide_dx = bits(dx);
+          }
+          EXPECT_EQ(bits(y), wide_y) << what;
+          EXPECT_EQ(bits(dx), wide_dx) << what;
+        }
+        int failures = 0;
+        for (int64_t r = 0; r < rows && failures < 3; ++r) {
+          const float* xr = x.data() + r * n;
+          const float mx = *std::max_element(xr, xr + n);
+          const double log_sum =
+              std::log(static_cast<double>(sum_in_path_order(path, n, [&](int64_t j) {
+                return static_cast<float>(std::exp(double{xr[j] - mx}));
+              })));
+          const float dy_sum = sum_in_path_order(path, n, [&](int64_t j) { return dy[r * n + j]; });
+          for (int64_t j = 0; j < n && failures < 3; ++j) {
+            const int64_t i = r * n + j;
+            const double shifted = double{xr[j] - mx}, want_y = shifted - log_sum;
+            const double y_bound = 8 * kEps * (std::abs(shifted) + std::abs(log_sum) + 1);
+            if (!(y[i] == want_y || std::abs(y[i] - want_y) <= y_bound ||
+                  (std::isnan(y[i]) && std::isnan(want_y)))) {  // a row of -inf: NaN
+              ADD_FAILURE() << what << ": y[" << i << "] is " << y[i] << ", formula " << want_y;
+              ++failures;
+            }
+            const double e = std::exp(double{y[i]});
+            const double want_dx = double{dx0[i]} + double{dy[i]} - e * double{dy_sum};
+            const double dx_bound =
+                8 * kEps * (std::abs(dx0[i]) + std::abs(dy[i]) + e * std::abs(dy_sum)) + 1e-37;
+            if (!(std::abs(dx[i] - want_dx) <= dx_bound ||
+                  (std::isnan(dx[i]) && std::isnan(want_dx)))) {
+              ADD_FAILURE() << what << ": dx[" << i << "] is " << dx[i] << ", formula " << want_dx;
+              ++failures;
+            }
+          }
+        }
+      }
+  }
 }
 
 TEST(RowKernels, SoftmaxMasksAndAllMaskedRowsAreExactZerosOnEveryPath) {

@@ -9,10 +9,10 @@
 //             of row_kernels_x86.hpp (16 floats a vector, avx2's bits)
 //   avx2      AVX2 + FMA (AMD Zen 2/3, most Intel desktops and laptops):
 //             float GEMM by the packed 6 x 16 kernel of sgemm_avx2.hpp; float
-//             softmax (forward, backward), cross-entropy (forward, backward),
-//             LayerNorm and RMSNorm (forward, backward), GELU (exact and tanh,
-//             plain and fused with a bias and a LayerNorm) and AdamW by the
-//             AVX2 code of row_kernels_x86.hpp
+//             softmax and log-softmax, cross-entropy, LayerNorm and RMSNorm
+//             (each forward and backward), GELU (exact and tanh, plain and
+//             fused with a bias and a LayerNorm) and AdamW by the AVX2 code
+//             of row_kernels_x86.hpp
 //   portable  Eigen's GEMM and the kernels' Eigen / loop code, at the
 //             instruction set the program was compiled for (SSE2 without
 //             -march); double always takes it, in every kernel
@@ -23,7 +23,7 @@
 // portable code at least as wide, with FMA and, where -march has it,
 // AVX-512, and keeps it on every path.
 //
-// The kernels the path does not choose (log-softmax, SGD, the element-wise
+// The kernels the path does not choose (SGD, the element-wise
 // maps other than GELU, embedding, dropout, reductions) are compiled for the
 // program's target (-march).
 //

@@ -41,7 +41,9 @@
 //     as std::exp is within 1 ulp of it, so softmax and
 //     cross-entropy stay within a few ulp of the portable path's;
 //   - cross-entropy's sum of exp adds in lane order, where Eigen's .sum()
-//     adds in its own packet order: the log-sum-exp differs by rounding.
+//     adds in its own packet order: the log-sum-exp differs by rounding;
+//   - log-softmax's portable code is a scalar loop (std::exp, sums in element
+//     order): forward and backward differ by the exp and the sums' rounding.
 // The avx2 and avx512 kernels give the same bits as each other everywhere.
 // Inputs with NaN give NaN on every path, not necessarily the same NaN.
 #pragma once

@@ -262,6 +262,50 @@ NORMLAB_ROW_FN void softmax_backward_row(Isa, float* dxr, const float* dyr, cons
   for_each_vector(n, SoftmaxGrad{dxr, dyr, yr, dot});
 }
 
+// ---- log-softmax ------------------------------------------------------------
+
+/// y = (x - m) - log_sum.
+struct ShiftedBy {
+  float* y;
+  const float* x;
+  float m, log_sum;
+  template <bool Tail>
+  NORMLAB_ROW_INLINE void at(int64_t c, int64_t k) const {
+    store<Tail>(y, c, k, sub(sub(load<Tail>(x, c, k), splat(m)), splat(log_sum)));
+  }
+};
+
+/// One row of log_softmax_forward: yr = (xr - max) - log(sum(exp(xr - max))),
+/// the sum in lane order.
+/// Requires: n > 0; yr, xr (n,).
+NORMLAB_ROW_FN void log_softmax_row(Isa, float* yr, const float* xr, int64_t n) {
+  const float mx = lane_max(n, Values{xr});
+  const float log_sum = std::log(lane_sum(n, ShiftedExp{xr, mx}));
+  for_each_vector(n, ShiftedBy{yr, xr, mx, log_sum});
+}
+
+/// dx += dy - exp(y) * sum.
+struct LogSoftmaxGrad {
+  float* dx;
+  const float* dy;
+  const float* y;
+  float sum;
+  template <bool Tail>
+  NORMLAB_ROW_INLINE void at(int64_t c, int64_t k) const {
+    const Vec t = sub(load<Tail>(dy, c, k), mul(exp(load<Tail>(y, c, k)), splat(sum)));
+    store<Tail>(dx, c, k, add(load<Tail>(dx, c, k), t));
+  }
+};
+
+/// One row of log_softmax_backward: dxr += dyr - exp(yr) * sum(dyr), the sum
+/// in lane order.
+/// Requires: dxr, dyr, yr (n,).
+NORMLAB_ROW_FN void log_softmax_backward_row(Isa, float* dxr, const float* dyr, const float* yr,
+                                             int64_t n) {
+  const float sum = lane_sum(n, Values{dyr});
+  for_each_vector(n, LogSoftmaxGrad{dxr, dyr, yr, sum});
+}
+
 // ---- cross-entropy ----------------------------------------------------------
 
 /// The row's max m and sum_j exp(x_j - m) (lane order).

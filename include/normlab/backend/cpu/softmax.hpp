@@ -8,10 +8,12 @@
 // j > i + (n - causal_tq): the mask is aligned to the bottom-right corner, so a
 // square matrix loses its strict upper triangle. causal_tq == 0: no mask.
 //
-// Float softmax forward and backward take the AVX2 or AVX-512 code of
-// row_kernels_x86.hpp on the avx2 and avx512 paths (kernel_path.hpp): backward gives this code's
-// bits, forward differs by a few ulp (the exp of some elements). Log-softmax
-// is this code on every path.
+// Float softmax and log-softmax, forward and backward, take the AVX2 or
+// AVX-512 code of row_kernels_x86.hpp on the avx2 and avx512 paths
+// (kernel_path.hpp). Softmax backward gives this code's bits; softmax forward
+// differs by a few ulp (the exp of some elements); log-softmax by the
+// rounding of its sums too (this code takes std::exp and adds in element
+// order, the wide kernels take Eigen's exp and add in lane order).
 #pragma once
 
 #include <algorithm>
@@ -83,11 +85,14 @@ void softmax_backward(Cpu, Scalar* dx, const Scalar* dout, const Scalar* y, int6
 /// Requires: out, x (rows, n).
 template <class Scalar>
 void log_softmax_forward(Cpu, Scalar* out, const Scalar* x, int64_t rows, int64_t n) {
+  const CpuKernels wide = wide_row_kernels<Scalar>();
 #pragma omp parallel for if (rows * n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const Scalar* xr = x + r * n;  // (n,)
     Scalar* yr = out + r * n;      // (n,)
-    if (n == 0) continue;
+    if (n == 0 ||
+        run_wide_row_kernel<Scalar>(wide, [&](auto isa) { log_softmax_row(isa, yr, xr, n); }))
+      continue;
     Scalar mx = xr[0];
     for (int64_t j = 1; j < n; ++j) mx = std::max(mx, xr[j]);
     Scalar sum = 0;
@@ -102,11 +107,15 @@ void log_softmax_forward(Cpu, Scalar* out, const Scalar* x, int64_t rows, int64_
 template <class Scalar>
 void log_softmax_backward(Cpu, Scalar* dx, const Scalar* dout, const Scalar* y, int64_t rows,
                           int64_t n) {
+  const CpuKernels wide = wide_row_kernels<Scalar>();
 #pragma omp parallel for if (rows * n > kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     const Scalar* dyr = dout + r * n;  // (n,)
     const Scalar* yr = y + r * n;      // (n,)
     Scalar* dxr = dx + r * n;          // (n,)
+    if (run_wide_row_kernel<Scalar>(
+            wide, [&](auto isa) { log_softmax_backward_row(isa, dxr, dyr, yr, n); }))
+      continue;
     Scalar sum = 0;
     for (int64_t j = 0; j < n; ++j) sum += dyr[j];
     for (int64_t j = 0; j < n; ++j) dxr[j] += dyr[j] - std::exp(yr[j]) * sum;
