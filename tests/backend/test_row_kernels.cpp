@@ -1,14 +1,15 @@
 // The float row-wise and element-wise CPU kernels on every kernel path this
-// CPU has (backend/cpu/row_kernels_x86.hpp, chosen by cpu_kernels()) against the
-// portable path, their reference: LayerNorm, RMSNorm, GELU (exact and tanh,
-// plain and fused with a bias and a LayerNorm) and softmax backward give the
-// same bits; softmax forward, log-softmax and cross-entropy are within the few ulp that the
-// exp of the elements Eigen leaves to std::exp (and the order of
-// cross-entropy's sum) explain; AdamW gives the scalar element update's bits,
-// within a few ulp of the portable path's. Row lengths cover one element, primes, lengths
-// around the 8-float vector and the 64-lane sums, and long rows; values cover
+// CPU has (backend/cpu/row_kernels_x86.hpp, chosen by cpu_kernels()) against
+// the portable path, their reference: LayerNorm, RMSNorm, GELU (exact and
+// tanh, plain and fused with a bias and a LayerNorm), softmax backward and SGD
+// give the same bits; softmax forward and cross-entropy are within the few ulp
+// that the exp of the elements Eigen leaves to std::exp (and the order of
+// cross-entropy's sum) explain; log-softmax is its formula given each path's
+// sums; AdamW gives the scalar element update's bits, within a few ulp of the
+// portable path's. Row lengths cover one element, primes, lengths around the
+// 8- and 16-float vectors and the 64-lane sums, and long rows; values cover
 // exp's range ends, -inf, large magnitudes. Every path gives the same bits at
-// one and two threads.
+// one and two threads, and the avx2 and avx512 paths the same as each other.
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -386,6 +387,38 @@ TEST(RowKernels, AdamWIsTheScalarUpdateOnTheAvxPathsAndCloseToItOnThePortableOne
         }
       }
     }
+}
+
+// SGD in its variants (plain, weight decay, momentum from the first step on,
+// dampening, Nesterov): every path has the portable path's bits, which are the
+// scalar update's (SgdElementUpdate).
+TEST(RowKernels, SgdHasThePortableBitsInEveryVariant) {
+  uint64_t seed = 550;
+  for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{16}, int64_t{4096 + 9}, int64_t{70001}})
+    for (const double momentum : {0.0, 0.9})
+      for (const double dampening : {0.0, 0.1})
+        for (const bool nesterov : {false, true}) {
+          if ((nesterov && (momentum == 0 || dampening != 0)) || (momentum == 0 && dampening != 0))
+            continue;  // torch.optim.SGD's Nesterov wants momentum and no dampening
+          const auto p0 = random_floats(n, seed++), g = random_floats(n, seed++, 1e-2f);
+          const std::string what = "sgd n " + std::to_string(n) + " momentum " +
+                                   std::to_string(momentum) + " dampening " +
+                                   std::to_string(dampening) + (nesterov ? " nesterov" : "");
+          expect_same_bits_on_every_path(what, [&] {
+            std::vector<float> p = p0, buf(static_cast<size_t>(n), 0.0f);
+            for (int step = 1; step <= 3; ++step) {
+              SgdStepArgs a;
+              a.lr = 0.05;
+              a.momentum = momentum;
+              a.dampening = dampening;
+              a.weight_decay = step == 2 ? 0.0 : 0.01;  // with and without the decay term
+              a.nesterov = nesterov;
+              a.first_step = step == 1;
+              cpu::sgd_step(Cpu{}, p.data(), g.data(), momentum == 0 ? nullptr : buf.data(), n, a);
+            }
+            return std::vector<std::vector<float>>{p, buf};
+          });
+        }
 }
 
 /// Softmax rows: normal logits, wide ones, and rows with -inf, exp's range

@@ -11,8 +11,8 @@
 //             float GEMM by the packed 6 x 16 kernel of sgemm_avx2.hpp; float
 //             softmax and log-softmax, cross-entropy, LayerNorm and RMSNorm
 //             (each forward and backward), GELU (exact and tanh, plain and
-//             fused with a bias and a LayerNorm) and AdamW by the AVX2 code
-//             of row_kernels_x86.hpp
+//             fused with a bias and a LayerNorm), AdamW and SGD by the AVX2
+//             code of row_kernels_x86.hpp
 //   portable  Eigen's GEMM and the kernels' Eigen / loop code, at the
 //             instruction set the program was compiled for (SSE2 without
 //             -march); double always takes it, in every kernel
@@ -23,9 +23,9 @@
 // portable code at least as wide, with FMA and, where -march has it,
 // AVX-512, and keeps it on every path.
 //
-// The kernels the path does not choose (SGD, the element-wise
-// maps other than GELU, embedding, dropout, reductions) are compiled for the
-// program's target (-march).
+// The kernels the path does not choose (the element-wise maps other than
+// GELU, embedding, dropout, reductions) are compiled for the program's target
+// (-march).
 //
 // The wide row-wise and element-wise kernels give the portable path's bits
 // in a build without -march, except softmax forward and cross-entropy, which

@@ -73,15 +73,31 @@ void adamw_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/, Scalar* 
 }
 
 /// SGD with optional momentum (torch.optim.SGD) on n elements, in place: the
-/// update of SgdElementUpdate (backend/optim_args.hpp) on each element.
+/// update of SgdElementUpdate (backend/optim_args.hpp) on each element; on
+/// the avx2 and avx512 paths float runs its operations on 8 or 16 lanes
+/// (row_kernels_x86.hpp), with its bits.
 /// Requires: param and grad hold n elements; momentum_buffer holds n elements
 /// when momentum != 0 (it may be null otherwise).
 template <class Scalar>
 void sgd_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/,
               Scalar* momentum_buffer /*(n) or null*/, int64_t n, SgdStepArgs a) {
-  const SgdElementUpdate<Scalar> update(a);
-#pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) update(param, grad, momentum_buffer, i);
+  const SgdElementUpdate<Scalar> u(a);
+  const int64_t blocks = (n + kOptimBlock - 1) / kOptimBlock;
+  const CpuKernels wide = wide_row_kernels<Scalar>();
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t k = 0; k < blocks; ++k) {
+    const int64_t i0 = k * kOptimBlock, len = std::min(kOptimBlock, n - i0);
+    // The same operations on 8 or 16 lanes.
+    if (run_wide_row_kernel<Scalar>(wide, [&](auto isa) {
+          sgd_block(isa,
+                    {param + i0, grad + i0, momentum_buffer ? momentum_buffer + i0 : nullptr, u.wd,
+                     u.momentum, u.one_minus_dampening, u.neg_lr, u.decay, u.use_momentum,
+                     u.nesterov, u.first_step},
+                    len);
+        }))
+      continue;
+    for (int64_t i = i0; i < i0 + len; ++i) u(param, grad, momentum_buffer, i);
+  }
 }
 
 /// sum_i x[i]^2, accumulated in double over fixed 4096-element chunks that are

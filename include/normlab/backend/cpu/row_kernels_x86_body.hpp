@@ -601,3 +601,35 @@ struct AdamWUpdate {
 NORMLAB_ROW_FN void adamw_block(Isa, const AdamWUpdate& u, int64_t n) {
   for_each_vector(n, u);
 }
+
+// ---- SGD --------------------------------------------------------------------
+
+/// The SGD update of sgd_step (optim.hpp), SgdElementUpdate's operations
+/// (optim_args.hpp) in their order:
+///   g = grad (+ wd p);  with momentum: buf = first_step ? g : buf momentum + (1 - dampening) g,
+///   g = nesterov ? g + momentum buf : buf;  p = p + (-lr) g.
+struct SgdUpdate {
+  float* p;
+  const float* grad;
+  float* buf;  ///< null without momentum
+  float wd, momentum, one_minus_dampening, neg_lr;
+  bool decay, use_momentum, nesterov, first_step;
+  template <bool Tail>
+  NORMLAB_ROW_INLINE void at(int64_t c, int64_t k) const {
+    const Vec pv = load<Tail>(p, c, k);
+    Vec g = load<Tail>(grad, c, k);
+    if (decay) g = add(g, mul(splat(wd), pv));
+    if (use_momentum) {
+      const Vec b = first_step ? g
+                               : add(mul(load<Tail>(buf, c, k), splat(momentum)),
+                                     mul(splat(one_minus_dampening), g));
+      store<Tail>(buf, c, k, b);
+      g = nesterov ? add(g, mul(splat(momentum), b)) : b;
+    }
+    store<Tail>(p, c, k, add(pv, mul(splat(neg_lr), g)));
+  }
+};
+/// SGD on n elements; the fields of `u` as in SgdUpdate.
+NORMLAB_ROW_FN void sgd_block(Isa, const SgdUpdate& u, int64_t n) {
+  for_each_vector(n, u);
+}
