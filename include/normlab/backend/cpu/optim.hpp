@@ -24,8 +24,20 @@ namespace normlab {
 inline namespace v0 {
 namespace cpu {
 
-/// Elements per task of the vectorized AdamW update.
+/// Elements per task of the optimizers' updates.
 inline constexpr int64_t kOptimBlock = 4096;
+
+/// block(i0, len) for the kOptimBlock-element blocks [i0, i0 + len) of [0, n),
+/// on the OpenMP threads when n is large.
+template <class Block>
+void for_each_optim_block(int64_t n, const Block& block) {
+  const int64_t blocks = (n + kOptimBlock - 1) / kOptimBlock;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t k = 0; k < blocks; ++k) {
+    const int64_t i0 = k * kOptimBlock;
+    block(i0, std::min(kOptimBlock, n - i0));
+  }
+}
 
 /// Adam (l2 > 0) or AdamW (weight_decay > 0) on n elements, in place: the
 /// update of AdamWElementUpdate (backend/optim_args.hpp) on each element,
@@ -42,11 +54,8 @@ void adamw_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/, Scalar* 
                 Scalar* v /*(n)*/, int64_t n, AdamWStepArgs a) {
   const AdamWElementUpdate<Scalar> u(a);
   using Array = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
-  const int64_t blocks = (n + kOptimBlock - 1) / kOptimBlock;
   const CpuKernels wide = wide_row_kernels<Scalar>();
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t k = 0; k < blocks; ++k) {
-    const int64_t i0 = k * kOptimBlock, len = std::min(kOptimBlock, n - i0);
+  for_each_optim_block(n, [&](int64_t i0, int64_t len) {
     // The same operations on 8 or 16 lanes.
     if (run_wide_row_kernel<Scalar>(wide, [&](auto isa) {
           adamw_block(isa,
@@ -55,7 +64,7 @@ void adamw_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/, Scalar* 
                        u.bias_correction2_sqrt, u.eps, u.coupled},
                       len);
         }))
-      continue;
+      return;
     Eigen::Map<Array> p(param + i0, len), mk(m + i0, len), vk(v + i0, len);  // (len,)
     const Eigen::Map<const Array> g(grad + i0, len);                         // (len,)
     // gk: the gradient term, coupled or not; it reads p before p changes.
@@ -69,7 +78,7 @@ void adamw_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/, Scalar* 
       update(g + u.l2 * p);
     else
       update(g);
-  }
+  });
 }
 
 /// SGD with optional momentum (torch.optim.SGD) on n elements, in place: the
@@ -82,11 +91,8 @@ template <class Scalar>
 void sgd_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/,
               Scalar* momentum_buffer /*(n) or null*/, int64_t n, SgdStepArgs a) {
   const SgdElementUpdate<Scalar> u(a);
-  const int64_t blocks = (n + kOptimBlock - 1) / kOptimBlock;
   const CpuKernels wide = wide_row_kernels<Scalar>();
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t k = 0; k < blocks; ++k) {
-    const int64_t i0 = k * kOptimBlock, len = std::min(kOptimBlock, n - i0);
+  for_each_optim_block(n, [&](int64_t i0, int64_t len) {
     // The same operations on 8 or 16 lanes.
     if (run_wide_row_kernel<Scalar>(wide, [&](auto isa) {
           sgd_block(isa,
@@ -95,9 +101,9 @@ void sgd_step(Cpu, Scalar* param /*(n)*/, const Scalar* grad /*(n)*/,
                      u.nesterov, u.first_step},
                     len);
         }))
-      continue;
+      return;
     for (int64_t i = i0; i < i0 + len; ++i) u(param, grad, momentum_buffer, i);
-  }
+  });
 }
 
 /// sum_i x[i]^2, accumulated in double over fixed 4096-element chunks that are
