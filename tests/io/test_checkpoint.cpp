@@ -460,6 +460,34 @@ TEST(LoadParameters, AFailedLoadChangesNoParameter) {
   }
 }
 
+// Under DTypeMatch::convert an integer tensor is refused with the other
+// checks, before any parameter changes (fuzz_checkpoint found that the
+// parameters before it were loaded, then its read threw).
+TEST(LoadParameters, ConvertRefusesAnIntegerTensorBeforeAnyParameterChanges) {
+  SmallGPT source(small_config(), 1);
+  const std::vector<NamedParameter<float, Cpu>> params = source.named_parameters();
+  const std::string last = params.back().name;  // checked last: all others would load first
+  SafetensorsWriter w;
+  for (const auto& p : params)
+    if (p.name == last)
+      w.add(p.name, TensorI::zeros(p.value.shape()));
+    else
+      w.add(p.name, p.value.data());
+  SmallGPT target(small_config(), 2);
+  const auto before = parameter_values(target);
+  for (const KeyMatch keys : {KeyMatch::exact, KeyMatch::report}) {
+    expect_error(
+        [&] {
+          load_parameters(target, reader(w), LoadOptions{DTypeMatch::convert, keys, {}});
+        },
+        {"params.st", "parameter '" + last + "' has dtype I64, expected F32",
+         "only F32 and F64 convert"});
+    const auto after = parameter_values(target);
+    ASSERT_EQ(after.size(), before.size());
+    for (size_t i = 0; i < after.size(); ++i) expect_bitwise_equal(after[i], before[i]);
+  }
+}
+
 // ---- load_parameters, KeyMatch::report ----------------------------------------
 
 TEST(LoadParametersReport, LoadsWhatBothHoldAndListsTheRest) {

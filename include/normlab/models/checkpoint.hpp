@@ -196,9 +196,9 @@ struct LoadReport {
 /// Copies the parameters of `model` from `file`, by name.
 ///
 /// Requires: every tensor of `file` that names a parameter has the
-/// parameter's shape (and dtype under DTypeMatch::exact); under
-/// KeyMatch::exact, `file` holds every parameter and nothing else besides
-/// `options.ignored`. Throws Error naming the file, the key and the expected
+/// parameter's shape and dtype (under DTypeMatch::convert, a floating dtype);
+/// under KeyMatch::exact, `file` holds every parameter and nothing else
+/// besides `options.ignored`. Throws Error naming the file, the key and the expected
 /// and found shape or dtype for the first misshapen or mistyped tensor (and,
 /// under KeyMatch::exact, the first missing or extra one) before any
 /// parameter changes. Under KeyMatch::report the parameters the file lacks
@@ -222,11 +222,14 @@ LoadReport load_parameters(Module<Scalar, Backend>& model, const io::Safetensors
     const io::TensorInfo& info = file.info(p.name);
     detail::check(info.shape == p.value.shape(), file.source_name(), ": parameter '", p.name,
                   "' has shape ", info.shape, ", expected ", p.value.shape());
-    detail::check(
-        options.dtypes == DTypeMatch::convert || info.dtype == io::default_dtype<Scalar>(),
-        file.source_name(), ": parameter '", p.name, "' has dtype ", io::to_string(info.dtype),
-        ", expected ", io::to_string(io::default_dtype<Scalar>()), " (the model's ",
-        dtype_name<Scalar>(), ")");
+    // Under DTypeMatch::convert only floating dtypes convert: an integer one is
+    // refused here, with the rest, before any parameter changes.
+    const bool converts = options.dtypes == DTypeMatch::convert && io::is_floating(info.dtype);
+    detail::check(converts || info.dtype == io::default_dtype<Scalar>(), file.source_name(),
+                  ": parameter '", p.name, "' has dtype ", io::to_string(info.dtype), ", expected ",
+                  io::to_string(io::default_dtype<Scalar>()), " (the model's ",
+                  dtype_name<Scalar>(), ")",
+                  options.dtypes == DTypeMatch::convert ? "; only F32 and F64 convert" : "");
     report.loaded.push_back(p.name);
   }
   for (const io::TensorInfo& t : file.tensors()) {
