@@ -320,8 +320,16 @@ TEST(RowKernels, FusedBiasGeluAndItsLayerNormHaveThePortableBits) {
               cpu::bias_gelu_layer_norm_backward(
                   Cpu{}, dx2.data(), dbias2.data(), dw.data(), dlb.data(), dy.data(), x.data(),
                   bias.data(), w.data(), mean.data(), rstd.data(), rows, C, tanh_form, overwrite);
-              return std::vector<std::vector<float>>{y,    dx,  dbias,  z,  mean,
-                                                     rstd, dx2, dbias2, dw, dlb};
+              // Only the bias gradient, or only the input's.
+              std::vector<float> dbias_only(C, 0.0f), dx_only = dx0;
+              cpu::bias_gelu_backward(Cpu{}, static_cast<float*>(nullptr), dbias_only.data(),
+                                      dy.data(), x.data(), bias.data(), rows, C, tanh_form,
+                                      overwrite);
+              cpu::bias_gelu_backward(Cpu{}, dx_only.data(), static_cast<float*>(nullptr),
+                                      dy.data(), x.data(), bias.data(), rows, C, tanh_form,
+                                      overwrite);
+              return std::vector<std::vector<float>>{y,   dx,     dbias, z,   mean,       rstd,
+                                                     dx2, dbias2, dw,    dlb, dbias_only, dx_only};
             });
       }
 }

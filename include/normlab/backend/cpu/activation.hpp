@@ -236,6 +236,14 @@ void map_unary_backward(Cpu, Scalar* din, const Scalar* dout, const Scalar* in, 
 template <class Scalar>
 void bias_gelu_row(Scalar* out, Scalar* dout_dx, const Scalar* x, const Scalar* bias, int64_t C,
                    bool tanh_approx) {
+  // The wide kernels add the bias in registers, with the same bits.
+  if (run_wide_row_kernel<Scalar>(wide_row_kernels<Scalar>(), [&](auto isa) {
+        if (tanh_approx)
+          bias_gelu_row(isa, std::true_type{}, out, dout_dx, x, bias, C);
+        else
+          bias_gelu_row(isa, std::false_type{}, out, dout_dx, x, bias, C);
+      }))
+    return;
   for (int64_t c0 = 0; c0 < C; c0 += kActivationBlock) {
     const int64_t len = std::min(kActivationBlock, C - c0);
     alignas(64) Scalar pre[kActivationBlock];  // x + bias of the segment
@@ -272,28 +280,40 @@ template <class Scalar>
 void bias_gelu_backward(Cpu, Scalar* dx, Scalar* dbias, const Scalar* dout, const Scalar* x,
                         const Scalar* bias, int64_t rows, int64_t cols, bool tanh_approx,
                         bool overwrite_dx) {
-  rows_with_column_sums(rows, cols, dbias, static_cast<Scalar*>(nullptr),
-                        [&](int64_t r, Scalar* acc, Scalar*) {
-                          for (int64_t c0 = 0; c0 < cols; c0 += kActivationBlock) {
-                            const int64_t len = std::min(kActivationBlock, cols - c0);
-                            alignas(64) Scalar pre[kActivationBlock];  // x + bias of the segment
-                            alignas(64) Scalar g[kActivationBlock];    // dout * GELU'(pre)
-                            for (int64_t c = 0; c < len; ++c) {
-                              pre[c] = x[r * cols + c0 + c] + bias[c0 + c];
-                              g[c] = Scalar(0);
-                            }
-                            if (tanh_approx)
-                              GeluKernels<true>::backward(g, dout + r * cols + c0, pre, len);
-                            else
-                              GeluKernels<false>::backward(g, dout + r * cols + c0, pre, len);
-                            if (dx && overwrite_dx)
-                              for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] = g[c];
-                            else if (dx)
-                              for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] += g[c];
-                            if (acc)
-                              for (int64_t c = 0; c < len; ++c) acc[c0 + c] += g[c];
-                          }
-                        });
+  const CpuKernels path = wide_row_kernels<Scalar>();
+  rows_with_column_sums(
+      rows, cols, dbias, static_cast<Scalar*>(nullptr), [&](int64_t r, Scalar* acc, Scalar*) {
+        // The wide kernels: one pass, the same bits.
+        if (run_wide_row_kernel<Scalar>(path, [&](auto isa) {
+              Scalar* dx_row = dx ? dx + r * cols : nullptr;
+              if (tanh_approx)
+                bias_gelu_row_backward(isa, std::true_type{}, dx_row, acc, dout + r * cols,
+                                       x + r * cols, bias, cols, overwrite_dx);
+              else
+                bias_gelu_row_backward(isa, std::false_type{}, dx_row, acc, dout + r * cols,
+                                       x + r * cols, bias, cols, overwrite_dx);
+            }))
+          return;
+        for (int64_t c0 = 0; c0 < cols; c0 += kActivationBlock) {
+          const int64_t len = std::min(kActivationBlock, cols - c0);
+          alignas(64) Scalar pre[kActivationBlock];  // x + bias of the segment
+          alignas(64) Scalar g[kActivationBlock];    // dout * GELU'(pre)
+          for (int64_t c = 0; c < len; ++c) {
+            pre[c] = x[r * cols + c0 + c] + bias[c0 + c];
+            g[c] = Scalar(0);
+          }
+          if (tanh_approx)
+            GeluKernels<true>::backward(g, dout + r * cols + c0, pre, len);
+          else
+            GeluKernels<false>::backward(g, dout + r * cols + c0, pre, len);
+          if (dx && overwrite_dx)
+            for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] = g[c];
+          else if (dx)
+            for (int64_t c = 0; c < len; ++c) dx[r * cols + c0 + c] += g[c];
+          if (acc)
+            for (int64_t c = 0; c < len; ++c) acc[c0 + c] += g[c];
+        }
+      });
 }
 
 /// Optional fused kernel (see backend.hpp), NormFormer's normalized hidden

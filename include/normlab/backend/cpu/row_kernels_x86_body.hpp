@@ -569,6 +569,61 @@ NORMLAB_ROW_FN void gelu_forward_and_derivative(Isa, std::bool_constant<TanhAppr
   for_each_vector(n, GeluForwardAndDerivative<TanhApprox>{y, dydx, x});
 }
 
+/// y = GELU(x + bias) and, when dydx is not null, dydx = GELU'(x + bias):
+/// bias_gelu_row (activation.hpp), its sum x + bias then GeluKernels' formulas.
+template <bool TanhApprox>
+struct BiasGeluForward {
+  float* y;
+  float* dydx;
+  const float* x;
+  const float* bias;
+  template <bool Tail>
+  NORMLAB_ROW_INLINE void at(int64_t c, int64_t k) const {
+    const Vec v = add(load<Tail>(x, c, k), load<Tail>(bias, c, k));
+    const Vec f = gelu_shape_factor<TanhApprox>(v);
+    store<Tail>(y, c, k, mul(v, f));
+    if (dydx) store<Tail>(dydx, c, k, gelu_derivative<TanhApprox>(v, f));
+  }
+};
+/// g = 0 + dy * GELU'(x + bias) (GeluKernels::backward into a zeroed g);
+/// dx = g (overwrite) or dx += g, when dx is not null; acc += g, when acc is
+/// not null: bias_gelu_backward's row (activation.hpp), in its order.
+template <bool TanhApprox>
+struct BiasGeluBackward {
+  float* dx;
+  float* acc;
+  const float* dy;
+  const float* x;
+  const float* bias;
+  bool overwrite_dx;
+  template <bool Tail>
+  NORMLAB_ROW_INLINE void at(int64_t c, int64_t k) const {
+    const Vec v = add(load<Tail>(x, c, k), load<Tail>(bias, c, k));
+    const Vec d = gelu_derivative<TanhApprox>(v, gelu_shape_factor<TanhApprox>(v));
+    const Vec g = add(zero(), mul(load<Tail>(dy, c, k), d));
+    if (dx) store<Tail>(dx, c, k, overwrite_dx ? g : add(load<Tail>(dx, c, k), g));
+    if (acc) store<Tail>(acc, c, k, add(load<Tail>(acc, c, k), g));
+  }
+};
+
+/// One row of bias_gelu_forward (and of the NormFormer kernels' GELU, with
+/// its derivative): y = GELU(x + bias), dydx = GELU'(x + bias) when not null.
+/// y may be x. Requires: y, x, bias (n,); dydx (n,) or null.
+template <bool TanhApprox>
+NORMLAB_ROW_FN void bias_gelu_row(Isa, std::bool_constant<TanhApprox>, float* y, float* dydx,
+                                  const float* x, const float* bias, int64_t n) {
+  for_each_vector(n, BiasGeluForward<TanhApprox>{y, dydx, x, bias});
+}
+/// One row of bias_gelu_backward: g = dy GELU'(x + bias); dx = g or dx += g
+/// (overwrite_dx), acc += g; a null dx or acc is skipped.
+/// Requires: dy, x, bias (n,); dx, acc (n,) or null.
+template <bool TanhApprox>
+NORMLAB_ROW_FN void bias_gelu_row_backward(Isa, std::bool_constant<TanhApprox>, float* dx,
+                                           float* acc, const float* dy, const float* x,
+                                           const float* bias, int64_t n, bool overwrite_dx) {
+  for_each_vector(n, BiasGeluBackward<TanhApprox>{dx, acc, dy, x, bias, overwrite_dx});
+}
+
 // ---- AdamW ------------------------------------------------------------------
 
 /// The AdamW update of adamw_step (optim.hpp), its Eigen expression's
