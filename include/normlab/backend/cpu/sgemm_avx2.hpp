@@ -101,40 +101,101 @@ __attribute__((target("avx2,fma"), noinline)) inline void sgemm_micro_kernel_6x1
       for (int64_t j = 0; j < width; ++j) c[i * ldc + j] = edge[i * kSgemm2Nr + j];
 }
 
+/// Lanes [0, n) of an 8-lane mask for the masked loads and stores (n
+/// clamped to [0, 8]).
+__attribute__((target("avx2"))) inline __m256i lanes_below_8(int64_t n) {
+  const int count = static_cast<int>(std::clamp<int64_t>(n, 0, 8));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// Transposes the 8 x 8 block held in r (row i in r[i]) in place: pairs of
+/// rows interleaved, 4 x 4 blocks within each 128-bit lane, then the lanes.
+__attribute__((target("avx2"))) inline void transpose_8x8(__m256 r[8]) {
+  __m256 t[8], s[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+
+/// dst (kc, width 8) = rows [0, rows) of src (rows x kc, row stride ld)
+/// transposed: dst[k * dst_ld + i] = src[i * ld + k], lanes past `rows`
+/// zero. With dst_ld < 8 (A's 6-row panels) each dst row is stored as a
+/// whole vector whose last lanes the next row overwrites, and only the last
+/// row under a mask, so nothing past the panel is written.
+__attribute__((target("avx2"))) inline void pack_transposed_8(const float* src, int64_t ld,
+                                                              int64_t rows, int64_t kc, float* dst,
+                                                              int64_t dst_ld) {
+  const __m256i last_row_lanes = lanes_below_8(dst_ld);
+  for (int64_t k = 0; k < kc; k += 8) {
+    const __m256i depth = lanes_below_8(kc - k);
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i)
+      r[i] = i < rows ? _mm256_maskload_ps(src + i * ld + k, depth) : _mm256_setzero_ps();
+    transpose_8x8(r);
+    const int64_t n = std::min<int64_t>(8, kc - k);
+    for (int64_t j = 0; j < n; ++j) {
+      if (dst_ld >= 8 || k + j + 1 < kc)
+        _mm256_storeu_ps(dst + (k + j) * dst_ld, r[j]);
+      else
+        _mm256_maskstore_ps(dst + (k + j) * dst_ld, last_row_lanes, r[j]);
+    }
+  }
+}
+
 /// Packs depths [k0, k0 + kc) of op(B)'s column panel `panel` (16 wide) into
 /// dst (kc, 16); columns past N are zeros.
-inline void sgemm2_pack_b_panel(const SgemmArgs& g, int64_t k0, int64_t kc, int64_t panel,
-                                float* dst) {
+__attribute__((target("avx2"))) inline void sgemm2_pack_b_panel(const SgemmArgs& g, int64_t k0,
+                                                                int64_t kc, int64_t panel,
+                                                                float* dst) {
   const int64_t j0 = panel * kSgemm2Nr, width = std::min(kSgemm2Nr, g.N - j0);
-  for (int64_t k = 0; k < kc; ++k) {
-    float* d = dst + k * kSgemm2Nr;
-    if (!g.trans_b) {  // row k of the panel is contiguous in B (K, N)
+  if (!g.trans_b) {  // row k of the panel is contiguous in B (K, N)
+    const __m256i m0 = lanes_below_8(width), m1 = lanes_below_8(width - 8);
+    for (int64_t k = 0; k < kc; ++k) {
       const float* row = g.B + (k0 + k) * g.ldb + j0;
-      for (int64_t j = 0; j < width; ++j) d[j] = row[j];
-    } else {  // B stored (N, K)
-      for (int64_t j = 0; j < width; ++j) d[j] = g.B[(j0 + j) * g.ldb + k0 + k];
+      _mm256_storeu_ps(dst + k * kSgemm2Nr, _mm256_maskload_ps(row, m0));
+      _mm256_storeu_ps(dst + k * kSgemm2Nr + 8, _mm256_maskload_ps(row + 8, m1));
     }
-    for (int64_t j = width; j < kSgemm2Nr; ++j) d[j] = 0.0f;
+    return;
   }
+  // B stored (N, K): the panel's columns are rows of B; transpose 8 at a time.
+  for (int64_t half = 0; half < kSgemm2Nr; half += 8)
+    pack_transposed_8(g.B + (j0 + half) * g.ldb + k0, g.ldb, std::max<int64_t>(0, width - half), kc,
+                      dst + half, kSgemm2Nr);
 }
 
 /// Packs rows [i0, i0 + 6) and depths [k0, k0 + kc) of op(A) into dst
 /// (kc, 6); rows past M are zeros.
-inline void sgemm2_pack_a_panel(const SgemmArgs& g, int64_t i0, int64_t k0, int64_t kc,
-                                float* dst) {
+__attribute__((target("avx2"))) inline void sgemm2_pack_a_panel(const SgemmArgs& g, int64_t i0,
+                                                                int64_t k0, int64_t kc,
+                                                                float* dst) {
   const int64_t height = std::min(kSgemm2Mr, g.M - i0);
-  for (int64_t i = 0; i < kSgemm2Mr; ++i) {
-    if (i >= height) {
-      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemm2Mr + i] = 0.0f;
-      continue;
-    }
-    if (g.trans_a) {  // A stored (K, M)
-      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemm2Mr + i] = g.A[(k0 + k) * g.lda + i0 + i];
-    } else {  // A stored (M, K): row i0 + i's depths are contiguous
-      const float* row = g.A + (i0 + i) * g.lda + k0;
-      for (int64_t k = 0; k < kc; ++k) dst[k * kSgemm2Mr + i] = row[k];
-    }
+  if (g.trans_a) {  // A stored (K, M): the panel's rows at one depth are contiguous
+    // Whole-vector stores, each overwriting the previous one's 2 spare
+    // lanes; the last under a mask (see pack_transposed_8).
+    const __m256i rows = lanes_below_8(height);
+    for (int64_t k = 0; k + 1 < kc; ++k)
+      _mm256_storeu_ps(dst + k * kSgemm2Mr, _mm256_maskload_ps(g.A + (k0 + k) * g.lda + i0, rows));
+    _mm256_maskstore_ps(dst + (kc - 1) * kSgemm2Mr, lanes_below_8(kSgemm2Mr),
+                        _mm256_maskload_ps(g.A + (k0 + kc - 1) * g.lda + i0, rows));
+    return;
   }
+  // A stored (M, K): transpose the panel's rows, 8 depths at a time.
+  pack_transposed_8(g.A + i0 * g.lda + k0, g.lda, height, kc, dst, kSgemm2Mr);
 }
 
 /// Rows [i0, i1) of C over the depths [k0, k0 + ks) whose B is packed in
