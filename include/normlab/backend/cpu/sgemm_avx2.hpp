@@ -178,24 +178,44 @@ __attribute__((target("avx2"))) inline void sgemm2_pack_b_panel(const SgemmArgs&
                       dst + half, kSgemm2Nr);
 }
 
-/// Packs rows [i0, i0 + 6) and depths [k0, k0 + kc) of op(A) into dst
-/// (kc, 6); rows past M are zeros.
+/// Packs rows [i0, i0 + 6) and depths [k0, k0 + kc) of op(A) = A, stored
+/// (M, K), into dst (kc, 6); rows past M are zeros. (A transposed A is
+/// packed a block at a time: sgemm2_pack_transposed_a_block.)
+/// Requires: !g.trans_a.
 __attribute__((target("avx2"))) inline void sgemm2_pack_a_panel(const SgemmArgs& g, int64_t i0,
                                                                 int64_t k0, int64_t kc,
                                                                 float* dst) {
-  const int64_t height = std::min(kSgemm2Mr, g.M - i0);
-  if (g.trans_a) {  // A stored (K, M): the panel's rows at one depth are contiguous
-    // Whole-vector stores, each overwriting the previous one's 2 spare
-    // lanes; the last under a mask (see pack_transposed_8).
-    const __m256i rows = lanes_below_8(height);
-    for (int64_t k = 0; k + 1 < kc; ++k)
-      _mm256_storeu_ps(dst + k * kSgemm2Mr, _mm256_maskload_ps(g.A + (k0 + k) * g.lda + i0, rows));
-    _mm256_maskstore_ps(dst + (kc - 1) * kSgemm2Mr, lanes_below_8(kSgemm2Mr),
-                        _mm256_maskload_ps(g.A + (k0 + kc - 1) * g.lda + i0, rows));
-    return;
+  // The panel's rows transposed, 8 depths at a time.
+  pack_transposed_8(g.A + i0 * g.lda + k0, g.lda, std::min(kSgemm2Mr, g.M - i0), kc, dst,
+                    kSgemm2Mr);
+}
+
+/// Packs rows [i0, i1) and depths [k0, k0 + kc) of op(A) = A^T, A stored
+/// (K, M), into the block's panels of 6 rows, (kc, 6) each and one after the
+/// other; rows past M are zeros. Depth by depth: the block's rows at one
+/// depth are one contiguous run of A, read once, where panel by panel each
+/// panel read a line per depth (several times each, at a stride of lda).
+__attribute__((target("avx2"))) inline void sgemm2_pack_transposed_a_block(const SgemmArgs& g,
+                                                                           int64_t i0, int64_t i1,
+                                                                           int64_t k0, int64_t kc,
+                                                                           float* dst) {
+  const int64_t panels = (i1 - i0 + kSgemm2Mr - 1) / kSgemm2Mr;
+  const __m256i full = lanes_below_8(kSgemm2Mr);
+  const __m256i last_panel_rows = lanes_below_8(g.M - (i0 + (panels - 1) * kSgemm2Mr));
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* src = g.A + (k0 + k) * g.lda + i0;
+    for (int64_t p = 0; p < panels; ++p) {
+      const __m256 v =
+          _mm256_maskload_ps(src + p * kSgemm2Mr, p + 1 < panels ? full : last_panel_rows);
+      float* row = dst + (p * kc + k) * kSgemm2Mr;
+      // A whole vector, whose 2 spare lanes the panel's next depth
+      // overwrites; the last depth under a mask (see pack_transposed_8).
+      if (k + 1 < kc)
+        _mm256_storeu_ps(row, v);
+      else
+        _mm256_maskstore_ps(row, full, v);
+    }
   }
-  // A stored (M, K): transpose the panel's rows, 8 depths at a time.
-  pack_transposed_8(g.A + i0 * g.lda + k0, g.lda, height, kc, dst, kSgemm2Mr);
 }
 
 /// Rows [i0, i1) of C over the depths [k0, k0 + ks) whose B is packed in
@@ -205,8 +225,11 @@ inline void sgemm2_rows(const SgemmArgs& g, const float* packed_b, int64_t padde
   const int64_t a_panels = (i1 - i0 + kSgemm2Mr - 1) / kSgemm2Mr;
   for (int64_t kb = 0; kb < ks; kb += depth) {
     const int64_t kc = std::min(depth, ks - kb);
-    for (int64_t p = 0; p < a_panels; ++p)
-      sgemm2_pack_a_panel(g, i0 + p * kSgemm2Mr, k0 + kb, kc, packed_a + p * kc * kSgemm2Mr);
+    if (g.trans_a)
+      sgemm2_pack_transposed_a_block(g, i0, i1, k0 + kb, kc, packed_a);
+    else
+      for (int64_t p = 0; p < a_panels; ++p)
+        sgemm2_pack_a_panel(g, i0 + p * kSgemm2Mr, k0 + kb, kc, packed_a + p * kc * kSgemm2Mr);
     const float* block_b = packed_b + kb * padded_n;  // this depth block's panels
     const bool first = k0 + kb == 0;
     const float beta = first ? g.beta : 1.0f;
