@@ -20,8 +20,8 @@
 //             the 12 values of one depth broadcast in turn; an untransposed
 //             A is mostly read in place instead, each of the 12 rows' depths
 //             broadcast from A itself (sgemm_reads_a_in_place); a
-//             transposed A is packed a panel at a time, its sources
-//             prefetched by the tiles of the panel before (sgemm_rows);
+//             transposed A is packed a task's block at a time, depth by
+//             depth (sgemm_pack_transposed_a_block);
 //   micro-kernel: acc (12, 32) = sum over the kc depths of a (12) x b (32),
 //             then C tile = alpha * acc + beta' * C tile (+ bias), beta' =
 //             beta for the first depth block and 1 after it; an optional
@@ -207,33 +207,19 @@ inline __mmask16 lanes_below(int64_t n) {
   return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
 }
 
-/// Lines a micro-kernel asks the cache for while it computes: `count` runs
-/// of 12 floats, run r at from + r ld, one run every `spacing` depths of its
-/// loop. They are the sources of the next A panel to be packed (see
-/// sgemm_rows): spread over the FMAs, their misses overlap them; a packing
-/// loop that missed on each would wait for memory instead.
-struct SgemmPrefetch {
-  const float* from = nullptr;
-  int64_t ld = 0;
-  int64_t count = 0;
-  int64_t spacing = 1;
-};
-
 /// C tile (rows <= 12, columns given by the two lane masks) =
 /// alpha * A_tile (12, kc) b (kc, 32) + beta * C tile (+ bias, the tile's 32
 /// columns of it, when not null); with read_c false, C is only written (beta
 /// is 0 and C may hold NaN). A_tile is a packed panel a (kc, 12) with
 /// PackedA, else the rows of A itself: row i at a + i lda (rows past `rows`
-/// read row 0 again, and their sums are dropped). With Prefetch, the lines
-/// of `prefetch` are asked for along the way.
+/// read row 0 again, and their sums are dropped).
 ///
-/// Not inlined: a call computes 12 x 32 x kc products, and with its three
+/// Not inlined: a call computes 12 x 32 x kc products, and with its
 /// forms inlined into sgemm_rows GCC 12 compiled the loops 10-15% slower.
-template <bool PackedA, bool Prefetch = false>
+template <bool PackedA>
 __attribute__((target("avx512f,fma"), noinline)) inline void sgemm_micro_kernel_12x32(
     int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t rows,
-    __mmask16 mask0, __mmask16 mask1, float alpha, float beta, bool read_c, const float* bias,
-    SgemmPrefetch prefetch = {}) {
+    __mmask16 mask0, __mmask16 mask1, float alpha, float beta, bool read_c, const float* bias) {
   // The C tile is read or written only after the kc depths: ask for its
   // lines now, so that their misses overlap the FMAs instead of following them.
 #pragma GCC unroll 12
@@ -248,18 +234,7 @@ __attribute__((target("avx512f,fma"), noinline)) inline void sgemm_micro_kernel_
   __m512 acc[kSgemmMr][2];
 #pragma GCC unroll 12
   for (int i = 0; i < kSgemmMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  // The next prefetched run, and the depths until it.
-  [[maybe_unused]] int64_t countdown = 1, run = 0;
   for (int64_t k = 0; k < kc; ++k) {
-    if constexpr (Prefetch) {
-      if (run < prefetch.count && --countdown == 0) {
-        const float* line = prefetch.from + run * prefetch.ld;
-        _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(line + kSgemmMr - 1), _MM_HINT_T0);
-        ++run;
-        countdown = prefetch.spacing;
-      }
-    }
     // The packed B panel streams from L2 (two 64-byte lines per depth):
     // each depth asks for the lines 8 depths ahead, which runs into the next
     // panel at the end. 4% more GFLOP/s over the GPT's 15 GEMM shapes on two
@@ -382,25 +357,45 @@ __attribute__((target("avx512f"))) inline void sgemm_pack_b_panel(const SgemmArg
                        kSgemmNr);
 }
 
-/// Packs rows [i0, i0 + 12) and depths [k0, k0 + kc) of op(A) into
-/// dst (kc, 12); rows past M are zeros.
+/// Packs rows [i0, i0 + 12) and depths [k0, k0 + kc) of op(A) = A, stored
+/// (M, K), into dst (kc, 12); rows past M are zeros. (A transposed A is
+/// packed a block at a time: sgemm_pack_transposed_a_block.)
+/// Requires: !g.trans_a.
 __attribute__((target("avx512f"))) inline void sgemm_pack_a_panel(const SgemmArgs& g, int64_t i0,
                                                                   int64_t k0, int64_t kc,
                                                                   float* dst) {
-  const int64_t height = std::min(kSgemmMr, g.M - i0);
-  if (g.trans_a) {  // A stored (K, M): the panel's rows at one depth are contiguous
-    // Whole-vector stores, each overwriting the previous one's 4 spare
-    // lanes; the last under a mask (see pack_transposed_16).
-    const __mmask16 rows = lanes_below(height);
-    for (int64_t k = 0; k + 1 < kc; ++k)
-      _mm512_storeu_ps(dst + k * kSgemmMr,
-                       _mm512_maskz_loadu_ps(rows, g.A + (k0 + k) * g.lda + i0));
-    _mm512_mask_storeu_ps(dst + (kc - 1) * kSgemmMr, lanes_below(kSgemmMr),
-                          _mm512_maskz_loadu_ps(rows, g.A + (k0 + kc - 1) * g.lda + i0));
-    return;
+  // The panel's rows transposed, 16 depths at a time.
+  pack_transposed_16(g.A + i0 * g.lda + k0, g.lda, std::min(kSgemmMr, g.M - i0), kc, dst, kSgemmMr);
+}
+
+/// Packs rows [i0, i1) and depths [k0, k0 + kc) of op(A) = A^T, A stored
+/// (K, M), into the block's panels of 12 rows, (kc, 12) each and one after
+/// the other; rows past M are zeros. Depth by depth: the block's rows at one
+/// depth are one contiguous run of A, read once. (Panel by panel, each panel
+/// read a line per depth at a stride of lda, and most lines twice; prefetching
+/// a panel's sources during the tiles of the one before took 2-8% longer on
+/// the GPT's weight gradients, on two threads.)
+__attribute__((target("avx512f"))) inline void sgemm_pack_transposed_a_block(const SgemmArgs& g,
+                                                                             int64_t i0, int64_t i1,
+                                                                             int64_t k0, int64_t kc,
+                                                                             float* dst) {
+  const int64_t panels = (i1 - i0 + kSgemmMr - 1) / kSgemmMr;
+  const __mmask16 full = lanes_below(kSgemmMr);
+  const __mmask16 last_panel_rows = lanes_below(g.M - (i0 + (panels - 1) * kSgemmMr));
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* src = g.A + (k0 + k) * g.lda + i0;
+    for (int64_t p = 0; p < panels; ++p) {
+      const __m512 v =
+          _mm512_maskz_loadu_ps(p + 1 < panels ? full : last_panel_rows, src + p * kSgemmMr);
+      float* row = dst + (p * kc + k) * kSgemmMr;
+      // A whole vector, whose 4 spare lanes the panel's next depth
+      // overwrites; the last depth under a mask (see pack_transposed_16).
+      if (k + 1 < kc)
+        _mm512_storeu_ps(row, v);
+      else
+        _mm512_mask_storeu_ps(row, full, v);
+    }
   }
-  // A stored (M, K): transpose the panel's rows, 16 depths at a time.
-  pack_transposed_16(g.A + i0 * g.lda + k0, g.lda, height, kc, dst, kSgemmMr);
 }
 
 /// Whether the micro-kernel reads op(A) = A in place instead of packed: A
@@ -421,30 +416,23 @@ inline bool sgemm_reads_a_in_place(const SgemmArgs& g) {
 /// `packed_a`, or read in place when packed_a is null
 /// (sgemm_reads_a_in_place decides, in sgemm_avx512).
 ///
-/// A transposed A (K, M) is packed panel by panel as the first column chunk
-/// reaches it, and that chunk's tiles of the panel before prefetch its
-/// sources (one run of 12 floats per depth, at a stride of lda: packing
-/// them up front waited on memory for 10-16% of a weight gradient's time at
-/// N 512). An untransposed A is packed whole per depth block: its transposing
-/// copy reads whole lines, and it is packed only when read by four chunks
-/// or more (sgemm_reads_a_in_place).
+/// A is packed whole per depth block, before its products: a transposed A
+/// depth by depth (sgemm_pack_transposed_a_block), an untransposed one panel
+/// by panel, its transposing copy reading whole lines (and only when read by
+/// four chunks or more: sgemm_reads_a_in_place).
 inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth, int64_t k0,
                        int64_t ks, int64_t i0, int64_t i1, float* packed_a) {
   const int64_t padded_n = g.padded_n();
   const int64_t a_panels = (i1 - i0 + kSgemmMr - 1) / kSgemmMr;
   const bool in_place = packed_a == nullptr;
-  const bool pack_as_reached = !in_place && g.trans_a;
-  // The tiles of the first chunk, each prefetching an equal share of the
-  // next panel's depths, spread over its own.
-  const int64_t first_chunk_tiles = (std::min(g.N, kSgemmNc) + kSgemmNr - 1) / kSgemmNr;
   for (int64_t kb = 0; kb < ks; kb += depth) {
     const int64_t kc = std::min(depth, ks - kb);
     auto panel_of_a = [&](int64_t p) { return packed_a + p * kc * kSgemmMr; };
-    // Packed up front: every panel, or only the first when packed as reached.
-    for (int64_t p = 0; p < (in_place ? 0 : pack_as_reached ? 1 : a_panels); ++p)
-      sgemm_pack_a_panel(g, i0 + p * kSgemmMr, k0 + kb, kc, panel_of_a(p));
-    const int64_t runs_per_tile = (kc + first_chunk_tiles - 1) / first_chunk_tiles;
-    const int64_t spacing = std::max<int64_t>(1, kc / runs_per_tile);
+    if (!in_place && g.trans_a)
+      sgemm_pack_transposed_a_block(g, i0, i1, k0 + kb, kc, packed_a);
+    else if (!in_place)
+      for (int64_t p = 0; p < a_panels; ++p)
+        sgemm_pack_a_panel(g, i0 + p * kSgemmMr, k0 + kb, kc, panel_of_a(p));
     const float* block_b = packed_b + kb * padded_n;  // this depth block's panels
     const bool first = k0 + kb == 0;
     const float beta = first ? g.beta : 1.0f;
@@ -454,31 +442,18 @@ inline void sgemm_rows(const SgemmArgs& g, const float* packed_b, int64_t depth,
       const int64_t j1 = std::min(g.N, j0 + kSgemmNc);
       for (int64_t p = 0; p < a_panels; ++p) {
         const int64_t row = i0 + p * kSgemmMr, rows = std::min(kSgemmMr, i1 - row);
-        const bool packs_next = pack_as_reached && j0 == 0 && p + 1 < a_panels;
-        if (pack_as_reached && j0 == 0 && p > 0)  // its sources prefetched by panel p - 1
-          sgemm_pack_a_panel(g, row, k0 + kb, kc, panel_of_a(p));
         for (int64_t j = j0; j < j1; j += kSgemmNr) {
           const int64_t width = std::min(kSgemmNr, g.N - j);
           const __mmask16 mask0 = lanes_below(width), mask1 = lanes_below(width - 16);
           float* c = g.C + row * g.ldc + j;
           const float* b = block_b + j * kc;
           const float* tile_bias = bias ? bias + j : nullptr;
-          if (in_place) {
+          if (in_place)
             sgemm_micro_kernel_12x32<false>(kc, g.A + row * g.lda + k0 + kb, g.lda, b, c, g.ldc,
                                             rows, mask0, mask1, g.alpha, beta, read_c, tile_bias);
-          } else if (packs_next) {  // this tile's share of the next panel's depths
-            const int64_t first_run = j / kSgemmNr * runs_per_tile;
-            SgemmPrefetch next;
-            if (first_run < kc)
-              next = {g.A + (k0 + kb + first_run) * g.lda + row + kSgemmMr, g.lda,
-                      std::min(runs_per_tile, kc - first_run), spacing};
-            sgemm_micro_kernel_12x32<true, true>(kc, panel_of_a(p), kSgemmMr, b, c, g.ldc, rows,
-                                                 mask0, mask1, g.alpha, beta, read_c, tile_bias,
-                                                 next);
-          } else {
+          else
             sgemm_micro_kernel_12x32<true>(kc, panel_of_a(p), kSgemmMr, b, c, g.ldc, rows, mask0,
                                            mask1, g.alpha, beta, read_c, tile_bias);
-          }
         }
       }
     }
