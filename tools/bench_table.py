@@ -22,6 +22,7 @@ measured numbers and whether each holds.
 
 import argparse
 import json
+import re
 import statistics
 import sys
 
@@ -29,6 +30,9 @@ PEAK_PREFIX = "normlab/sgemm/peak"  # peak/ (first benchmark) and peak_end/ (las
 POLICIES = ("post_ln", "pre_ln", "normformer")
 # The peer's version, its BLAS kernels and instruction-set knobs (bench/main.cpp's context).
 PEER_CONTEXT = ("peer", "peer_blas", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+# OpenBLAS's cores of each instruction set (as tools/peer_blas.sh).
+PEER_CORES = {"avx512": ("skylakex", "cooperlake", "sapphirerapids"),
+              "avx2": ("haswell", "zen", "excavator")}
 
 
 def is_counter(key, value):
@@ -153,6 +157,12 @@ def main(argv):
     print(f"CPU: {' / '.join(cpus)}; CPU kernels: {'/'.join(kernels)} (NORMLAB_CPU_KERNELS)")
     for peer in peers:
         print(f"peer: {peer}")
+        core = re.search(r"\bcore (\w+)", peer)
+        for isa in kernels:
+            if core and isa in PEER_CORES and core.group(1).lower() not in PEER_CORES[isa]:
+                print(f"WARNING: the peer's OpenBLAS runs core {core.group(1)}, not an {isa} core: "
+                      f"it does not run the instruction set normlab runs, and every ratio below "
+                      f"is unfair (tools/peer_blas.sh; unset OPENBLAS_CORETYPE)")
     print(f"medians of {'/'.join(map(str, reps))} repetitions; best of {len(runs)} run(s) "
           f"({', '.join(settings)}) per benchmark; ratio = ours / libtorch (below 1: normlab faster); "
           f"%peak = GEMM GFLOP/s over the reference sgemm of the same run "

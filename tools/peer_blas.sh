@@ -52,16 +52,27 @@ else:
 peer_blas_setup() {
   local isa="$1" detected wanted cores
   peer_blas_say() { PEER_BLAS_LINE="$1"; echo "$1"; }
-  if [[ -n "${OPENBLAS_CORETYPE:-}" ]]; then
-    peer_blas_say "peer BLAS: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (set by the caller)"
-    return 0
-  fi
-  detected=$(peer_blas_detected_core)
   case "$isa" in
     avx512) cores=" skylakex cooperlake sapphirerapids "; wanted=SkylakeX ;;
     avx2) cores=" haswell zen excavator "; wanted=Haswell ;;
-    *) peer_blas_say "peer BLAS: OpenBLAS core $detected (its own choice)"; return 0 ;;
+    *) cores="" ;;
   esac
+  if [[ -n "${OPENBLAS_CORETYPE:-}" ]]; then
+    if [[ -n "$cores" && "$cores" != *" ${OPENBLAS_CORETYPE,,} "* ]]; then
+      # Kept, but said loudly: a peer on another instruction set's kernels makes
+      # every ratio of the table unfair (seen: an environment exporting
+      # OPENBLAS_CORETYPE=Haswell on an AVX-512 machine).
+      peer_blas_say "peer BLAS: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (set by the caller) is not an $isa core: the peer does not run the instruction set normlab runs (unset OPENBLAS_CORETYPE for a fair comparison)"
+    else
+      peer_blas_say "peer BLAS: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (set by the caller)"
+    fi
+    return 0
+  fi
+  detected=$(peer_blas_detected_core)
+  if [[ -z "$cores" ]]; then
+    peer_blas_say "peer BLAS: OpenBLAS core $detected (its own choice)"
+    return 0
+  fi
   if [[ "$detected" == none ]]; then
     peer_blas_say "peer BLAS: libopenblas.so.0 not loadable; the peer's BLAS is left as it is"
   elif [[ "$cores" == *" ${detected,,} "* ]]; then

@@ -34,8 +34,22 @@ expect avx2 Prescott "" Haswell
 expect avx2 Zen "" ""                     # a real AVX2-only CPU keeps its own core
 expect avx2 SkylakeX "" Haswell           # avx2 forced on an AVX-512 CPU: the peer runs AVX2 too
 expect avx2 Prescott Sandybridge Sandybridge  # the caller's choice is kept
+expect avx512 Cooperlake Haswell Haswell  # kept too, though not of the ISA (the line says so)
 expect portable Prescott "" ""            # no instruction set to match
 expect avx512 none "" ""                  # no OpenBLAS to load
+
+# A caller's core of another instruction set is kept, and the line says the comparison is unfair.
+line=$(OPENBLAS_CORETYPE=Haswell peer_blas_setup avx512)
+if [[ "$line" != *"is not an avx512 core"* ]]; then
+  echo "FAIL: OPENBLAS_CORETYPE=Haswell on an avx512 comparison: the line does not say it is not an" \
+       "avx512 core: '$line'"
+  failures=$((failures + 1))
+fi
+line=$(OPENBLAS_CORETYPE=SkylakeX peer_blas_setup avx512)
+if [[ "$line" == *"not an"* ]]; then
+  echo "FAIL: OPENBLAS_CORETYPE=SkylakeX on an avx512 comparison called unfair: '$line'"
+  failures=$((failures + 1))
+fi
 
 cores=$(best_cpu_isa)
 case "$cores" in avx512 | avx2 | portable) ;; *) echo "FAIL: best_cpu_isa printed '$cores'"; failures=$((failures + 1)) ;; esac
