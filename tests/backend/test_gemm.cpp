@@ -239,10 +239,12 @@ TEST(CpuKernelPaths, EveryPathMatchesDoubleOnEveryShapeStrideAndBias) {
       const GemmCase<float> g(ta, false, 14, 40, 4096 + 300, 4);
       g.expect_matches(g.run(1.0f, 0.5f, g.c), 1.0f, 0.5f, g.c, 1e-5, "deep");
     }
-    for (bool tb : {false, true}) {  // row strides of whole pages
-      const GemmCase<float> g(false, tb, 37, 3 * cpu::detail::kSgemmNc + 40, 1000, 9, 1024);
-      g.expect_matches(g.run(0.5f, 1.0f, g.c), 0.5f, 1.0f, g.c, 1e-5, "lda 1024");
-    }
+    for (const int64_t N : {int64_t{100}, 3 * cpu::detail::kSgemmNc + 40})
+      for (bool tb : {false, true}) {  // row strides of whole pages: A in place, then packed
+        const GemmCase<float> g(false, tb, 37, N, 1000, 9, 1024);
+        g.expect_matches(g.run(0.5f, 1.0f, g.c), 0.5f, 1.0f, g.c, 1e-5,
+                         "lda 1024, N " + std::to_string(N));
+      }
     uint64_t seed = 60;
     for (const auto& [M, N, K] : kShapes)
       for (bool ta : {false, true}) {
