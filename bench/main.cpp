@@ -9,6 +9,11 @@
 // sgemm's side.
 //
 //   normlab_bench [google benchmark flags]       run the benchmarks
+//
+// machine/fma_peak/<isa> (first of all) is no comparison: the rate of
+// independent vector FMAs on every OpenMP thread, for the instruction set of
+// the kernels that run (NORMLAB_CPU_KERNELS or the CPU's best), the ceiling
+// against which the table puts both sides' sgemm.
 //   normlab_bench --check_peer
 //       checks that the libtorch peers compute what normlab does: one layer and
 //       a small GPT per policy on the same parameters and inputs, outputs and
@@ -23,6 +28,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +40,10 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define NORMLAB_BENCH_X86 1
 #endif
 
 #include "common.hpp"
@@ -62,6 +72,66 @@ int omp_threads() {
 #endif
 }
 
+#ifdef NORMLAB_BENCH_X86
+// Each thread: kChains independent chains of `iterations` FMAs on vectors of
+// 8 (AVX2) or 16 (AVX-512) floats. 12 chains cover an FMA latency of 4-6
+// cycles on two pipes, and with their two operands fit in the 16 ymm
+// registers. Returns the sum of the chains' lanes (printed nowhere; it keeps
+// the chains alive).
+constexpr int kChains = 12;
+
+__attribute__((target("avx2,fma"))) float fma_chains_8(int64_t iterations) {
+  __m256 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(1.0f + 1e-3f * static_cast<float>(i));
+  const __m256 scale = _mm256_set1_ps(0.999999f), shift = _mm256_set1_ps(1e-6f);
+  for (int64_t k = 0; k < iterations; ++k)
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], scale, shift);
+  alignas(32) float lanes[8];
+  float sum = 0;
+  for (int i = 0; i < kChains; ++i) {
+    _mm256_store_ps(lanes, acc[i]);
+    for (float x : lanes) sum += x;
+  }
+  return sum;
+}
+
+__attribute__((target("avx512f"))) float fma_chains_16(int64_t iterations) {
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(1.0f + 1e-3f * static_cast<float>(i));
+  const __m512 scale = _mm512_set1_ps(0.999999f), shift = _mm512_set1_ps(1e-6f);
+  for (int64_t k = 0; k < iterations; ++k)
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], scale, shift);
+  float sum = 0;
+  for (int i = 0; i < kChains; ++i) sum += _mm512_reduce_add_ps(acc[i]);
+  return sum;
+}
+
+/// machine/fma_peak/<isa>: GFLOP/s of fma_chains_<lanes> on every OpenMP thread
+/// (2 flops per lane and FMA).
+void fma_peak(benchmark::State& state, int lanes) {
+  constexpr int64_t kIterations = 20'000'000;
+  const int threads = omp_threads();
+  volatile float sink = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+#pragma omp parallel num_threads(threads)
+    {
+      const float s = lanes == 16 ? fma_chains_16(kIterations) : fma_chains_8(kIterations);
+#pragma omp critical
+      sink = sink + s;
+    }
+  }
+  // Wall time (Google Benchmark's rates divide by the main thread's CPU time).
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double flops = 2.0 * lanes * kChains * static_cast<double>(kIterations) * threads *
+                       static_cast<double>(state.iterations());
+  state.counters["GFLOP/s"] = flops / seconds / 1e9;
+}
+#endif
+
 /// Registers <prefix>/<suffix> of every suite, one after the other.
 template <class F>
 void each(const std::vector<nb::Suite>& suites, const std::string& suffix, F body) {
@@ -75,6 +145,18 @@ void each(const std::vector<nb::Suite>& suites, const std::string& suffix, F bod
 void register_all(const std::vector<nb::Suite>& suites) {
   using nb::Suite, nb::LayerShape, nb::PolicyId, benchmark::State;
   constexpr int64_t kPeakSide = 2048;
+#ifdef NORMLAB_BENCH_X86
+  // The machine's ceiling for the kernels' instruction set (none for portable).
+  const normlab::cpu::CpuKernels isa = normlab::cpu::cpu_kernels();
+  if (isa != normlab::cpu::CpuKernels::portable) {
+    const int lanes = isa == normlab::cpu::CpuKernels::avx512 ? 16 : 8;
+    benchmark::RegisterBenchmark(
+        (std::string("machine/fma_peak/") + normlab::cpu::to_string(isa)).c_str(),
+        [lanes](benchmark::State& st) { fma_peak(st, lanes); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+#endif
   // The reference GEMM first: later benchmarks report their fraction of it.
   each(suites, "sgemm/peak/" + std::to_string(kPeakSide),
        [](const Suite& x, State& st) { x.sgemm_peak(st, kPeakSide); });

@@ -24,7 +24,8 @@
 # --isa: the instruction set both sides run (default: NORMLAB_CPU_KERNELS when set, else this
 #   CPU's best). An AVX-512 CPU thus measures the AVX2 comparison too; say in any figure that
 #   it is this CPU running AVX2 code, not an AVX2-only CPU.
-# --quick: 3 repetitions of the reference sgemm, the S2 layers and the GPT steps only.
+# --quick: 3 repetitions of the FMA peak, the reference sgemm, the S2 layers and the GPT
+#   steps only.
 # --filter: a Google Benchmark regex instead (e.g. 'layer_fwd_bwd/.*/S2/'; names end in
 #   /real_time).
 # DIR (default build/bench-results) receives the JSON of each run, memory.jsonl and table.txt.
@@ -39,7 +40,7 @@ out=build/bench-results
 isa="${NORMLAB_CPU_KERNELS:-}"
 while (($#)); do
   case "$1" in
-    --quick) repetitions=3; filter='sgemm|layer_fwd_bwd/.*/S2/|gpt_step'; shift ;;
+    --quick) repetitions=3; filter='fma_peak|sgemm|layer_fwd_bwd/.*/S2/|gpt_step'; shift ;;
     --repetitions) repetitions="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --isa) isa="$2"; shift 2 ;;

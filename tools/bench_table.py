@@ -16,6 +16,8 @@ ratio ours / libtorch (below 1: normlab is faster), each side's GEMM rate as a
 fraction of the better of normlab/sgemm/peak/* and normlab/sgemm/peak_end/* (one
 large sgemm by normlab's cpu::gemm in the same binary, run first and last: the
 packed kernel of the path NORMLAB_CPU_KERNELS or the CPU chose, printed above the table),
+the machine's FMA peak of that instruction set (machine/fma_peak/*) with both
+sides' reference sgemm as a fraction of it,
 normlab's heap allocations per iteration, then the performance targets with the
 measured numbers and whether each holds.
 """
@@ -30,6 +32,8 @@ PEAK_PREFIX = "normlab/sgemm/peak"  # peak/ (first benchmark) and peak_end/ (las
 POLICIES = ("post_ln", "pre_ln", "normformer")
 # The peer's version, its BLAS kernels and instruction-set knobs (bench/main.cpp's context).
 PEER_CONTEXT = ("peer", "peer_blas", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+# bench/main.cpp's FMA ceiling of the kernels' instruction set.
+FMA_PEAK_PREFIX = "machine/fma_peak/"
 # OpenBLAS's cores of each instruction set (as tools/peer_blas.sh).
 PEER_CORES = {"avx512": ("skylakex", "cooperlake", "sapphirerapids"),
               "avx2": ("haswell", "zen", "excavator")}
@@ -163,6 +167,20 @@ def main(argv):
                 print(f"WARNING: the peer's OpenBLAS runs core {core.group(1)}, not an {isa} core: "
                       f"it does not run the instruction set normlab runs, and every ratio below "
                       f"is unfair (tools/peer_blas.sh; unset OPENBLAS_CORETYPE)")
+    # The machine's ceiling (bench/main.cpp's machine/fma_peak/<isa>) and both sides' reference
+    # sgemm against it.
+    for name in sorted(n for n in best if n.startswith(FMA_PEAK_PREFIX)):
+        fma = best[name]["counters"].get("GFLOP/s")
+        if not fma:
+            continue
+        shares = []
+        for side in ("normlab", "torch"):
+            rates = [best[n]["counters"].get("GFLOP/s", 0) for n in best
+                     if n.startswith(side + "/sgemm/peak")]
+            if rates and max(rates) > 0:
+                shares.append(f"{'ours' if side == 'normlab' else 'libtorch'} {max(rates) / fma:.0%}")
+        print(f"FMA peak ({name}, independent FMAs on every thread): {fma:.1f} GFLOP/s; "
+              f"reference sgemm 2048 at {', '.join(shares) or '-'} of it")
     print(f"medians of {'/'.join(map(str, reps))} repetitions; best of {len(runs)} run(s) "
           f"({', '.join(settings)}) per benchmark; ratio = ours / libtorch (below 1: normlab faster); "
           f"%peak = GEMM GFLOP/s over the reference sgemm of the same run "
