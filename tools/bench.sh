@@ -14,9 +14,10 @@
 #      falls back to SSE3 kernels on CPUs newer than it), and for avx2 on an AVX-512 CPU
 #      ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2;
 #   3. runs every benchmark with OMP_NUM_THREADS=N (default 2) and --repetitions
-#      (default 5), twice: with OMP_WAIT_POLICY unset and =PASSIVE (libtorch's idle
-#      OpenMP threads otherwise spin against OpenBLAS's on few cores); the table keeps
-#      each benchmark's better setting, for each side;
+#      (default 5), the repetitions of all benchmarks in random order, twice: with
+#      OMP_WAIT_POLICY unset and =PASSIVE (libtorch's idle OpenMP threads otherwise spin
+#      against OpenBLAS's on few cores); the table keeps each benchmark's better setting,
+#      for each side;
 #   4. measures the peak resident memory of the GPT step, one process per library and
 #      policy (normlab_bench --gpt_memory: a warm-up step and 2 more);
 #   5. prints the table (tools/bench_table.py) and the performance targets.
@@ -86,15 +87,19 @@ peer_blas_setup "$isa"
 if [[ "$isa" == avx2 && "$best" == avx512 ]]; then
   export ATEN_CPU_CAPABILITY="${ATEN_CPU_CAPABILITY:-avx2}" ONEDNN_MAX_CPU_ISA="${ONEDNN_MAX_CPU_ISA:-AVX2}"
 fi
+# Repetitions in random order (Google Benchmark runs each repetition of each benchmark as
+# its own run): a machine whose speed drifts during the run drifts under both sides alike,
+# where in name order all of one benchmark's repetitions ran within a minute or two.
+order=(--benchmark_enable_random_interleaving=true)
 runs=()
 for wait in unset PASSIVE; do
   step "3/5 benchmarks, OMP_NUM_THREADS=$threads, OMP_WAIT_POLICY=$wait, $repetitions repetitions"
   json="$out/run-wait-$wait.json"
   if [[ "$wait" == unset ]]; then
-    env -u OMP_WAIT_POLICY "$bench" --benchmark_filter="$filter" \
+    env -u OMP_WAIT_POLICY "$bench" --benchmark_filter="$filter" "${order[@]}" \
       --benchmark_repetitions="$repetitions" --benchmark_out="$json" --benchmark_out_format=json
   else
-    OMP_WAIT_POLICY="$wait" "$bench" --benchmark_filter="$filter" \
+    OMP_WAIT_POLICY="$wait" "$bench" --benchmark_filter="$filter" "${order[@]}" \
       --benchmark_repetitions="$repetitions" --benchmark_out="$json" --benchmark_out_format=json
   fi
   runs+=("$json")
