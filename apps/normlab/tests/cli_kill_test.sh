@@ -5,8 +5,9 @@
 #
 #   1. An uninterrupted run with a checkpoint every step: the reference.
 #   2. The same run, killed with SIGKILL at a random moment KILLS times (12 by
-#      default); after each kill, the newest checkpoint must load (generate)
-#      and the run goes on with --resume from it. Most of a step's time is
+#      default), 0-0.25 s after each run's first new checkpoint; after each
+#      kill, the newest checkpoint must load (generate) and the run goes on
+#      with --resume from it. Most of a step's time is
 #      its checkpoint write and fsync, so most kills land inside a write;
 #      the test requires at least one that left a temporary file behind.
 #   3. The last resume runs to the end: its final loss line and every loss
@@ -47,7 +48,19 @@ for ((i = 1; i <= kills; i++)); do
   fi
   "$normlab" "${args[@]}" >"$out/kill-$i.log" 2>&1 &
   pid=$!
-  moment=$(printf '0.%03d' $((RANDOM % 250 + 150)))  # 0.150-0.399 s into the process
+  # The kill comes after the run's first new checkpoint: a start (reading the
+  # corpus, building or loading the model) on a loaded machine (ctest's other
+  # tests beside it) can take longer than any fixed moment, and runs killed
+  # before they write anything make no progress (seen: 12 resumes in a row
+  # killed in their start, none in a write).
+  for ((wait_ms = 0; wait_ms < 60000; wait_ms += 10)); do
+    [[ "$(newest_checkpoint "$run")" == "$newest" ]] || break
+    kill -0 "$pid" 2>/dev/null ||
+      fail "kill $i: the run ended before its first checkpoint: $(tail -n 3 "$out/kill-$i.log")"
+    sleep 0.01
+  done
+  [[ "$(newest_checkpoint "$run")" != "$newest" ]] || fail "kill $i: no new checkpoint within 60 s"
+  moment=$(printf '0.%03d' $((RANDOM % 250)))  # 0-0.249 s after that checkpoint
   sleep "$moment"
   kill -9 "$pid" 2>/dev/null || fail "kill $i: the run ended before ${moment}s (make it longer)"
   wait "$pid" 2>/dev/null || true
@@ -57,7 +70,7 @@ for ((i = 1; i <= kills; i++)); do
   [[ -n "$newest" ]] || fail "kill $i at ${moment}s: no checkpoint in $run"
   "$normlab" generate --checkpoint "$newest" --tokens 4 >/dev/null 2>"$out/load-$i.log" ||
     fail "kill $i at ${moment}s: $newest does not load: $(cat "$out/load-$i.log")"
-  printf 'kill %2d at %ss: newest %s, %s\n' "$i" "$moment" "$(basename "$newest")" \
+  printf 'kill %2d %ss after a new checkpoint: newest %s, %s\n' "$i" "$moment" "$(basename "$newest")" \
     "$( ((temporaries > 0)) && echo "during a write" || echo "between writes")"
 done
 ((hit_write > 0)) || fail "none of the $kills kills landed in a checkpoint write"
