@@ -10,7 +10,8 @@
 # instead of about 200 with its AVX-512 kernels. A peer running SSE3 beside
 # normlab's AVX-512 flatters normlab, so the benchmarks give it the kernels of
 # the instruction set they compare (OPENBLAS_CORETYPE, read when OpenBLAS
-# loads); an OPENBLAS_CORETYPE set by the caller is kept.
+# loads); an OPENBLAS_CORETYPE set by the caller is kept, and the line says so when it
+# is not a core of the compared instruction set (the table then warns: its ratios are unfair).
 #
 #   best_cpu_isa            prints this CPU's best instruction set as kernel_path.hpp's
 #                           best_cpu_kernels() sees it: avx512, avx2 (with FMA) or portable
