@@ -9,11 +9,6 @@
 // sgemm's side.
 //
 //   normlab_bench [google benchmark flags]       run the benchmarks
-//
-// machine/fma_peak/<isa> (first of all) is no comparison: the rate of
-// independent vector FMAs on every OpenMP thread, for the instruction set of
-// the kernels that run (NORMLAB_CPU_KERNELS or the CPU's best), the ceiling
-// against which the table puts both sides' sgemm.
 //   normlab_bench --check_peer
 //       checks that the libtorch peers compute what normlab does: one layer and
 //       a small GPT per policy on the same parameters and inputs, outputs and
@@ -25,6 +20,11 @@
 //       resident memory (getrusage's ru_maxrss) and the resident memory before
 //       the model was built. One process per measurement: both libraries live
 //       in this executable, and a process's peak never goes down.
+//
+// machine/fma_peak/<isa> (registered first of all) is no comparison: the rate
+// of independent vector FMAs on every OpenMP thread, for the instruction set
+// of the kernels that run (NORMLAB_CPU_KERNELS or the CPU's best), the
+// ceiling against which the table puts both sides' sgemm.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -157,7 +157,10 @@ void register_all(const std::vector<nb::Suite>& suites) {
         ->Unit(benchmark::kMillisecond);
   }
 #endif
-  // The reference GEMM first: later benchmarks report their fraction of it.
+  // The reference GEMM first: later benchmarks report their fraction of it
+  // (in order of registration; with tools/bench.sh's random interleaving the
+  // peak_frac counter is against the best sgemm run so far, and only the
+  // table's %peak, computed from the whole run, counts).
   each(suites, "sgemm/peak/" + std::to_string(kPeakSide),
        [](const Suite& x, State& st) { x.sgemm_peak(st, kPeakSide); });
   for (const LayerShape& s : nb::kLayerShapes) {
