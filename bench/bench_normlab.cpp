@@ -44,6 +44,26 @@ void add_gemm_counters(benchmark::State& state, double flops_per_iteration, doub
   if (gemm_peak_gflops() > 0) state.counters["peak_frac"] = gflops / gemm_peak_gflops();
 }
 
+/// The (query, key) pairs whose score one head of normlab's causal attention
+/// computes over T tokens: its row blocks (ops/attention.hpp) each see only
+/// the keys up to their last row, so the masked blocks are skipped; T^2 at
+/// most (62.5% of it at T = 256).
+double attention_pairs_run(int64_t T) {
+  double pairs = 0;
+  for (int64_t r0 = 0; r0 < T; r0 += nl::detail::kAttentionRowBlock) {
+    const int64_t r1 = std::min(T, r0 + nl::detail::kAttentionRowBlock);
+    pairs += static_cast<double>((r1 - r0) * nl::detail::causal_key_end(r1, T, T));
+  }
+  return pairs;
+}
+
+/// The GEMM work normlab's kernels run per iteration, the masked attention
+/// blocks left out, as the counter GFLOP/iter (bench_table.py sets it
+/// against the machine's FMA peak: the least time any GEMM could take).
+void add_gemm_work_run(benchmark::State& state, double flops_per_iteration) {
+  state.counters["GFLOP/iter"] = flops_per_iteration * 1e-9;
+}
+
 namespace ours {
 namespace {
 
@@ -240,11 +260,15 @@ void layer_fwd_bwd(benchmark::State& state, PolicyId p, const LayerShape& s) {
   double seconds = 0;
   with_policy(p, [&](auto policy) { seconds = layer_fwd_bwd_of<decltype(policy)>(state, p, s); });
   add_gemm_counters(state, layer_gemm_flops_fwd_bwd(s), seconds);
+  add_gemm_work_run(state,
+                    layer_gemm_flops_fwd_bwd(s.B, s.T, s.C, s.d_ff(), attention_pairs_run(s.T)));
 }
 
 void layer_fwd_bwd_runtime(benchmark::State& state, PolicyId p, const LayerShape& s) {
   const double seconds = layer_fwd_bwd_of<nl::RuntimePolicy>(state, p, s);
   add_gemm_counters(state, layer_gemm_flops_fwd_bwd(s), seconds);
+  add_gemm_work_run(state,
+                    layer_gemm_flops_fwd_bwd(s.B, s.T, s.C, s.d_ff(), attention_pairs_run(s.T)));
 }
 
 void gpt_step(benchmark::State& state, PolicyId p, const GptShape& g) {
@@ -254,6 +278,7 @@ void gpt_step(benchmark::State& state, PolicyId p, const GptShape& g) {
     seconds = timed(state, [&] { run.step(); });
   });
   add_gemm_counters(state, gpt_gemm_flops_step(g), seconds);
+  add_gemm_work_run(state, gpt_gemm_flops_step(g, attention_pairs_run(g.T)));
   if (seconds > 0)
     state.counters["tokens/s"] =
         static_cast<double>(g.tokens()) * static_cast<double>(state.iterations()) / seconds;

@@ -47,34 +47,44 @@ inline constexpr GptShape kGpt{};
 ///
 ///   q, k, v, out projections   4 x 2 N C C
 ///   fc1, fc2                   2 x 2 N C d_ff
-///   scores q k^T, probs v      2 x 2 B H T T D = 4 B T^2 C   (all T^2 scores,
-///                              as a dense causal layer computes them; normlab
-///                              skips most of the masked half, and is still
-///                              credited with the whole, as the peer is)
+///   scores q k^T, probs v      2 x 2 B H P D = 4 B P C
+///
+/// where P is the number of (query, key) pairs whose score a head computes:
+/// T^2 for the count both sides are credited with (all T^2 scores, as a
+/// dense causal layer computes them); normlab skips most of the masked half,
+/// and its own, smaller count (attention_pairs_run in bench_normlab.cpp) is
+/// what its GEMMs run.
 ///
 /// The backward pass runs two GEMMs of the same size for each (the gradient
 /// of each operand), so forward + backward = 3 x forward:
 ///
-///   flops = 3 (8 N C^2 + 4 N C d_ff + 4 B T^2 C)   (= 3 (24 N C^2 + 4 B T^2 C) for d_ff = 4C)
+///   flops = 3 (8 N C^2 + 4 N C d_ff + 4 B P C)   (= 3 (24 N C^2 + 4 B T^2 C) for d_ff = 4C, P =
+///   T^2)
 ///
 /// Norms, softmax, GELU and the adds are not counted: GFLOP/s is GEMM work
 /// per second, comparable with the peak of one large sgemm.
-inline double layer_gemm_flops_fwd_bwd(int64_t B, int64_t T, int64_t C, int64_t d_ff) {
+inline double layer_gemm_flops_fwd_bwd(int64_t B, int64_t T, int64_t C, int64_t d_ff,
+                                       double pairs) {
   const double N = static_cast<double>(B * T), c = static_cast<double>(C),
-               f = static_cast<double>(d_ff), t = static_cast<double>(T),
-               b = static_cast<double>(B);
-  return 3.0 * (8.0 * N * c * c + 4.0 * N * c * f + 4.0 * b * t * t * c);
+               f = static_cast<double>(d_ff), b = static_cast<double>(B);
+  return 3.0 * (8.0 * N * c * c + 4.0 * N * c * f + 4.0 * b * pairs * c);
 }
+/// The credited count: every head computes all T^2 scores.
 inline double layer_gemm_flops_fwd_bwd(const LayerShape& s) {
-  return layer_gemm_flops_fwd_bwd(s.B, s.T, s.C, s.d_ff());
+  return layer_gemm_flops_fwd_bwd(s.B, s.T, s.C, s.d_ff(),
+                                  static_cast<double>(s.T) * static_cast<double>(s.T));
 }
-/// One GPT training step: its layers, plus the tied output projection
-/// logits = h E^T (2 N C V forward, x 3 with its backward). The embedding
-/// lookups and the optimizer are not GEMMs.
-inline double gpt_gemm_flops_step(const GptShape& g) {
+/// One GPT training step: its layers (each head computing `pairs` scores),
+/// plus the tied output projection logits = h E^T (2 N C V forward, x 3 with
+/// its backward). The embedding lookups and the optimizer are not GEMMs.
+inline double gpt_gemm_flops_step(const GptShape& g, double pairs) {
   const double N = static_cast<double>(g.tokens());
-  return static_cast<double>(g.layers) * layer_gemm_flops_fwd_bwd(g.B, g.T, g.C, g.d_ff()) +
+  return static_cast<double>(g.layers) * layer_gemm_flops_fwd_bwd(g.B, g.T, g.C, g.d_ff(), pairs) +
          3.0 * 2.0 * N * static_cast<double>(g.C) * static_cast<double>(g.vocab);
+}
+/// The credited count of a step: every head computes all T^2 scores.
+inline double gpt_gemm_flops_step(const GptShape& g) {
+  return gpt_gemm_flops_step(g, static_cast<double>(g.T) * static_cast<double>(g.T));
 }
 
 /// Token ids in [0, vocab): the same pseudo-random sequence on both sides.
