@@ -99,6 +99,8 @@ class Trainer {
     detail::check(options.steps >= 0 && options.eval_every >= 0 && options.clip_norm >= 0,
                   "Trainer: steps, eval_every and clip_norm must be >= 0, got ", options.steps,
                   ", ", options.eval_every, ", ", options.clip_norm);
+    // First micro_batches alone: the message names it, and a divisor of
+    // batch_size is at most batch_size, so the product below cannot overflow.
     detail::check(options.micro_batches >= 1 && options.batch_size % options.micro_batches == 0,
                   "Trainer: micro_batches must be a divisor of batch_size ", options.batch_size,
                   ", got ", options.micro_batches);
