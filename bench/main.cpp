@@ -103,8 +103,15 @@ __attribute__((target("avx512f"))) float fma_chains_16(int64_t iterations) {
   for (int64_t k = 0; k < iterations; ++k)
 #pragma GCC unroll 12
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], scale, shift);
+  // Through memory, as fma_chains_8: _mm512_reduce_add_ps passes GCC 12 an
+  // undefined vector that it reports as uninitialized in a build without
+  // -mavx512f (PR 105593), which -Werror stops.
+  alignas(64) float lanes[16];
   float sum = 0;
-  for (int i = 0; i < kChains; ++i) sum += _mm512_reduce_add_ps(acc[i]);
+  for (int i = 0; i < kChains; ++i) {
+    _mm512_store_ps(lanes, acc[i]);
+    for (float x : lanes) sum += x;
+  }
   return sum;
 }
 
@@ -208,6 +215,9 @@ int check_peer(const std::vector<nb::Suite>& suites) {
     std::cerr << "normlab_bench: --check_peer needs the libtorch peer (built without it)\n";
     return 2;
   }
+  // front() and back(), not [0] and [1]: built without the peer, GCC 12 saw
+  // one suite and reported [1] out of bounds, past the check above.
+  const nb::Suite &ours_suite = suites.front(), &peer_suite = suites.back();
   // Largest |ours - peer| over the largest |ours| of the array: float
   // rounding in sums of a few hundred terms stays far below the bound.
   constexpr double kTolerance = 1e-4;
@@ -219,9 +229,9 @@ int check_peer(const std::vector<nb::Suite>& suites) {
     for (const char* what : {"layer", "gpt"}) {
       const bool is_layer = std::string(what) == "layer";
       const nb::Arrays ours =
-          is_layer ? suites[0].layer_check(p, layer, {}) : suites[0].gpt_check(p, gpt, {});
+          is_layer ? ours_suite.layer_check(p, layer, {}) : ours_suite.gpt_check(p, gpt, {});
       const nb::Arrays peer =
-          is_layer ? suites[1].layer_check(p, layer, ours) : suites[1].gpt_check(p, gpt, ours);
+          is_layer ? peer_suite.layer_check(p, layer, ours) : peer_suite.gpt_check(p, gpt, ours);
       // The scale of an array is its largest |value|, but at least 1e-3 of the
       // largest over all results of the check (`largest`). k_proj's bias has a
       // zero gradient in exact arithmetic (softmax ignores a shift shared by
