@@ -40,10 +40,12 @@ cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DNORMLAB_BUILD_TESTS=OFF \
 cmake --build build/bench --target normlab_data_parallel_bench --parallel "${NORMLAB_JOBS:-$(nproc)}"
 bench=build/bench/bench/normlab_data_parallel_bench
 
-# The PyTorch peer on OpenBLAS kernels of this CPU's instruction set (tools/peer_blas.sh).
+# The PyTorch peer on OpenBLAS kernels of this CPU's instruction set, and on OpenBLAS's
+# OpenMP build when installed (tools/peer_blas.sh).
 # shellcheck source=tools/peer_blas.sh
 source tools/peer_blas.sh
 peer_blas_setup "$(best_cpu_isa)"
+peer_blas_threads
 
 mkdir -p "$out"
 runs="$out/runs.jsonl"

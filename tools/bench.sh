@@ -12,7 +12,8 @@
 #      the run sets NORMLAB_CPU_KERNELS=ISA, and the libtorch peer runs the same
 #      instruction set: OpenBLAS kernels of ISA (tools/peer_blas.sh: Debian's OpenBLAS
 #      falls back to SSE3 kernels on CPUs newer than it), and for avx2 on an AVX-512 CPU
-#      ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2;
+#      ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2; and OpenBLAS's OpenMP build
+#      (libopenblas0-openmp, one thread pool with libtorch's; peer_blas_threads);
 #   3. runs every benchmark with OMP_NUM_THREADS=N (default 2) and --repetitions
 #      (default 5), the repetitions of all benchmarks in random order, twice: with
 #      OMP_WAIT_POLICY unset and =PASSIVE (libtorch's idle OpenMP threads otherwise spin
@@ -84,6 +85,7 @@ bench="$build/bench/normlab_bench"
 mkdir -p "$out"
 export OMP_NUM_THREADS="$threads" NORMLAB_CPU_KERNELS="$isa"
 peer_blas_setup "$isa"
+peer_blas_threads
 if [[ "$isa" == avx2 && "$best" == avx512 ]]; then
   export ATEN_CPU_CAPABILITY="${ATEN_CPU_CAPABILITY:-avx2}" ONEDNN_MAX_CPU_ISA="${ONEDNN_MAX_CPU_ISA:-AVX2}"
 fi

@@ -21,6 +21,7 @@ NORMLAB_DEBIAN_PACKAGES=(
   libbenchmark-dev # Google Benchmark (find_package(benchmark)): bench/
   libtorch-dev     # libtorch (find_package(Torch)): the peers in bench/normlab_bench
   libopenblas0     # OpenBLAS for libtorch's GEMMs (Debian's recommendation; reference BLAS otherwise)
+  libopenblas0-openmp # its OpenMP build, which the benchmarks give the peer (tools/peer_blas.sh)
 )
 
 # What only the tests add (tools/test.sh passes them; tools/main.sh does not need them):

@@ -16,6 +16,7 @@
 #   best_cpu_isa            prints this CPU's best instruction set as kernel_path.hpp's
 #                           best_cpu_kernels() sees it: avx512, avx2 (with FMA) or portable
 #   peer_blas_setup ISA     ISA: avx512 or avx2 (anything else: OpenBLAS's own choice)
+#   peer_blas_threads       the OpenMP build of OpenBLAS for the peer, when installed
 #
 # exports OPENBLAS_CORETYPE when OpenBLAS's own choice is not a core of ISA
 # (avx512: SkylakeX, Cooperlake, SapphireRapids; avx2: Haswell, Zen, Excavator;
@@ -82,4 +83,32 @@ peer_blas_setup() {
     export OPENBLAS_CORETYPE="$wanted"
     peer_blas_say "peer BLAS: OpenBLAS core $wanted (OPENBLAS_CORETYPE; its own choice, $detected, is not an $isa core)"
   fi
+}
+
+# Debian's default OpenBLAS (libopenblas0-pthread) runs its GEMMs on a pool of
+# its own pthreads, beside libtorch's OpenMP pool for everything else; on a few
+# cores the two pools' waiting threads take the cores from each other. Measured
+# on an AMD EPYC of family 26, two threads, the same OpenBLAS 0.3.21 and core:
+# libtorch's GPT training step took 1557-1834 ms with OMP_WAIT_POLICY unset and
+# 884-1133 ms with PASSIVE on the pthread build, 765-890 ms on Debian's OpenMP
+# build (libopenblas0-openmp), where its GEMMs and its own ops share one pool,
+# as in PyTorch's own builds; its S2 layers 183-398 ms against 152-180.
+# Comparing against the first flatters normlab.
+#
+# peer_blas_threads makes the peer load the OpenMP build when it is installed
+# (LD_LIBRARY_PATH to its folder, PEER_BLAS_OPENMP_DIR to look elsewhere; the
+# system's default BLAS is left alone), and appends what the peer runs on to
+# PEER_BLAS_LINE, which it prints.
+peer_blas_threads() {
+  local multiarch dir line
+  multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+  dir="${PEER_BLAS_OPENMP_DIR:-/usr/lib/$multiarch/openblas-openmp}"
+  if [[ -e "$dir/libopenblas.so.0" && -e "$dir/libblas.so.3" ]]; then
+    export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    line="OpenBLAS on OpenMP, one thread pool with libtorch's ($dir)"
+  else
+    line="OpenBLAS on its own pthreads beside libtorch's OpenMP pool (no $dir: the peer runs slower; apt-get install libopenblas0-openmp)"
+  fi
+  PEER_BLAS_LINE="${PEER_BLAS_LINE:+$PEER_BLAS_LINE; }peer BLAS threads: $line"
+  echo "peer BLAS threads: $line"
 }

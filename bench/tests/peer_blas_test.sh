@@ -2,7 +2,8 @@
 # bench/tests/peer_blas_test.sh — tools/peer_blas.sh gives the libtorch peer
 # OpenBLAS kernels of the instruction set asked for, and only when OpenBLAS's
 # own choice is not of it (OpenBLAS's detection is replaced by a stub here, so
-# the test needs neither OpenBLAS nor a particular CPU).
+# the test needs neither OpenBLAS nor a particular CPU), and its OpenMP build
+# when that is installed (a folder of empty files stands for it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tools/peer_blas.sh
@@ -48,6 +49,27 @@ fi
 line=$(OPENBLAS_CORETYPE=SkylakeX peer_blas_setup avx512)
 if [[ "$line" == *"not an"* ]]; then
   echo "FAIL: OPENBLAS_CORETYPE=SkylakeX on an avx512 comparison called unfair: '$line'"
+  failures=$((failures + 1))
+fi
+
+# The OpenMP build of OpenBLAS goes first on the peer's library path when its folder holds it,
+# and the path is left alone (the line says what the peer runs on) when it does not.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/openmp"
+touch "$tmp/openmp/libopenblas.so.0" "$tmp/openmp/libblas.so.3"
+got=$(PEER_BLAS_OPENMP_DIR="$tmp/openmp" LD_LIBRARY_PATH=/earlier PEER_BLAS_LINE="kernels"
+      peer_blas_threads >/dev/null
+      echo "$LD_LIBRARY_PATH|$PEER_BLAS_LINE")
+if [[ "$got" != "$tmp/openmp:/earlier|kernels; peer BLAS threads: OpenBLAS on OpenMP"* ]]; then
+  echo "FAIL: with the OpenMP build in $tmp/openmp: LD_LIBRARY_PATH|PEER_BLAS_LINE = '$got'"
+  failures=$((failures + 1))
+fi
+got=$(PEER_BLAS_OPENMP_DIR="$tmp/absent" LD_LIBRARY_PATH=/earlier PEER_BLAS_LINE=""
+      peer_blas_threads >/dev/null
+      echo "$LD_LIBRARY_PATH|$PEER_BLAS_LINE")
+if [[ "$got" != "/earlier|peer BLAS threads: OpenBLAS on its own pthreads"* ]]; then
+  echo "FAIL: without the OpenMP build: LD_LIBRARY_PATH|PEER_BLAS_LINE = '$got'"
   failures=$((failures + 1))
 fi
 
