@@ -58,20 +58,20 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/openmp"
 touch "$tmp/openmp/libopenblas.so.0" "$tmp/openmp/libblas.so.3"
-got=$(PEER_BLAS_OPENMP_DIR="$tmp/openmp" LD_LIBRARY_PATH=/earlier PEER_BLAS_LINE="kernels"
-      peer_blas_threads >/dev/null
-      echo "$LD_LIBRARY_PATH|$PEER_BLAS_LINE")
-if [[ "$got" != "$tmp/openmp:/earlier|kernels; peer BLAS threads: OpenBLAS on OpenMP"* ]]; then
-  echo "FAIL: with the OpenMP build in $tmp/openmp: LD_LIBRARY_PATH|PEER_BLAS_LINE = '$got'"
-  failures=$((failures + 1))
-fi
-got=$(PEER_BLAS_OPENMP_DIR="$tmp/absent" LD_LIBRARY_PATH=/earlier PEER_BLAS_LINE=""
-      peer_blas_threads >/dev/null
-      echo "$LD_LIBRARY_PATH|$PEER_BLAS_LINE")
-if [[ "$got" != "/earlier|peer BLAS threads: OpenBLAS on its own pthreads"* ]]; then
-  echo "FAIL: without the OpenMP build: LD_LIBRARY_PATH|PEER_BLAS_LINE = '$got'"
-  failures=$((failures + 1))
-fi
+# expect_threads DIR LINE_BEFORE -> "LD_LIBRARY_PATH|PEER_BLAS_LINE" expected to start so
+expect_threads() {
+  local dir="$1" line_before="$2" want="$3" got
+  # shellcheck disable=SC2034  # PEER_BLAS_OPENMP_DIR: read by peer_blas_threads
+  got=$(PEER_BLAS_OPENMP_DIR="$dir" LD_LIBRARY_PATH=/earlier PEER_BLAS_LINE="$line_before"
+        peer_blas_threads >/dev/null
+        echo "$LD_LIBRARY_PATH|$PEER_BLAS_LINE")
+  if [[ "$got" != "$want"* ]]; then
+    echo "FAIL: OpenMP build folder $dir: LD_LIBRARY_PATH|PEER_BLAS_LINE = '$got', expected '$want...'"
+    failures=$((failures + 1))
+  fi
+}
+expect_threads "$tmp/openmp" kernels "$tmp/openmp:/earlier|kernels; peer BLAS threads: OpenBLAS on OpenMP"
+expect_threads "$tmp/absent" "" "/earlier|peer BLAS threads: OpenBLAS on its own pthreads"
 
 cores=$(best_cpu_isa)
 case "$cores" in avx512 | avx2 | portable) ;; *) echo "FAIL: best_cpu_isa printed '$cores'"; failures=$((failures + 1)) ;; esac
