@@ -64,6 +64,13 @@ void add_gemm_work_run(benchmark::State& state, double flops_per_iteration) {
   state.counters["GFLOP/iter"] = flops_per_iteration * 1e-9;
 }
 
+/// A layer's counters: its credited GEMM rate and the GEMM work it runs.
+void add_layer_counters(benchmark::State& state, const LayerShape& s, double loop_seconds) {
+  add_gemm_counters(state, layer_gemm_flops_fwd_bwd(s), loop_seconds);
+  add_gemm_work_run(state,
+                    layer_gemm_flops_fwd_bwd(s.B, s.T, s.C, s.d_ff(), attention_pairs_run(s.T)));
+}
+
 namespace ours {
 namespace {
 
@@ -259,16 +266,12 @@ void adamw_step(benchmark::State& state, const GptShape& g) {
 void layer_fwd_bwd(benchmark::State& state, PolicyId p, const LayerShape& s) {
   double seconds = 0;
   with_policy(p, [&](auto policy) { seconds = layer_fwd_bwd_of<decltype(policy)>(state, p, s); });
-  add_gemm_counters(state, layer_gemm_flops_fwd_bwd(s), seconds);
-  add_gemm_work_run(state,
-                    layer_gemm_flops_fwd_bwd(s.B, s.T, s.C, s.d_ff(), attention_pairs_run(s.T)));
+  add_layer_counters(state, s, seconds);
 }
 
 void layer_fwd_bwd_runtime(benchmark::State& state, PolicyId p, const LayerShape& s) {
   const double seconds = layer_fwd_bwd_of<nl::RuntimePolicy>(state, p, s);
-  add_gemm_counters(state, layer_gemm_flops_fwd_bwd(s), seconds);
-  add_gemm_work_run(state,
-                    layer_gemm_flops_fwd_bwd(s.B, s.T, s.C, s.d_ff(), attention_pairs_run(s.T)));
+  add_layer_counters(state, s, seconds);
 }
 
 void gpt_step(benchmark::State& state, PolicyId p, const GptShape& g) {

@@ -58,8 +58,8 @@ inline constexpr GptShape kGpt{};
 /// The backward pass runs two GEMMs of the same size for each (the gradient
 /// of each operand), so forward + backward = 3 x forward:
 ///
-///   flops = 3 (8 N C^2 + 4 N C d_ff + 4 B P C)   (= 3 (24 N C^2 + 4 B T^2 C) for d_ff = 4C, P =
-///   T^2)
+///   flops = 3 (8 N C^2 + 4 N C d_ff + 4 B P C)
+///         = 3 (24 N C^2 + 4 B T^2 C)   for d_ff = 4C and P = T^2
 ///
 /// Norms, softmax, GELU and the adds are not counted: GFLOP/s is GEMM work
 /// per second, comparable with the peak of one large sgemm.
